@@ -1,0 +1,183 @@
+"""ClickHouse access: client factory, migrations, and the batching sink.
+
+Every ClickHouse access in the project goes through clickhouse-connect: the
+embedded engine with a ``chdb:///abs/path`` DSN, a server with ``http(s)://``.
+The chdb client is synchronous, so async callers go through ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from pydantic import SecretStr
+
+from sinks.schema import STORED_TABLES, StoredTable, migrations
+
+log = logging.getLogger(__name__)
+
+
+class SinkError(RuntimeError):
+    """ClickHouse could not take a batch within the retry budget."""
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN with any password removed, safe to print."""
+    parts = urlsplit(dsn)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return dsn
+
+
+def connect(dsn: str, password: SecretStr | None = None, **kwargs: Any) -> Client:
+    """A clickhouse-connect client for a ``chdb://`` or ``http(s)://`` DSN."""
+    if dsn.startswith("chdb://"):
+        return clickhouse_connect.get_client(dsn=dsn, **kwargs)
+    extra = {"password": password.get_secret_value()} if password is not None else {}
+    try:
+        return clickhouse_connect.get_client(dsn=dsn, **extra, **kwargs)
+    except Exception as e:  # connection errors can echo the URL: never the password
+        raise SinkError(
+            f"cannot reach ClickHouse at {redact_dsn(dsn)}: {type(e).__name__}; "
+            "check GMV_CLICKHOUSE_DSN and that the server is up"
+        ) from None
+
+
+def migrate(client: Client, db: str) -> int:
+    """Apply pending migrations; idempotent. Returns the schema version."""
+    client.command(f"CREATE DATABASE IF NOT EXISTS `{db}` COMMENT 'GMV pipeline: attributed GMV, rollups, ingest audit'")
+    client.command(
+        f"CREATE TABLE IF NOT EXISTS `{db}`.`schema_migrations` ("
+        "`version` UInt32 COMMENT 'migration number', "
+        "`description` String COMMENT 'what the migration created', "
+        f"`applied_at` DateTime64(3, 'UTC') COMMENT 'when it was applied') "
+        "ENGINE = ReplacingMergeTree ORDER BY version COMMENT 'Applied schema migrations'"
+    )
+    done = {row[0] for row in client.query(f"SELECT version FROM `{db}`.`schema_migrations`").result_rows}
+    latest = max(done, default=0)
+    for m in migrations(db):
+        if m.version in done:
+            continue
+        for stmt in m.statements:
+            client.command(stmt)
+        client.insert(
+            "schema_migrations", [(m.version, m.description, _utcnow())], database=db,
+            column_names=["version", "description", "applied_at"],
+            column_type_names=["UInt32", "String", "DateTime64(3, 'UTC')"],
+        )
+        latest = m.version
+    return latest
+
+
+def _utcnow():
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def dedup_token(table: str, rows: Sequence[Sequence[Any]]) -> str:
+    """An insert dedup token derived from exactly the rows carried (full contents, in order).
+
+    Only a byte-identical retry shares it; a later write of the same identities
+    with other contents (an outcome that changed) is a new insert.
+    """
+    h = hashlib.blake2b(table.encode(), digest_size=16)
+    h.update(repr(rows).encode())
+    return h.hexdigest()
+
+
+class ClickHouseSink:
+    """A small batching sink: ``add`` buffers rows, ``flush`` writes one insert per table.
+
+    Column names and types are known up front (no schema round trip per batch).
+    A failed insert is retried with exponential backoff for up to
+    ``retry_for_s`` seconds with the same dedup token, so a retry of an insert
+    that did land is dropped by the server; rows are also keyed for
+    ReplacingMergeTree, so a replay after a crash is absorbed too.
+    """
+
+    def __init__(self, client_factory: Callable[[], Client], database: str,
+                 tables: Sequence[StoredTable] = STORED_TABLES, retry_for_s: float = 600.0,
+                 on_retry: Callable[[str, int, BaseException, float], None] | None = None) -> None:
+        self._client_factory = client_factory
+        self._client: Client | None = None
+        self.database = database
+        self.tables = {t.name: t for t in tables}
+        self.retry_for_s = retry_for_s
+        self.on_retry = on_retry
+        self._buffers: dict[str, list[Sequence[Any]]] = {name: [] for name in self.tables}
+        self._lock = threading.Lock()  # one flush at a time: the chdb client is not thread-safe
+        self.rows_written = 0
+        self.inserts = 0
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            self._client = self._client_factory()
+        return self._client
+
+    def add(self, table: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._buffers[table].extend(rows)
+
+    def pending(self) -> int:
+        return sum(len(b) for b in self._buffers.values())
+
+    async def flush(self) -> int:
+        """Write everything buffered (in a thread; never blocks the event loop)."""
+        if not self.pending():
+            return 0
+        batches = {name: rows for name, rows in self._buffers.items() if rows}
+        self._buffers = {name: [] for name in self.tables}
+        return await asyncio.to_thread(self._write_all, batches)
+
+    def flush_sync(self) -> int:
+        batches = {name: rows for name, rows in self._buffers.items() if rows}
+        self._buffers = {name: [] for name in self.tables}
+        return self._write_all(batches)
+
+    def _write_all(self, batches: dict[str, list[Sequence[Any]]]) -> int:
+        with self._lock:
+            n = 0
+            for name, rows in batches.items():
+                self._insert_with_retry(self.tables[name], rows)
+                n += len(rows)
+            self.rows_written += n
+            return n
+
+    def _insert_with_retry(self, table: StoredTable, rows: list[Sequence[Any]]) -> None:
+        token = dedup_token(table.store, rows)
+        deadline = time.monotonic() + self.retry_for_s
+        attempt, delay = 0, 0.2
+        while True:
+            attempt += 1
+            try:
+                self.client.insert(
+                    table.store, rows, database=self.database,
+                    column_names=table.column_names, column_type_names=table.column_types,
+                    settings={"insert_deduplication_token": token},
+                )
+                self.inserts += 1
+                return
+            except Exception as e:
+                if time.monotonic() + delay > deadline:
+                    raise SinkError(
+                        f"ClickHouse insert of {len(rows)} rows into {self.database}.{table.store} failed "
+                        f"{attempt} times over {self.retry_for_s:.0f}s; source offsets stay uncommitted, "
+                        f"so restarting the worker once ClickHouse is healthy loses nothing. Last error: {e}"
+                    ) from e
+                if self.on_retry:
+                    self.on_retry(table.store, attempt, e, delay)
+                else:
+                    log.warning("insert into %s failed (attempt %d): %s; retrying in %.1fs",
+                                table.store, attempt, e, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)

@@ -1,0 +1,1 @@
+"""Faust app, agents and attribution of the GMV pipeline."""

@@ -1,0 +1,187 @@
+"""The ``gmv`` command: run, sql, worker, schema (and demo / simulate / explain as they land)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from streams.settings import Settings
+
+
+def _duration(text: str) -> timedelta:
+    """'5s', '7d', '24h', '1500ms' or plain seconds."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+    for suffix in ("ms", "s", "m", "h", "d"):
+        if text.endswith(suffix) and text[: -len(suffix)].replace(".", "", 1).isdigit():
+            return timedelta(seconds=float(text[: -len(suffix)]) * units[suffix])
+    try:
+        return timedelta(seconds=float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (use e.g. 5s, 30m, 24h, 7d)") from None
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("settings (flags override GMV_* environment variables)")
+    g.add_argument("--data-dir", type=Path, help="data dir of the embedded broker and ClickHouse (GMV_DATA_DIR)")
+    g.add_argument("--kafka", dest="kafka_bootstrap_servers", help="Kafka bootstrap servers; unset = embedded")
+    g.add_argument("--clickhouse-dsn", help="chdb:///abs/path or http(s)://user@host:port")
+    g.add_argument("--database", dest="clickhouse_database", help="ClickHouse database (default gmv)")
+    g.add_argument("--partitions", type=int, help="partitions per topic (default 4)")
+    g.add_argument("--engaged-ms", type=int, help="watch time that makes a view a touchpoint (default 3000)")
+    g.add_argument("--lookback", type=_duration, help="attribution lookback (default 7d)")
+    g.add_argument("--half-life", type=_duration, help="time-decay half life (default 24h)")
+    g.add_argument("--attribution-delay", type=_duration, help="wait before attributing an order (default 5s)")
+    g.add_argument("--log-level", help="worker log level (default WARNING)")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    keys = ("data_dir", "kafka_bootstrap_servers", "clickhouse_dsn", "clickhouse_database", "partitions",
+            "engaged_ms", "lookback", "half_life", "attribution_delay", "log_level")
+    overrides = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    return Settings(**overrides)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gmv", description="Real-time GMV attribution for live-stream e-commerce.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="produce a JSONL file of events, process all of it, print the counts")
+    p.add_argument("--events", type=Path, required=True, help="one event (or JSON array of events) per line")
+    p.add_argument("--json", action="store_true", help="print the counts as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    _common(p)
+
+    p = sub.add_parser("sql", help="read-only SQL against the configured ClickHouse")
+    p.add_argument("query")
+    p.add_argument("--format", default="tsv", choices=["tsv", "tsvh", "json", "pretty", "csv"],
+                   help="tsv (default), tsvh (with header), json (one object per row), pretty, csv")
+    _common(p)
+
+    p = sub.add_parser("worker", help="the long-running pipeline worker")
+    p.add_argument("--web-port", type=int, default=None, help="port of the dashboard/API (default 6066)")
+    _common(p)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of each event type, for producers")
+    p.add_argument("--event-type", choices=["view", "live_room", "order"], help="only this one")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except ValidationError as e:
+        print(f"gmv: invalid setting: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gmv: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a clear one-line error, not a traceback, for expected failures
+        from clickhouse_connect.driver.exceptions import ClickHouseError
+
+        if isinstance(e, ClickHouseError):
+            msg = str(e).splitlines()[0]
+            hint = " (gmv sql is read-only: it runs SELECT/SHOW/DESCRIBE only)" if "READONLY" in msg else ""
+            print(f"gmv {args.command}: ClickHouse refused the query: {msg}{hint}", file=sys.stderr)
+            return 1
+        if isinstance(e, (RuntimeError, FileNotFoundError, ValueError, OSError)):
+            print(f"gmv {args.command}: {e}", file=sys.stderr)
+            return 1
+        raise
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "schema":
+        from schemas.events import event_json_schemas
+
+        schemas: Any = event_json_schemas()
+        if args.event_type:
+            schemas = schemas[args.event_type]
+        print(json.dumps(schemas, indent=2, ensure_ascii=False))
+        return 0
+    settings = _settings(args)
+    _setup_logging(settings.log_level)
+    if args.command == "sql":
+        from streams.runtime import query_readonly
+
+        sys.stdout.buffer.write(query_readonly(settings, args.query, args.format))
+        sys.stdout.flush()
+        return 0
+    if args.command == "run":
+        return _cmd_run(settings, args)
+    if args.command == "worker":
+        return asyncio.run(_cmd_worker(settings, args.web_port))
+    raise AssertionError(args.command)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.WARNING),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # kafka-python warns about its own slow polls and retries; they are not the user's business.
+    logging.getLogger("kafka").setLevel(logging.ERROR)
+
+
+def _cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.runner import run_file
+
+    report = asyncio.run(run_file(settings, args.events, progress=not args.quiet))
+    c = report.counts
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        rate = c["received"] / report.seconds if report.seconds else 0.0
+        print(f"gmv run: {args.events}: {report.lines} lines, {c['received']} events in "
+              f"{report.seconds:.1f}s ({rate:,.0f} events/s)")
+        for topic, outcomes in report.per_topic.items():
+            print(f"  {topic:<20} " + "  ".join(f"{k}={v}" for k, v in outcomes.items()))
+        print(f"received={c['received']} accepted={c['accepted']} duplicates={c['duplicates']} "
+              f"dead_lettered={c['dead_lettered']}")
+    balanced = c["received"] == c["accepted"] + c["duplicates"] + c["dead_lettered"]
+    return 0 if balanced else 3
+
+
+async def _cmd_worker(settings: Settings, web_port: int | None) -> int:
+    from streams.app import GmvWorker
+    from streams.runtime import Runtime
+
+    runtime = Runtime(settings)
+    try:
+        runtime.open_clickhouse()
+        bootstrap = runtime.open_kafka()
+        port = web_port or settings.web_port or 6066
+        worker = GmvWorker(settings, bootstrap, runtime.sink(), runtime.sql_runner(), web_port=port)
+        runtime.advertise(port)
+        print(f"gmv worker: consuming {', '.join(settings.source_topics)} from {bootstrap}; "
+              f"API on http://{settings.web_host}:{port}/gmv/stats/ ; Ctrl-C stops", file=sys.stderr, flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        task = await worker.start()
+        while not stop.is_set() and not task.done() and not worker.crashed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+        crashed = worker.crashed
+        await worker.drain()
+        await worker.stop()
+        if crashed:
+            print(f"gmv worker: stopped after an error: {worker.crash_reason()}", file=sys.stderr)
+            return 1
+        return 0
+    finally:
+        runtime.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Opens what the settings point at: the embedded pair, or a real Kafka and ClickHouse server."""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from clickhouse_connect.driver.client import Client
+
+from sinks.clickhouse import ClickHouseSink, connect, migrate
+from streams.embedded import ClickHouseOwnership, EmbeddedKafka, ensure_topics
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SQL_FORMATS = {"tsv": "TabSeparated", "tsvh": "TabSeparatedWithNames", "json": "JSONEachRow",
+               "pretty": "PrettyCompactMonoBlock", "csv": "CSVWithNames"}
+
+
+class ClickHouseBusy(RuntimeError):
+    """Another process owns the embedded ClickHouse data path."""
+
+
+def chdb_path(dsn: str) -> Path | None:
+    return Path(dsn.removeprefix("chdb://")) if dsn.startswith("chdb://") else None
+
+
+def run_readonly_sql(client: Client, query: str, fmt: str = "tsv") -> bytes:
+    """Run a query with the server-side ``readonly`` setting: writes and DDL are refused by ClickHouse."""
+    ch_format = SQL_FORMATS.get(fmt)
+    if ch_format is None:
+        raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(SQL_FORMATS)}")
+    return client.raw_query(query, fmt=ch_format, settings={"readonly": 1})
+
+
+class Runtime:
+    """Kafka and ClickHouse for one gmv process; ``close`` stops what it started."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.kafka: EmbeddedKafka | None = None
+        self.ownership: ClickHouseOwnership | None = None
+        self._client: Client | None = None
+
+    # -- Kafka ------------------------------------------------------------------------
+    def topic_partitions(self) -> dict[str, int]:
+        s = self.settings
+        names = [*s.source_topics, s.dlq_topic, s.unrouted_topic, s.rekeyed_topic]
+        return {name: s.partitions for name in names}
+
+    def open_kafka(self) -> str:
+        s = self.settings
+        if s.embedded_kafka:
+            self.kafka = EmbeddedKafka(s.data_path, s.kafka_port)
+            bootstrap = self.kafka.start()
+        else:
+            bootstrap = s.kafka_bootstrap_servers or ""
+        ensure_topics(bootstrap, self.topic_partitions(), s.replication_factor)
+        return bootstrap
+
+    # -- ClickHouse -----------------------------------------------------------------------
+    def open_clickhouse(self) -> Client:
+        """Open (and own, if embedded) ClickHouse and apply migrations."""
+        s = self.settings
+        dsn = s.resolved_clickhouse_dsn
+        path = chdb_path(dsn)
+        if path is not None:
+            self.ownership = ClickHouseOwnership(path)
+            if not self.ownership.try_acquire():
+                owner = self.ownership.owner() or {}
+                self.ownership = None
+                raise ClickHouseBusy(
+                    f"another gmv process (pid {owner.get('pid', '?')}) owns the embedded ClickHouse at {path}; "
+                    "stop it first, or query it with `gmv sql` while it runs"
+                )
+            path.mkdir(parents=True, exist_ok=True)
+        self._client = connect(dsn, s.clickhouse_password)
+        migrate(self._client, s.clickhouse_database)
+        return self._client
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            raise RuntimeError("open_clickhouse() first")
+        return self._client
+
+    def sink(self) -> ClickHouseSink:
+        return ClickHouseSink(lambda: self.client, self.settings.clickhouse_database,
+                              retry_for_s=self.settings.sink_retry_for_s)
+
+    def sql_runner(self) -> Callable[[str, str], bytes]:
+        return lambda query, fmt: run_readonly_sql(self.client, query, fmt)
+
+    def advertise(self, web_port: int) -> None:
+        if self.ownership is not None:
+            self.ownership.advertise(web_port)
+
+    def close(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.close()
+            except Exception:  # closing chdb at exit must not mask the real outcome
+                log.debug("closing ClickHouse client failed", exc_info=True)
+            self._client = None
+        if self.ownership is not None:
+            self.ownership.release()
+            self.ownership = None
+        if self.kafka is not None:
+            self.kafka.stop()
+            self.kafka = None
+
+
+def query_readonly(settings: Settings, query: str, fmt: str = "tsv") -> bytes:
+    """``gmv sql``: ask ClickHouse directly, or the process that owns the embedded engine."""
+    dsn = settings.resolved_clickhouse_dsn
+    path = chdb_path(dsn)
+    if path is None:
+        client = connect(dsn, settings.clickhouse_password)
+        try:
+            return run_readonly_sql(client, query, fmt)
+        finally:
+            client.close()
+    ownership = ClickHouseOwnership(path)
+    if ownership.try_acquire():
+        try:
+            if not path.exists():
+                raise RuntimeError(f"no embedded ClickHouse at {path} yet; run `gmv run` or `gmv demo` first")
+            client = connect(dsn)
+            try:
+                return run_readonly_sql(client, query, fmt)
+            finally:
+                client.close()
+        finally:
+            ownership.release()
+    owner = ownership.owner()
+    if not owner or not owner.get("web_port"):
+        raise ClickHouseBusy(f"a gmv process owns {path} but serves no SQL yet; retry in a moment")
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{owner['web_port']}/gmv/sql/",
+        data=json.dumps({"query": query, "format": fmt}).encode(),
+        headers={"Content-Type": "application/json"}, method="POST",
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            return resp.read()
+    except urllib.error.HTTPError as e:
+        try:
+            detail = json.loads(e.read()).get("error", "")
+        except ValueError:
+            detail = str(e)
+        raise RuntimeError(detail) from None

@@ -1,0 +1,102 @@
+"""Typed settings: environment variables with the ``GMV_`` prefix, or CLI flags."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+class Settings(BaseSettings):
+    """Every knob of the pipeline. Unset Kafka servers mean: start the embedded broker."""
+
+    model_config = SettingsConfigDict(env_prefix="GMV_", extra="ignore")
+
+    data_dir: Path = Field(Path(".gmv"), description="where the embedded broker and ClickHouse keep data")
+    kafka_bootstrap_servers: str | None = Field(
+        None, description="host:port[,host:port]; unset = embedded noida-db broker under data_dir"
+    )
+    kafka_port: int = Field(0, description="embedded broker port; 0 = pick a free loopback port")
+    clickhouse_dsn: str | None = Field(
+        None, description="chdb:///abs/path (embedded) or http(s)://user@host:port; unset = chdb://<data_dir>/clickhouse"
+    )
+    clickhouse_password: SecretStr | None = Field(None, description="ClickHouse server password (never logged)")
+    clickhouse_database: str = Field("gmv", description="database holding every table")
+
+    app_id: str = Field("gmv", description="faust app id = Kafka consumer group")
+    topic_prefix: str = Field("gmv.", description="prefix of every topic name")
+    partitions: Annotated[int, Field(ge=1, le=256)] = 4
+    replication_factor: Annotated[int, Field(ge=1)] = 1
+
+    # Attribution knobs (SPEC §3, §6).
+    engaged_ms: Annotated[int, Field(ge=0)] = 3000
+    lookback: timedelta = timedelta(days=7)
+    half_life: timedelta = timedelta(hours=24)
+    attribution_delay: timedelta = timedelta(seconds=5)
+    weights_retention: timedelta = Field(timedelta(days=90), description="how long an order's weights are kept for its refunds")
+    orphan_refund_hold: timedelta = Field(timedelta(hours=1), description="event time a refund waits for its order")
+    dedup_horizon: timedelta = Field(timedelta(hours=24), description="event-time window of event_id de-duplication")
+    max_future_skew: timedelta = Field(timedelta(days=1), description="event_time further ahead of the wall clock is rejected")
+
+    # Ingest / batching.
+    max_message_bytes: int = 1024 * 1024
+    max_batch_events: int = 1000
+    batch_max: Annotated[int, Field(ge=1)] = 2000
+    batch_within_s: Annotated[float, Field(gt=0)] = 0.3
+    sink_retry_for_s: Annotated[float, Field(gt=0)] = 600.0
+
+    # Worker runtime.
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(0, description="dashboard / API port; 0 = pick a free loopback port")
+    session_timeout_s: float = 6.0
+    log_level: str = "WARNING"
+
+    @field_validator("clickhouse_database")
+    @classmethod
+    def _database_is_identifier(cls, v: str) -> str:
+        if not _IDENT.match(v):
+            raise ValueError("clickhouse_database must be a plain identifier ([A-Za-z_][A-Za-z0-9_]*)")
+        return v
+
+    @property
+    def data_path(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def resolved_clickhouse_dsn(self) -> str:
+        return self.clickhouse_dsn or f"chdb://{self.data_path / 'clickhouse'}"
+
+    @property
+    def embedded_kafka(self) -> bool:
+        return not self.kafka_bootstrap_servers
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def source_topics(self) -> dict[str, str]:
+        """Source topic name -> the event_type it carries."""
+        return {
+            self.topic("views"): "view",
+            self.topic("live_rooms"): "live_room",
+            self.topic("orders"): "order",
+        }
+
+    @property
+    def dlq_topic(self) -> str:
+        return self.topic("dlq")
+
+    @property
+    def unrouted_topic(self) -> str:
+        """Where `gmv run` puts lines it cannot route (invalid JSON, unknown event_type), to be dead-lettered."""
+        return self.topic("unrouted")
+
+    @property
+    def rekeyed_topic(self) -> str:
+        return self.topic("rekeyed")
