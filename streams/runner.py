@@ -59,8 +59,13 @@ def route_line(line: bytes, settings: Settings) -> tuple[str, bytes | None]:
     return topic, key.encode() if isinstance(key, str) and key else None
 
 
-def produce_file(settings: Settings, bootstrap: str, path: Path, progress: bool = True) -> tuple[int, dict]:
-    """Produce every non-blank line; returns (lines, end offsets per (topic, partition))."""
+def produce_file(settings: Settings, bootstrap: str, path: Path, progress: bool = True,
+                 starts: dict | None = None) -> tuple[int, dict]:
+    """Produce every non-blank line; returns (lines, end offsets per (topic, partition) to consume).
+
+    ``starts`` (if given) receives the committed offset each of those partitions resumes from.
+    """
+    starts = starts if starts is not None else {}
     from kafka import KafkaProducer, TopicPartition
 
     digest = file_digest(path)
@@ -106,6 +111,7 @@ def produce_file(settings: Settings, bootstrap: str, path: Path, progress: bool 
         consumer.close()
     # Only partitions with something not yet committed need to be waited for.
     todo = {tp: end for tp, end in ends.items() if end > max(committed.get(tp, 0), 0)}
+    starts.update({tp: max(committed.get(tp, 0), 0) for tp in todo})
     return n, todo
 
 
@@ -117,7 +123,8 @@ async def run_file(settings: Settings, path: Path, progress: bool = True) -> Run
     try:
         runtime.open_clickhouse()
         bootstrap = runtime.open_kafka()
-        lines, targets = produce_file(settings, bootstrap, path, progress)
+        starts: dict = {}
+        lines, targets = produce_file(settings, bootstrap, path, progress, starts)
         web_port = free_port()
         worker = GmvWorker(settings, bootstrap, runtime.sink(), runtime.sql_runner(), web_port=web_port)
         runtime.advertise(web_port)
@@ -125,6 +132,16 @@ async def run_file(settings: Settings, path: Path, progress: bool = True) -> Run
         try:
             await _wait_consumed(worker, task, targets, lines, progress)
             await worker.drain()
+            skipped = {tp: (end - starts[tp]) - worker.seen_msgs.get(tp, 0) for tp, end in targets.items()
+                       if (end - starts[tp]) > worker.seen_msgs.get(tp, 0)}
+            if skipped:
+                # Never print counts that silently miss input: fail loudly instead.
+                raise RuntimeError(
+                    f"the consumer skipped {sum(skipped.values())} messages "
+                    f"({', '.join(f'{t}[{p}]: {n}' for (t, p), n in sorted(skipped.items()))}); "
+                    "the counts of this run are incomplete. This is a known defect when resuming "
+                    "from committed offsets on the embedded broker (README, known issues)"
+                )
         finally:
             await worker.stop()
         return RunReport(lines, time.monotonic() - t0, worker.counters.summary(), worker.counters.per_topic())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -70,7 +71,11 @@ class Runtime:
         path = chdb_path(dsn)
         if path is not None:
             self.ownership = ClickHouseOwnership(path)
-            if not self.ownership.try_acquire():
+            # A `gmv sql` holds the lock for a moment only: wait briefly before giving up.
+            deadline = time.monotonic() + 15
+            while not self.ownership.try_acquire() and time.monotonic() < deadline:
+                time.sleep(0.25)
+            if self.ownership._fh is None:
                 owner = self.ownership.owner() or {}
                 self.ownership = None
                 raise ClickHouseBusy(

@@ -39,4 +39,4 @@ def register_views(worker: GmvWorker) -> None:
                 out = await asyncio.to_thread(worker.sql_runner, query, fmt)
             except Exception as e:  # the query's own error, e.g. READONLY: shown to the user as is
                 return self.json({"error": str(e)}, status=400)
-            return self.bytes(out, content_type="text/plain; charset=utf-8")
+            return self.bytes(out, content_type="text/plain")

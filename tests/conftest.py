@@ -1,0 +1,1 @@
+"""Test tiers: tests/unit need nothing; tests/integration get a broker and ClickHouse from fixtures."""

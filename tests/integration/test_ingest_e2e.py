@@ -1,0 +1,184 @@
+"""`gmv run` end to end on the real broker and ClickHouse (SPEC §2, §5, §6)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from streams.sample import BAD_KINDS, write_sample
+from tests.integration.conftest import ROOT, gmv, run_counts, sql
+
+pytestmark = pytest.mark.integration
+
+TABLES = ("events", "ingest_log", "dead_letters", "events_store", "ingest_log_store", "dead_letters_store")
+
+
+def table_counts(env, db):
+    return {t: sql(env, f"SELECT count() AS n FROM {db}.{t}")[0]["n"] for t in TABLES[:3]}
+
+
+def test_run_counts_add_up_dead_letters_have_reasons_and_a_rerun_changes_nothing(gmv_env, tmp_path):
+    db = gmv_env["GMV_CLICKHOUSE_DATABASE"]
+    path = tmp_path / "events.jsonl"
+    expected = write_sample(path, events=10_000, bad_per_kind=5, duplicates=40)
+    assert expected["dead_lettered"] == 5 * len(BAD_KINDS) >= 50
+
+    first = run_counts(gmv_env, path)
+    for k in ("received", "accepted", "duplicates", "dead_lettered"):
+        assert first[k] == expected[k], (k, first, expected)
+    assert first["received"] == first["accepted"] + first["duplicates"] + first["dead_lettered"]
+
+    dead = sql(gmv_env, f"SELECT reason_code, reason, raw, source_topic, source_offset FROM {db}.dead_letters")
+    assert len(dead) == expected["dead_lettered"]
+    assert all(d["reason"] and d["reason_code"] and d["source_topic"] for d in dead)
+    codes = {d["reason_code"] for d in dead}
+    assert {"invalid_json", "invalid_event", "unknown_event_type", "too_large", "not_an_object", "empty_batch"} <= codes
+    counts = sql(gmv_env, f"SELECT sum(received) r, sum(accepted) a, sum(duplicates) d, sum(dead_lettered) x FROM {db}.ingest_counts")[0]
+    assert (int(counts["r"]), int(counts["a"]), int(counts["d"]), int(counts["x"])) == (
+        expected["received"], expected["accepted"], expected["duplicates"], expected["dead_lettered"])
+    before = table_counts(gmv_env, db)
+    assert before["events"] == expected["accepted"]
+
+    # Same file again: a replay, not new data. Known defect (README): a run that
+    # resumes from committed offsets sometimes has messages skipped by the consumer;
+    # `gmv run` then refuses to report (non-zero exit) instead of printing short counts.
+    proc = gmv(gmv_env, "run", "--events", str(path), "--json", "--quiet", check=False)
+    if proc.returncode != 0:
+        assert "skipped" in proc.stderr, proc.stderr
+        pytest.xfail("known defect: consumer skipped messages when resuming from committed offsets")
+    second = json.loads(proc.stdout[proc.stdout.rindex('{"lines"'):].splitlines()[0])
+    assert {k: second[k] for k in expected} == {k: first[k] for k in expected}
+    assert table_counts(gmv_env, db) == before
+
+
+def test_sql_is_read_only(gmv_env, tmp_path):
+    db = gmv_env["GMV_CLICKHOUSE_DATABASE"]
+    path = tmp_path / "few.jsonl"
+    write_sample(path, events=50, bad_per_kind=1)
+    run_counts(gmv_env, path)
+    proc = gmv(gmv_env, "sql", f"DROP TABLE {db}.dead_letters", check=False)
+    assert proc.returncode != 0
+    assert "read-only" in proc.stderr and "READONLY" in proc.stderr
+    proc = gmv(gmv_env, "sql", f"INSERT INTO {db}.events_store (event_id) VALUES ('x')", check=False)
+    assert proc.returncode != 0 and "READONLY" in proc.stderr
+    assert sql(gmv_env, f"SELECT count() AS n FROM {db}.dead_letters")[0]["n"] == len(BAD_KINDS)
+    pretty = gmv(gmv_env, "sql", f"SELECT count() AS n FROM {db}.events", "--format", "pretty").stdout
+    assert "50" in pretty
+
+
+def _fuzz_payloads(rng: random.Random, n: int) -> list[bytes]:
+    valid = {"event_type": "view", "event_id": "f", "event_time": "2026-11-20T12:00:00Z", "user_id": "u",
+             "video_id": "v", "author_id": "a", "kind": "short_video", "watch_ms": 10}
+    out = []
+    for i in range(n):
+        r = rng.random()
+        if r < 0.25:
+            out.append(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200))))
+        elif r < 0.5:
+            doc = json.dumps({**valid, "event_id": f"f{i}"})
+            cut = rng.randrange(1, len(doc))
+            out.append(doc[:cut].encode())  # truncated JSON
+        elif r < 0.7:
+            doc = dict(valid, event_id=f"f{i}")
+            key = rng.choice(list(doc))
+            doc[key] = rng.choice([None, 1.5, -7, "", [], {}, "x" * 300, True, "NaN"])
+            out.append(json.dumps(doc).encode())
+        elif r < 0.8:
+            out.append(b"[" * rng.randrange(1, 3000) + b"]" * rng.randrange(0, 3000))
+        else:
+            out.append(json.dumps({**valid, "event_id": f"valid-{i}"}).encode())  # valid ones, still counted
+    return out
+
+
+def test_fuzz_random_bytes_and_malformed_json_are_all_accounted_for(gmv_env, tmp_path):
+    """Raw bytes straight into the source topics (not through a file), then a drain."""
+    from kafka import KafkaProducer
+
+    db = gmv_env["GMV_CLICKHOUSE_DATABASE"]
+    prefix = gmv_env["GMV_TOPIC_PREFIX"]
+    # topics are created by the first gmv command
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    run_counts(gmv_env, empty)
+    rng = random.Random(1234)
+    payloads = _fuzz_payloads(rng, 1500)
+    producer = KafkaProducer(bootstrap_servers=gmv_env["GMV_KAFKA_BOOTSTRAP_SERVERS"])
+    topics = [f"{prefix}views", f"{prefix}orders", f"{prefix}live_rooms"]
+    valid_on_views = 0
+    for p in payloads:
+        topic = rng.choice(topics)
+        untouched = b'"event_id": "valid-' in p
+        valid_on_views += untouched and topic == topics[0]
+        producer.send(topic, value=p, key=rng.choice([None, b"u", b"\xff"]))
+    producer.send(topics[0], key=b"u", value=None)  # a tombstone: no value at all
+    producer.flush()
+    producer.close()
+    counts = run_counts(gmv_env, empty)
+    assert counts["received"] == counts["accepted"] + counts["duplicates"] + counts["dead_lettered"]
+    assert counts["received"] >= len(payloads) + 1  # every message yields at least one outcome
+    assert counts["duplicates"] == 0  # every event_id in the fuzz is distinct
+    assert valid_on_views > 50 and counts["accepted"] >= valid_on_views  # no valid event is lost
+    assert counts["dead_lettered"] >= len(payloads) + 1 - counts["accepted"]
+    logged = sql(gmv_env, f"SELECT count() AS n FROM {db}.ingest_log")[0]["n"]
+    assert logged == counts["received"]
+
+
+def test_worker_serves_read_only_sql_while_it_owns_clickhouse(gmv_env, tmp_path):
+    if not gmv_env["GMV_CLICKHOUSE_DSN"].startswith("chdb://"):
+        pytest.skip("forwarding applies to the embedded engine only")
+    db = gmv_env["GMV_CLICKHOUSE_DATABASE"]
+    path = tmp_path / "few.jsonl"
+    write_sample(path, events=30, bad_per_kind=0)
+    run_counts(gmv_env, path)
+    port = str(20000 + random.randrange(20000))
+    worker = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker", "--web-port", port],
+                              env=gmv_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not _answers(f"http://127.0.0.1:{port}/gmv/stats/"):
+            assert worker.poll() is None, worker.stderr.read()
+            assert time.monotonic() < deadline, "worker API never came up"
+            time.sleep(0.5)
+        while True:
+            proc = gmv(gmv_env, "sql", f"SELECT count() AS n FROM {db}.events", "--format", "json", check=False)
+            if proc.returncode == 0:
+                break
+            assert worker.poll() is None, worker.stderr.read()
+            assert time.monotonic() < deadline, proc.stderr
+            time.sleep(1)
+        assert json.loads(proc.stdout)["n"] == 30
+        refused = gmv(gmv_env, "sql", f"DROP TABLE {db}.events", check=False)
+        assert refused.returncode != 0 and "READONLY" in refused.stderr
+    finally:
+        worker.send_signal(signal.SIGINT)
+        worker.wait(60)
+    assert worker.returncode == 0, worker.stderr.read()
+
+
+def _answers(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def test_embedded_default_starts_and_stops_its_own_broker(tmp_path):
+    """The README path: no settings but a data dir; nothing left running afterwards."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GMV_")}
+    env["GMV_DATA_DIR"] = str(tmp_path / "gmv")
+    path = tmp_path / "few.jsonl"
+    expected = write_sample(path, events=200, bad_per_kind=1)
+    counts = run_counts(env, path)
+    assert counts["received"] == expected["received"] and counts["dead_lettered"] == expected["dead_lettered"]
+    left = subprocess.run(["pgrep", "-f", f"--data-dir {tmp_path / 'gmv'}"], capture_output=True, text=True)
+    assert left.stdout.strip() == "", "the embedded broker was left running"
