@@ -135,14 +135,15 @@ class ClickHouseSink:
         """Write everything buffered (in a thread; never blocks the event loop)."""
         if not self.pending():
             return 0
-        batches = {name: rows for name, rows in self._buffers.items() if rows}
-        self._buffers = {name: [] for name in self.tables}
-        return await asyncio.to_thread(self._write_all, batches)
+        return await asyncio.to_thread(self._write_all, self._take_buffers())
 
     def flush_sync(self) -> int:
+        return self._write_all(self._take_buffers())
+
+    def _take_buffers(self) -> dict[str, list[Sequence[Any]]]:
         batches = {name: rows for name, rows in self._buffers.items() if rows}
         self._buffers = {name: [] for name in self.tables}
-        return self._write_all(batches)
+        return batches
 
     def _write_all(self, batches: dict[str, list[Sequence[Any]]]) -> int:
         with self._lock:

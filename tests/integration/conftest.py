@@ -108,5 +108,9 @@ def sql(env: dict[str, str], query: str) -> list[dict]:
 
 
 def run_counts(env: dict[str, str], path: Path) -> dict:
-    out = gmv(env, "run", "--events", str(path), "--json", "--quiet").stdout
-    return json.loads(out[out.rindex("{\"lines\""):].splitlines()[0])
+    return parse_run_json(gmv(env, "run", "--events", str(path), "--json", "--quiet").stdout)
+
+
+def parse_run_json(stdout: str) -> dict:
+    """The `gmv run --json` report (faust may write terminal control codes before it)."""
+    return json.loads(stdout[stdout.rindex('{"lines"'):].splitlines()[0])
