@@ -156,29 +156,58 @@ class ClickHouseSink:
 
     def _insert_with_retry(self, table: StoredTable, rows: list[Sequence[Any]]) -> None:
         token = dedup_token(table.store, rows)
+
+        def insert() -> None:
+            self.client.insert(
+                table.store, rows, database=self.database,
+                column_names=table.column_names, column_type_names=table.column_types,
+                settings={"insert_deduplication_token": token},
+            )
+            self.inserts += 1
+
+        self._with_retry(insert, f"insert of {len(rows)} rows into {self.database}.{table.store}", table.store)
+
+    def _with_retry(self, action: Callable[[], None], what: str, target: str) -> None:
         deadline = time.monotonic() + self.retry_for_s
         attempt, delay = 0, 0.2
         while True:
             attempt += 1
             try:
-                self.client.insert(
-                    table.store, rows, database=self.database,
-                    column_names=table.column_names, column_type_names=table.column_types,
-                    settings={"insert_deduplication_token": token},
-                )
-                self.inserts += 1
+                action()
                 return
             except Exception as e:
                 if time.monotonic() + delay > deadline:
                     raise SinkError(
-                        f"ClickHouse insert of {len(rows)} rows into {self.database}.{table.store} failed "
-                        f"{attempt} times over {self.retry_for_s:.0f}s; source offsets stay uncommitted, "
-                        f"so restarting the worker once ClickHouse is healthy loses nothing. Last error: {e}"
+                        f"ClickHouse {what} failed {attempt} times over {self.retry_for_s:.0f}s; source offsets "
+                        "stay uncommitted, so restarting the worker once ClickHouse is healthy loses nothing. "
+                        f"Last error: {e}"
                     ) from e
                 if self.on_retry:
-                    self.on_retry(table.store, attempt, e, delay)
+                    self.on_retry(target, attempt, e, delay)
                 else:
-                    log.warning("insert into %s failed (attempt %d): %s; retrying in %.1fs",
-                                table.store, attempt, e, delay)
+                    log.warning("%s failed (attempt %d): %s; retrying in %.1fs", what, attempt, e, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)
+
+    async def refresh_rollups(self, gmv_minutes: set, funnel_minutes: set) -> None:
+        """Recompute the minute rollups of the given minutes from the facts (see ``sinks.rollups``)."""
+        if gmv_minutes or funnel_minutes:
+            await asyncio.to_thread(self.refresh_rollups_sync, gmv_minutes, funnel_minutes)
+
+    def refresh_rollups_sync(self, gmv_minutes: set, funnel_minutes: set) -> None:
+        from sinks.rollups import refresh_statements
+
+        with self._lock:
+            for sql, params in refresh_statements(self.database, gmv_minutes, funnel_minutes):
+                self._with_retry(lambda sql=sql, params=params: self.client.command(sql, parameters=params),
+                                 "minute rollup refresh", "rollups")
+
+    def refresh_coarse_sync(self) -> None:
+        """Bring hour/day rollups up to date now (they also refresh every few seconds on their own)."""
+        from sinks.rollups import COARSE_VIEWS
+
+        with self._lock:
+            for view in COARSE_VIEWS:
+                self.client.command(f"SYSTEM REFRESH VIEW `{self.database}`.`{view}`")
+            for view in COARSE_VIEWS:
+                self.client.command(f"SYSTEM WAIT VIEW `{self.database}`.`{view}`")

@@ -129,7 +129,114 @@ DEAD_LETTERS = StoredTable(
     version="received_at",
 )
 
-STORED_TABLES: tuple[StoredTable, ...] = (EVENTS, INGEST_LOG, DEAD_LETTERS)
+ATTRIBUTED_GMV = StoredTable(
+    name="attributed_gmv",
+    comment=("Attributed GMV facts: one row per (order event, model, touch of its path). "
+             "sum(credit_fen) over any grouping is exact to the fen; refunds are negative rows."),
+    columns=(
+        Column("event_id", "String", "the paid order event, or the refund event, this credit comes from"),
+        Column("order_id", "String", "order id"),
+        Column("kind", "LowCardinality(String)", "paid | refund"),
+        Column("model", "LowCardinality(String)", "last_touch | first_touch | linear | position_based | time_decay"),
+        Column("touch_index", "UInt8", "position of the touch in the path (0 = first; the last is the conversion)"),
+        Column("is_conversion", "UInt8", "1 on the conversion touch (the order itself, stage = channel)"),
+        Column("stage", "LowCardinality(String)", "funnel stage of the touch: short_video | live | clip | shelf"),
+        Column("touch_account_id", "String", "account of the touch (video author / live anchor / the seller for the conversion)"),
+        Column("touch_content_id", "String", "content of the touch (video_id / live_id / channel_id; '' for shelf)"),
+        Column("touch_event_id", "String", "event id of the touchpoint (the order's for the conversion)"),
+        Column("is_self", "UInt8", "1 when the touch account is the seller itself (brand self-broadcast), 0 for others (distributors)"),
+        Column("traffic", "LowCardinality(String)", "public | private traffic of the touch (the conversion: of the touch it merged, else public)"),
+        Column("touch_time", TS, "time of the touch (UTC)"),
+        Column("order_time", TS, "time the order was paid (UTC)"),
+        Column("event_time", TS, "time this credit counts at: the payment, or the refund (UTC)"),
+        Column("user_id", "String", "buyer"),
+        Column("shop_id", "String", "shop of the order"),
+        Column("seller_id", "String", "account that made the sale ('' for pure shelf sales)"),
+        Column("sku_id", "String", "SKU"),
+        Column("channel", "LowCardinality(String)", "where the order was paid: short_video | live | clip | shelf"),
+        Column("credit_fen", "Int64", "credit in fen (1/100 CNY); negative for refunds; sums exactly to the amount per order event and model"),
+        Column("path", "String", "the path's stages, e.g. short_video>live>clip"),
+        Column("path_length", "UInt8", "touches in the path, the conversion included (at most 20)"),
+        Column("attributed_at", TS, "processing time of the attribution (UTC)"),
+    ),
+    order_by="(toStartOfMinute(event_time), event_id, model, touch_index)",
+    partition_by="toYYYYMM(event_time)",
+)
+
+FUNNEL_EVENTS = StoredTable(
+    name="funnel_events",
+    comment="Views and live-room events flattened for funnel metrics (one row per accepted event).",
+    columns=(
+        Column("event_id", "String", "event id"),
+        Column("event_time", TS, "event time (UTC)"),
+        Column("stage", "LowCardinality(String)", "short_video | clip (views) | live (live_room events)"),
+        Column("action", "LowCardinality(String)", "view | enter | leave | start | end"),
+        Column("user_id", "String", "viewer ('' for live start/end)"),
+        Column("account_id", "String", "video author / live anchor"),
+        Column("content_id", "String", "video_id / live_id"),
+        Column("shop_id", "String", "mounted shop ('' if none)"),
+        Column("traffic", "LowCardinality(String)", "public | private"),
+        Column("watch_ms", "UInt64", "watch time of a view (0 for live events)"),
+        Column("engaged", "UInt8", "1 for a view with watch_ms >= engaged_ms and every live enter (a touchpoint)"),
+        Column("referrer_kind", "LowCardinality(String)", "what led into the live room (enter only)"),
+        Column("source_live_id", "String", "the live a clip was cut from"),
+    ),
+    order_by="(toStartOfMinute(event_time), event_id)",
+    partition_by="toYYYYMM(event_time)",
+)
+
+_ROLLUP_VERSION = Column("refreshed_at", "DateTime64(6, 'UTC')", "when this row was recomputed from the facts; the latest wins")
+
+GMV_MINUTE = StoredTable(
+    name="gmv_minute",
+    comment=("Attributed GMV per minute, recomputed by the worker from the de-duplicated facts "
+             "(attributed_gmv) after each flush: exact, never a running sum."),
+    columns=(
+        Column("minute", "DateTime('UTC')", "minute of event_time (UTC)"),
+        Column("model", "LowCardinality(String)", "attribution model"),
+        Column("stage", "LowCardinality(String)", "funnel stage credited"),
+        Column("channel", "LowCardinality(String)", "where the orders were paid"),
+        Column("traffic", "LowCardinality(String)", "public | private"),
+        Column("shop_id", "String", "shop"),
+        Column("seller_id", "String", "seller account"),
+        Column("touch_account_id", "String", "credited account"),
+        Column("is_self", "UInt8", "1 = credited account is the seller itself"),
+        Column("gmv_fen", "Int64", "paid GMV credited (fen)"),
+        Column("refund_fen", "Int64", "refunds credited, as a positive number (fen)"),
+        Column("net_fen", "Int64", "gmv_fen - refund_fen"),
+        Column("orders", "UInt64", "paid orders converting here (counted on the conversion touch, so once per order and model)"),
+        Column("refunds", "UInt64", "refund events (counted on the conversion touch)"),
+        Column("buyers", "AggregateFunction(uniq, String)", "distinct buyers of those orders: uniqMerge(buyers)"),
+        _ROLLUP_VERSION,
+    ),
+    order_by="(minute, model, stage, channel, traffic, shop_id, seller_id, touch_account_id, is_self)",
+    version="refreshed_at",
+    partition_by="toYYYYMM(minute)",
+)
+
+FUNNEL_MINUTE = StoredTable(
+    name="funnel_minute",
+    comment="Funnel per minute (views, engaged views, live enters, unique viewers), recomputed from funnel_events.",
+    columns=(
+        Column("minute", "DateTime('UTC')", "minute of event_time (UTC)"),
+        Column("stage", "LowCardinality(String)", "short_video | clip | live"),
+        Column("account_id", "String", "video author / live anchor"),
+        Column("content_id", "String", "video_id / live_id"),
+        Column("shop_id", "String", "mounted shop"),
+        Column("traffic", "LowCardinality(String)", "public | private"),
+        Column("views", "UInt64", "views (video views; live enters for stage live)"),
+        Column("engaged_views", "UInt64", "views with watch_ms >= engaged_ms (touchpoints); live enters for live"),
+        Column("live_enters", "UInt64", "live room enters"),
+        Column("viewers", "AggregateFunction(uniq, String)", "unique viewers (UV): uniqMerge(viewers)"),
+        _ROLLUP_VERSION,
+    ),
+    order_by="(minute, stage, account_id, content_id, shop_id, traffic)",
+    version="refreshed_at",
+    partition_by="toYYYYMM(minute)",
+)
+
+STORED_TABLES: tuple[StoredTable, ...] = (EVENTS, INGEST_LOG, DEAD_LETTERS, ATTRIBUTED_GMV, FUNNEL_EVENTS)
+ROLLUP_TABLES: tuple[StoredTable, ...] = (GMV_MINUTE, FUNNEL_MINUTE)
 TABLES_BY_NAME = {t.name: t for t in STORED_TABLES}
 
 
@@ -157,4 +264,93 @@ def migrations(db: str) -> list[Migration]:
         f" FROM `{db}`.`ingest_log` GROUP BY source_topic"
         "\nCOMMENT 'Per-topic ingest counters: received = accepted + duplicates + dead_lettered.'"
     )
-    return [Migration(1, "ingest: events, ingest_log, dead_letters, ingest_counts", base)]
+    return [Migration(1, "ingest: events, ingest_log, dead_letters, ingest_counts", base),
+            Migration(2, "attribution: attributed_gmv, funnel_events, minute/hour/day rollups, KPI views",
+                      attribution_ddl(db))]
+
+
+def _coarse_rollup(db: str, name: str, source: str, grain: str, grain_comment: str, dims: list[Column],
+                   sums: list[Column], uniq: Column, comment: str) -> list[str]:
+    """A table refreshed by a refreshable materialized view from a minute rollup (exact: a full recompute)."""
+    cols = [Column(grain, "DateTime('Asia/Shanghai')" if grain == "day" else "DateTime('UTC')", grain_comment),
+            *dims, *sums, uniq]
+    col_ddl = ",\n  ".join(f"`{c.name}` {c.type} COMMENT {_lit(c.comment)}" for c in cols)
+    key = ", ".join([grain, *(d.name for d in dims)])
+    grain_expr = "toStartOfDay(minute, 'Asia/Shanghai')" if grain == "day" else "toStartOfHour(minute)"
+    select = ", ".join([f"{grain_expr} AS {grain}", *(d.name for d in dims),
+                        *(f"sum({c.name}) AS {c.name}" for c in sums), f"uniqMergeState({uniq.name}) AS {uniq.name}"])
+    return [
+        f"CREATE TABLE IF NOT EXISTS `{db}`.`{name}` (\n  {col_ddl}\n) ENGINE = MergeTree ORDER BY ({key})"
+        f"\nCOMMENT {_lit(comment)}",
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS `{db}`.`{name}_refresh` REFRESH EVERY 5 SECOND TO `{db}`.`{name}`"
+        f" AS SELECT {select} FROM `{db}`.`{source}` GROUP BY {key}"
+        f"\nCOMMENT {_lit('Recomputes ' + name + ' from ' + source + ' every 5 s (atomic replace).')}",
+    ]
+
+
+def attribution_ddl(db: str) -> list[str]:
+    out: list[str] = []
+    for table in (ATTRIBUTED_GMV, FUNNEL_EVENTS, GMV_MINUTE, FUNNEL_MINUTE):
+        out.extend(table.ddl(db))
+    gmv_dims = [c for c in GMV_MINUTE.columns if c.name in ("model", "stage", "channel", "traffic", "shop_id",
+                                                             "seller_id", "touch_account_id", "is_self")]
+    gmv_sums = [c for c in GMV_MINUTE.columns if c.name in ("gmv_fen", "refund_fen", "net_fen", "orders", "refunds")]
+    buyers = next(c for c in GMV_MINUTE.columns if c.name == "buyers")
+    f_dims = [c for c in FUNNEL_MINUTE.columns if c.name in ("stage", "account_id", "content_id", "shop_id", "traffic")]
+    f_sums = [c for c in FUNNEL_MINUTE.columns if c.name in ("views", "engaged_views", "live_enters")]
+    viewers = next(c for c in FUNNEL_MINUTE.columns if c.name == "viewers")
+    for grain, comment in (("hour", "hour (UTC)"), ("day", "day in Asia/Shanghai (the business day)")):
+        out += _coarse_rollup(db, f"gmv_{grain}", "gmv_minute", grain, comment, gmv_dims, gmv_sums, buyers,
+                              f"Attributed GMV per {grain}; same columns as gmv_minute.")
+        out += _coarse_rollup(db, f"funnel_{grain}", "funnel_minute", grain, comment, f_dims, f_sums, viewers,
+                              f"Funnel per {grain}; same columns as funnel_minute.")
+    out.append(
+        f"CREATE VIEW IF NOT EXISTS `{db}`.`shop_daily_kpis` (\n"
+        "  `day` DateTime('Asia/Shanghai') COMMENT 'business day (Asia/Shanghai)',\n"
+        "  `shop_id` String COMMENT 'shop',\n"
+        "  `gmv_fen` Int64 COMMENT 'paid GMV (fen)',\n"
+        "  `refund_fen` Int64 COMMENT 'refunds (fen)',\n"
+        "  `net_fen` Int64 COMMENT 'net GMV (fen)',\n"
+        "  `orders` UInt64 COMMENT 'paid orders',\n"
+        "  `buyers` UInt64 COMMENT 'distinct buyers',\n"
+        "  `aov_fen` Float64 COMMENT 'average order value 客单价 = gmv_fen / orders (fen)',\n"
+        "  `views` UInt64 COMMENT 'video views + live enters of content mounting the shop',\n"
+        "  `viewers` UInt64 COMMENT 'unique viewers (UV) of that content',\n"
+        "  `gpm_yuan` Float64 COMMENT 'GPM: GMV (yuan) per 1,000 views',\n"
+        "  `uv_value_yuan` Float64 COMMENT 'UV value: GMV (yuan) per unique viewer',\n"
+        "  `conversion_rate` Float64 COMMENT 'buyers / unique viewers'\n"
+        ") AS SELECT g.day, g.shop_id, g.gmv_fen, g.refund_fen, g.net_fen, g.orders, g.buyers,"
+        " if(g.orders = 0, 0, g.gmv_fen / g.orders), f.views, f.viewers,"
+        " if(f.views = 0, 0, g.gmv_fen / 100 * 1000 / f.views), if(f.viewers = 0, 0, g.gmv_fen / 100 / f.viewers),"
+        " if(f.viewers = 0, 0, g.buyers / f.viewers)"
+        " FROM (SELECT day, shop_id, sum(gmv_fen) AS gmv_fen, sum(refund_fen) AS refund_fen, sum(net_fen) AS net_fen,"
+        f" sum(orders) AS orders, uniqMerge(buyers) AS buyers FROM `{db}`.`gmv_day` WHERE model = 'last_touch'"
+        " GROUP BY day, shop_id) AS g"
+        " LEFT JOIN (SELECT day, shop_id, sum(views) AS views, uniqMerge(viewers) AS viewers"
+        f" FROM `{db}`.`funnel_day` GROUP BY day, shop_id) AS f USING (day, shop_id)"
+        "\nCOMMENT 'Per shop and business day: GMV, net, orders, buyers, AOV, GPM, UV value, conversion rate.'"
+    )
+    out.append(
+        f"CREATE VIEW IF NOT EXISTS `{db}`.`account_daily_kpis` (\n"
+        "  `day` DateTime('Asia/Shanghai') COMMENT 'business day (Asia/Shanghai)',\n"
+        "  `model` LowCardinality(String) COMMENT 'attribution model of the credited GMV',\n"
+        "  `account_id` String COMMENT 'account (video author / live anchor / seller)',\n"
+        "  `gmv_fen` Int64 COMMENT 'paid GMV credited to the account (fen)',\n"
+        "  `net_fen` Int64 COMMENT 'net GMV credited (fen)',\n"
+        "  `self_net_fen` Int64 COMMENT 'net GMV credited where the account sold itself (自播)',\n"
+        "  `assist_net_fen` Int64 COMMENT 'net GMV credited on other sellers orders (达人分销 / 川流 assists)',\n"
+        "  `views` UInt64 COMMENT 'views + live enters of the account content',\n"
+        "  `viewers` UInt64 COMMENT 'unique viewers (UV)',\n"
+        "  `gpm_yuan` Float64 COMMENT 'GPM: credited GMV (yuan) per 1,000 views',\n"
+        "  `uv_value_yuan` Float64 COMMENT 'credited GMV (yuan) per unique viewer'\n"
+        ") AS SELECT g.day, g.model, g.account_id, g.gmv_fen, g.net_fen, g.self_net_fen, g.assist_net_fen,"
+        " f.views, f.viewers, if(f.views = 0, 0, g.gmv_fen / 100 * 1000 / f.views),"
+        " if(f.viewers = 0, 0, g.gmv_fen / 100 / f.viewers)"
+        " FROM (SELECT day, model, touch_account_id AS account_id, sum(gmv_fen) AS gmv_fen, sum(net_fen) AS net_fen,"
+        " sumIf(net_fen, is_self = 1) AS self_net_fen, sumIf(net_fen, is_self = 0) AS assist_net_fen"
+        f" FROM `{db}`.`gmv_day` GROUP BY day, model, account_id) AS g"
+        " LEFT JOIN (SELECT day, account_id, sum(views) AS views, uniqMerge(viewers) AS viewers"
+        f" FROM `{db}`.`funnel_day` GROUP BY day, account_id) AS f USING (day, account_id)"
+        "\nCOMMENT 'Per account, model and business day: credited GMV (self vs assist), views, GPM, UV value.'"
+    )
+    return out

@@ -1,13 +1,20 @@
-"""The faust app: topics, tables, the ingest agent and web views, wired to the sink.
+"""The worker: a faust app (lifecycle, web views) running the batched ingest loop.
 
-``GmvWorker`` builds one faust app from ``Settings``. Its agent consumes the
-source topics as raw bytes in ``take_events`` batches; for each batch it runs
-the pure ``BatchProcessor``, writes the journal (state) entries, sends dead
-letters to the DLQ topic, and flushes the ClickHouse sink — and only then lets
-faust ack the batch. Faust flushes the producer (changelog, DLQ) before it
-commits offsets, so offsets are committed after both state and ClickHouse
-hold what the batch produced: at-least-once, with exact totals because every
-row is idempotent.
+Why the source topics are not consumed through a faust agent: faust's stream
+delivery drops messages across consumer-group generations and then commits
+past them (measured here: ~2 in 8 resumed runs skipped hundreds of offsets;
+see faust-streaming issues #216/#221), and its per-message machinery caps a
+stock agent at a few thousand events/s on this hardware. Exact GMV needs
+every offset, so the ingest loop (``IngestLoop``) runs inside the faust worker
+on a plain aiokafka consumer with manual commits:
+
+    getmany (≤ batch_max records) → BatchProcessor (pure) → journal to the
+    state changelog, DLQ and rekeyed sends → producer flush → ClickHouse
+    flush (+ minute rollups) → commit offsets
+
+so offsets are committed only after state and ClickHouse hold what the batch
+produced: at-least-once, with exact totals because every row is idempotent and
+every decision is journalled before its rows are written.
 """
 
 from __future__ import annotations
@@ -20,133 +27,222 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import CommitFailedError, KafkaError
 
 from sinks.clickhouse import ClickHouseSink
+from sinks.schema import ATTRIBUTED_GMV, FUNNEL_EVENTS
+from streams.changelog import StateChangelog
 from streams.ingest import SourceMessage
-from streams.pipeline import BatchProcessor, IngestCounters
+from streams.pipeline import BatchProcessor, BatchResult, IngestCounters
 from streams.settings import Settings
-from streams.tables import JournalTable
 
 log = logging.getLogger(__name__)
 
 
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, worker: GmvWorker) -> None:
+        self.worker = worker
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        # Wait for the batch in flight: it commits its own offsets before the partitions go.
+        async with self.worker.lock:
+            self.worker.release_partitions({tp.partition for tp in revoked})
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        async with self.worker.lock:
+            await self.worker.recover_partitions({tp.partition for tp in assigned})
+
+
 class GmvWorker:
-    """One worker process: a faust app and the state it owns."""
+    """One worker process: the ingest loop, the state it owns, and the web views."""
 
     def __init__(self, settings: Settings, bootstrap: str, sink: ClickHouseSink,
-                 sql_runner: Callable[[str, str], bytes] | None = None, web_port: int = 0) -> None:
+                 sql_runner: Callable[[str, str], bytes] | None = None, web_port: int = 0,
+                 attribute_at_end: bool = False) -> None:
         self.settings = settings
+        self.bootstrap = bootstrap
         self.sink = sink
         self.sql_runner = sql_runner
-        self.processor = BatchProcessor(settings, extra_topics={settings.unrouted_topic: None})
+        self.attribute_at_end = attribute_at_end  # `gmv run`: a batch replay attributes at end of input
+        self.processor = BatchProcessor(settings, extra_topics={settings.unrouted_topic: None,
+                                                                settings.rekeyed_topic: None})
         self.counters = IngestCounters()
         self.next_offsets: dict[tuple[str, int], int] = {}
+        self.first_offsets: dict[tuple[str, int], int] = {}  # first offset this process handled
+        self.seen_msgs: dict[tuple[str, int], int] = {}  # messages handled per (topic, partition): a skip guard
         self.batches = 0
         self.started_at = time.monotonic()
+        self.lock = asyncio.Lock()
+        self.owned: set[int] = set()
+        self._recovered = BatchResult()
         self._crash: BaseException | None = None
-        self._loaded: set[int] = set()
-        self.seen_msgs: dict[tuple[str, int], int] = {}  # messages handled per (topic, partition)
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._changelog: StateChangelog | None = None
+        self.ready = asyncio.Event()
+        self.last_batch_at = 0.0
         self.web_port = web_port
         s = settings
+        self.topics = [*s.source_topics, s.unrouted_topic, s.rekeyed_topic]
         self.app = faust.App(
-            s.app_id,
+            f"{s.app_id}-web",
             broker=f"kafka://{bootstrap.replace(',', ';kafka://')}",
             store="memory://",
-            topic_partitions=s.partitions,
-            topic_replication_factor=s.replication_factor,
-            broker_session_timeout=s.session_timeout_s,
-            broker_heartbeat_interval=1.0,
-            broker_commit_every=10_000,
-            broker_commit_interval=1.0,
-            consumer_auto_offset_reset="earliest",
-            producer_linger_ms=5,
-            stream_wait_empty=False,
             web_enabled=web_port > 0,
             web_bind=s.web_host,
             web_port=web_port or 6066,
             web_host=s.web_host,
-            table_cleanup_interval=3600,
+            topic_replication_factor=s.replication_factor,
         )
-        self.source_topics = self.app.topic(
-            *s.source_topics, s.unrouted_topic, key_type=bytes, value_type=bytes,
-            key_serializer="raw", value_serializer="raw", partitions=s.partitions,
-        )
-        self.dlq_topic = self.app.topic(s.dlq_topic, key_type=bytes, value_type=bytes,
-                                        key_serializer="raw", value_serializer="raw", partitions=s.partitions)
-        self.journal: JournalTable = self.app.tables.add(JournalTable(
-            self.app, name="journal", default=None, partitions=s.partitions,
-            key_type=str, value_type=bytes,
-            help="batch journal of per-partition stream state (dedup, touchpoints, orders)",
-        ))
-        self.app.agent(self.source_topics, name="ingest")(self._ingest)
-        self.app.on_partitions_revoked.connect(self._on_revoked)
+        self.app.task(self._run)
         if web_port > 0:
             from streams.views import register_views
 
             register_views(self)
 
-    async def _on_revoked(self, sender: Any, revoked: set, **kwargs: Any) -> None:
-        # Revoked partitions may come back later with state changed by another
-        # worker: forget them here, rebuild from the recovered journal then.
-        parts = {tp.partition for tp in revoked}
+    # -- partitions ---------------------------------------------------------------
+    def release_partitions(self, parts: set[int]) -> None:
         self.processor.forget(parts)
-        self._loaded -= parts
+        self.owned -= parts
 
-    def _ensure_loaded(self, partitions: set[int]) -> None:
-        for p in partitions - self._loaded:
-            self.processor.forget({p})
-            self.processor.partition_state(p).load(self.journal.partition_items(p))
-            self._loaded.add(p)
+    async def recover_partitions(self, parts: set[int]) -> None:
+        new = sorted(parts - self.owned)
+        if not new or self._changelog is None:
+            return
+        t0 = time.monotonic()
+        journals = await self._changelog.read(new)
+        for p in new:
+            self._recovered.merge(self.processor.load(p, journals[p]))
+            self.owned.add(p)
+        log.info("recovered state of partitions %s (%d journal records) in %.2fs", new,
+                 sum(len(v) for v in journals.values()), time.monotonic() - t0)
 
-    async def _ingest(self, stream: faust.StreamT) -> None:
-        async for events in stream.take_events(self.settings.batch_max, within=self.settings.batch_within_s):
-            msgs = [
-                SourceMessage.from_kafka(m.topic, m.partition, m.offset, m.key, m.value, m.headers)
-                for m in (e.message for e in events)
-            ]
-            try:
-                await self.handle_batch(msgs)
-            except Exception as e:
-                # Input never raises here (it is validated and dead-lettered); this is
-                # infrastructure (ClickHouse gone past the retry budget) or a bug. Stop
-                # the worker rather than let faust's supervisor restart the agent past
-                # an un-flushed batch: its offsets stay uncommitted and a restart
-                # re-processes it, idempotently.
-                self._crash = e
-                log.exception("the ingest agent failed; stopping the worker (offsets stay uncommitted)")
-                await self.app.crash(e)
-                raise
+    # -- the loop -------------------------------------------------------------------
+    async def _run(self) -> None:
+        s = self.settings
+        self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=5,
+                                          max_request_size=4 * s.max_message_bytes + 65536,
+                                          max_batch_size=1024 * 1024)
+        await self._producer.start()
+        self._changelog = StateChangelog(self.bootstrap, s.changelog_topic, self._producer)
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=s.app_id, enable_auto_commit=False,
+            auto_offset_reset="earliest", session_timeout_ms=int(s.session_timeout_s * 1000),
+            heartbeat_interval_ms=max(300, int(s.session_timeout_s * 1000) // 5),
+            max_poll_interval_ms=max(300_000, int(s.sink_retry_for_s * 1000) + 60_000),
+            partition_assignment_strategy=(RangePartitionAssignor,),  # co-partitioned: views/lives/orders p together
+            fetch_max_bytes=32 * 1024 * 1024, max_partition_fetch_bytes=8 * 1024 * 1024,
+        )
+        await self._consumer.start()
+        self._consumer.subscribe(self.topics, listener=_Rebalance(self))
+        try:
+            while not self.app.should_stop:
+                data = await self._consumer.getmany(timeout_ms=int(s.batch_within_s * 1000),
+                                                    max_records=s.batch_max)
+                self.ready.set() if self._consumer.assignment() else None
+                msgs = [SourceMessage.from_kafka(r.topic, r.partition, r.offset, r.key, r.value, r.headers)
+                        for records in data.values() for r in records]
+                async with self.lock:
+                    await self.handle_batch(msgs)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            # Input never raises here (it is validated and dead-lettered): this is infrastructure
+            # (ClickHouse gone past the retry budget, the broker gone) or a bug. Stop the worker;
+            # the batch's offsets stay uncommitted and a restart re-processes it, idempotently.
+            self._crash = e
+            log.exception("the ingest loop failed; stopping the worker (offsets stay uncommitted)")
+            await self.app.crash(e)
+        finally:
+            await self._close_clients()
 
-    async def handle_batch(self, msgs: list[SourceMessage]) -> None:
-        self._ensure_loaded({m.partition for m in msgs})
-        result = self.processor.process(msgs, datetime.now(UTC))
+    async def handle_batch(self, msgs: list[SourceMessage], final: bool = False) -> None:
+        now = datetime.now(UTC)
+        result = self.processor.process(msgs, now) if msgs else BatchResult()
+        if self._recovered.touched_partitions or self._recovered.dead_letters:
+            result.merge(self._recovered)
+            self._recovered = BatchResult()
+        if final or not self.attribute_at_end:
+            result.merge(self.processor.attribute_due(now, final=final))
+        self.processor.commit_journal(result)
+        if not (msgs or result.touched_partitions or result.journal_puts or result.journal_dels):
+            return
+        await self._write(result)
+        await self._commit(result.next_offsets)
+        for m in msgs:
+            k = (m.topic, m.partition)
+            self.seen_msgs[k] = self.seen_msgs.get(k, 0) + 1
+            self.first_offsets.setdefault(k, m.offset)
+        for key, off in result.next_offsets.items():
+            if off > self.next_offsets.get(key, 0):
+                self.next_offsets[key] = off
+        self.counters.by_topic.update(result.counters.by_topic)
+        self.batches += 1
+        self.last_batch_at = time.time()
+
+    async def _write(self, result: BatchResult) -> None:
+        assert self._producer is not None and self._changelog is not None
+        s = self.settings
         for key, value in result.journal_puts:
-            self.journal[key] = value
+            await self._changelog.put(int(key.split("|", 1)[0]), key, value)
         for key in result.journal_dels:
-            self.journal.pop(key, None)
+            await self._changelog.put(int(key.split("|", 1)[0]), key, None)
+        for rk in result.rekeyed:
+            await self._producer.send(s.rekeyed_topic, key=rk.key, value=rk.value, partition=rk.partition,
+                                      headers=[("gmv-src", rk.src.encode())])
         for dl in result.dead_letters:
-            await self.dlq_topic.send(
-                key=dl.msg.key, value=dl.raw,
+            await self._producer.send(
+                s.dlq_topic, key=dl.msg.key, value=dl.raw,
                 headers=[("gmv-reason-code", dl.reason_code.encode()), ("gmv-reason", dl.reason.encode()[:4000]),
                          ("gmv-source-topic", dl.msg.topic.encode()),
                          ("gmv-source-partition", str(dl.msg.partition).encode()),
                          ("gmv-source-offset", str(dl.msg.offset).encode()),
                          ("gmv-element-index", str(dl.index).encode()), ("gmv-src", dl.src.encode())],
             )
+        # State and forwards are durable before ClickHouse sees the rows derived from them.
+        await self._producer.flush()
         for table, rows in result.rows.items():
             if rows:
                 self.sink.add(table, rows)
         await self.sink.flush()
-        # Everything the batch produced is in ClickHouse (and queued for Kafka,
-        # which faust flushes before committing): the batch may now be acked.
-        for m in msgs:  # consumption audit: every offset of a partition must be seen (see runner)
-            k = (m.topic, m.partition)
-            self.seen_msgs[k] = self.seen_msgs.get(k, 0) + 1
-        for key, off in result.next_offsets.items():
-            if off > self.next_offsets.get(key, 0):
-                self.next_offsets[key] = off
-        self.counters.by_topic.update(result.counters.by_topic)
-        self.batches += 1
+        await self.sink.refresh_rollups(
+            {_minute(r[14]) for r in result.rows[ATTRIBUTED_GMV.name]},
+            {_minute(r[1]) for r in result.rows[FUNNEL_EVENTS.name]},
+        )
+        # ClickHouse holds every row derived from the journal so far: say so in the changelog.
+        for p in result.touched_partitions:
+            key, value = self.processor.partition_state(p).mark_key_value()
+            await self._changelog.put(p, key, value)
+
+    async def _commit(self, next_offsets: dict[tuple[str, int], int]) -> None:
+        if not next_offsets or self._consumer is None:
+            return
+        assigned = self._consumer.assignment()
+        offsets = {TopicPartition(t, p): off for (t, p), off in next_offsets.items()
+                   if TopicPartition(t, p) in assigned}
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(offsets)
+        except (CommitFailedError, KafkaError) as e:
+            # The group rebalanced under this batch: its new owner re-processes it, idempotently.
+            log.warning("offset commit failed (%s); the batch will be re-processed by the partition's owner", e)
+
+    async def _close_clients(self) -> None:
+        if self._producer is not None:
+            try:
+                await self._producer.flush()
+            except Exception:
+                log.debug("final producer flush failed", exc_info=True)
+        for client in (self._consumer, self._producer):
+            if client is not None:
+                try:
+                    await client.stop()
+                except Exception:
+                    log.debug("closing a Kafka client failed", exc_info=True)
+        self._consumer = self._producer = None
 
     @property
     def crashed(self) -> bool:
@@ -156,24 +252,42 @@ class GmvWorker:
         return f"{type(self._crash).__name__}: {self._crash}" if self._crash else "stopped"
 
     async def drain(self) -> None:
-        """End of input (``gmv run``, bounded demo): settle everything pending, flush, commit.
+        """End of input (``gmv run``, bounded demo): attribute everything pending, flush, commit."""
+        async with self.lock:
+            await self.handle_batch([], final=True)
 
-        Faust commits on an interval; stopping right after the last batch could
-        leave its offsets uncommitted (harmless: a replay is idempotent, but the
-        next run would re-read them), so commit explicitly once the acks land.
-        """
-        await self.sink.flush()
-        await asyncio.sleep(0.3)  # the take_events generator acks the last batch on its next step
-        if self.app.consumer is not None and self.app.consumer.assignment():
-            await self.app.consumer.commit()
+    async def end_offsets(self, topic: str) -> dict[tuple[str, int], int]:
+        if self._consumer is None:
+            return {}
+        tps = [TopicPartition(topic, p) for p in range(self.settings.partitions)]
+        ends = await self._consumer.end_offsets(tps)
+        return {(tp.topic, tp.partition): off for tp, off in ends.items()}
+
+    def lag(self) -> int:
+        """Messages on the assigned partitions not yet consumed (-1 if unknown)."""
+        c = self._consumer
+        if c is None:
+            return -1
+        total = 0
+        for tp in c.assignment():
+            high = c.highwater(tp)
+            if high is None:
+                return -1
+            total += max(0, high - self.next_offsets.get((tp.topic, tp.partition), 0))
+        return total
 
     def stats(self) -> dict[str, Any]:
+        orders, refunds = self.processor.pending()
         return {
             "counters": self.counters.summary(),
             "per_topic": self.counters.per_topic(),
             "batches": self.batches,
             "rows_written": self.sink.rows_written,
             "uptime_s": round(time.monotonic() - self.started_at, 1),
+            "lag": self.lag(),
+            "pending_orders": orders,
+            "held_refunds": refunds,
+            "partitions": sorted(self.owned),
             "next_offsets": {f"{t}:{p}": o for (t, p), o in sorted(self.next_offsets.items())},
         }
 
@@ -189,3 +303,7 @@ class GmvWorker:
         worker = getattr(self, "_faust_worker", None)
         if worker is not None:
             await worker.stop()
+
+
+def _minute(when: datetime) -> datetime:
+    return when.replace(second=0, microsecond=0)

@@ -172,15 +172,18 @@ def _kafka_answers(bootstrap: str) -> bool:
         return False
 
 
-def ensure_topics(bootstrap: str, partitions: dict[str, int], replication: int = 1) -> None:
-    """Create missing topics with their partition counts (faust does not create source topics)."""
+def ensure_topics(bootstrap: str, partitions: dict[str, int], replication: int = 1,
+                  compacted: frozenset[str] = frozenset()) -> None:
+    """Create missing topics with their partition counts (``compacted`` ones with cleanup.policy=compact)."""
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="gmv-admin")
     try:
         existing = set(admin.list_topics())
-        missing = [NewTopic(name, n, replication) for name, n in partitions.items() if name not in existing]
+        missing = [NewTopic(name, n, replication,
+                            topic_configs={"cleanup.policy": "compact"} if name in compacted else {})
+                   for name, n in partitions.items() if name not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(missing)

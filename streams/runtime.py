@@ -50,7 +50,7 @@ class Runtime:
     # -- Kafka ------------------------------------------------------------------------
     def topic_partitions(self) -> dict[str, int]:
         s = self.settings
-        names = [*s.source_topics, s.dlq_topic, s.unrouted_topic, s.rekeyed_topic]
+        names = [*s.source_topics, s.dlq_topic, s.unrouted_topic, s.rekeyed_topic, s.changelog_topic]
         return {name: s.partitions for name in names}
 
     def open_kafka(self) -> str:
@@ -60,7 +60,8 @@ class Runtime:
             bootstrap = self.kafka.start()
         else:
             bootstrap = s.kafka_bootstrap_servers or ""
-        ensure_topics(bootstrap, self.topic_partitions(), s.replication_factor)
+        ensure_topics(bootstrap, self.topic_partitions(), s.replication_factor,
+                      compacted=frozenset({s.changelog_topic}))
         return bootstrap
 
     # -- ClickHouse -----------------------------------------------------------------------

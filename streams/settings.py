@@ -99,4 +99,10 @@ class Settings(BaseSettings):
 
     @property
     def rekeyed_topic(self) -> str:
+        """Events a producer keyed otherwise than by user_id, forwarded to their user's partition."""
         return self.topic("rekeyed")
+
+    @property
+    def changelog_topic(self) -> str:
+        """Compacted topic holding the workers' state journal (partition p = source partition p)."""
+        return self.topic(f"{self.app_id}-state-changelog")

@@ -1,15 +1,23 @@
-"""Stream state of one source partition, persisted as a batch journal in a faust table.
+"""Stream state of one source partition, persisted as a batch journal in a changelog topic.
 
-Per-event table writes cost one changelog message each, and the broker's CPU
+Per-event state writes cost one changelog message each, and the broker's CPU
 goes with them; so state is written once per batch: one journal entry per
 (partition, kind, batch) holding that batch's records. In-memory indexes are
-derived from the journal, rebuilt after recovery or a rebalance, and pruned by
+derived from the journal, rebuilt after a restart or a rebalance, and pruned by
 the partition's *event-time* watermark (never the wall clock), so a replay of
 last month prunes exactly as live processing did.
 
-Journal keys are ``<partition>|<kind>|<nonce>|<seq>``: the changelog partition is
-the source partition (see ``JournalTable.partition_for_key``), so recovery hands
-each worker exactly the state of the partitions it owns.
+Journal keys are ``<partition>|<kind>|<nonce>|<seq>`` and live in changelog
+partition ``<partition>``: each worker recovers exactly the state of the source
+partitions it owns. Kinds:
+
+``seen``    [event_id, src] — de-duplication (``dedup_horizon``)
+``touch``   Touch + user — touchpoints (``lookback`` before the oldest pending order)
+``order``   a paid order awaiting / done attribution (``weights_retention``)
+``attr``    an order's attribution path, kept for its refunds (``weights_retention``)
+``refund``  a refund event, held until its order is attributed (``weights_retention``)
+``settled`` what became of a refund: applied | orphan | over_refund (``weights_retention``)
+``mark``    ClickHouse holds every row derived from the entries before it (see ``unconfirmed``)
 """
 
 from __future__ import annotations
@@ -20,7 +28,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from streams.attribution import Touch
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+DERIVED_KINDS = ("attr", "settled")  # kinds whose records produce ClickHouse rows when they are made
 
 
 def to_ms(when: datetime) -> int:
@@ -38,32 +49,110 @@ class JournalEntry:
     records: list
 
 
+@dataclass(slots=True)
+class OrderRec:
+    """A paid order as attribution and its rows need it."""
+
+    event_id: str
+    src: str
+    user_id: str
+    order_id: str
+    shop_id: str
+    sku_id: str
+    seller_id: str
+    channel: str
+    channel_id: str
+    amount_fen: int
+    t_ms: int
+    arrival_ms: int  # processing time it arrived (attribution_delay counts from here)
+    quantity: int = 1
+
+    def as_list(self) -> list:
+        return [self.event_id, self.src, self.user_id, self.order_id, self.shop_id, self.sku_id, self.seller_id,
+                self.channel, self.channel_id, self.amount_fen, self.t_ms, self.arrival_ms, self.quantity]
+
+    @classmethod
+    def from_list(cls, r: list) -> OrderRec:
+        return cls(*r)
+
+
+@dataclass(slots=True)
+class RefundRec:
+    """A refund event and where it came from (so it can be dead-lettered later, if it must be)."""
+
+    event_id: str
+    src: str
+    topic: str
+    partition: int
+    offset: int
+    index: int
+    user_id: str
+    order_id: str
+    refund_fen: int
+    t_ms: int
+    raw: str  # the validated event as JSON
+
+    def as_list(self) -> list:
+        return [self.event_id, self.src, self.topic, self.partition, self.offset, self.index, self.user_id,
+                self.order_id, self.refund_fen, self.t_ms, self.raw]
+
+    @classmethod
+    def from_list(cls, r: list) -> RefundRec:
+        return cls(*r)
+
+
+@dataclass
+class Horizons:
+    dedup_ms: int
+    lookback_ms: int
+    retention_ms: int
+
+
 @dataclass
 class PartitionState:
-    """De-duplication index of one partition (attribution state is added by the attribution layer)."""
+    """Dedup index, touchpoints, orders, attributions and refunds of one partition."""
 
     partition: int
-    dedup_horizon_ms: int
+    horizons: Horizons
     seen: dict[str, str] = field(default_factory=dict)  # event_id -> src of its first occurrence
+    touches: dict[str, dict[str, Touch]] = field(default_factory=dict)  # user -> touch event_id -> touch
+    orders: dict[str, OrderRec] = field(default_factory=dict)  # order event_id -> order
+    order_ids: dict[str, str] = field(default_factory=dict)  # order_id -> its paid event_id
+    attrs: dict[str, list[Touch]] = field(default_factory=dict)  # order event_id -> attribution path
+    refunds: dict[str, RefundRec] = field(default_factory=dict)  # refund event_id -> refund
+    settled: dict[str, str] = field(default_factory=dict)  # refund event_id -> applied | orphan | over_refund
     entries: dict[str, JournalEntry] = field(default_factory=dict)
     watermark_ms: int = 0
+    unconfirmed: list[tuple[str, list]] = field(default_factory=list)  # (kind, record) not known to be in ClickHouse
     _pending: dict[str, list] = field(default_factory=dict)
     _pending_t: dict[str, int] = field(default_factory=dict)
     _seq: int = 0
     _nonce: str = field(default_factory=lambda: os.urandom(4).hex())
 
     # -- journal ---------------------------------------------------------------
-    def load(self, items: Iterable[tuple[str, bytes]]) -> None:
-        """Rebuild from journal entries (changelog order)."""
+    def load(self, items: Iterable[tuple[str, bytes | None]]) -> None:
+        """Rebuild from changelog records in offset order (``None`` = deleted)."""
         for key, raw in items:
+            old = self.entries.pop(key, None)
+            if old is not None:
+                self._unapply(old)
+            if raw is None:
+                continue
             doc = json.loads(raw)
+            if doc["k"] == "mark":
+                self.unconfirmed.clear()
+                continue
             entry = JournalEntry(doc["k"], doc["t"], doc["r"])
             self.entries[key] = entry
             self._apply(entry)
+            if entry.kind in DERIVED_KINDS:
+                self.unconfirmed.extend((entry.kind, rec) for rec in entry.records)
             self.watermark_ms = max(self.watermark_ms, entry.t_max)
+        # Entries that expired while this partition was elsewhere go now.
+        self._expire()
 
     def record(self, kind: str, rec: list, t_ms: int) -> None:
-        """Stage a record for this batch's journal entry of ``kind``."""
+        """Stage a record for this batch's journal entry of ``kind`` (indexes are updated by the caller)."""
         self._pending.setdefault(kind, []).append(rec)
         self._pending_t[kind] = max(self._pending_t.get(kind, 0), t_ms)
 
@@ -80,28 +169,73 @@ class PartitionState:
         self._pending_t.clear()
         return puts, self._expire()
 
+    def mark_key_value(self) -> tuple[str, bytes]:
+        return f"{self.partition}|mark", b'{"k":"mark","t":0,"r":[]}'
+
     def _expire(self) -> list[str]:
         dels = []
+        pending_orders = [o.t_ms for eid, o in self.orders.items() if eid not in self.attrs]
+        touch_ref = min([self.watermark_ms, *pending_orders])
         for key, entry in list(self.entries.items()):
-            if entry.t_max < self.watermark_ms - self.horizon_ms(entry.kind):
+            if entry.kind == "seen":
+                expired = entry.t_max < self.watermark_ms - self.horizons.dedup_ms
+            elif entry.kind == "touch":
+                expired = entry.t_max < touch_ref - self.horizons.lookback_ms
+            elif entry.kind == "order":
+                expired = entry.t_max < self.watermark_ms - self.horizons.retention_ms and not any(
+                    r[0] not in self.attrs for r in entry.records)
+            elif entry.kind == "refund":
+                expired = entry.t_max < self.watermark_ms - self.horizons.retention_ms and not any(
+                    r[0] not in self.settled for r in entry.records)
+            else:
+                expired = entry.t_max < self.watermark_ms - self.horizons.retention_ms
+            if expired:
                 del self.entries[key]
                 self._unapply(entry)
                 dels.append(key)
         return dels
 
-    def horizon_ms(self, kind: str) -> int:
-        return self.dedup_horizon_ms
-
     def _apply(self, entry: JournalEntry) -> None:
-        if entry.kind == "seen":
-            for event_id, src in entry.records:
-                self.seen.setdefault(event_id, src)
+        kind = entry.kind
+        for rec in entry.records:
+            if kind == "seen":
+                self.seen.setdefault(rec[0], rec[1])
+            elif kind == "touch":
+                self.touches.setdefault(rec[7], {})[rec[1]] = Touch.from_list(rec[:7])
+            elif kind == "order":
+                o = OrderRec.from_list(rec)
+                self.orders[o.event_id] = o
+                self.order_ids.setdefault(o.order_id, o.event_id)
+            elif kind == "attr":
+                self.attrs[rec[0]] = [Touch.from_list(t) for t in rec[1]]
+            elif kind == "refund":
+                r = RefundRec.from_list(rec)
+                self.refunds[r.event_id] = r
+            elif kind == "settled":
+                self.settled[rec[0]] = rec[1]
 
     def _unapply(self, entry: JournalEntry) -> None:
-        if entry.kind == "seen":
-            for event_id, src in entry.records:
-                if self.seen.get(event_id) == src:
-                    del self.seen[event_id]
+        kind = entry.kind
+        for rec in entry.records:
+            if kind == "seen":
+                if self.seen.get(rec[0]) == rec[1]:
+                    del self.seen[rec[0]]
+            elif kind == "touch":
+                user = self.touches.get(rec[7])
+                if user is not None:
+                    user.pop(rec[1], None)
+                    if not user:
+                        del self.touches[rec[7]]
+            elif kind == "order":
+                self.orders.pop(rec[0], None)
+                if self.order_ids.get(rec[3]) == rec[0]:
+                    del self.order_ids[rec[3]]
+            elif kind == "attr":
+                self.attrs.pop(rec[0], None)
+            elif kind == "refund":
+                self.refunds.pop(rec[0], None)
+            elif kind == "settled":
+                self.settled.pop(rec[0], None)
 
     # -- de-duplication ----------------------------------------------------------
     def classify(self, event_id: str, src: str, t_ms: int) -> str:
@@ -116,3 +250,34 @@ class PartitionState:
     def advance(self, t_ms: int) -> None:
         if t_ms > self.watermark_ms:
             self.watermark_ms = t_ms
+
+    # -- attribution state -----------------------------------------------------------
+    def add_touch(self, user_id: str, touch: Touch) -> None:
+        user = self.touches.setdefault(user_id, {})
+        if touch.event_id not in user:
+            user[touch.event_id] = touch
+            self.record("touch", [*touch.as_list(), user_id], touch.t_ms)
+
+    def add_order(self, order: OrderRec) -> None:
+        if order.event_id not in self.orders:
+            self.orders[order.event_id] = order
+            self.order_ids.setdefault(order.order_id, order.event_id)
+            self.record("order", order.as_list(), order.t_ms)
+
+    def add_attr(self, order: OrderRec, path: list[Touch]) -> None:
+        self.attrs[order.event_id] = path
+        self.record("attr", [order.event_id, [t.as_list() for t in path]], order.t_ms)
+
+    def add_refund(self, refund: RefundRec) -> None:
+        if refund.event_id not in self.refunds:
+            self.refunds[refund.event_id] = refund
+            self.record("refund", refund.as_list(), refund.t_ms)
+
+    def settle(self, refund: RefundRec, outcome: str) -> None:
+        self.settled[refund.event_id] = outcome
+        self.record("settled", [refund.event_id, outcome], refund.t_ms)
+
+    def refunded_fen(self, order_id: str) -> int:
+        """Refunds applied so far to an order."""
+        return sum(r.refund_fen for eid, r in self.refunds.items()
+                   if r.order_id == order_id and self.settled.get(eid) == "applied")

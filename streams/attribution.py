@@ -1,0 +1,141 @@
+"""短直短 attribution as pure functions over a path (SPEC §3). No faust, no I/O.
+
+``build_path`` turns a user's touchpoints and one paid order into the path the
+models credit; ``attribute`` splits an amount over that path for each model,
+in integer fen that sum exactly to the amount. A refund of ``r`` fen is the
+same split of ``r`` over the same path, negated (``refund_credits``).
+
+Rounding is largest remainder over exact rationals (``Fraction``): time-decay
+weights are floats, but every float is an exact binary rational, so the same
+path always gives the same fen on every machine, whatever order its touches
+arrived in. Leftover fen on tied remainders go to the touch nearer the
+conversion (the later one in the path).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+MODELS: tuple[str, ...] = ("last_touch", "first_touch", "linear", "position_based", "time_decay")
+STAGES: tuple[str, ...] = ("short_video", "live", "clip", "shelf")
+MAX_PATH = 20  # touches in a path, the conversion included
+
+
+@dataclass(frozen=True, slots=True)
+class Touch:
+    """A touchpoint (engaged view or live enter), or the conversion touch of an order."""
+
+    t_ms: int  # event time, epoch ms (UTC)
+    event_id: str  # the touch's own event id (the order's for the conversion touch)
+    stage: str  # short_video | live | clip | shelf
+    account_id: str  # author_id / anchor_id; seller_id for the conversion
+    content_id: str  # video_id / live_id; channel_id for the conversion ('' for shelf)
+    shop_id: str = ""
+    traffic: str = "public"
+
+    def as_list(self) -> list:
+        return [self.t_ms, self.event_id, self.stage, self.account_id, self.content_id, self.shop_id, self.traffic]
+
+    @classmethod
+    def from_list(cls, rec: Sequence) -> Touch:
+        return cls(int(rec[0]), str(rec[1]), str(rec[2]), str(rec[3]), str(rec[4]), str(rec[5]), str(rec[6]))
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFacts:
+    """What attribution needs to know about a paid order."""
+
+    t_ms: int
+    event_id: str
+    seller_id: str
+    shop_id: str
+    stage: str  # conversion stage: channel, or 'shelf'
+    content_id: str  # channel_id ('' for shelf)
+
+
+def is_relevant(touch: Touch, order: OrderFacts) -> bool:
+    """Same account as the seller, or same shop (empty ids never match)."""
+    return bool((touch.account_id and touch.account_id == order.seller_id)
+                or (touch.shop_id and touch.shop_id == order.shop_id))
+
+
+def build_path(touches: Iterable[Touch], order: OrderFacts, lookback_ms: int) -> list[Touch]:
+    """Relevant touches within the lookback, in time order, then the conversion touch.
+
+    Each content id appears once, at its latest time; a touch on the conversion's
+    content merges into the conversion touch (the conversion keeps the traffic of
+    the touch it absorbs, e.g. a private-traffic live enter). At most ``MAX_PATH``
+    touches: the conversion and the most recent touchpoints before it.
+    """
+    lo = order.t_ms - lookback_ms
+    window = sorted(
+        (t for t in touches if lo <= t.t_ms <= order.t_ms and is_relevant(t, order)),
+        key=lambda t: (t.t_ms, t.event_id),
+    )
+    latest: dict[str, Touch] = {}
+    for t in window:  # ascending: a later touch on the same content replaces the earlier one
+        latest[t.content_id] = t
+    merged = latest.pop(order.content_id, None) if order.content_id else None
+    before = sorted(latest.values(), key=lambda t: (t.t_ms, t.event_id))
+    conversion = Touch(order.t_ms, order.event_id, order.stage, order.seller_id, order.content_id,
+                       order.shop_id, merged.traffic if merged else "public")
+    return [*before[-(MAX_PATH - 1):], conversion]
+
+
+def model_weights(model: str, path: Sequence[Touch], half_life_ms: int) -> list[Fraction]:
+    """Unnormalised exact weights of each touch of ``path`` (the last one is the conversion)."""
+    n = len(path)
+    if model == "last_touch":
+        return [Fraction(0)] * (n - 1) + [Fraction(1)]
+    if model == "first_touch":
+        return [Fraction(1)] + [Fraction(0)] * (n - 1)
+    if model == "linear":
+        return [Fraction(1)] * n
+    if model == "position_based":
+        if n == 1:
+            return [Fraction(1)]
+        if n == 2:
+            return [Fraction(1, 2), Fraction(1, 2)]
+        middle = Fraction(1, 5) / (n - 2)
+        return [Fraction(2, 5)] + [middle] * (n - 2) + [Fraction(2, 5)]
+    if model == "time_decay":
+        t_order = path[-1].t_ms
+        return [Fraction(2.0 ** (-(t_order - t.t_ms) / half_life_ms)) for t in path]
+    raise ValueError(f"unknown attribution model {model!r}; use one of {', '.join(MODELS)}")
+
+
+def split_fen(amount: int, weights: Sequence[Fraction | int]) -> list[int]:
+    """Largest-remainder split of ``amount`` (≥ 0) fen by ``weights``; ties go to the later index."""
+    weights = [Fraction(w) for w in weights]
+    total = sum(weights)
+    if amount < 0:
+        raise ValueError("split_fen splits a non-negative amount; negate the result for refunds")
+    if total <= 0:
+        raise ValueError("weights must sum to a positive number")
+    quotas = [amount * w / total for w in weights]
+    shares = [q.numerator // q.denominator for q in quotas]
+    leftover = amount - sum(shares)
+    # Largest remainder first; on equal remainders the touch nearer the conversion (higher index).
+    order = sorted(range(len(quotas)), key=lambda i: (quotas[i] - shares[i], i), reverse=True)
+    for i in order[:leftover]:
+        shares[i] += 1
+    return shares
+
+
+def attribute(amount_fen: int, path: Sequence[Touch], half_life_ms: int,
+              models: Sequence[str] = MODELS) -> dict[str, list[int]]:
+    """Credits in fen per model, one per touch of the path, each summing to ``amount_fen``."""
+    return {m: split_fen(amount_fen, model_weights(m, path, half_life_ms)) for m in models}
+
+
+def refund_credits(refund_fen: int, path: Sequence[Touch], half_life_ms: int,
+                   models: Sequence[str] = MODELS) -> dict[str, list[int]]:
+    """A refund of ``refund_fen``: the paid split's weights and rounding, negated (sums to −refund)."""
+    return {m: [-c for c in credits] for m, credits in attribute(refund_fen, path, half_life_ms, models).items()}
+
+
+def path_label(path: Sequence[Touch]) -> str:
+    """e.g. ``short_video>live``: the stages of the path in order."""
+    return ">".join(t.stage for t in path)
