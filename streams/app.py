@@ -255,6 +255,7 @@ class GmvWorker:
         """End of input (``gmv run``, bounded demo): attribute everything pending, flush, commit."""
         async with self.lock:
             await self.handle_batch([], final=True)
+            await asyncio.to_thread(self.sink.refresh_coarse_sync)  # hour/day rollups current at exit
 
     async def end_offsets(self, topic: str) -> dict[tuple[str, int], int]:
         if self._consumer is None:

@@ -80,6 +80,11 @@ def backend(tmp_path_factory) -> Iterator[Backend]:
 @pytest.fixture
 def gmv_env(backend: Backend) -> dict[str, str]:
     """Environment of one test: its own topics, consumer group and a fresh database."""
+    return fresh_env(backend)
+
+
+def fresh_env(backend: Backend) -> dict[str, str]:
+    """Own topics, consumer group and ClickHouse database on the session's backend."""
     tag = uuid.uuid4().hex[:8]
     env = {k: v for k, v in os.environ.items() if not k.startswith("GMV_")}
     env.update(backend.env)

@@ -20,16 +20,6 @@ pytestmark = pytest.mark.integration
 TABLES = ("events", "ingest_log", "dead_letters", "events_store", "ingest_log_store", "dead_letters_store")
 
 
-def run_counts_resuming(env, path):
-    """`gmv run` that resumes from committed offsets. Known defect (README): the consumer
-    sometimes skips messages then, and `gmv run` refuses to report (non-zero exit)."""
-    proc = gmv(env, "run", "--events", str(path), "--json", "--quiet", check=False)
-    if proc.returncode != 0:
-        assert "skipped" in proc.stderr, proc.stderr
-        pytest.xfail("known defect: consumer skipped messages when resuming from committed offsets")
-    return parse_run_json(proc.stdout)
-
-
 def table_counts(env, db):
     return {t: sql(env, f"SELECT count() AS n FROM {db}.{t}")[0]["n"] for t in TABLES[:3]}
 
@@ -56,10 +46,8 @@ def test_run_counts_add_up_dead_letters_have_reasons_and_a_rerun_changes_nothing
     before = table_counts(gmv_env, db)
     assert before["events"] == expected["accepted"]
 
-    # Same file again: a replay, not new data. Known defect (README): a run that
-    # resumes from committed offsets sometimes has messages skipped by the consumer;
-    # `gmv run` then refuses to report (non-zero exit) instead of printing short counts.
-    second = run_counts_resuming(gmv_env, path)
+    # Same file again: a replay, not new data.
+    second = run_counts(gmv_env, path)
     assert {k: second[k] for k in expected} == {k: first[k] for k in expected}
     assert table_counts(gmv_env, db) == before
 
@@ -128,7 +116,7 @@ def test_fuzz_random_bytes_and_malformed_json_are_all_accounted_for(gmv_env, tmp
     producer.send(topics[0], key=b"u", value=None)  # a tombstone: no value at all
     producer.flush()
     producer.close()
-    counts = run_counts_resuming(gmv_env, empty)
+    counts = run_counts(gmv_env, empty)
     assert counts["received"] == counts["accepted"] + counts["duplicates"] + counts["dead_lettered"]
     assert counts["received"] >= len(payloads) + 1  # every message yields at least one outcome
     assert counts["duplicates"] == 0  # every event_id in the fuzz is distinct

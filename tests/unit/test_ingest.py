@@ -10,7 +10,7 @@ from sinks.clickhouse import dedup_token
 from streams.ingest import Accepted, DeadLetter, MessageDecoder, SourceMessage
 from streams.pipeline import BatchProcessor
 from streams.settings import Settings
-from streams.state import PartitionState
+from streams.state import Horizons, PartitionState
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
 TOPICS = {"gmv.views": "view", "gmv.live_rooms": "live_room", "gmv.orders": "order"}
@@ -75,7 +75,7 @@ def test_oversized_batches_are_rejected_whole():
 
 
 def test_dedup_distinguishes_replay_from_duplicate_and_expires_by_event_time():
-    ps = PartitionState(0, dedup_horizon_ms=1000)
+    ps = PartitionState(0, Horizons(1000, 1000, 1000))
     assert ps.classify("a", "src1", 10) == "new"
     assert ps.classify("a", "src1", 10) == "replay"
     assert ps.classify("a", "src2", 10) == "duplicate"
@@ -83,7 +83,7 @@ def test_dedup_distinguishes_replay_from_duplicate_and_expires_by_event_time():
     puts, dels = ps.commit_batch()
     assert len(puts) == 1 and not dels
     # rebuilt from the journal: same verdicts
-    again = PartitionState(0, dedup_horizon_ms=1000)
+    again = PartitionState(0, Horizons(1000, 1000, 1000))
     again.load(puts)
     assert again.classify("a", "src2", 10) == "duplicate"
     # event time moves past the horizon: the entry expires (the wall clock plays no part)
@@ -95,19 +95,22 @@ def test_dedup_distinguishes_replay_from_duplicate_and_expires_by_event_time():
 
 
 def test_processor_counts_add_up_and_replays_give_identical_rows():
-    proc = BatchProcessor(Settings())
+    proc = BatchProcessor(Settings(partitions=1))
     msgs = [msg(view(1), offset=0), msg(view(1), offset=1), msg(b"{bad", offset=2),
             msg([view(2), {"event_type": "view"}], offset=3)]
     out = proc.process(msgs, NOW)
     c = out.counters.summary()
-    assert c == {"received": 5, "accepted": 2, "duplicates": 1, "dead_lettered": 2}
+    assert c == {"received": 5, "accepted": 2, "duplicates": 1, "dead_lettered": 2, "rekeyed": 0}
     assert len(out.rows["events"]) == 2 and len(out.rows["dead_letters"]) == 2
     assert len(out.rows["ingest_log"]) == 5
     assert out.next_offsets == {("gmv.views", 0): 4}
     # the same messages again (a crash before the offset commit): the same outcomes and rows
+    proc.commit_journal(out)
+    assert out.journal_puts
     again = proc.process(msgs, NOW)
     assert again.counters.summary() == c
     assert again.rows == out.rows
+    proc.commit_journal(again)
     assert not again.journal_puts  # nothing new to remember
 
 
@@ -118,7 +121,7 @@ def test_processor_counts_add_up_and_replays_give_identical_rows():
                                        max_leaves=20).map(lambda o: json.dumps(o).encode())),
                 min_size=1, max_size=20))
 def test_fuzz_never_raises_and_accounts_for_every_message(raws):
-    proc = BatchProcessor(Settings())
+    proc = BatchProcessor(Settings(partitions=1))
     out = proc.process([msg(r, offset=i) for i, r in enumerate(raws)], NOW)
     c = out.counters.summary()
     assert c["received"] == c["accepted"] + c["duplicates"] + c["dead_lettered"]

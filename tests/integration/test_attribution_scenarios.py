@@ -1,0 +1,279 @@
+"""SPEC §3, one named test per rule, through `gmv run` on the real broker and ClickHouse.
+
+Every scenario has its own user, sellers and shops, so all of them share one
+input file and one run; each test then checks its order's credits per model
+and stage to the fen. Expected numbers are worked out by hand in the comments.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.integration.conftest import fresh_env, gmv, run_counts, sql
+
+pytestmark = pytest.mark.integration
+
+T = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)
+H = timedelta(hours=1)
+MODELS = ("last_touch", "first_touch", "linear", "position_based", "time_decay")
+
+
+def iso(t: datetime) -> str:
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def view(eid, user, t, author, video, kind="short_video", watch=5000, shop=None, traffic="public", live=None):
+    e = {"event_type": "view", "event_id": eid, "event_time": iso(t), "user_id": user, "video_id": video,
+         "author_id": author, "kind": kind, "watch_ms": watch, "traffic": traffic}
+    if shop:
+        e["shop_id"] = shop
+    if live:
+        e["source_live_id"] = live
+    return e
+
+
+def enter(eid, user, t, anchor, live, shop=None, traffic="public"):
+    e = {"event_type": "live_room", "event_id": eid, "event_time": iso(t), "live_id": live, "anchor_id": anchor,
+         "action": "enter", "user_id": user, "traffic": traffic, "referrer_kind": "short_video"}
+    if shop:
+        e["shop_id"] = shop
+    return e
+
+
+def paid(eid, user, t, order_id, amount, seller, shop, channel, channel_id=None):
+    e = {"event_type": "order", "event_id": eid, "event_time": iso(t), "order_id": order_id, "user_id": user,
+         "shop_id": shop, "sku_id": f"sku-{order_id}", "seller_id": seller, "status": "paid",
+         "amount_fen": amount, "channel": channel}
+    if channel == "shelf":
+        e["shelf_source"] = "mall"
+    else:
+        e["channel_id"] = channel_id
+    return e
+
+
+def refund(eid, user, t, order_id, fen):
+    return {"event_type": "order", "event_id": eid, "event_time": iso(t), "order_id": order_id, "user_id": user,
+            "status": "refunded", "refund_fen": fen}
+
+
+def scenario_events() -> list[dict]:
+    ev: list[dict] = [
+        # A: relevance by account (sA is the seller); xA's view is irrelevant.
+        view("A-v1", "uA", T - 24 * H, "sA", "vA"),
+        view("A-v2", "uA", T - 2 * H, "xA", "vA2"),
+        paid("A-o", "uA", T, "OA", 10_000, "sA", "pA", "live", "LA"),
+        # B: relevance by shop: distributor xB's video mounts the seller's shop pB.
+        view("B-v1", "uB", T - 12 * H, "xB", "vB", shop="pB"),
+        paid("B-o", "uB", T, "OB", 999, "sB", "pB", "clip", "cB9"),
+        # C: lookback edge: exactly 7 days counts, 1 ms more does not.
+        view("C-v1", "uC", T - timedelta(days=7), "sC", "vC1"),
+        view("C-v2", "uC", T - timedelta(days=7, milliseconds=1), "sC", "vC2"),
+        paid("C-o", "uC", T, "OC", 700, "sC", "pC", "shelf"),
+        # D: engaged threshold: 2999 ms is not a touchpoint, 3000 ms is.
+        view("D-v1", "uD", T - 1 * H, "sD", "vD1", watch=2999),
+        view("D-v2", "uD", T - 2 * H, "sD", "vD2", watch=3000),
+        paid("D-o", "uD", T, "OD", 300, "sD", "pD", "live", "LD"),
+        # E: same content merges: the enter of LE merges into the conversion in LE (keeping its
+        # private traffic); two views of vE are one touch, at the later time.
+        enter("E-e1", "uE", T - 1 * H, "sE", "LE", traffic="private"),
+        view("E-v1", "uE", T - 3 * H, "sE", "vE"),
+        view("E-v2", "uE", T - 2 * H, "sE", "vE"),
+        paid("E-o", "uE", T, "OE", 1_000, "sE", "pE", "live", "LE"),
+        # F: 25 relevant videos: the path keeps the 19 most recent + the conversion.
+        *[view(f"F-v{i:02d}", "uF", T - (25 - i) * H, "sF", f"vF{i:02d}") for i in range(25)],
+        paid("F-o", "uF", T, "OF", 2_000, "sF", "pF", "live", "LF"),
+        # G: rounding ties go to the touch nearer the conversion.
+        view("G-v1", "uG", T - 3 * H, "sG", "vG1"),
+        view("G-v2", "uG", T - 2 * H, "sG", "vG2"),
+        view("G-v3", "uG", T - 1 * H, "sG", "vG3"),
+        paid("G-o", "uG", T, "OG", 101, "sG", "pG", "live", "LG"),
+        # H: partial refunds split with the paid weights.
+        view("H-v1", "uH", T - 24 * H, "sH", "vH"),
+        paid("H-o", "uH", T, "OH", 10_000, "sH", "pH", "live", "LH"),
+        refund("H-r1", "uH", T + H, "OH", 3_000),
+        refund("H-r2", "uH", T + 2 * H, "OH", 2_001),
+        # I: a refund for an order never seen: held, then dead-lettered as orphan.
+        refund("I-r1", "uI", T + H, "OI-never-paid", 500),
+        # J: cumulative refunds may not exceed the paid amount.
+        paid("J-o", "uJ", T, "OJ", 1_000, "", "pJ", "shelf"),
+        refund("J-r1", "uJ", T + H, "OJ", 600),
+        refund("J-r2", "uJ", T + 2 * H, "OJ", 600),
+        # K: the touch arrives after its order (event_time <= order_time): it still counts.
+        paid("K-o", "uK", T, "OK", 500, "sK", "pK", "live", "LK"),
+        view("K-v1", "uK", T - H, "sK", "vK"),
+        # L: the same order event sent twice counts once.
+        paid("L-o", "uL", T, "OL", 800, "", "pL", "shelf"),
+        paid("L-o", "uL", T, "OL", 800, "", "pL", "shelf"),
+        # M: a distributor's clip (relevant by shop) assists the brand's own live.
+        enter("M-e1", "uM", T - 6 * H, "sM", "LM", shop="pM"),
+        view("M-v1", "uM", T - 5 * H, "dM", "cM", kind="clip", shop="pM", live="LM"),
+        paid("M-o", "uM", T, "OM", 900, "sM", "pM", "live", "LM"),
+    ]
+    return ev
+
+
+@pytest.fixture(scope="module")
+def attributed(backend, tmp_path_factory):
+    env = fresh_env(backend)
+    path = tmp_path_factory.mktemp("scenarios") / "scenarios.jsonl"
+    path.write_text("\n".join(json.dumps(e) for e in scenario_events()) + "\n")
+    counts = run_counts(env, path)
+    db = env["GMV_CLICKHOUSE_DATABASE"]
+    rows = sql(env, f"SELECT order_id, event_id, kind, model, stage, touch_content_id, touch_time, is_self, traffic, "
+                    f"credit_fen, path, touch_index FROM {db}.attributed_gmv")
+    dead = sql(env, f"SELECT event_id, reason_code, reason FROM {db}.dead_letters")
+    return {"env": env, "path": path, "counts": counts, "rows": rows, "dead": dead, "db": db}
+
+
+def credits(attributed, order_id: str, kind: str | None = None) -> dict[str, dict[str, int]]:
+    """model -> stage -> credit_fen, for one order (paid and refunds unless ``kind``)."""
+    out: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in attributed["rows"]:
+        if r["order_id"] == order_id and (kind is None or r["kind"] == kind):
+            out[r["model"]][r["stage"]] += int(r["credit_fen"])
+    return {m: dict(s) for m, s in out.items()}
+
+
+def contents(attributed, order_id: str) -> list[str]:
+    rows = sorted((r for r in attributed["rows"] if r["order_id"] == order_id and r["model"] == "linear"
+                   and r["kind"] == "paid"), key=lambda r: int(r["touch_index"]))
+    return [r["touch_content_id"] for r in rows]
+
+
+def test_counts_add_up(attributed):
+    c = attributed["counts"]
+    assert c["received"] == len(scenario_events())
+    assert c["received"] == c["accepted"] + c["duplicates"] + c["dead_lettered"]
+    assert c["duplicates"] == 1 and c["dead_lettered"] == 2
+
+
+def test_relevance_by_account_and_each_model(attributed):
+    # short video 24 h before, paid in live: time decay weights 1/2 and 1 -> 3333.33 / 6666.67
+    assert credits(attributed, "OA") == {
+        "last_touch": {"short_video": 0, "live": 10_000},
+        "first_touch": {"short_video": 10_000, "live": 0},
+        "linear": {"short_video": 5_000, "live": 5_000},
+        "position_based": {"short_video": 5_000, "live": 5_000},
+        "time_decay": {"short_video": 3_333, "live": 6_667},
+    }
+    assert "vA2" not in contents(attributed, "OA")
+
+
+def test_relevance_by_shop_and_is_self(attributed):
+    # 999 fen over two touches: 499.5 each, the tie goes to the conversion; time decay 12 h: 413.80 / 585.20
+    c = credits(attributed, "OB")
+    assert c["linear"] == {"short_video": 499, "clip": 500}
+    assert c["position_based"] == {"short_video": 499, "clip": 500}
+    assert c["time_decay"] == {"short_video": 414, "clip": 585}
+    selfs = {r["touch_content_id"]: int(r["is_self"]) for r in attributed["rows"] if r["order_id"] == "OB"}
+    assert selfs == {"vB": 0, "cB9": 1}
+
+
+def test_lookback_edge(attributed):
+    assert contents(attributed, "OC") == ["vC1", ""]
+    # 7 days at a 24 h half life: weight 1/128 -> 700/129 = 5.43 and 694.57
+    assert credits(attributed, "OC")["time_decay"] == {"short_video": 5, "shelf": 695}
+
+
+def test_engaged_threshold(attributed):
+    assert contents(attributed, "OD") == ["vD2", "LD"]
+    assert credits(attributed, "OD")["first_touch"] == {"short_video": 300, "live": 0}
+
+
+def test_same_content_merge(attributed):
+    rows = [r for r in attributed["rows"] if r["order_id"] == "OE" and r["model"] == "linear"]
+    assert contents(attributed, "OE") == ["vE", "LE"]
+    first = next(r for r in rows if r["touch_content_id"] == "vE")
+    assert first["touch_time"].startswith("2026-11-20 02:00:00")  # the later of the two views
+    conversion = next(r for r in rows if r["touch_content_id"] == "LE")
+    assert conversion["traffic"] == "private"  # kept from the merged enter
+    assert {r["path"] for r in rows} == {"short_video>live"}
+
+
+def test_path_cap_of_twenty(attributed):
+    path = contents(attributed, "OF")
+    assert len(path) == 20 and path[0] == "vF06" and path[-2] == "vF24"
+    c = credits(attributed, "OF")
+    assert c["linear"] == {"short_video": 1_900, "live": 100}
+    assert c["first_touch"] == {"short_video": 2_000, "live": 0}
+    first_touch = [r for r in attributed["rows"] if r["order_id"] == "OF" and r["model"] == "first_touch"
+                   and int(r["credit_fen"]) > 0]
+    assert [r["touch_content_id"] for r in first_touch] == ["vF06"]
+
+
+def test_rounding_ties(attributed):
+    # linear 25.25 x 4 -> the leftover fen goes to the conversion; position 40.4/10.1/10.1/40.4 -> 40/10/10/41
+    c = credits(attributed, "OG")
+    assert c["linear"] == {"short_video": 75, "live": 26}
+    assert c["position_based"] == {"short_video": 60, "live": 41}
+
+
+def test_partial_refunds(attributed):
+    r = credits(attributed, "OH", kind="refund")
+    # 3000 -> 1500/1500; 2001 -> 1000.5 each, the tie to the conversion -> 1000/1001
+    assert r["linear"] == {"short_video": -2_500, "live": -2_501}
+    # weights 1/2 and 1: 3000 -> 1000/2000; 2001 -> 667/1334
+    assert r["time_decay"] == {"short_video": -1_667, "live": -3_334}
+    net = credits(attributed, "OH")
+    assert all(sum(s.values()) == 10_000 - 5_001 for s in net.values())
+
+
+def test_orphan_refund(attributed):
+    (dl,) = [d for d in attributed["dead"] if d["event_id"] == "I-r1"]
+    assert dl["reason_code"] == "orphan_refund" and "OI-never-paid" in dl["reason"]
+    assert credits(attributed, "OI-never-paid") == {}
+
+
+def test_over_refund(attributed):
+    (dl,) = [d for d in attributed["dead"] if d["event_id"] == "J-r2"]
+    assert dl["reason_code"] == "over_refund" and "1000 fen paid" in dl["reason"]
+    assert all(s == {"shelf": 400} for s in credits(attributed, "OJ").values())
+
+
+def test_out_of_order_touch_counts(attributed):
+    assert contents(attributed, "OK") == ["vK", "LK"]
+    assert credits(attributed, "OK")["linear"] == {"short_video": 250, "live": 250}
+
+
+def test_duplicate_order_event_counts_once(attributed):
+    assert all(s == {"shelf": 800} for s in credits(attributed, "OL").values())
+
+
+def test_distributor_clip_assists_self_broadcast(attributed):
+    rows = [r for r in attributed["rows"] if r["order_id"] == "OM" and r["model"] == "linear"]
+    assert {(r["stage"], int(r["is_self"]), int(r["credit_fen"])) for r in rows} == {("clip", 0, 450), ("live", 1, 450)}
+
+
+def test_every_model_sums_to_net_and_rollups_agree(attributed):
+    env, db = attributed["env"], attributed["db"]
+    paid_total, refund_total = 28_300, 5_601
+    by_model = sql(env, f"SELECT model, sum(credit_fen) AS net, sumIf(credit_fen, kind = 'paid') AS gmv "
+                        f"FROM {db}.attributed_gmv GROUP BY model")
+    assert {r["model"]: (int(r["gmv"]), int(r["net"])) for r in by_model} == {
+        m: (paid_total, paid_total - refund_total) for m in MODELS}
+    # minute, hour and day rollups agree with the facts, per model and stage
+    facts = sql(env, f"SELECT model, stage, sumIf(credit_fen, kind='paid') AS g, sum(credit_fen) AS n "
+                     f"FROM {db}.attributed_gmv GROUP BY model, stage")
+    expected = {(r["model"], r["stage"]): (int(r["g"]), int(r["n"])) for r in facts}
+    for table in ("gmv_minute", "gmv_hour", "gmv_day"):
+        got = sql(env, f"SELECT model, stage, sum(gmv_fen) AS g, sum(net_fen) AS n FROM {db}.{table} "
+                       "GROUP BY model, stage")
+        assert {(r["model"], r["stage"]): (int(r["g"]), int(r["n"])) for r in got} == expected, table
+    orders = sql(env, f"SELECT sum(orders) AS o, uniqMerge(buyers) AS b FROM {db}.gmv_minute WHERE model = 'linear'")
+    assert int(orders[0]["o"]) == 12 and int(orders[0]["b"]) == 12
+
+
+def test_replay_changes_no_sum(attributed):
+    env, db = attributed["env"], attributed["db"]
+    query = (f"SELECT model, stage, kind, sum(credit_fen) AS s, count() AS n FROM {db}.attributed_gmv "
+             "GROUP BY model, stage, kind ORDER BY model, stage, kind")
+    before = sql(env, query)
+    again = run_counts(env, attributed["path"])
+    assert {k: again[k] for k in ("received", "accepted", "duplicates", "dead_lettered")} == \
+        {k: attributed["counts"][k] for k in ("received", "accepted", "duplicates", "dead_lettered")}
+    assert sql(env, query) == before
+    assert gmv(env, "sql", f"SELECT count() FROM {db}.dead_letters").stdout.strip() == "2"
