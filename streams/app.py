@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -87,7 +88,10 @@ class GmvWorker:
         s = settings
         self.topics = [*s.source_topics, s.unrouted_topic, s.rekeyed_topic]
         self.app = faust.App(
-            f"{s.app_id}-web",
+            # faust hosts the web views and the loop's lifecycle. Its consumer group is this
+            # process's own (a killed worker's stale membership in a shared group would hold up
+            # the next start for faust's rebalance timeout); it reads only the control topic.
+            f"{s.app_id}-web-{uuid.uuid4().hex[:8]}",
             broker=f"kafka://{bootstrap.replace(',', ';kafka://')}",
             store="memory://",
             web_enabled=web_port > 0,
@@ -95,12 +99,21 @@ class GmvWorker:
             web_port=web_port or 6066,
             web_host=s.web_host,
             topic_replication_factor=s.replication_factor,
+            topic_disable_leader=True,
+            consumer_auto_offset_reset="latest",
         )
         self.app.task(self._run)
+        control = self.app.topic(s.control_topic, value_serializer="raw", partitions=1)
+        self.app.agent(control, name="control")(self._control)
         if web_port > 0:
             from streams.views import register_views
 
             register_views(self)
+
+    async def _control(self, stream: faust.StreamT) -> None:
+        """Operator messages (reserved; consumed and ignored for now)."""
+        async for _ in stream:
+            pass
 
     # -- partitions ---------------------------------------------------------------
     def release_partitions(self, parts: set[int]) -> None:
@@ -131,7 +144,14 @@ class GmvWorker:
             bootstrap_servers=self.bootstrap, group_id=s.app_id, enable_auto_commit=False,
             auto_offset_reset="earliest", session_timeout_ms=int(s.session_timeout_s * 1000),
             heartbeat_interval_ms=max(300, int(s.session_timeout_s * 1000) // 5),
-            max_poll_interval_ms=max(300_000, int(s.sink_retry_for_s * 1000) + 60_000),
+            # Also the JoinGroup rebalance timeout: how long a restarted worker may wait for a
+            # killed one's membership to lapse. A batch stuck longer (ClickHouse down) loses its
+            # partitions and is re-processed by their next owner, idempotently.
+            max_poll_interval_ms=int(s.rebalance_timeout_s * 1000),
+            # Static membership: a restarted worker takes over its predecessor's membership at
+            # once, instead of waiting for a killed process's session to lapse (which noida-db,
+            # measured, does not do while a rebalance is in progress).
+            group_instance_id=s.worker_instance_id,
             partition_assignment_strategy=(RangePartitionAssignor,),  # co-partitioned: views/lives/orders p together
             fetch_max_bytes=32 * 1024 * 1024, max_partition_fetch_bytes=8 * 1024 * 1024,
         )

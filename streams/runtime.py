@@ -51,7 +51,7 @@ class Runtime:
     def topic_partitions(self) -> dict[str, int]:
         s = self.settings
         names = [*s.source_topics, s.dlq_topic, s.unrouted_topic, s.rekeyed_topic, s.changelog_topic]
-        return {name: s.partitions for name in names}
+        return {**{name: s.partitions for name in names}, s.control_topic: 1}
 
     def open_kafka(self) -> str:
         s = self.settings

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = Field(0, description="dashboard / API port; 0 = pick a free loopback port")
     session_timeout_s: float = 6.0
+    worker_instance_id: str = Field("worker-0", description="static group member id; unique per concurrently running worker")
+    rebalance_timeout_s: float = Field(20.0, description="max time between polls; a killed worker's partitions wait this long")
     log_level: str = "WARNING"
 
     @field_validator("clickhouse_database")
@@ -101,6 +103,11 @@ class Settings(BaseSettings):
     def rekeyed_topic(self) -> str:
         """Events a producer keyed otherwise than by user_id, forwarded to their user's partition."""
         return self.topic("rekeyed")
+
+    @property
+    def control_topic(self) -> str:
+        """A one-partition topic the faust side of each worker subscribes to (keeps its group trivial)."""
+        return self.topic("control")
 
     @property
     def changelog_topic(self) -> str:

@@ -277,3 +277,48 @@ def test_replay_changes_no_sum(attributed):
         {k: attributed["counts"][k] for k in ("received", "accepted", "duplicates", "dead_lettered")}
     assert sql(env, query) == before
     assert gmv(env, "sql", f"SELECT count() FROM {db}.dead_letters").stdout.strip() == "2"
+
+
+SNAPSHOT = ("SELECT model, stage, kind, sum(credit_fen) AS s, count() AS n FROM {db}.attributed_gmv "
+            "GROUP BY model, stage, kind ORDER BY model, stage, kind")
+
+
+def test_killing_the_worker_mid_run_then_rerunning_gives_the_same_sums(backend, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from streams.sample import write_sample
+    from tests.integration.conftest import ROOT
+
+    path = tmp_path / "events.jsonl"
+    write_sample(path, events=30_000, bad_per_kind=1, duplicates=30)
+    with path.open("a") as fh:  # scenario orders and refunds on top of the sample
+        fh.write("\n".join(json.dumps(e) for e in scenario_events()) + "\n")
+
+    clean = fresh_env(backend)
+    run_counts(clean, path)
+    expected = sql(clean, SNAPSHOT.format(db=clean["GMV_CLICKHOUSE_DATABASE"]))
+    assert expected
+
+    env = fresh_env(backend)
+    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "run", "--events", str(path)], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # Kill -9 once the worker is consuming (its progress line), before it can finish.
+    deadline = time.monotonic() + 120
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "consumed" in line and "consumed 0 " not in line or time.monotonic() > deadline:
+            break
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL  # it really died mid-run
+
+    again = run_counts(env, path)
+    assert again["received"] == again["accepted"] + again["duplicates"] + again["dead_lettered"]
+    assert sql(env, SNAPSHOT.format(db=env["GMV_CLICKHOUSE_DATABASE"])) == expected
+    # ... and once more, as a plain replay
+    run_counts(env, path)
+    assert sql(env, SNAPSHOT.format(db=env["GMV_CLICKHOUSE_DATABASE"])) == expected
