@@ -271,10 +271,14 @@ class GmvWorker:
     def crash_reason(self) -> str:
         return f"{type(self._crash).__name__}: {self._crash}" if self._crash else "stopped"
 
-    async def drain(self) -> None:
-        """End of input (``gmv run``, bounded demo): attribute everything pending, flush, commit."""
+    async def drain(self, final: bool = True) -> None:
+        """End of input (``gmv run``, bounded demo): attribute everything pending, flush, commit.
+
+        ``final=False`` (a worker stopping): flush and commit only; pending orders stay in the
+        journal and are attributed on time by whichever worker owns them next.
+        """
         async with self.lock:
-            await self.handle_batch([], final=True)
+            await self.handle_batch([], final=final)
             await asyncio.to_thread(self.sink.refresh_coarse_sync)  # hour/day rollups current at exit
 
     async def end_offsets(self, topic: str) -> dict[tuple[str, int], int]:

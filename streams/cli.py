@@ -71,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--web-port", type=int, default=None, help="port of the dashboard/API (default 6066)")
     _common(p)
 
+    p = sub.add_parser("explain", help="how an order's GMV was attributed: path, weights, credits, refunds")
+    p.add_argument("order_id")
+    _common(p)
+
     p = sub.add_parser("schema", help="print the JSON Schema of each event type, for producers")
     p.add_argument("--event-type", choices=["view", "live_room", "order"], help="only this one")
     return parser
@@ -119,6 +123,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "run":
         return _cmd_run(settings, args)
+    if args.command == "explain":
+        from streams.explain import explain_order
+
+        print(explain_order(settings, args.order_id))
+        return 0
     if args.command == "worker":
         return asyncio.run(_cmd_worker(settings, args.web_port))
     raise AssertionError(args.command)
@@ -173,7 +182,8 @@ async def _cmd_worker(settings: Settings, web_port: int | None) -> int:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
         crashed = worker.crashed
-        await worker.drain()
+        if not crashed:
+            await worker.drain(final=False)
         await worker.stop()
         if crashed:
             print(f"gmv worker: stopped after an error: {worker.crash_reason()}", file=sys.stderr)

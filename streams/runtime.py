@@ -30,12 +30,15 @@ def chdb_path(dsn: str) -> Path | None:
     return Path(dsn.removeprefix("chdb://")) if dsn.startswith("chdb://") else None
 
 
-def run_readonly_sql(client: Client, query: str, fmt: str = "tsv") -> bytes:
-    """Run a query with the server-side ``readonly`` setting: writes and DDL are refused by ClickHouse."""
+def run_readonly_sql(client: Client, query: str, fmt: str = "tsv", parameters: dict | None = None) -> bytes:
+    """Run a query with the server-side ``readonly`` setting: writes and DDL are refused by ClickHouse.
+
+    Values go in ``parameters`` (``{name:Type}`` placeholders), never into the SQL text.
+    """
     ch_format = SQL_FORMATS.get(fmt)
     if ch_format is None:
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(SQL_FORMATS)}")
-    return client.raw_query(query, fmt=ch_format, settings={"readonly": 1})
+    return client.raw_query(query, parameters=parameters or None, fmt=ch_format, settings={"readonly": 1})
 
 
 class Runtime:
@@ -98,8 +101,8 @@ class Runtime:
         return ClickHouseSink(lambda: self.client, self.settings.clickhouse_database,
                               retry_for_s=self.settings.sink_retry_for_s)
 
-    def sql_runner(self) -> Callable[[str, str], bytes]:
-        return lambda query, fmt: run_readonly_sql(self.client, query, fmt)
+    def sql_runner(self) -> Callable[..., bytes]:
+        return lambda query, fmt, parameters=None: run_readonly_sql(self.client, query, fmt, parameters)
 
     def advertise(self, web_port: int) -> None:
         if self.ownership is not None:
@@ -120,14 +123,14 @@ class Runtime:
             self.kafka = None
 
 
-def query_readonly(settings: Settings, query: str, fmt: str = "tsv") -> bytes:
+def query_readonly(settings: Settings, query: str, fmt: str = "tsv", parameters: dict | None = None) -> bytes:
     """``gmv sql``: ask ClickHouse directly, or the process that owns the embedded engine."""
     dsn = settings.resolved_clickhouse_dsn
     path = chdb_path(dsn)
     if path is None:
         client = connect(dsn, settings.clickhouse_password)
         try:
-            return run_readonly_sql(client, query, fmt)
+            return run_readonly_sql(client, query, fmt, parameters)
         finally:
             client.close()
     ownership = ClickHouseOwnership(path)
@@ -137,7 +140,7 @@ def query_readonly(settings: Settings, query: str, fmt: str = "tsv") -> bytes:
                 raise RuntimeError(f"no embedded ClickHouse at {path} yet; run `gmv run` or `gmv demo` first")
             client = connect(dsn)
             try:
-                return run_readonly_sql(client, query, fmt)
+                return run_readonly_sql(client, query, fmt, parameters)
             finally:
                 client.close()
         finally:
@@ -147,7 +150,7 @@ def query_readonly(settings: Settings, query: str, fmt: str = "tsv") -> bytes:
         raise ClickHouseBusy(f"a gmv process owns {path} but serves no SQL yet; retry in a moment")
     req = urllib.request.Request(
         f"http://127.0.0.1:{owner['web_port']}/gmv/sql/",
-        data=json.dumps({"query": query, "format": fmt}).encode(),
+        data=json.dumps({"query": query, "format": fmt, "parameters": parameters or {}}).encode(),
         headers={"Content-Type": "application/json"}, method="POST",
     )
     try:

@@ -33,10 +33,11 @@ def register_views(worker: GmvWorker) -> None:
             try:
                 body = json.loads(await request.read())
                 query, fmt = str(body["query"]), str(body.get("format", "tsv"))
+                parameters = dict(body.get("parameters") or {})
             except (ValueError, KeyError, TypeError):
                 return self.json({"error": 'POST a JSON body {"query": "SELECT ...", "format": "tsv"}'}, status=400)
             try:
-                out = await asyncio.to_thread(worker.sql_runner, query, fmt)
+                out = await asyncio.to_thread(worker.sql_runner, query, fmt, parameters)
             except Exception as e:  # the query's own error, e.g. READONLY: shown to the user as is
                 return self.json({"error": str(e)}, status=400)
             return self.bytes(out, content_type="text/plain")

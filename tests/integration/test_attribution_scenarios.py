@@ -322,3 +322,16 @@ def test_killing_the_worker_mid_run_then_rerunning_gives_the_same_sums(backend, 
     # ... and once more, as a plain replay
     run_counts(env, path)
     assert sql(env, SNAPSHOT.format(db=env["GMV_CLICKHOUSE_DATABASE"])) == expected
+
+
+def test_explain_shows_path_weights_credits_and_refunds(attributed):
+    out = gmv(attributed["env"], "explain", "OH").stdout
+    assert "path (2 touches): short_video>live" in out
+    assert "vH" in out and "<- conversion" in out
+    assert "refund H-r1" in out and "refund H-r2" in out
+    assert "linear=4,999" in out and "time_decay=4,999" in out
+    assert "6,667 ( 66.7%)" in out  # time-decay share of the conversion on the paid split
+    rejected = gmv(attributed["env"], "explain", "OJ").stdout
+    assert "rejected J-r2 (over_refund)" in rejected
+    missing = gmv(attributed["env"], "explain", "no-such-order").stdout
+    assert "no attributed GMV yet" in missing
