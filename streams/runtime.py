@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -49,6 +51,7 @@ class Runtime:
         self.kafka: EmbeddedKafka | None = None
         self.ownership: ClickHouseOwnership | None = None
         self._client: Client | None = None
+        self._ro_client: Client | None = None
 
     # -- Kafka ------------------------------------------------------------------------
     def topic_partitions(self) -> dict[str, int]:
@@ -102,13 +105,28 @@ class Runtime:
                               retry_for_s=self.settings.sink_retry_for_s)
 
     def sql_runner(self) -> Callable[..., bytes]:
-        return lambda query, fmt, parameters=None: run_readonly_sql(self.client, query, fmt, parameters)
+        """Read-only SQL on a client of its own: with chdb, ``readonly`` applied to a query
+        sticks to the client's session (clickhouse-connect sets it with SET and cannot reset
+        it once read-only), so it must never be the session the sink writes through."""
+        lock = threading.Lock()
+
+        def run(query: str, fmt: str, parameters: dict | None = None) -> bytes:
+            with lock:
+                if self._ro_client is None:
+                    self._ro_client = connect(self.settings.resolved_clickhouse_dsn, self.settings.clickhouse_password)
+                return run_readonly_sql(self._ro_client, query, fmt, parameters)
+
+        return run
 
     def advertise(self, web_port: int) -> None:
         if self.ownership is not None:
             self.ownership.advertise(web_port)
 
     def close(self) -> None:
+        if self._ro_client is not None:
+            with contextlib.suppress(Exception):
+                self._ro_client.close()
+            self._ro_client = None
         if self._client is not None:
             try:
                 self._client.close()
