@@ -19,7 +19,15 @@ from kafka.partitioner.default import murmur2
 
 from schemas.events import AnyEvent, LiveRoomEvent, OrderEvent, ViewEvent
 from sinks.schema import ATTRIBUTED_GMV, DEAD_LETTERS, EVENTS, FUNNEL_EVENTS, INGEST_LOG
-from streams.attribution import MODELS, OrderFacts, Touch, attribute, build_path, path_label, refund_credits
+from streams.attribution import (
+    MODELS,
+    OrderFacts,
+    Touch,
+    attribute,
+    build_path,
+    path_label,
+    refund_credits,
+)
 from streams.ingest import Accepted, DeadLetter, MessageDecoder, SourceMessage
 from streams.settings import Settings
 from streams.state import Horizons, OrderRec, PartitionState, RefundRec, from_ms, to_ms

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from streams.sample import BAD_KINDS, write_sample
-from tests.integration.conftest import ROOT, gmv, parse_run_json, run_counts, sql
+from tests.integration.conftest import ROOT, gmv, run_counts, sql
 
 pytestmark = pytest.mark.integration
 
