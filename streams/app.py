@@ -205,24 +205,27 @@ class GmvWorker:
     async def _write(self, result: BatchResult) -> None:
         assert self._producer is not None and self._changelog is not None
         s = self.settings
+        sends: list[asyncio.Future] = []
         for key, value in result.journal_puts:
-            await self._changelog.put(int(key.split("|", 1)[0]), key, value)
+            sends.append(await self._changelog.put(int(key.split("|", 1)[0]), key, value))
         for key in result.journal_dels:
-            await self._changelog.put(int(key.split("|", 1)[0]), key, None)
+            sends.append(await self._changelog.put(int(key.split("|", 1)[0]), key, None))
         for rk in result.rekeyed:
-            await self._producer.send(s.rekeyed_topic, key=rk.key, value=rk.value, partition=rk.partition,
-                                      headers=[("gmv-src", rk.src.encode())])
+            sends.append(await self._producer.send(s.rekeyed_topic, key=rk.key, value=rk.value,
+                                                   partition=rk.partition, headers=[("gmv-src", rk.src.encode())]))
         for dl in result.dead_letters:
-            await self._producer.send(
+            sends.append(await self._producer.send(
                 s.dlq_topic, key=dl.msg.key, value=dl.raw,
                 headers=[("gmv-reason-code", dl.reason_code.encode()), ("gmv-reason", dl.reason.encode()[:4000]),
                          ("gmv-source-topic", dl.msg.topic.encode()),
                          ("gmv-source-partition", str(dl.msg.partition).encode()),
                          ("gmv-source-offset", str(dl.msg.offset).encode()),
                          ("gmv-element-index", str(dl.index).encode()), ("gmv-src", dl.src.encode())],
-            )
-        # State and forwards are durable before ClickHouse sees the rows derived from them.
+            ))
+        # State and forwards are durable before ClickHouse sees the rows derived from them:
+        # a send that failed stops the worker here, before any row or offset depends on it.
         await self._producer.flush()
+        await asyncio.gather(*sends)
         for table, rows in result.rows.items():
             if rows:
                 self.sink.add(table, rows)

@@ -8,6 +8,7 @@ read back from the beginning when a partition is assigned.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -51,5 +52,6 @@ class StateChangelog:
             await consumer.stop()
         return out
 
-    async def put(self, partition: int, key: str, value: bytes | None) -> None:
-        await self.producer.send(self.topic, key=key.encode(), value=value, partition=partition)
+    async def put(self, partition: int, key: str, value: bytes | None) -> asyncio.Future:
+        """Queue a record; the returned future says whether the broker took it."""
+        return await self.producer.send(self.topic, key=key.encode(), value=value, partition=partition)

@@ -31,7 +31,8 @@ from datetime import UTC, datetime, timedelta
 from streams.attribution import Touch
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-DERIVED_KINDS = ("attr", "settled")  # kinds whose records produce ClickHouse rows when they are made
+DERIVED_KINDS = ("attr", "settled")
+JOURNAL_CHUNK = 200  # records per journal entry: a 20-touch path is ~2 KB, so an entry stays < 0.5 MiB  # kinds whose records produce ClickHouse rows when they are made
 
 
 def to_ms(when: datetime) -> int:
@@ -159,12 +160,17 @@ class PartitionState:
     def commit_batch(self) -> tuple[list[tuple[str, bytes]], list[str]]:
         """Journal entries to put and keys to delete for this batch."""
         puts: list[tuple[str, bytes]] = []
-        for kind, recs in self._pending.items():
-            self._seq += 1
-            key = f"{self.partition}|{kind}|{self._nonce}|{self._seq}"
-            entry = JournalEntry(kind, self._pending_t[kind], recs)
-            self.entries[key] = entry
-            puts.append((key, json.dumps({"k": kind, "t": entry.t_max, "r": recs}, separators=(",", ":")).encode()))
+        for kind, all_recs in self._pending.items():
+            # Bounded entries: a changelog message must stay well under the broker's 1 MiB limit
+            # (an end-of-input attribution can journal thousands of 20-touch paths at once).
+            for i in range(0, len(all_recs), JOURNAL_CHUNK):
+                recs = all_recs[i:i + JOURNAL_CHUNK]
+                self._seq += 1
+                key = f"{self.partition}|{kind}|{self._nonce}|{self._seq}"
+                entry = JournalEntry(kind, self._pending_t[kind], recs)
+                self.entries[key] = entry
+                puts.append((key, json.dumps({"k": kind, "t": entry.t_max, "r": recs},
+                                             separators=(",", ":")).encode()))
         self._pending.clear()
         self._pending_t.clear()
         return puts, self._expire()
