@@ -161,7 +161,8 @@ class GmvWorker:
             while not self.app.should_stop:
                 data = await self._consumer.getmany(timeout_ms=int(s.batch_within_s * 1000),
                                                     max_records=s.batch_max)
-                self.ready.set() if self._consumer.assignment() else None
+                if self._consumer.assignment():
+                    self.ready.set()  # partitions assigned and their state recovered
                 msgs = [SourceMessage.from_kafka(r.topic, r.partition, r.offset, r.key, r.value, r.headers)
                         for records in data.values() for r in records]
                 async with self.lock:
