@@ -292,6 +292,20 @@ class GmvWorker:
         ends = await self._consumer.end_offsets(tps)
         return {(tp.topic, tp.partition): off for tp, off in ends.items()}
 
+    async def unconsumed(self, topics: list[str]) -> int:
+        """Messages on these topics not yet handled by this worker (nor committed before it started)."""
+        c = self._consumer
+        if c is None:
+            raise RuntimeError("the worker is not consuming")
+        total = 0
+        for topic in topics:
+            for (t, p), end in (await self.end_offsets(topic)).items():
+                done = self.next_offsets.get((t, p))
+                if done is None:
+                    done = await c.committed(TopicPartition(t, p)) or 0
+                total += max(0, end - done)
+        return total
+
     def lag(self) -> int:
         """Messages on the assigned partitions not yet consumed (-1 if unknown)."""
         c = self._consumer

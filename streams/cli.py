@@ -17,6 +17,8 @@ from pydantic import ValidationError
 
 from streams.settings import Settings
 
+SCENARIO_NAMES = ("mixed", "cold_start", "takeoff", "clip_tail")  # streams.simulator.SCENARIOS
+
 
 def _duration(text: str) -> timedelta:
     """'5s', '7d', '24h', '1500ms' or plain seconds."""
@@ -75,12 +77,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("order_id")
     _common(p)
 
+    p = sub.add_parser("demo", help="the whole pipeline with a simulator and the dashboard, reconciled to the fen")
+    p.add_argument("--duration", type=float, help="stop after this many seconds, reconcile, exit 0 only on a match")
+    p.add_argument("--scenario", choices=sorted(SCENARIO_NAMES), help="simulator preset (default mixed; "
+                   "`gmv simulate --list` describes them)")
+    p.add_argument("--seed", type=int, help="simulator seed (default 1)")
+    p.add_argument("--scale", type=float, help="simulator audience multiplier (default 4)")
+    p.add_argument("--rate", type=float, default=1500.0, help="messages/s the simulator sends (default 1500)")
+    p.add_argument("--web-port", type=int, help="dashboard port (default 6066, or a free one if taken)")
+    p.add_argument("--keep-serving", action="store_true",
+                   help="after --duration, keep the dashboard up until Ctrl-C")
+    _common(p)
+
+    sub.add_parser("simulate", help="the load generator: a scenario to JSONL or Kafka, with its ground truth "
+                                    "(gmv simulate --help)", add_help=False)
+
     p = sub.add_parser("schema", help="print the JSON Schema of each event type, for producers")
     p.add_argument("--event-type", choices=["view", "live_room", "order"], help="only this one")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["simulate"]:
+        from streams.simulator import main as simulate
+
+        return simulate(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)
@@ -128,6 +150,11 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         print(explain_order(settings, args.order_id))
         return 0
+    if args.command == "demo":
+        from streams.demo import Demo
+
+        return asyncio.run(Demo(settings, args.scenario, args.seed, args.rate, args.duration,
+                                args.keep_serving, args.web_port, args.scale).run())
     if args.command == "worker":
         return asyncio.run(_cmd_worker(settings, args.web_port))
     raise AssertionError(args.command)

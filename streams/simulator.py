@@ -69,7 +69,7 @@ class Rates:
     video_buy: float = 0.010  # engaged short-video viewer pays in the video
     clip_buy: float = 0.030  # engaged clip viewer pays in the clip
     video_to_live: float = 0.20  # engaged viewer enters a live of the same account or shop, if one is on
-    live_buy: float = 0.07  # live enter that pays in the live (a few minutes later)
+    live_buy: float = 0.04  # live enter that pays in the live (a few minutes later)
     shelf_later: float = 0.012  # engaged viewer who buys on the shelf hours later
     shelf_cold: float = 0.08  # shelf orders per minute per shop from users with no content touch
     refund: float = 0.08  # paid orders refunded (5-10% in the product's markets)
@@ -102,6 +102,13 @@ class Scenario:
     clip_half_life_h: float = 18.0  # clip views halve every this many hours
     clips_per_live: int = 3
     rates: Rates = field(default_factory=Rates)
+
+    def scaled(self, factor: float) -> Scenario:
+        """The same story with ``factor`` times the audience and users (denser event time)."""
+        if factor == 1:
+            return self
+        return replace(self, audience=self.audience * factor, live_audience=self.live_audience * factor,
+                       users=max(1, int(self.users * factor)))
 
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
@@ -600,6 +607,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="gmv simulate", description=__doc__.split("\n\n")[0])
     ap.add_argument("--scenario", default="mixed", choices=sorted(SCENARIOS))
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--scale", type=float, default=1.0, help="audience multiplier: more events per simulated minute")
     ap.add_argument("--start", help="scenario start (ISO-8601 with offset); default: midnight Asia/Shanghai "
                                     "<days> days ago")
     ap.add_argument("--out", type=Path, help="write JSONL here (one message per line)")
@@ -622,13 +630,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if bool(a.out) == bool(a.kafka):
         ap.error("give exactly one of --out FILE.jsonl or --kafka BOOTSTRAP")
-    sc = SCENARIOS[a.scenario]
+    if a.scale <= 0:
+        ap.error("--scale must be > 0")
+    sc = SCENARIOS[a.scenario].scaled(a.scale)
     start = datetime.fromisoformat(a.start) if a.start else default_start(sc.days)
     if start.tzinfo is None:
         ap.error("--start needs a UTC offset, e.g. 2026-11-01T00:00:00+08:00")
     world = World(sc, a.seed, start, engaged_ms=a.engaged_ms)
     truth = GroundTruth(a.engaged_ms, int(a.lookback_days * DAY_MS), int(a.half_life_hours * HOUR_MS))
-    header = {"scenario": sc.name, "seed": a.seed, "start": start.isoformat()}
+    header = {"scenario": sc.name, "seed": a.seed, "scale": a.scale, "start": start.isoformat()}
     t0 = time.monotonic()
     if a.out:
         n = write_jsonl(world, a.out, truth, a.max_messages)

@@ -1,0 +1,148 @@
+// Live GMV dashboard: polls /gmv/dashboard/data/ every 2 s and redraws. No network beyond this server.
+"use strict";
+const MODELS = [
+  ["last_touch", "末次触点 Last touch"], ["first_touch", "首次触点 First touch"], ["linear", "线性 Linear"],
+  ["position_based", "位置 Position-based"], ["time_decay", "时间衰减 Time decay"],
+];
+const STAGES = { short_video: "短视频 Short video", live: "直播 Live", clip: "切片 Clip", shelf: "货架 Shelf" };
+const COLORS = { short_video: "#3491fa", live: "#fe2c55", clip: "#ff9a2e", shelf: "#14c9c9" };
+const REFRESH_MS = 2000;
+let model = new URLSearchParams(location.search).get("model") || "last_touch";
+const charts = {};
+let inFlight = false;
+
+const yuan = (fen) => "¥" + (fen / 100).toLocaleString("zh-CN", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+const num = (n) => Number(n).toLocaleString("zh-CN");
+const pct = (x) => (x * 100).toFixed(2) + "%";
+
+function buildModelSwitcher() {
+  const nav = document.getElementById("models");
+  for (const [key, label] of MODELS) {
+    const b = document.createElement("button");
+    b.textContent = label; b.dataset.model = key;
+    b.onclick = () => { model = key; history.replaceState(null, "", "?model=" + key); markModel(); refresh(); };
+    nav.appendChild(b);
+  }
+  markModel();
+}
+function markModel() {
+  for (const b of document.querySelectorAll("#models button")) b.classList.toggle("active", b.dataset.model === model);
+}
+
+function chart(id, config) {
+  if (!charts[id]) {
+    charts[id] = new Chart(document.getElementById(id), config);
+  } else {
+    charts[id].data = config.data;
+    charts[id].update("none");
+  }
+}
+
+function renderKpis(k) {
+  const cards = [
+    ["net_fen", "净GMV Net GMV", yuan(k.net_fen)], ["gmv_fen", "GMV Gross", yuan(k.gmv_fen)],
+    ["refund_fen", "退款 Refunds", yuan(k.refund_fen)], ["orders", "订单 Orders", num(k.orders)],
+    ["buyers", "买家 Buyers", num(k.buyers)], ["aov_fen", "客单价 AOV", yuan(k.aov_fen)],
+    ["gpm_yuan", "GPM (元/千次)", "¥" + k.gpm_yuan.toFixed(2)], ["conversion_rate", "转化率 Conversion", pct(k.conversion_rate)],
+  ];
+  const box = document.getElementById("kpis");
+  box.innerHTML = "";
+  for (const [key, label, text] of cards) {
+    const d = document.createElement("div");
+    d.className = "kpi"; d.dataset.key = key; d.dataset.value = String(k[key]);
+    d.innerHTML = `<div class="label">${label}</div><div class="value">${text}</div>`;
+    box.appendChild(d);
+  }
+  box.dataset.rows = String(cards.length);
+}
+
+function renderTable(id, rows, columns) {
+  const t = document.getElementById(id);
+  const head = "<tr>" + columns.map((c) => `<th>${c[1]}</th>`).join("") + "</tr>";
+  const body = rows.map((r) => `<tr data-id="${escapeHtml(String(r.id))}" data-net-fen="${r.net_fen}">` +
+    columns.map((c) => `<td>${c[2](r)}</td>`).join("") + "</tr>").join("");
+  t.innerHTML = head + body;
+  t.closest(".panel").dataset.rows = String(rows.length);
+}
+function escapeHtml(s) {
+  return s.replace(/[&<>"']/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[ch]));
+}
+
+const RANK_COLUMNS = [
+  ["net_fen", "净GMV Net", (r) => yuan(r.net_fen)], ["orders", "订单 Orders", (r) => num(r.orders)],
+  ["aov_fen", "客单价 AOV", (r) => yuan(r.aov_fen)], ["gpm_yuan", "GPM", (r) => r.gpm_yuan.toFixed(2)],
+  ["conversion_rate", "转化率 Conv.", (r) => pct(r.conversion_rate)],
+];
+
+function render(d, stats) {
+  renderKpis(d.kpis);
+  const labels = d.per_minute.map((m) => m.label);
+  chart("chart-minute", {
+    type: "bar",
+    data: { labels, datasets: d.stages.map((s) => ({ label: STAGES[s], data: d.per_minute.map((m) => m["net_" + s] / 100),
+                                                     backgroundColor: COLORS[s], stack: "net" })) },
+    options: { animation: false, maintainAspectRatio: false, scales: { x: { stacked: true }, y: { stacked: true, title: { display: true, text: "元 yuan" } } } },
+  });
+  document.getElementById("panel-minute").dataset.rows = String(labels.length);
+  chart("chart-gross-net", {
+    type: "line",
+    data: { labels, datasets: [
+      { label: "GMV 总额 Gross", data: d.per_minute.map((m) => m.gmv_fen / 100), borderColor: "#3491fa", pointRadius: 0 },
+      { label: "净GMV Net", data: d.per_minute.map((m) => m.net_fen / 100), borderColor: "#fe2c55", pointRadius: 0 },
+    ] },
+    options: { animation: false, maintainAspectRatio: false },
+  });
+  document.getElementById("panel-gross-net").dataset.rows = String(labels.length);
+  const f = d.funnel;
+  chart("chart-funnel", {
+    type: "bar",
+    data: { labels: ["浏览 Views", "有效浏览 Engaged", "进直播间 Live enters", "订单 Orders"],
+            datasets: [{ label: "count", data: [f.views, f.engaged_views, f.live_enters, f.orders],
+                         backgroundColor: ["#3491fa", "#722ed1", "#fe2c55", "#00b42a"] }] },
+    options: { indexAxis: "y", animation: false, maintainAspectRatio: false, plugins: { legend: { display: false } },
+               scales: { x: { type: "logarithmic" } } },
+  });
+  const funnelPanel = document.getElementById("panel-funnel");
+  funnelPanel.dataset.rows = String([f.views, f.engaged_views, f.live_enters, f.orders].filter((x) => x > 0).length);
+  for (const [k, v] of Object.entries(f)) funnelPanel.dataset[k.replace(/_(.)/g, (_, c) => c.toUpperCase())] = String(v);
+  chart("chart-paths", {
+    type: "bar",
+    data: { labels: d.path_mix.map((p) => p.path), datasets: [{ label: "净GMV Net (元)", data: d.path_mix.map((p) => p.net_fen / 100), backgroundColor: "#722ed1" }] },
+    options: { indexAxis: "y", animation: false, maintainAspectRatio: false, plugins: { legend: { display: false } },
+               scales: { y: { ticks: { autoSkip: false } } } },
+  });
+  document.getElementById("panel-paths").dataset.rows = String(d.path_mix.length);
+  renderTable("table-lives", d.top_lives, [["id", "直播间 Live", (r) => escapeHtml(r.id)], ["account", "主播 Anchor", (r) => escapeHtml(r.account)], ...RANK_COLUMNS]);
+  renderTable("table-accounts", d.top_accounts, [["id", "账号 Account", (r) => escapeHtml(r.id)], ...RANK_COLUMNS.slice(0, 1),
+    ["self_net_fen", "自播 Self", (r) => yuan(r.self_net_fen)], ...RANK_COLUMNS.slice(1)]);
+  renderTable("table-skus", d.top_skus, [["id", "商品 SKU", (r) => escapeHtml(r.id)], ...RANK_COLUMNS]);
+  const st = document.getElementById("status");
+  const c = stats && stats.counters ? stats.counters : {};
+  st.dataset.model = d.model;
+  st.dataset.updated = new Date().toISOString();
+  st.textContent = `最新数据 latest ${d.per_minute.length ? labels[labels.length - 1] : "—"} (Asia/Shanghai) · ` +
+    `已接收 received ${num(c.received || 0)} · 延迟 lag ${num(stats ? stats.lag : 0)} · 死信 dead letters ${num(d.dead_letters)} · ` +
+    `更新 updated ${new Date().toLocaleTimeString("zh-CN", { timeZone: "Asia/Shanghai", hour12: false })}`;
+  document.body.dataset.loaded = "1";
+}
+
+async function refresh() {
+  if (inFlight) return;
+  inFlight = true;
+  try {
+    const [d, s] = await Promise.all([
+      fetch("/gmv/dashboard/data/?model=" + encodeURIComponent(model)).then((r) => r.json()),
+      fetch("/gmv/stats/").then((r) => r.json()).catch(() => null),
+    ]);
+    if (d.error) throw new Error(d.error);
+    render(d, s);
+  } catch (e) {
+    document.getElementById("status").textContent = "数据获取失败 fetch failed: " + e.message;
+  } finally {
+    inFlight = false;
+  }
+}
+
+buildModelSwitcher();
+refresh();
+setInterval(refresh, REFRESH_MS);

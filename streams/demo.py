@@ -1,0 +1,292 @@
+"""``gmv demo``: the whole product in one command, proving its numbers against ground truth.
+
+Starts the embedded broker and ClickHouse under the data dir, the worker (which
+serves the dashboard), and the simulator (a child process, so it has a core of
+its own). Prints a progress line; Ctrl-C (or the end of ``--duration``) stops
+the simulator, lets the worker consume everything it sent, attributes what is
+pending, and prints a summary and the reconciliation line: the simulator's
+ground truth against ``gmv.attributed_gmv``, net GMV in fen per model and
+stage. Exit status 0 only when every cell matches to the fen.
+
+A rerun on the same data dir continues the same story: ``demo.json`` in the data
+dir remembers the scenario, seed, start and how many messages were emitted; the
+simulator regenerates that prefix (for the ground truth) without re-sending it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from streams.app import GmvWorker
+from streams.attribution import MODELS, STAGES
+from streams.embedded import free_port, port_open
+from streams.runtime import Runtime
+from streams.settings import Settings
+from streams.simulator import SCENARIOS, default_start
+
+DEFAULT_SCALE = 4.0  # denser than `gmv simulate`'s default: a busy minute-by-minute dashboard
+RECONCILE_SQL = ("SELECT model, stage, toInt64(sum(credit_fen)) AS net_fen FROM {db:Identifier}.attributed_gmv "
+                 "WHERE startsWith(event_id, {prefix:String}) GROUP BY model, stage")
+
+
+@dataclass
+class DemoState:
+    scenario: str
+    seed: int
+    start: str
+    scale: float = 1.0
+    emitted: int = 0
+
+    @classmethod
+    def load(cls, path: Path) -> DemoState | None:
+        if not path.is_file():
+            return None
+        return cls(**json.loads(path.read_text()))
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self)))
+        tmp.replace(path)
+
+
+@dataclass
+class Reconciliation:
+    truth: dict[str, dict[str, int]]
+    clickhouse: dict[str, dict[str, int]]
+
+    def mismatches(self) -> list[str]:
+        out = []
+        for m in MODELS:
+            for s in STAGES:
+                t, c = self.truth.get(m, {}).get(s, 0), self.clickhouse.get(m, {}).get(s, 0)
+                if t != c:
+                    out.append(f"{m}/{s}: truth {t} fen, ClickHouse {c} fen (diff {c - t:+d})")
+        return out
+
+    def line(self) -> str:
+        t = sum(self.truth.get("last_touch", {}).values())
+        c = sum(self.clickhouse.get("last_touch", {}).values())
+        bad = self.mismatches()
+        verdict = "MATCH" if not bad else f"MISMATCH in {len(bad)} cells"
+        return (f"reconciliation: {verdict}: net GMV truth={t} fen clickhouse={c} fen diff={c - t} fen "
+                f"({len(MODELS)} models x {len(STAGES)} stages compared to the fen)")
+
+
+def _yuan(fen: int) -> str:
+    return f"¥{fen / 100:,.2f}"
+
+
+class Demo:
+    def __init__(self, settings: Settings, scenario: str | None, seed: int | None, rate: float,
+                 duration: float | None, keep_serving: bool = False, web_port: int | None = None,
+                 scale: float | None = None) -> None:
+        self.settings = settings
+        self.scenario_arg, self.seed_arg, self.scale_arg = scenario, seed, scale
+        self.rate = rate
+        self.duration = duration
+        self.keep_serving = keep_serving
+        self.web_port = web_port
+        self.stop = asyncio.Event()
+        self.state_path = settings.data_path / "demo.json"
+        self.truth_path = settings.data_path / "demo-truth.json"
+        self._sql_runner: Any = None
+        self.emitted = 0
+
+    def _state(self) -> DemoState:
+        state = DemoState.load(self.state_path)
+        if state is None:
+            name = self.scenario_arg or "mixed"
+            days = SCENARIOS[name].days
+            return DemoState(name, self.seed_arg if self.seed_arg is not None else 1, default_start(days).isoformat(),
+                             self.scale_arg if self.scale_arg is not None else DEFAULT_SCALE)
+        if (self.scenario_arg and self.scenario_arg != state.scenario) or \
+                (self.seed_arg is not None and self.seed_arg != state.seed) or \
+                (self.scale_arg is not None and self.scale_arg != state.scale):
+            raise RuntimeError(
+                f"{self.settings.data_path} holds the demo of scenario {state.scenario!r} (seed {state.seed}, "
+                f"scale {state.scale:g}); a rerun continues it. For another scenario, seed or scale, use another "
+                "--data-dir")
+        return state
+
+    async def run(self) -> int:
+        s = self.settings
+        s.data_path.mkdir(parents=True, exist_ok=True)
+        state = self._state()
+        scenario = SCENARIOS[state.scenario]
+        runtime = Runtime(s)
+        sim: subprocess.Popen | None = None
+        worker: GmvWorker | None = None
+        try:
+            print(f"gmv demo: scenario {scenario.name!r} ({scenario.title}), seed {state.seed}; "
+                  f"data in {s.data_path}", file=sys.stderr, flush=True)
+            runtime.open_clickhouse()
+            bootstrap = runtime.open_kafka()
+            port = self.web_port or s.web_port or (6066 if not port_open(s.web_host, 6066) else free_port())
+            self._sql_runner = runtime.sql_runner()
+            worker = GmvWorker(s, bootstrap, runtime.sink(), self._sql_runner, web_port=port)
+            runtime.advertise(port)
+            task = await worker.start()
+            await _until(lambda: worker.ready.is_set() or task.done() or worker.crashed, 120,
+                         "the worker did not get its partitions within 120 s")
+            if worker.crashed or task.done():
+                raise RuntimeError(f"the worker stopped while starting: {worker.crash_reason()}")
+            url = f"http://{s.web_host}:{port}/dashboard/"
+            print(f"gmv demo: dashboard on {url}  (gmv sql works meanwhile; Ctrl-C stops)", file=sys.stderr,
+                  flush=True)
+            resumed = state.emitted
+            if resumed:
+                print(f"gmv demo: continuing the story after {resumed:,} messages sent by earlier runs",
+                      file=sys.stderr, flush=True)
+            sim = self._start_simulator(bootstrap, state)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError):
+                    loop.add_signal_handler(sig, self.stop.set)
+            progress = asyncio.create_task(self._read_progress(sim, state))
+            await self._watch(worker, task, sim, progress, resumed)
+            # The simulator has stopped: let the worker take in all it sent, then attribute the rest.
+            if sim.poll() is None:
+                sim.send_signal(signal.SIGINT)
+            await asyncio.to_thread(sim.wait, 60)
+            await progress
+            if sim.returncode != 0:
+                raise RuntimeError(f"the simulator failed (exit {sim.returncode}); see its error above")
+            truth = json.loads(self.truth_path.read_text())
+            state.emitted = truth["emitted"]
+            state.save(self.state_path)
+            print("gmv demo: simulator stopped; consuming what it sent, then attributing pending orders",
+                  file=sys.stderr, flush=True)
+            await self._wait_consumed(worker, task)
+            await worker.drain(final=True)
+            rec = await self._reconcile(runtime, state)
+            self._summary(worker, truth, rec)
+            ok = not rec.mismatches()
+            if self.keep_serving and not worker.crashed:
+                self.stop.clear()
+                print(f"gmv demo: the dashboard stays up on {url}; Ctrl-C to exit", file=sys.stderr, flush=True)
+                await self.stop.wait()
+            return 0 if ok else 1
+        finally:
+            if sim is not None and sim.poll() is None:
+                sim.send_signal(signal.SIGINT)
+                try:
+                    sim.wait(20)
+                except subprocess.TimeoutExpired:
+                    sim.kill()
+                    sim.wait()
+            if worker is not None:
+                await worker.stop()
+            runtime.close()
+
+    def _start_simulator(self, bootstrap: str, state: DemoState) -> subprocess.Popen:
+        s = self.settings
+        cmd = [sys.executable, "-m", "streams.simulator", "--scenario", state.scenario, "--seed", str(state.seed),
+               "--start", state.start, "--kafka", bootstrap, "--topic-prefix", s.topic_prefix,
+               "--scale", str(state.scale), "--rate", str(self.rate), "--skip", str(state.emitted), "--truth", str(self.truth_path),
+               "--engaged-ms", str(s.engaged_ms), "--lookback-days", str(s.lookback.total_seconds() / 86400),
+               "--half-life-hours", str(s.half_life.total_seconds() / 3600), "--progress"]
+        if self.duration is not None:
+            cmd += ["--duration", str(self.duration)]
+        # Its own session: a Ctrl-C reaches the demo, which stops the simulator in order.
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, start_new_session=True)
+
+    async def _read_progress(self, sim: subprocess.Popen, state: DemoState) -> None:
+        assert sim.stdout is not None
+        while True:
+            line = await asyncio.to_thread(sim.stdout.readline)
+            if not line:
+                return
+            with contextlib.suppress(ValueError, KeyError):
+                self.emitted = int(json.loads(line)["emitted"])
+                if self.emitted > state.emitted:
+                    state.emitted = self.emitted  # a crash of the demo resumes near here
+                    state.save(self.state_path)
+
+    async def _watch(self, worker: GmvWorker, task: asyncio.Task, sim: subprocess.Popen,
+                     progress: asyncio.Task, resumed: int) -> None:
+        t0 = time.monotonic()
+        last_t, last_received, last_emitted = t0, 0, resumed
+        while not self.stop.is_set() and sim.poll() is None:
+            if worker.crashed or task.done():
+                raise RuntimeError(f"the worker stopped: {worker.crash_reason()}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), 2.0)
+            now = time.monotonic()
+            c = worker.counters.summary()
+            dt = max(now - last_t, 1e-6)
+            sent_rate = (max(self.emitted, resumed) - last_emitted) / dt
+            rate = (c["received"] - last_received) / dt
+            last_t, last_received, last_emitted = now, c["received"], max(self.emitted, resumed)
+            gmv = await self._net_so_far()
+            print(f"  {now - t0:5.0f}s  sent {self.emitted:>9,} ({sent_rate:6,.0f}/s)  consumed {c['received']:>9,} "
+                  f"({rate:6,.0f}/s)  lag {worker.lag():>6,}  net GMV {_yuan(gmv)}  "
+                  f"dead letters {c['dead_lettered']:,}", file=sys.stderr, flush=True)
+
+    async def _net_so_far(self) -> int:
+        assert self.settings is not None
+        try:
+            out = await asyncio.to_thread(self._sql, "SELECT toInt64(sum(credit_fen)) FROM {db:Identifier}.attributed_gmv "
+                                                     "WHERE model = 'last_touch'", {})
+            return int(out.strip() or 0)
+        except Exception:
+            return 0
+
+    def _sql(self, query: str, params: dict[str, Any]) -> bytes:
+        return self._sql_runner(query, "tsv", {"db": self.settings.clickhouse_database, **params})
+
+    async def _wait_consumed(self, worker: GmvWorker, task: asyncio.Task, timeout_s: float = 300) -> None:
+        deadline = time.monotonic() + timeout_s
+        topics = [*self.settings.source_topics, self.settings.rekeyed_topic]
+        while True:
+            behind = await worker.unconsumed(topics)
+            if behind == 0:
+                return
+            if worker.crashed or task.done():
+                raise RuntimeError(f"the worker stopped before consuming everything: {worker.crash_reason()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{behind} messages still unconsumed after {timeout_s:.0f}s")
+            await asyncio.sleep(0.2)
+
+    async def _reconcile(self, runtime: Runtime, state: DemoState) -> Reconciliation:
+        truth = json.loads(self.truth_path.read_text())["net_by_model_stage"]
+        prefix = f"{state.scenario[:3]}{state.seed}-"
+        out = await asyncio.to_thread(self._sql, RECONCILE_SQL, {"prefix": prefix})
+        ch: dict[str, dict[str, int]] = {}
+        for line in out.decode().splitlines():
+            model, stage, fen = line.split("\t")
+            ch.setdefault(model, {})[stage] = int(fen)
+        return Reconciliation(truth, ch)
+
+    def _summary(self, worker: GmvWorker, truth: dict[str, Any], rec: Reconciliation) -> None:
+        c = worker.counters.summary()
+        msgs = truth.get("messages", {})
+        print(f"summary: this run consumed received={c['received']} accepted={c['accepted']} "
+              f"duplicates={c['duplicates']} dead_lettered={c['dead_lettered']}; the simulator emitted "
+              f"{truth['emitted']:,} messages in all ({msgs.get('duplicate', 0):,} re-sent duplicates, "
+              f"{msgs.get('malformed', 0):,} malformed)")
+        print(f"summary: {truth['orders']:,} orders, gross {_yuan(truth['gross_fen'])}, refunds "
+              f"{_yuan(truth['refund_fen'])} ({truth['refunds']:,}), net {_yuan(truth['net_fen'])}")
+        for m in MODELS:
+            cells = "  ".join(f"{st}={rec.clickhouse.get(m, {}).get(st, 0)}" for st in STAGES)
+            print(f"  {m:<15} {cells}")
+        for bad in rec.mismatches()[:20]:
+            print(f"  mismatch {bad}")
+        print(rec.line(), flush=True)
+
+
+async def _until(cond, timeout_s: float, message: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        if time.monotonic() > deadline:
+            raise RuntimeError(message)
+        await asyncio.sleep(0.05)
+
