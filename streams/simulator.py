@@ -240,7 +240,7 @@ class World:
                 # ... and the live it feeds that evening.
                 t = day_ms + 20 * HOUR_MS
                 live = Content("live", self._id("L"), shop["brand"], shop["shop"], t, t + 4 * HOUR_MS,
-                               sc.live_audience * 3, buy_boost=5.0)
+                               sc.live_audience * 3, buy_boost=8.0)
                 self.contents.append(live)
                 heapq.heappush(self.future, (live.start_ms, self._next(), "live_start", {"live": live}))
                 heapq.heappush(self.future, (live.end_ms, self._next(), "live_end", {"live": live}))

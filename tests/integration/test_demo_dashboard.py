@@ -1,0 +1,198 @@
+"""`gmv demo` end to end, and the dashboard in a real headless Chromium.
+
+One demo runs for the module (bounded, then kept serving): its reconciliation
+line must match, the page's figures must equal `gmv sql` on the facts at the
+same moment (the demo has drained, so nothing moves), every panel must hold
+data, Ctrl-C must stop everything, and a rerun on the same data dir must
+continue the story and match again. The screenshot is saved under
+``test-artifacts/`` for CI to keep.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from html.parser import HTMLParser
+
+import pytest
+
+from streams.embedded import free_port
+from tests.integration.conftest import ROOT, Backend, fresh_env, gmv, sql
+
+pytestmark = pytest.mark.integration
+ARTIFACTS = ROOT / "test-artifacts"
+MODEL = "linear"
+PANELS = ("kpis", "panel-minute", "panel-gross-net", "panel-funnel", "panel-paths", "panel-lives",
+          "panel-accounts", "panel-skus")
+
+
+def chromium() -> str:
+    for name in (os.environ.get("GMV_CHROMIUM", ""), "chromium", "chromium-browser", "google-chrome"):
+        if name and shutil.which(name):
+            return shutil.which(name)  # type: ignore[return-value]
+    pytest.fail("headless Chromium is needed for the dashboard test: apt-get install chromium (.ci/run does)")
+
+
+def run_chromium(url: str, *extra: str) -> str:
+    profile = tempfile.mkdtemp(prefix="gmv-chromium-")
+    try:
+        proc = subprocess.run(
+            [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}", "--window-size=1500,1300", "--virtual-time-budget=8000", *extra, url],
+            capture_output=True, text=True, errors="replace", timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc.stdout
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+class DomFigures(HTMLParser):
+    """Collects the data-* attributes the page sets on what it shows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kpis: dict[str, str] = {}
+        self.rows: dict[str, int] = {}
+        self.funnel: dict[str, str] = {}
+        self.table_rows: dict[str, list[tuple[str, int]]] = {}
+        self.loaded = False
+        self._table: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "body" and a.get("data-loaded") == "1":
+            self.loaded = True
+        if "data-key" in a and "data-value" in a:
+            self.kpis[a["data-key"]] = a["data-value"]
+        if a.get("id") in PANELS and "data-rows" in a:
+            self.rows[a["id"]] = int(a["data-rows"])
+        if a.get("id") == "panel-funnel":
+            self.funnel = {k: v for k, v in a.items() if k.startswith("data-") and k != "data-rows"}
+        if tag == "table":
+            self._table = a.get("id")
+            self.table_rows[self._table or ""] = []
+        if tag == "tr" and self._table and "data-id" in a:
+            self.table_rows[self._table].append((a["data-id"], int(a["data-net-fen"])))
+
+
+@pytest.fixture(scope="module")
+def demo(backend: Backend, tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("demo")
+    env = fresh_env(backend)
+    env["GMV_DATA_DIR"] = str(data_dir)
+    if backend.name == "embedded":
+        env["GMV_CLICKHOUSE_DSN"] = f"chdb://{data_dir / 'clickhouse'}"  # this demo owns its own engine
+    port = free_port()
+    log = open(data_dir / "demo.log", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "demo", "--duration", "20", "--rate", "1500",
+                             "--keep-serving", "--web-port", str(port)], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=log, text=True, start_new_session=True)
+    lines: list[str] = []
+    deadline = time.monotonic() + 300
+    try:
+        assert proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("reconciliation:"):
+                break
+        yield {"proc": proc, "env": env, "port": port, "stdout": lines, "data_dir": data_dir, "log": log}
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        log.close()
+
+
+def _log_tail(demo: dict) -> str:
+    demo["log"].flush()
+    return (demo["data_dir"] / "demo.log").read_text(errors="replace")[-3000:]
+
+
+def test_demo_reconciles_to_the_fen(demo):
+    out = "".join(demo["stdout"])
+    recon = [ln for ln in demo["stdout"] if ln.startswith("reconciliation:")]
+    assert recon, f"no reconciliation line; stdout:\n{out}\nlog:\n{_log_tail(demo)}"
+    assert recon[0].startswith("reconciliation: MATCH"), out
+    m = re.search(r"truth=(\d+) fen clickhouse=(\d+) fen diff=0 fen", recon[0])
+    assert m and m.group(1) == m.group(2) and int(m.group(1)) > 0, recon[0]
+    assert "summary:" in out and "orders" in out
+
+
+def test_dashboard_shows_what_sql_says(demo):
+    env, port = demo["env"], demo["port"]
+    db = env["GMV_CLICKHOUSE_DATABASE"]
+    dom_html = run_chromium(f"http://127.0.0.1:{port}/dashboard/?model={MODEL}", "--dump-dom")
+    dom = DomFigures()
+    dom.feed(dom_html)
+    assert dom.loaded, f"the page never rendered its data:\n{dom_html[:3000]}"
+    # Same moment: the demo has drained and only serves now, so SQL sees what the page saw.
+    facts = sql(env, f"SELECT sumIf(credit_fen, kind = 'paid') AS gmv, -sumIf(credit_fen, kind = 'refund') AS refunds, "
+                     f"sum(credit_fen) AS net, countIf(kind = 'paid' AND is_conversion = 1) AS orders, "
+                     f"uniqExactIf(user_id, kind = 'paid' AND is_conversion = 1) AS buyers "
+                     f"FROM {db}.attributed_gmv WHERE model = '{MODEL}'")[0]
+    assert int(dom.kpis["net_fen"]) == int(facts["net"]) > 0
+    assert int(dom.kpis["gmv_fen"]) == int(facts["gmv"])
+    assert int(dom.kpis["refund_fen"]) == int(facts["refunds"]) > 0
+    assert int(dom.kpis["orders"]) == int(facts["orders"])
+    assert int(dom.kpis["buyers"]) == int(facts["buyers"])
+    assert int(dom.kpis["aov_fen"]) == round(int(facts["gmv"]) / int(facts["orders"]))
+    funnel = sql(env, "SELECT countIf(action = 'view') AS views, countIf(action = 'view' AND engaged = 1) AS engaged, "
+                      f"countIf(action = 'enter') AS enters FROM {db}.funnel_events")[0]
+    assert int(dom.funnel["data-views"]) == int(funnel["views"]) > 0
+    assert int(dom.funnel["data-engaged-views"]) == int(funnel["engaged"]) > 0
+    assert int(dom.funnel["data-live-enters"]) == int(funnel["enters"]) > 0
+    assert int(dom.funnel["data-orders"]) == int(facts["orders"])
+    lives = sql(env, f"SELECT touch_content_id AS id, sum(credit_fen) AS net FROM {db}.attributed_gmv "
+                     f"WHERE model = '{MODEL}' AND stage = 'live' GROUP BY id ORDER BY net DESC LIMIT 3")
+    shown = dom.table_rows["table-lives"][:3]
+    assert [int(r["net"]) for r in lives] == [n for _, n in shown]
+    skus = sql(env, f"SELECT sku_id AS id, sum(credit_fen) AS net FROM {db}.attributed_gmv WHERE model = '{MODEL}' "
+                    "GROUP BY id ORDER BY net DESC LIMIT 1")
+    assert dom.table_rows["table-skus"][0] == (skus[0]["id"], int(skus[0]["net"]))
+    empty = [p for p in PANELS if dom.rows.get(p, 0) <= 0]
+    assert not empty, f"panels without data: {empty}"
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "dashboard.png"
+    shot.unlink(missing_ok=True)
+    run_chromium(f"http://127.0.0.1:{port}/dashboard/?model={MODEL}", f"--screenshot={shot}")
+    assert shot.is_file() and shot.stat().st_size > 20_000, "the screenshot is missing or blank"
+
+
+def test_model_switch_changes_stage_split_not_total(demo):
+    env = demo["env"]
+    db = env["GMV_CLICKHOUSE_DATABASE"]
+    per_model = sql(env, "SELECT model, sum(credit_fen) AS net, sumIf(credit_fen, stage = 'live') AS live "
+                         f"FROM {db}.attributed_gmv GROUP BY model")
+    assert len(per_model) == 5
+    assert len({int(r["net"]) for r in per_model}) == 1  # every model credits the same fen in all
+    assert len({int(r["live"]) for r in per_model}) > 1  # ... split differently over the stages
+
+
+def test_ctrl_c_stops_everything_and_a_rerun_continues(demo):
+    proc, env, data_dir = demo["proc"], demo["env"], demo["data_dir"]
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(90) == 0, _log_tail(demo)
+    time.sleep(1)
+    leftovers = subprocess.run(["pgrep", "-f", str(data_dir)], capture_output=True, text=True).stdout.split()
+    assert not leftovers, f"processes left running: {leftovers}"
+    first = (data_dir / "demo.json").read_text()
+    again = gmv(env, "demo", "--duration", "8", "--rate", "1500", timeout=300)
+    assert "continuing the story after" in again.stderr
+    assert re.search(r"^reconciliation: MATCH", again.stdout, re.M), again.stdout + again.stderr[-2000:]
+    emitted_before = int(re.search(r'"emitted": (\d+)', first).group(1))
+    emitted_after = int(re.search(r'"emitted": (\d+)', (data_dir / "demo.json").read_text()).group(1))
+    assert emitted_after > emitted_before

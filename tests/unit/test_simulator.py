@@ -1,0 +1,127 @@
+"""The simulator: deterministic, shaped like its presets, and its ground truth adds up."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import UTC, datetime
+
+import pytest
+
+from schemas.events import EVENT_ADAPTER
+from streams.attribution import MODELS
+from streams.simulator import DAY_MS, HOUR_MS, SCENARIOS, GroundTruth, World, _ms
+
+START = datetime(2026, 11, 1, 16, 0, tzinfo=UTC)  # midnight in Asia/Shanghai
+
+
+def _run(name: str, seed: int = 1, limit: int | None = None) -> tuple[list, GroundTruth]:
+    world = World(SCENARIOS[name], seed, START)
+    truth = GroundTruth()
+    msgs = []
+    for i, m in enumerate(world.messages()):
+        if limit is not None and i >= limit:
+            break
+        truth.observe(m)
+        msgs.append(m)
+    return msgs, truth
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes():
+    a = [m.value for m in _run("mixed", 1, 5000)[0]]
+    b = [m.value for m in _run("mixed", 1, 5000)[0]]
+    c = [m.value for m in _run("mixed", 2, 5000)[0]]
+    assert a == b
+    assert a != c
+
+
+@pytest.fixture(scope="module")
+def mixed():
+    return _run("mixed")
+
+
+def test_every_valid_message_satisfies_the_contract_and_noise_is_present(mixed):
+    msgs, truth = mixed
+    kinds = Counter(m.kind for m in msgs)
+    assert kinds["malformed"] > 0 and kinds["duplicate"] > 0
+    for m in msgs:
+        if m.kind == "malformed":
+            with pytest.raises(Exception):  # noqa: B017 - any rejection will do; the ingest tests check reasons
+                EVENT_ADAPTER.validate_json(m.value)
+        else:
+            EVENT_ADAPTER.validate_json(m.value)
+    # Late delivery: some valid events arrive after a later-stamped one.
+    times = [_ms(m.event["event_time"]) for m in msgs if m.kind == "valid"]
+    assert sum(1 for x, y in zip(times, times[1:], strict=False) if y < x) > 0
+
+
+def test_refunds_are_5_to_10_percent_partial_and_full_never_over(mixed):
+    _, truth = mixed
+    by_order: dict[str, int] = defaultdict(int)
+    for oid, fen in truth.refunds:
+        by_order[oid] += fen
+    assert all(fen <= truth.orders[oid][2] for oid, fen in by_order.items())
+    full = sum(1 for oid, fen in by_order.items() if fen == truth.orders[oid][2])
+    assert 0 < full < len(by_order)
+    assert 0.03 <= len(by_order) / len(truth.orders) <= 0.10  # refunds due after the story ends are not sent
+
+
+def test_ground_truth_credits_every_fen_in_every_model(mixed):
+    _, truth = mixed
+    s = truth.summary()
+    for model in MODELS:
+        assert sum(s["net_by_model_stage"][model].values()) == s["net_fen"] == s["gross_fen"] - s["refund_fen"]
+    stages = s["net_by_model_stage"]["linear"]
+    assert all(stages[st] > 0 for st in ("short_video", "live", "clip", "shelf"))
+    assert s["net_by_model_stage"]["first_touch"] != s["net_by_model_stage"]["last_touch"]
+
+
+def _valid(msgs):
+    return [m.event for m in msgs if m.kind == "valid"]
+
+
+def test_takeoff_a_short_video_takes_off_on_day_4_then_a_live_sells_100k_yuan():
+    msgs, truth = _run("takeoff")
+    start = int(START.timestamp() * 1000)
+    views = Counter()
+    for e in _valid(msgs):
+        if e["event_type"] == "view" and e["kind"] == "short_video":
+            views[(e["video_id"], (_ms(e["event_time"]) - start) // DAY_MS)] += 1
+    top_video, top_day = max(views, key=views.get)
+    assert top_day == 3  # day 4
+    assert views[(top_video, 3)] > 20 * max(views.get((top_video, 1), 0), views.get((top_video, 2), 1))
+    live_gmv = Counter()
+    for _user, facts, amount in truth.orders.values():
+        if facts.stage == "live":
+            live_gmv[(facts.content_id, (facts.t_ms - start) // DAY_MS)] += amount
+    (live, day), fen = live_gmv.most_common(1)[0]
+    assert day == 3 and fen >= 10_000_000  # 100k yuan, in fen
+
+
+def test_clip_tail_keeps_selling_for_days_after_the_big_live():
+    msgs, truth = _run("clip_tail")
+    clip_days = Counter((facts.t_ms - int(START.timestamp() * 1000)) // DAY_MS
+                        for _u, facts, _a in truth.orders.values() if facts.stage == "clip")
+    assert clip_days[0] + clip_days[1] > 0
+    assert sum(n for d, n in clip_days.items() if d >= 2) > 0  # still selling two+ days later
+
+
+def test_cold_start_lives_about_16_hours_a_day_and_posts_5_plus_videos():
+    msgs, _ = _run("cold_start")
+    evs = _valid(msgs)
+    start = int(START.timestamp() * 1000)
+    live_ms = defaultdict(int)
+    begun = {}
+    for e in evs:
+        if e["event_type"] == "live_room" and e["action"] in ("start", "end") and e["anchor_id"].startswith("brand"):
+            t = _ms(e["event_time"])
+            if e["action"] == "start":
+                begun[e["live_id"]] = t
+            elif e["live_id"] in begun:
+                live_ms[(begun[e["live_id"]] - start) // DAY_MS] += t - begun.pop(e["live_id"])
+    assert live_ms and all(15 * HOUR_MS <= v <= 17 * HOUR_MS for d, v in live_ms.items() if d < 4)
+    posted = defaultdict(set)
+    for e in evs:
+        if e["event_type"] == "view" and e["kind"] == "short_video" and e["author_id"].startswith("brand"):
+            posted[e["video_id"]].add((_ms(e["event_time"]) - start) // DAY_MS)
+    first_day = Counter(min(days) for days in posted.values())
+    assert all(first_day[d] >= 5 for d in range(4))
