@@ -83,7 +83,7 @@ EVENTS = StoredTable(
         Column("source_topic", "LowCardinality(String)", "Kafka topic it arrived on"),
         Column("source_partition", "Int32", "Kafka partition it arrived on"),
         Column("source_offset", "Int64", "Kafka offset it arrived at"),
-        Column("payload", "String", "the validated event as canonical JSON (times in UTC)"),
+        Column("payload", "String", "the event JSON as received (the array element, for a producer batch)"),
         Column("ingested_at", TS, "when the pipeline accepted it (processing time, UTC)"),
     ),
     order_by="(event_type, event_id)",

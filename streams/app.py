@@ -20,6 +20,7 @@ every decision is journalled before its rows are written.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 import uuid
@@ -49,6 +50,8 @@ class _Rebalance(ConsumerRebalanceListener):
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         # Wait for the batch in flight: it commits its own offsets before the partitions go.
         async with self.worker.lock:
+            await self.worker.settle()  # its offsets are committed while the partitions are still ours
+            await self.worker.refresh_rollups()  # and its marks written by the states that journalled it
             self.worker.release_partitions({tp.partition for tp in revoked})
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
@@ -74,10 +77,17 @@ class GmvWorker:
         self.first_offsets: dict[tuple[str, int], int] = {}  # first offset this process handled
         self.seen_msgs: dict[tuple[str, int], int] = {}  # messages handled per (topic, partition): a skip guard
         self.batches = 0
+        self.first_batch_at: float | None = None  # monotonic time the first messages arrived
+        self.timings: dict[str, float] = dict.fromkeys(("process", "process_cpu", "journal", "sink", "rollups", "commit"), 0.0)
         self.started_at = time.monotonic()
         self.lock = asyncio.Lock()
         self.owned: set[int] = set()
         self._recovered = BatchResult()
+        self._inflight: asyncio.Task | None = None  # the batch being written to ClickHouse
+        self._rollup_gmv: set[datetime] = set()  # minutes whose rollups are due a refresh
+        self._rollup_funnel: set[datetime] = set()
+        self._marks_due: dict[int, int] = {}  # partition -> journal seq whose rows are in the facts
+        self._last_rollup = 0.0
         self._crash: BaseException | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -135,6 +145,12 @@ class GmvWorker:
     # -- the loop -------------------------------------------------------------------
     async def _run(self) -> None:
         s = self.settings
+        # The stream state is millions of long-lived, acyclic objects: the default collector
+        # thresholds rescan them every few thousand allocations (~25% of the hot loop, measured).
+        # Collect rarely; objects from start-up (faust, modules) are frozen out of every scan.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(100_000, 50, 100)
         self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=5,
                                           max_request_size=4 * s.max_message_bytes + 65536,
                                           max_batch_size=1024 * 1024)
@@ -165,8 +181,14 @@ class GmvWorker:
                     self.ready.set()  # partitions assigned and their state recovered
                 msgs = [SourceMessage.from_kafka(r.topic, r.partition, r.offset, r.key, r.value, r.headers)
                         for records in data.values() for r in records]
-                async with self.lock:
-                    await self.handle_batch(msgs)
+                # Bounded pieces: one piece's ClickHouse write (C++, off the GIL) overlaps the
+                # next one's processing, even when a fetch is a few 1,000-event producer batches.
+                for piece in _pieces(msgs, PIECE_BYTES):
+                    async with self.lock:
+                        await self.handle_batch(piece)
+            async with self.lock:
+                await self.settle()
+                await self.refresh_rollups()
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -180,7 +202,20 @@ class GmvWorker:
             await self._close_clients()
 
     async def handle_batch(self, msgs: list[SourceMessage], final: bool = False) -> None:
+        """Process a batch and journal it; its ClickHouse write and offset commit run in the
+        background while the next batch is fetched and processed (see ``_store``).
+
+        Order is kept: batch N+1's journal may go out before batch N's rows are in ClickHouse
+        (each partition's mark says exactly which entries are covered), but N+1's rows and
+        offsets always follow N's. ``final`` waits for everything.
+        """
+        if self._inflight is not None and self._inflight.done():
+            await self.settle()  # surfaces a failed write at once, even when input is idle
         now = datetime.now(UTC)
+        t0 = time.perf_counter()
+        c0 = time.thread_time()
+        if msgs and self.first_batch_at is None:
+            self.first_batch_at = time.monotonic()
         result = self.processor.process(msgs, now) if msgs else BatchResult()
         if self._recovered.touched_partitions or self._recovered.dead_letters:
             result.merge(self._recovered)
@@ -188,24 +223,32 @@ class GmvWorker:
         if final or not self.attribute_at_end:
             result.merge(self.processor.attribute_due(now, final=final))
         self.processor.commit_journal(result)
-        if not (msgs or result.touched_partitions or result.journal_puts or result.journal_dels):
-            return
-        await self._write(result)
-        await self._commit(result.next_offsets)
-        for m in msgs:
-            k = (m.topic, m.partition)
-            self.seen_msgs[k] = self.seen_msgs.get(k, 0) + 1
-            self.first_offsets.setdefault(k, m.offset)
-        for key, off in result.next_offsets.items():
-            if off > self.next_offsets.get(key, 0):
-                self.next_offsets[key] = off
-        self.counters.by_topic.update(result.counters.by_topic)
-        self.batches += 1
-        self.last_batch_at = time.time()
+        marks = {p: self.processor.partition_state(p).journal_seq for p in result.touched_partitions}
+        self.timings["process"] += time.perf_counter() - t0
+        self.timings["process_cpu"] += time.thread_time() - c0
+        if msgs or result.touched_partitions or result.journal_puts or result.journal_dels:
+            await self._send_journal(result)
+            await self.settle()
+            self._inflight = asyncio.create_task(self._store(result, msgs, marks, final), name="gmv-store")
+            await asyncio.sleep(0)  # let it hand its insert to a thread before the next batch's CPU work
+        elif self._inflight is None and (self._rollup_gmv or self._rollup_funnel or self._marks_due) and \
+                time.monotonic() - self._last_rollup >= self.settings.rollup_interval_s:
+            await self.refresh_rollups()  # input went quiet: the last rows' minutes must not wait for more
+        if final:
+            await self.settle()
 
-    async def _write(self, result: BatchResult) -> None:
+    async def settle(self) -> None:
+        """Wait for the batch being written to ClickHouse (re-raises its failure)."""
+        task, self._inflight = self._inflight, None
+        if task is not None:
+            await task
+
+    async def _send_journal(self, result: BatchResult) -> None:
+        """State and forwards are durable before ClickHouse sees any row derived from them:
+        a send that failed stops the worker here, before any row or offset depends on it."""
         assert self._producer is not None and self._changelog is not None
         s = self.settings
+        t0 = time.perf_counter()
         sends: list[asyncio.Future] = []
         for key, value in result.journal_puts:
             sends.append(await self._changelog.put(int(key.split("|", 1)[0]), key, value))
@@ -223,22 +266,58 @@ class GmvWorker:
                          ("gmv-source-offset", str(dl.msg.offset).encode()),
                          ("gmv-element-index", str(dl.index).encode()), ("gmv-src", dl.src.encode())],
             ))
-        # State and forwards are durable before ClickHouse sees the rows derived from them:
-        # a send that failed stops the worker here, before any row or offset depends on it.
         await self._producer.flush()
         await asyncio.gather(*sends)
+        self.timings["journal"] += time.perf_counter() - t0
+
+    async def _store(self, result: BatchResult, msgs: list[SourceMessage], marks: dict[int, int],
+                     final: bool = False) -> None:
+        """Rows to ClickHouse, then the offsets; minute rollups and marks at most every
+        ``rollup_interval_s`` (each refresh is an INSERT…SELECT over the facts: per batch it
+        would cost more than the batch)."""
+        t1 = time.perf_counter()
         for table, rows in result.rows.items():
             if rows:
                 self.sink.add(table, rows)
         await self.sink.flush()
-        await self.sink.refresh_rollups(
-            {_minute(r[14]) for r in result.rows[ATTRIBUTED_GMV.name]},
-            {_minute(r[1]) for r in result.rows[FUNNEL_EVENTS.name]},
-        )
-        # ClickHouse holds every row derived from the journal so far: say so in the changelog.
-        for p in result.touched_partitions:
-            key, value = self.processor.partition_state(p).mark_key_value()
-            await self._changelog.put(p, key, value)
+        t2 = time.perf_counter()
+        self.timings["sink"] += t2 - t1
+        self._rollup_gmv.update(_minute(r[14]) for r in result.rows[ATTRIBUTED_GMV.name])
+        self._rollup_funnel.update(_minute(r[1]) for r in result.rows[FUNNEL_EVENTS.name])
+        self._marks_due.update(marks)
+        # Offsets may go before the marks: rows of unmarked entries are re-emitted on recovery,
+        # and their minutes re-rolled, so a crash here loses nothing.
+        await self._commit(result.next_offsets)
+        self.timings["commit"] += time.perf_counter() - t2
+        for m in msgs:
+            k = (m.topic, m.partition)
+            self.seen_msgs[k] = self.seen_msgs.get(k, 0) + 1
+            self.first_offsets.setdefault(k, m.offset)
+        for key, off in result.next_offsets.items():
+            if off > self.next_offsets.get(key, 0):
+                self.next_offsets[key] = off
+        self.counters.by_topic.update(result.counters.by_topic)
+        self.batches += 1
+        self.last_batch_at = time.time()
+        if final or time.monotonic() - self._last_rollup >= self.settings.rollup_interval_s:
+            await self.refresh_rollups()
+
+    async def refresh_rollups(self) -> None:
+        """Recompute the minutes touched since the last refresh; then mark the journal entries
+        whose rows are now in the facts and the rollups (a mark must never precede its rollup)."""
+        assert self._changelog is not None
+        t0 = time.perf_counter()
+        gmv, funnel = self._rollup_gmv, self._rollup_funnel
+        self._rollup_gmv, self._rollup_funnel = set(), set()
+        await self.sink.refresh_rollups(gmv, funnel)
+        marks, self._marks_due = self._marks_due, {}
+        for p, seq in marks.items():
+            ps = self.processor.partitions.get(p)  # the writer that journalled it (never a new one)
+            if ps is not None:
+                key, value = ps.mark_key_value(seq)
+                await self._changelog.put(p, key, value)
+        self._last_rollup = time.monotonic()
+        self.timings["rollups"] += time.perf_counter() - t0
 
     async def _commit(self, next_offsets: dict[tuple[str, int], int]) -> None:
         if not next_offsets or self._consumer is None:
@@ -275,7 +354,7 @@ class GmvWorker:
     def crash_reason(self) -> str:
         return f"{type(self._crash).__name__}: {self._crash}" if self._crash else "stopped"
 
-    async def drain(self, final: bool = True) -> None:
+    async def drain(self, final: bool = True, coarse: bool = True) -> None:
         """End of input (``gmv run``, bounded demo): attribute everything pending, flush, commit.
 
         ``final=False`` (a worker stopping): flush and commit only; pending orders stay in the
@@ -283,7 +362,10 @@ class GmvWorker:
         """
         async with self.lock:
             await self.handle_batch([], final=final)
-            await asyncio.to_thread(self.sink.refresh_coarse_sync)  # hour/day rollups current at exit
+            await self.settle()
+            await self.refresh_rollups()
+            if coarse:
+                await asyncio.to_thread(self.sink.refresh_coarse_sync)  # hour/day rollups current at exit
 
     async def end_offsets(self, topic: str) -> dict[tuple[str, int], int]:
         if self._consumer is None:
@@ -325,6 +407,7 @@ class GmvWorker:
             "counters": self.counters.summary(),
             "per_topic": self.counters.per_topic(),
             "batches": self.batches,
+            "seconds_in": {k: round(v, 3) for k, v in self.timings.items()},
             "rows_written": self.sink.rows_written,
             "uptime_s": round(time.monotonic() - self.started_at, 1),
             "lag": self.lag(),
@@ -346,6 +429,22 @@ class GmvWorker:
         worker = getattr(self, "_faust_worker", None)
         if worker is not None:
             await worker.stop()
+
+
+PIECE_BYTES = 1536 * 1024  # ~6k small events per processed piece
+
+
+def _pieces(msgs: list[SourceMessage], max_bytes: int) -> list[list[SourceMessage]]:
+    out: list[list[SourceMessage]] = [[]]
+    size = 0
+    for m in msgs:
+        n = len(m.value) if m.value else 0
+        if out[-1] and size + n > max_bytes:
+            out.append([])
+            size = 0
+        out[-1].append(m)
+        size += n
+    return out
 
 
 def _minute(when: datetime) -> datetime:

@@ -47,8 +47,10 @@ class Settings(BaseSettings):
     # Ingest / batching.
     max_message_bytes: int = 1024 * 1024
     max_batch_events: int = 1000
-    batch_max: Annotated[int, Field(ge=1)] = 2000
+    batch_max: Annotated[int, Field(ge=1)] = Field(10_000, description="messages per consumed batch (one journal write, one insert per table)")
     batch_within_s: Annotated[float, Field(gt=0)] = 0.3
+    rollup_interval_s: Annotated[float, Field(ge=0)] = Field(
+        1.0, description="how often the minute rollups are recomputed from the facts (freshness vs cost)")
     sink_retry_for_s: Annotated[float, Field(gt=0)] = 600.0
 
     # Worker runtime.

@@ -77,6 +77,7 @@ def test_oversized_batches_are_rejected_whole():
 def test_dedup_distinguishes_replay_from_duplicate_and_expires_by_event_time():
     ps = PartitionState(0, Horizons(1000, 1000, 1000))
     assert ps.classify("a", "src1", 10) == "new"
+    ps.journal_seen("a", "src1", 10)  # (an event with a touch, order or refund record is journalled by that)
     assert ps.classify("a", "src1", 10) == "replay"
     assert ps.classify("a", "src2", 10) == "duplicate"
     ps.advance(10)

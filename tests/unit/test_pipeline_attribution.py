@@ -83,3 +83,41 @@ def test_journal_recovery_re_emits_unconfirmed_attributions_identically():
     # once a mark follows them (ClickHouse confirmed), nothing is re-emitted
     mark = fresh.partition_state(p).mark_key_value()
     assert not BatchProcessor(SETTINGS).load(p, [*journal, mark], NOW).rows["attributed_gmv"]
+
+
+def test_a_mark_covers_only_its_writers_entries_up_to_its_seq():
+    """Pipelined batches: batch 2's journal is sent before batch 1's mark; that mark must not cover it."""
+    proc = BatchProcessor(SETTINGS)
+    p = partition_for_key("u1", 4)
+    b1 = proc.process([msg("orders", order("o1", T), 0)], NOW)
+    b1.merge(proc.attribute_due(NOW, final=True))
+    proc.commit_journal(b1)
+    seq_after_b1 = proc.partition_state(p).journal_seq
+    b2 = proc.process([msg("orders", order("o2", T + timedelta(minutes=1)), 1)], NOW)
+    b2.merge(proc.attribute_due(NOW, final=True))
+    proc.commit_journal(b2)
+    mark_b1 = proc.partition_state(p).mark_key_value(seq_after_b1)
+    journal = [(k, v) for k, v in (*b1.journal_puts, *b2.journal_puts) if k.startswith(f"{p}|")]
+    reemitted = BatchProcessor(SETTINGS).load(p, [*journal, mark_b1], NOW).rows["attributed_gmv"]
+    assert {r[1] for r in reemitted} == {"o-o2"}  # batch 2 not yet confirmed: its rows come back
+    mark_b2 = proc.partition_state(p).mark_key_value()
+    assert not BatchProcessor(SETTINGS).load(p, [*journal, mark_b1, mark_b2], NOW).rows["attributed_gmv"]
+    # a later writer's mark covers everything an earlier writer journalled before it
+    later = BatchProcessor(SETTINGS)
+    later.load(p, journal, NOW)
+    assert not BatchProcessor(SETTINGS).load(
+        p, [*journal, later.partition_state(p).mark_key_value()], NOW).rows["attributed_gmv"]
+
+
+def test_touch_and_order_records_carry_their_events_deduplication():
+    proc = BatchProcessor(SETTINGS)
+    p = partition_for_key("u1", 4)
+    out = proc.process([msg("views", view("v1", T - timedelta(hours=1)), 0), msg("orders", order("o1", T), 1)], NOW)
+    proc.commit_journal(out)
+    kinds = [k.split("|")[1] for k, _ in out.journal_puts]
+    assert "seen" not in kinds  # the touch and the order journal their own event ids
+    rebuilt = BatchProcessor(SETTINGS)
+    rebuilt.load(p, [(k, v) for k, v in out.journal_puts if k.startswith(f"{p}|")], NOW)
+    again = rebuilt.process([msg("views", view("v1", T - timedelta(hours=1)), 5),
+                             msg("orders", order("o1", T), 6)], NOW)
+    assert again.counters.summary()["duplicates"] == 2

@@ -1,0 +1,83 @@
+"""``python -m bench [--quick]``: every figure side by side on one embedded broker and ClickHouse.
+
+One JSON line per figure on stdout, then the summary line:
+``floor_ratio=<pipeline/stock faust> bare_ratio=<pipeline/bare> events_per_s=<n>
+batched_events_per_s=<n> p99_freshness_s=<x>``. Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from bench import phases
+from bench.common import Dataset, emit, produce, progress
+from sinks.clickhouse import connect
+from streams.embedded import EmbeddedKafka
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smaller counts: under 5 minutes")
+    ap.add_argument("--events", type=int, help="messages per throughput run (default 200k, quick 60k)")
+    ap.add_argument("--only", nargs="*", help="run only these figures (throughput, batched, freshness, sink, "
+                                               "dashboard, scaling)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary data dir")
+    a = ap.parse_args()
+    n = a.events or (60_000 if a.quick else 200_000)
+    only = set(a.only or ["throughput", "batched", "freshness", "sink", "dashboard", "scaling"])
+    root = Path(tempfile.mkdtemp(prefix="gmv-bench-"))
+    broker = EmbeddedKafka(root)
+    summary: dict[str, float | None] = {}
+    t_start = time.monotonic()
+    try:
+        bootstrap = broker.start()
+        pid = broker.proc.pid if broker.proc else None
+        dsn = f"chdb://{root / 'clickhouse'}"
+        client = connect(dsn)
+        progress(f"broker on {bootstrap}, ClickHouse at {dsn}; generating {n:,} simulator messages")
+        data = Dataset.generate(n)
+        if "throughput" in only:
+            phases.create_source_topics(bootstrap, "b1.")
+            progress("producing one event per message")
+            produce(bootstrap, "b1.", data)
+            progress("bare aiokafka consume + json.loads")
+            bare = asyncio.run(phases.bare_consume(bootstrap, "b1.", len(data.messages), pid))
+            emit("bare_consume", **bare)
+            progress("stock faust agent + table (the floor)")
+            floor = phases.faust_floor(bootstrap, "b1.", len(data.messages), pid)
+            emit("faust_floor", **floor)
+            progress("the full pipeline")
+            s = phases.bench_settings(bootstrap, dsn, "b1.")
+            full = asyncio.run(phases.pipeline(s, bootstrap, client, pid, n, phases.profile_target()))
+            emit("pipeline", **full)
+            summary["events_per_s"] = full["events_per_s"]
+            summary["floor_ratio"] = round(full["events_per_s"] / floor["events_per_s"], 2)
+            summary["bare_ratio"] = round(full["events_per_s"] / bare["events_per_s"], 3)
+        if "batched" in only:
+            phases.create_source_topics(bootstrap, "b2.")
+            progress("producing JSON-array producer batches (up to 1,000 events per message)")
+            msgs = produce(bootstrap, "b2.", data, batched=True)
+            bare_b = asyncio.run(phases.bare_consume(bootstrap, "b2.", msgs, pid))
+            emit("bare_consume_batched", **bare_b)
+            s = phases.bench_settings(bootstrap, dsn, "b2.")
+            full_b = asyncio.run(phases.pipeline(s, bootstrap, client, pid, n))
+            emit("pipeline_batched", **full_b)
+            summary["batched_events_per_s"] = full_b["events_per_s"]
+        client.close()
+    finally:
+        broker.stop()
+        if not a.keep:
+            shutil.rmtree(root, ignore_errors=True)
+    progress(f"done in {time.monotonic() - t_start:.0f}s")
+    keys = ("floor_ratio", "bare_ratio", "events_per_s", "batched_events_per_s", "p99_freshness_s")
+    print(" ".join(f"{k}={summary.get(k)}" for k in keys), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
