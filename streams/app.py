@@ -35,6 +35,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 
 from sinks.clickhouse import ClickHouseSink
 from sinks.schema import ATTRIBUTED_GMV, FUNNEL_EVENTS
+from sinks.topic import RowsWriter, TopicSink
 from streams.changelog import StateChangelog
 from streams.ingest import SourceMessage
 from streams.pipeline import BatchProcessor, BatchResult, IngestCounters
@@ -62,12 +63,24 @@ class _Rebalance(ConsumerRebalanceListener):
 class GmvWorker:
     """One worker process: the ingest loop, the state it owns, and the web views."""
 
-    def __init__(self, settings: Settings, bootstrap: str, sink: ClickHouseSink,
+    def __init__(self, settings: Settings, bootstrap: str, sink: ClickHouseSink | None,
                  sql_runner: Callable[[str, str], bytes] | None = None, web_port: int = 0,
                  attribute_at_end: bool = False) -> None:
+        """``sink`` is this process's ClickHouse (None if another process owns it). In
+        ``sink_mode=topic`` rows go through the rows topic, and a process with a sink also
+        runs the one ``RowsWriter``."""
         self.settings = settings
         self.bootstrap = bootstrap
-        self.sink = sink
+        self.rows_writer: RowsWriter | None = None
+        if settings.sink_mode == "topic":
+            self.sink: ClickHouseSink | TopicSink = TopicSink(lambda: self._producer, settings.rows_topic)
+            if sink is not None:
+                self.rows_writer = RowsWriter(bootstrap, settings.rows_topic, f"{settings.app_id}-rows-writer",
+                                              sink, settings.session_timeout_s)
+        elif sink is None:
+            raise ValueError("sink_mode=direct needs ClickHouse in this process; use sink_mode=topic")
+        else:
+            self.sink = sink
         self.sql_runner = sql_runner
         self.attribute_at_end = attribute_at_end  # `gmv run`: a batch replay attributes at end of input
         self.processor = BatchProcessor(settings, extra_topics={settings.unrouted_topic: None,
@@ -88,6 +101,7 @@ class GmvWorker:
         self._rollup_funnel: set[datetime] = set()
         self._marks_due: dict[int, int] = {}  # partition -> journal seq whose rows are in the facts
         self._last_rollup = 0.0
+        self._commit_owed = False  # a commit failed (rebalance) and nothing committed since
         self._crash: BaseException | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -113,6 +127,20 @@ class GmvWorker:
             consumer_auto_offset_reset="latest",
         )
         self.app.task(self._run)
+        if self.rows_writer is not None:
+            writer = self.rows_writer
+
+            async def write_rows() -> None:
+                try:
+                    await writer.run(lambda: self.app.should_stop)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as e:  # ClickHouse gone past the retry budget: stop, offsets uncommitted
+                    self._crash = e
+                    log.exception("the rows writer failed; stopping the worker")
+                    await self.app.crash(e)
+
+            self.app.task(write_rows)
         control = self.app.topic(s.control_topic, value_serializer="raw", partitions=1)
         self.app.agent(control, name="control")(self._control)
         if web_port > 0:
@@ -167,7 +195,7 @@ class GmvWorker:
             # Static membership: a restarted worker takes over its predecessor's membership at
             # once, instead of waiting for a killed process's session to lapse (which noida-db,
             # measured, does not do while a rebalance is in progress).
-            group_instance_id=s.worker_instance_id,
+            group_instance_id=s.worker_instance_id or None,
             partition_assignment_strategy=(RangePartitionAssignor,),  # co-partitioned: views/lives/orders p together
             fetch_max_bytes=32 * 1024 * 1024, max_partition_fetch_bytes=8 * 1024 * 1024,
         )
@@ -231,6 +259,8 @@ class GmvWorker:
             await self.settle()
             self._inflight = asyncio.create_task(self._store(result, msgs, marks, final), name="gmv-store")
             await asyncio.sleep(0)  # let it hand its insert to a thread before the next batch's CPU work
+        elif self._inflight is None and self._commit_owed and not msgs:
+            await self._commit(self.next_offsets)  # a commit lost to a rebalance, with no traffic since
         elif self._inflight is None and (self._rollup_gmv or self._rollup_funnel or self._marks_due) and \
                 time.monotonic() - self._last_rollup >= self.settings.rollup_interval_s:
             await self.refresh_rollups()  # input went quiet: the last rows' minutes must not wait for more
@@ -329,9 +359,12 @@ class GmvWorker:
             return
         try:
             await self._consumer.commit(offsets)
+            self._commit_owed = False
         except (CommitFailedError, KafkaError) as e:
-            # The group rebalanced under this batch: its new owner re-processes it, idempotently.
-            log.warning("offset commit failed (%s); the batch will be re-processed by the partition's owner", e)
+            # The group rebalanced under this batch: if the partitions stay ours, the commit is
+            # retried when the loop is next idle; if not, their new owner re-processes the batch.
+            self._commit_owed = True
+            log.warning("offset commit failed (%s); retried when idle, or re-processed by the new owner", e)
 
     async def _close_clients(self) -> None:
         if self._producer is not None:
@@ -361,6 +394,8 @@ class GmvWorker:
         journal and are attributed on time by whichever worker owns them next.
         """
         async with self.lock:
+            if self._producer is None:
+                return  # the loop already stopped (a signal reached faust first) and settled on its way out
             await self.handle_batch([], final=final)
             await self.settle()
             await self.refresh_rollups()
@@ -409,6 +444,9 @@ class GmvWorker:
             "batches": self.batches,
             "seconds_in": {k: round(v, 3) for k, v in self.timings.items()},
             "rows_written": self.sink.rows_written,
+            "rows_writer": None if self.rows_writer is None else {
+                "active": self.rows_writer.active, "rows_written": self.rows_writer.rows_written,
+                "next_offset": self.rows_writer.next_offset},
             "uptime_s": round(time.monotonic() - self.started_at, 1),
             "lag": self.lag(),
             "pending_orders": orders,

@@ -22,14 +22,12 @@ SCENARIO_NAMES = ("mixed", "cold_start", "takeoff", "clip_tail")  # streams.simu
 
 def _duration(text: str) -> timedelta:
     """'5s', '7d', '24h', '1500ms' or plain seconds."""
-    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-    for suffix in ("ms", "s", "m", "h", "d"):
-        if text.endswith(suffix) and text[: -len(suffix)].replace(".", "", 1).isdigit():
-            return timedelta(seconds=float(text[: -len(suffix)]) * units[suffix])
-    try:
-        return timedelta(seconds=float(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (use e.g. 5s, 30m, 24h, 7d)") from None
+    from streams.settings import parse_duration
+
+    parsed = parse_duration(text)
+    if parsed is None:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (use e.g. 5s, 30m, 24h, 7d)")
+    return parsed
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -188,14 +186,25 @@ def _cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _cmd_worker(settings: Settings, web_port: int | None) -> int:
     from streams.app import GmvWorker
-    from streams.runtime import Runtime
+    from streams.runtime import ClickHouseBusy, Runtime
 
     runtime = Runtime(settings)
     try:
-        runtime.open_clickhouse()
+        owns_clickhouse = True
+        try:
+            runtime.open_clickhouse(wait_s=15.0 if settings.sink_mode == "direct" else 1.0)
+        except ClickHouseBusy:
+            if settings.sink_mode != "topic":
+                raise
+            owns_clickhouse = False  # another worker owns the embedded engine and writes our rows
         bootstrap = runtime.open_kafka()
         port = web_port or settings.web_port or 6066
-        worker = GmvWorker(settings, bootstrap, runtime.sink(), runtime.sql_runner(), web_port=port)
+        worker = GmvWorker(settings, bootstrap, runtime.sink() if owns_clickhouse else None,
+                           runtime.sql_runner() if owns_clickhouse else None, web_port=port)
+        if settings.sink_mode == "topic":
+            role = "writes ClickHouse for every worker" if owns_clickhouse else "hands its rows to the writer"
+            print(f"gmv worker: sink_mode=topic; this worker {role} (topic {settings.rows_topic})",
+                  file=sys.stderr, flush=True)
         runtime.advertise(port)
         print(f"gmv worker: consuming {', '.join(settings.source_topics)} from {bootstrap}; "
               f"API on http://{settings.web_host}:{port}/gmv/stats/ ; Ctrl-C stops", file=sys.stderr, flush=True)

@@ -57,7 +57,7 @@ class Runtime:
     def topic_partitions(self) -> dict[str, int]:
         s = self.settings
         names = [*s.source_topics, s.dlq_topic, s.unrouted_topic, s.rekeyed_topic, s.changelog_topic]
-        return {**{name: s.partitions for name in names}, s.control_topic: 1}
+        return {**{name: s.partitions for name in names}, s.control_topic: 1, s.rows_topic: 1}
 
     def open_kafka(self) -> str:
         s = self.settings
@@ -71,7 +71,7 @@ class Runtime:
         return bootstrap
 
     # -- ClickHouse -----------------------------------------------------------------------
-    def open_clickhouse(self) -> Client:
+    def open_clickhouse(self, wait_s: float = 15.0) -> Client:
         """Open (and own, if embedded) ClickHouse and apply migrations."""
         s = self.settings
         dsn = s.resolved_clickhouse_dsn
@@ -79,7 +79,7 @@ class Runtime:
         if path is not None:
             self.ownership = ClickHouseOwnership(path)
             # A `gmv sql` holds the lock for a moment only: wait briefly before giving up.
-            deadline = time.monotonic() + 15
+            deadline = time.monotonic() + wait_s
             while not self.ownership.try_acquire() and time.monotonic() < deadline:
                 time.sleep(0.25)
             if self.ownership._fh is None:
@@ -101,8 +101,10 @@ class Runtime:
         return self._client
 
     def sink(self) -> ClickHouseSink:
-        return ClickHouseSink(lambda: self.client, self.settings.clickhouse_database,
+        sink = ClickHouseSink(lambda: self.client, self.settings.clickhouse_database,
                               retry_for_s=self.settings.sink_retry_for_s)
+        sink.fault_file = self.settings.fault_file
+        return sink
 
     def sql_runner(self) -> Callable[..., bytes]:
         """Read-only SQL on a client of its own: with chdb, ``readonly`` applied to a query

@@ -5,12 +5,28 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta | None:
+    """'5s', '1500ms', '30m', '24h', '7d' or plain seconds; None if it is none of those."""
+    t = text.strip()
+    for suffix in ("ms", "s", "m", "h", "d"):
+        number = t[: -len(suffix)]
+        if t.endswith(suffix) and number.replace(".", "", 1).isdigit():
+            return timedelta(seconds=float(number) * _UNITS[suffix])
+    try:
+        return timedelta(seconds=float(t))
+    except ValueError:
+        return None
 
 
 class Settings(BaseSettings):
@@ -49,6 +65,9 @@ class Settings(BaseSettings):
     max_batch_events: int = 1000
     batch_max: Annotated[int, Field(ge=1)] = Field(10_000, description="messages per consumed batch (one journal write, one insert per table)")
     batch_within_s: Annotated[float, Field(gt=0)] = 0.3
+    sink_mode: Literal["direct", "topic"] = Field(
+        "direct", description="direct: the worker writes ClickHouse; topic: rows go to <prefix>rows and the "
+                              "process owning ClickHouse writes them (several workers with embedded chdb)")
     rollup_interval_s: Annotated[float, Field(ge=0)] = Field(
         1.0, description="how often the minute rollups are recomputed from the facts (freshness vs cost)")
     sink_retry_for_s: Annotated[float, Field(gt=0)] = 600.0
@@ -57,9 +76,21 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = Field(0, description="dashboard / API port; 0 = pick a free loopback port")
     session_timeout_s: float = 6.0
-    worker_instance_id: str = Field("worker-0", description="static group member id; unique per concurrently running worker")
+    worker_instance_id: str = Field("worker-0", description="static group member id, unique per concurrently running "
+                                    "worker; '' = dynamic membership (for scale-out workers that come and go)")
     rebalance_timeout_s: float = Field(20.0, description="max time between polls; a killed worker's partitions wait this long")
     log_level: str = "WARNING"
+    fault_file: Path | None = Field(None, description="chaos testing only: while this file exists, ClickHouse "
+                                                      "writes fail as if the server were down")
+
+    @field_validator("lookback", "half_life", "attribution_delay", "weights_retention", "orphan_refund_hold",
+                     "dedup_horizon", "max_future_skew", mode="before")
+    @classmethod
+    def _human_duration(cls, v: object) -> object:
+        """Also accept '5s', '1500ms', '30m', '24h', '7d' (as the README and the flags write them)."""
+        if isinstance(v, str):
+            return parse_duration(v) or v
+        return v
 
     @field_validator("clickhouse_database")
     @classmethod
@@ -105,6 +136,11 @@ class Settings(BaseSettings):
     def rekeyed_topic(self) -> str:
         """Events a producer keyed otherwise than by user_id, forwarded to their user's partition."""
         return self.topic("rekeyed")
+
+    @property
+    def rows_topic(self) -> str:
+        """``sink_mode=topic``: encoded rows on their way to the one ClickHouse writer (1 partition)."""
+        return self.topic("rows")
 
     @property
     def control_topic(self) -> str:

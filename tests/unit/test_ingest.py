@@ -138,8 +138,26 @@ def _is_json(raw):
         return False
 
 
-def test_dedup_token_is_derived_from_the_rows():
-    rows = [("a", 1), ("b", 2)]
-    assert dedup_token("t", rows) == dedup_token("t", list(rows))
-    assert dedup_token("t", rows) != dedup_token("t", [("a", 1), ("b", 3)])
-    assert dedup_token("t", rows) != dedup_token("u", rows)
+def test_a_retried_insert_sends_the_same_dedup_token_and_a_new_flush_a_new_one():
+    from sinks.clickhouse import ClickHouseSink
+    from sinks.schema import INGEST_LOG
+
+    class FlakyClient:  # a stand-in for the network: fails the first attempt only
+        def __init__(self):
+            self.tokens = []
+
+        def raw_insert(self, *a, settings=None, **k):
+            self.tokens.append(settings["insert_deduplication_token"])
+            if len(self.tokens) == 1:
+                raise ConnectionError("server went away")
+
+    client = FlakyClient()
+    sink = ClickHouseSink(lambda: client, "gmv", tables=[INGEST_LOG], retry_for_s=5,
+                          on_retry=lambda *a: None)
+    row = ("s", "t", 0, 0, -1, "e", "view", "accepted", "", NOW)
+    sink.add("ingest_log", [row])
+    sink.flush_sync()
+    sink.add("ingest_log", [row])
+    sink.flush_sync()
+    assert client.tokens[0] == client.tokens[1] != client.tokens[2]
+    assert dedup_token("t", [row]) != dedup_token("t", [row])
