@@ -68,11 +68,29 @@ def main() -> int:
             full_b = asyncio.run(phases.pipeline(s, bootstrap, client, pid, n))
             emit("pipeline_batched", **full_b)
             summary["batched_events_per_s"] = full_b["events_per_s"]
+        if "freshness" in only:
+            rate, secs = 3000.0, (10.0 if a.quick else 30.0)
+            progress(f"freshness at {rate:,.0f} events/s for {secs:.0f}s")
+            s = phases.bench_settings(bootstrap, dsn, "b3.")
+            fresh = asyncio.run(phases.freshness(s, bootstrap, client, dsn, data, rate, secs))
+            emit("freshness", **fresh)
+            summary["p99_freshness_s"] = fresh["p99_s"]
+        if "sink" in only:
+            progress("sink vs raw insert")
+            emit("sink", **phases.sink_throughput(client, "bench_sink", 200_000 if a.quick else 1_000_000))
+        if "dashboard" in only:
+            facts = 2_000_000 if a.quick else 10_000_000
+            progress(f"dashboard queries over {facts:,} attributed facts")
+            emit("dashboard", **phases.dashboard_p95(client, "bench_dash", facts))
         client.close()
     finally:
         broker.stop()
         if not a.keep:
             shutil.rmtree(root, ignore_errors=True)
+    if "scaling" in only:
+        for workers in (1, 2):
+            progress(f"scaling: {workers} worker(s), sink_mode=topic (one ClickHouse writer)")
+            emit("scaling", **phases.scaling(min(n, 60_000), workers))
     progress(f"done in {time.monotonic() - t_start:.0f}s")
     keys = ("floor_ratio", "bare_ratio", "events_per_s", "batched_events_per_s", "p99_freshness_s")
     print(" ".join(f"{k}={summary.get(k)}" for k in keys), flush=True)

@@ -137,3 +137,169 @@ async def pipeline(settings: Settings, bootstrap: str, client, broker_pid: int |
 def profile_target() -> Path | None:
     p = os.environ.get("GMV_BENCH_PROFILE")
     return Path(p) if p else None
+
+
+def sink_throughput(client, db: str, rows_n: int) -> dict[str, Any]:
+    """The project's sink vs a raw clickhouse-connect insert of the same attributed_gmv rows."""
+    from datetime import UTC, datetime, timedelta
+
+    from sinks.schema import ATTRIBUTED_GMV
+
+    migrate(client, db)
+    t = datetime(2026, 11, 1, tzinfo=UTC)
+    rows = [(f"e{i}", f"o{i}", "paid", "linear", i % 3, int(i % 3 == 2), "live", f"a{i % 50}", f"L{i % 20}",
+             f"t{i}", 1, "public", t + timedelta(seconds=i), t + timedelta(seconds=i), t + timedelta(seconds=i),
+             f"u{i % 5000}", "s1", "a1", f"k{i % 30}", "live", 1000 + i % 777, "short_video>live", 3, t)
+            for i in range(rows_n)]
+    sink = ClickHouseSink(lambda: client, db, tables=[ATTRIBUTED_GMV])
+    t0 = time.perf_counter()
+    for i in range(0, rows_n, 50_000):
+        sink.add(ATTRIBUTED_GMV.name, rows[i:i + 50_000])
+        sink.flush_sync()
+    ours = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for i in range(0, rows_n, 50_000):
+        client.insert(ATTRIBUTED_GMV.store, rows[i:i + 50_000], database=db, column_names=ATTRIBUTED_GMV.column_names,
+                      column_type_names=ATTRIBUTED_GMV.column_types)
+    raw = time.perf_counter() - t0
+    return {"rows": rows_n, "sink_rows_per_s": round(rows_n / ours), "raw_insert_rows_per_s": round(rows_n / raw),
+            "ratio": round(raw / ours, 2)}
+
+
+def dashboard_p95(client, db: str, facts: int, runs: int = 20) -> dict[str, Any]:
+    """p95 of the dashboard's whole query set over ``facts`` attributed rows (synthetic, in SQL)."""
+    from dashboards.queries import dashboard_data, json_rows
+    from sinks.schema import ATTRIBUTED_GMV
+    from streams.runtime import run_readonly_sql
+
+    migrate(client, db)
+    cols = ", ".join(ATTRIBUTED_GMV.column_names)
+    client.command(
+        f"INSERT INTO `{db}`.`{ATTRIBUTED_GMV.store}` ({cols}) SELECT concat('e', toString(intDiv(number, 15))), "
+        "concat('o', toString(intDiv(number, 15))), if(number % 97 = 0, 'refund', 'paid'), "
+        "['last_touch','first_touch','linear','position_based','time_decay'][1 + intDiv(number, 3) % 5], "
+        "number % 3, number % 3 = 2, ['short_video','live','clip','shelf'][1 + number % 4], "
+        "concat('a', toString(number % 60)), concat('L', toString(number % 400)), toString(number), number % 2, "
+        "'public', toDateTime64('2026-11-01 00:00:00', 3, 'UTC') + intDiv(number, 40), "
+        "toDateTime64('2026-11-01 00:00:00', 3, 'UTC') + intDiv(number, 40), "
+        "toDateTime64('2026-11-01 00:00:00', 3, 'UTC') + intDiv(number, 40), concat('u', toString(number % 200000)), "
+        "concat('s', toString(number % 5)), concat('a', toString(number % 60)), concat('k', toString(number % 300)), "
+        "'live', if(number % 97 = 0, -100, 1000 + number % 5000), 'short_video>live', 3, now64(6) "
+        f"FROM numbers({facts})", settings={"max_insert_threads": 2})
+    client.command(
+        f"INSERT INTO `{db}`.`gmv_minute_store` SELECT toStartOfMinute(event_time) AS minute, model, stage, channel, "
+        "traffic, shop_id, seller_id, touch_account_id, is_self, sumIf(credit_fen, kind = 'paid'), "
+        "-sumIf(credit_fen, kind = 'refund'), sum(credit_fen), countIf(kind = 'paid' AND is_conversion = 1), "
+        "countIf(kind = 'refund' AND is_conversion = 1), uniqStateIf(user_id, kind = 'paid' AND is_conversion = 1), "
+        f"now64(6) FROM `{db}`.`{ATTRIBUTED_GMV.store}` GROUP BY minute, model, stage, channel, traffic, shop_id, "
+        "seller_id, touch_account_id, is_self")
+
+    def run(q: str, params: dict) -> list[dict]:
+        return json_rows(run_readonly_sql(client, q, "json", params))
+
+    times = []
+    for i in range(runs + 2):
+        t0 = time.perf_counter()
+        dashboard_data(run, db, ("linear", "last_touch")[i % 2])
+        if i >= 2:  # two warm-up runs
+            times.append(time.perf_counter() - t0)
+    times.sort()
+    p95 = times[min(len(times) - 1, int(0.95 * len(times)))]
+    return {"facts": facts, "runs": runs, "p50_ms": round(times[len(times) // 2] * 1000, 1),
+            "p95_ms": round(p95 * 1000, 1), "queries_per_refresh": 10}
+
+
+async def freshness(settings: Settings, bootstrap: str, client, dsn: str, data, rate: float,
+                    seconds: float) -> dict[str, Any]:
+    """At a fixed produce rate: p50/p99 of (visible in the funnel_minute rollup - produce time)."""
+    import threading
+
+    from kafka import KafkaProducer
+
+    from streams.app import GmvWorker
+    from streams.runtime import Runtime, run_readonly_sql
+
+    s = settings
+    ensure_topics(bootstrap, Runtime(s).topic_partitions(), compacted=frozenset({s.changelog_topic}))
+    migrate(client, s.clickhouse_database)
+    worker = GmvWorker(s, bootstrap, ClickHouseSink(lambda: client, s.clickhouse_database))
+    task = await worker.start()
+    while not worker.ready.is_set():
+        if task.done() or worker.crashed:
+            raise RuntimeError(worker.crash_reason())
+        await asyncio.sleep(0.05)
+    views = [(k, v) for et, k, v in data.messages if et == "view" and k is not None][: int(rate * seconds)]
+    produced: list[float] = []
+    from sinks.clickhouse import connect
+
+    reader = connect(dsn)  # its own session: the worker's client stays the worker's
+
+    def produce() -> None:
+        p = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1)
+        t0 = time.monotonic()
+        for i, (k, v) in enumerate(views):
+            ahead = t0 + i / rate - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
+            p.send(f"{s.topic_prefix}views", key=k, value=v)
+            produced.append(time.monotonic())
+        p.flush()
+        p.close()
+
+    th = threading.Thread(target=produce)
+    th.start()
+    seen: list[tuple[float, int]] = []
+    q = f"SELECT toUInt64(sum(views)) FROM `{s.clickhouse_database}`.funnel_minute WHERE stage != 'live'"
+    deadline = time.monotonic() + seconds + 30
+    # The simulator re-sends ~1% of events (duplicates count once): expect the distinct ones.
+    distinct = len({json.loads(v)["event_id"] for _, v in views})
+    while time.monotonic() < deadline:
+        n = int((await asyncio.to_thread(run_readonly_sql, reader, q, "tsv")).strip() or 0)
+        seen.append((time.monotonic(), n))
+        if n >= distinct and not th.is_alive():
+            break
+        await asyncio.sleep(0.1)
+    th.join()
+    await worker.stop()
+    reader.close()
+    lags = []
+    j = 0
+    for k, t_prod in enumerate(produced[: distinct], start=1):
+        while j < len(seen) and seen[j][1] < k:
+            j += 1
+        if j < len(seen):
+            lags.append(seen[j][0] - t_prod)
+    lags.sort()
+    pct = lambda p: round(lags[min(len(lags) - 1, int(p * len(lags)))], 3) if lags else None  # noqa: E731
+    return {"rate_per_s": rate, "seconds": seconds, "events": len(views), "measured": len(lags),
+            "p50_s": pct(0.50), "p99_s": pct(0.99), "max_s": round(lags[-1], 3) if lags else None,
+            "rollup_interval_s": s.rollup_interval_s}
+
+
+def scaling(events: int, workers: int) -> dict[str, Any]:
+    """1 vs 2 ``gmv worker`` processes (sink_mode=topic: the first owns chdb and writes every row)
+    over the same pre-produced stream; from start to everything consumed and written."""
+    from bench.chaos import Run
+
+    run = Run(f"scale{workers}", events, rate=1e9, seed=11)
+    try:
+        run.start_simulator()
+        assert run.sim is not None
+        run.sim.wait()
+        t0 = time.monotonic()
+        run.start_worker("worker-0", GMV_SINK_MODE="topic")
+        if workers == 2:
+            run.start_worker("worker-1", GMV_SINK_MODE="topic", GMV_WORKER_INSTANCE_ID="")
+        sources = ["gmv.views", "gmv.live_rooms", "gmv.orders", "gmv.rekeyed"]
+        deadline = t0 + 600
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            if run.group_lag("chaos", sources) == 0 and run.group_lag("chaos-rows-writer", ["gmv.rows"]) == 0:
+                break
+        seconds = time.monotonic() - t0
+        per_worker = {name: (run.stats(name) or {}).get("counters", {}).get("received") for name in run.workers}
+        return {"workers": workers, "events": events, "seconds_incl_startup": round(seconds, 2),
+                "events_per_s": round(events / seconds), "received_per_worker": per_worker,
+                "exits": run.unexpected_exits}
+    finally:
+        run.close(keep=False)

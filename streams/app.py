@@ -249,7 +249,7 @@ class GmvWorker:
             result.merge(self._recovered)
             self._recovered = BatchResult()
         if final or not self.attribute_at_end:
-            result.merge(self.processor.attribute_due(now, final=final))
+            result.merge(self.processor.attribute_due(now, final=final, caught_up=await self._caught_up()))
         self.processor.commit_journal(result)
         marks = {p: self.processor.partition_state(p).journal_seq for p in result.touched_partitions}
         self.timings["process"] += time.perf_counter() - t0
@@ -266,6 +266,25 @@ class GmvWorker:
             await self.refresh_rollups()  # input went quiet: the last rows' minutes must not wait for more
         if final:
             await self.settle()
+
+    async def _caught_up(self) -> set[int] | None:
+        """Partitions whose every assigned topic has been read up to its high watermark."""
+        c = self._consumer
+        if c is None:
+            return None
+        behind: set[int] = set()
+        parts: set[int] = set()
+        for tp in c.assignment():
+            parts.add(tp.partition)
+            high = c.highwater(tp)
+            try:
+                pos = await c.position(tp)
+            except Exception:  # not assigned any more (a rebalance under way)
+                behind.add(tp.partition)
+                continue
+            if high is None or pos < high:
+                behind.add(tp.partition)
+        return parts - behind
 
     async def settle(self) -> None:
         """Wait for the batch being written to ClickHouse (re-raises its failure)."""

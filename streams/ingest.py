@@ -148,6 +148,14 @@ class MessageDecoder:
             )]
         if value.lstrip()[:1] == b"[":
             return self._decode_batch(msg, value, now)
+        if b"NaN" in value or b"Infinity" in value:
+            # The parser behind validate_json takes these tokens (even in fields we ignore); they
+            # are not JSON. A cheap byte search first: only such messages pay a strict parse.
+            try:
+                pydantic_core.from_json(value, allow_inf_nan=False)
+            except ValueError as e:
+                return [DeadLetter(msg, -1, msg.src, "invalid_json",
+                                   f"not valid JSON ({e}); NaN and Infinity are not JSON numbers", value)]
         try:
             event = EVENT_ADAPTER.validate_json(value)
         except ValidationError as e:

@@ -220,6 +220,8 @@ class BatchProcessor:
                                  event.event_type, "accepted", "", now))
                 ev_rows.append(_event_row(event, item, now))
         out.counters.by_topic.update(counts)
+        for partition in {m.partition for m in messages}:
+            self.partition_state(partition).fetched_ms = now_ms
         return out
 
     def _apply_event(self, ps: PartitionState, item: Accepted, t_ms: int, now_ms: int, out: BatchResult,
@@ -279,15 +281,25 @@ class BatchProcessor:
         return None
 
     # -- attribution (timer / end of input) ---------------------------------------------------
-    def attribute_due(self, now: datetime | None = None, final: bool = False) -> BatchResult:
+    def attribute_due(self, now: datetime | None = None, final: bool = False,
+                      caught_up: set[int] | None = None) -> BatchResult:
         """Attribute orders whose ``attribution_delay`` has passed (all of them when ``final``);
-        then settle held refunds: apply, or dead-letter as orphans / over-refunds."""
+        then settle held refunds: apply, or dead-letter as orphans / over-refunds.
+
+        The delay covers the stream's own lateness, not the pipeline's: an order is due only
+        once its partition has been read again after the delay ran out (or is known to be
+        caught up, ``caught_up``), so a stalled or lagging worker (ClickHouse down, a rebalance,
+        a backlog) never attributes before reading the late touches sent right after the order.
+        ``caught_up=None`` (tests, replays) looks at the clock alone.
+        """
         now = now or datetime.now(UTC)
         now_ms = to_ms(now)
+        delay = self.delay_ms
         out = BatchResult()
         for p, ps in self.partitions.items():
+            read_after = ps.fetched_ms if caught_up is not None and p not in caught_up else now_ms
             due = sorted((o for eid, o in ps.orders.items()
-                          if eid not in ps.attrs and (final or o.arrival_ms + self.delay_ms <= now_ms)),
+                          if eid not in ps.attrs and (final or o.arrival_ms + delay <= min(now_ms, read_after))),
                          key=lambda o: (o.t_ms, o.event_id))
             for order in due:
                 path = build_path(ps.touches.get(order.user_id, {}).values(), OrderFacts(

@@ -56,7 +56,9 @@ def route_line(line: bytes, settings: Settings) -> tuple[str, bytes | None]:
     if topic is None:
         return settings.unrouted_topic, None
     key = first.get("user_id") or first.get("live_id")
-    return topic, key.encode() if isinstance(key, str) and key else None
+    # errors="replace": a lone surrogate (\ud800) is valid JSON text but not UTF-8; the event is
+    # dead-lettered by the worker, the key only has to route it.
+    return topic, key.encode("utf-8", "replace") if isinstance(key, str) and key else None
 
 
 def produce_file(settings: Settings, bootstrap: str, path: Path, progress: bool = True,

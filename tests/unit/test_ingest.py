@@ -42,7 +42,7 @@ def test_bad_messages_get_actionable_reasons():
         json.dumps({k: v for k, v in view(1).items() if k != "event_type"}).encode(): "missing_event_type",
         json.dumps(view(1, watch_ms="x")).encode(): "invalid_event",
         b"x" * (1024 * 1024 + 1): "too_large",
-        json.dumps(view(1)).replace("4000", "NaN").encode(): "invalid_event",  # NaN is no integer
+        json.dumps(view(1)).replace("4000", "NaN").encode(): "invalid_json",  # NaN is not a JSON number
         b"[" * 5000 + b"]" * 5000: "invalid_json",
     }
     for raw, code in cases.items():

@@ -121,3 +121,18 @@ def test_touch_and_order_records_carry_their_events_deduplication():
     again = rebuilt.process([msg("views", view("v1", T - timedelta(hours=1)), 5),
                              msg("orders", order("o1", T), 6)], NOW)
     assert again.counters.summary()["duplicates"] == 2
+
+
+def test_a_stalled_worker_waits_to_read_the_stream_again_before_attributing():
+    """The delay is for the stream's lateness: after a stall, read on before attributing."""
+    proc = BatchProcessor(SETTINGS)
+    p = partition_for_key("u1", 4)
+    proc.process([msg("orders", order("o1", T), 0)], NOW)
+    later = NOW + timedelta(seconds=40)  # ClickHouse was down for 40 s: nothing was read meanwhile
+    assert not proc.attribute_due(later, caught_up=set()).rows["attributed_gmv"]
+    # the next read brings the late touch (sent right after the order): now it counts
+    proc.process([msg("views", view("v1", T - timedelta(minutes=5)), 1)], later)
+    assert paths(proc.attribute_due(later, caught_up=set())) == {"o1": "short_video>live"}
+    # a partition known to be caught up needs no further read
+    proc.process([msg("orders", order("o2", T + timedelta(minutes=1)), 2)], NOW)
+    assert paths(proc.attribute_due(NOW + timedelta(seconds=6), caught_up={p})) == {"o2": "short_video>live"}
