@@ -283,6 +283,10 @@ def scaling(events: int, workers: int) -> dict[str, Any]:
 
     run = Run(f"scale{workers}", events, rate=1e9, seed=11)
     try:
+        from streams.runtime import Runtime
+
+        s = Settings(kafka_bootstrap_servers=run.bootstrap, app_id="chaos", partitions=PARTITIONS)
+        ensure_topics(run.bootstrap, Runtime(s).topic_partitions(), compacted=frozenset({s.changelog_topic}))
         run.start_simulator()
         assert run.sim is not None
         run.sim.wait()
@@ -294,6 +298,9 @@ def scaling(events: int, workers: int) -> dict[str, Any]:
         deadline = t0 + 600
         while time.monotonic() < deadline:
             time.sleep(0.5)
+            run.check_workers()
+            if "worker-0" not in run.workers:
+                raise RuntimeError(f"the scaling run's worker exited; see {run.dir}")
             if run.group_lag("chaos", sources) == 0 and run.group_lag("chaos-rows-writer", ["gmv.rows"]) == 0:
                 break
         seconds = time.monotonic() - t0

@@ -69,7 +69,7 @@ class Settings(BaseSettings):
         "direct", description="direct: the worker writes ClickHouse; topic: rows go to <prefix>rows and the "
                               "process owning ClickHouse writes them (several workers with embedded chdb)")
     rollup_interval_s: Annotated[float, Field(ge=0)] = Field(
-        1.0, description="how often the minute rollups are recomputed from the facts (freshness vs cost)")
+        0.5, description="how often the minute rollups are recomputed from the facts (freshness vs cost)")
     sink_retry_for_s: Annotated[float, Field(gt=0)] = 600.0
 
     # Worker runtime.
