@@ -354,7 +354,8 @@ class GmvWorker:
     async def refresh_rollups(self) -> None:
         """Recompute the minutes touched since the last refresh; then mark the journal entries
         whose rows are now in the facts and the rollups (a mark must never precede its rollup)."""
-        assert self._changelog is not None
+        if self._changelog is None:
+            return  # the loop never started: nothing was written, nothing is due
         t0 = time.perf_counter()
         gmv, funnel = self._rollup_gmv, self._rollup_funnel
         self._rollup_gmv, self._rollup_funnel = set(), set()
@@ -413,8 +414,8 @@ class GmvWorker:
         journal and are attributed on time by whichever worker owns them next.
         """
         async with self.lock:
-            if self._producer is None:
-                return  # the loop already stopped (a signal reached faust first) and settled on its way out
+            if self._producer is None or self._changelog is None:
+                return  # the loop is not running: not started yet, or stopped (and settled) on its way out
             await self.handle_batch([], final=final)
             await self.settle()
             await self.refresh_rollups()
