@@ -267,24 +267,21 @@ class GmvWorker:
         if final:
             await self.settle()
 
-    async def _caught_up(self) -> set[int] | None:
-        """Partitions whose every assigned topic has been read up to its high watermark."""
+    async def _caught_up(self) -> set[tuple[str, int]] | None:
+        """(topic, partition) pairs read up to their high watermark."""
         c = self._consumer
         if c is None:
             return None
-        behind: set[int] = set()
-        parts: set[int] = set()
+        done: set[tuple[str, int]] = set()
         for tp in c.assignment():
-            parts.add(tp.partition)
             high = c.highwater(tp)
             try:
                 pos = await c.position(tp)
             except Exception:  # not assigned any more (a rebalance under way)
-                behind.add(tp.partition)
                 continue
-            if high is None or pos < high:
-                behind.add(tp.partition)
-        return parts - behind
+            if high is not None and pos >= high:
+                done.add((tp.topic, tp.partition))
+        return done
 
     async def settle(self) -> None:
         """Wait for the batch being written to ClickHouse (re-raises its failure)."""

@@ -131,6 +131,7 @@ class BatchProcessor:
         self.delay_ms = _ms(settings.attribution_delay)
         self.orphan_hold_ms = _ms(settings.orphan_refund_hold)
         self.rekeyed_topic = settings.rekeyed_topic
+        self.state_topics = (*settings.source_topics, settings.rekeyed_topic)  # what feeds partition state
         self.n_partitions = settings.partitions
         self.partitions: dict[int, PartitionState] = {}
 
@@ -220,8 +221,8 @@ class BatchProcessor:
                                  event.event_type, "accepted", "", now))
                 ev_rows.append(_event_row(event, item, now))
         out.counters.by_topic.update(counts)
-        for partition in {m.partition for m in messages}:
-            self.partition_state(partition).fetched_ms = now_ms
+        for topic, partition in {(m.topic, m.partition) for m in messages}:
+            self.partition_state(partition).fetched_ms[topic] = now_ms
         return out
 
     def _apply_event(self, ps: PartitionState, item: Accepted, t_ms: int, now_ms: int, out: BatchResult,
@@ -288,7 +289,7 @@ class BatchProcessor:
 
         The delay covers the stream's own lateness, not the pipeline's: an order is due only
         once its partition has been read again after the delay ran out (or is known to be
-        caught up, ``caught_up``), so a stalled or lagging worker (ClickHouse down, a rebalance,
+        caught up: ``caught_up`` holds (topic, partition) pairs), so a stalled or lagging worker (ClickHouse down, a rebalance,
         a backlog) never attributes before reading the late touches sent right after the order.
         ``caught_up=None`` (tests, replays) looks at the clock alone.
         """
@@ -297,7 +298,12 @@ class BatchProcessor:
         delay = self.delay_ms
         out = BatchResult()
         for p, ps in self.partitions.items():
-            read_after = ps.fetched_ms if caught_up is not None and p not in caught_up else now_ms
+            read_after = now_ms
+            if caught_up is not None:
+                # Every topic that can carry this partition's users' events must have been read
+                # again (or be caught up): orders can run ahead of the views that explain them.
+                read_after = min(now_ms if (t, p) in caught_up else ps.fetched_ms.get(t, 0)
+                                 for t in self.state_topics)
             due = sorted((o for eid, o in ps.orders.items()
                           if eid not in ps.attrs and (final or o.arrival_ms + delay <= min(now_ms, read_after))),
                          key=lambda o: (o.t_ms, o.event_id))

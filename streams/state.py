@@ -131,7 +131,7 @@ class PartitionState:
     settled: dict[str, str] = field(default_factory=dict)  # refund event_id -> applied | orphan | over_refund
     entries: dict[str, JournalEntry] = field(default_factory=dict)
     watermark_ms: int = 0
-    fetched_ms: int = 0  # processing time of the last batch that brought this partition messages (not journalled)
+    fetched_ms: dict[str, int] = field(default_factory=dict)  # topic -> processing time it last brought messages
     unconfirmed: list[tuple[str, list, str, int]] = field(default_factory=list)  # (kind, record, nonce, seq) not known to be in ClickHouse
     _pending: dict[str, list] = field(default_factory=dict)
     _pending_t: dict[str, int] = field(default_factory=dict)
