@@ -207,7 +207,7 @@ class GmvWorker:
                                                     max_records=s.batch_max)
                 if self._consumer.assignment():
                     self.ready.set()  # partitions assigned and their state recovered
-                msgs = [SourceMessage.from_kafka(r.topic, r.partition, r.offset, r.key, r.value, r.headers)
+                msgs = [SourceMessage.from_kafka(r.topic, r.partition, r.offset, r.key, r.value, r.headers, r.timestamp)
                         for records in data.values() for r in records]
                 # Bounded pieces: one piece's ClickHouse write (C++, off the GIL) overlaps the
                 # next one's processing, even when a fetch is a few 1,000-event producer batches.

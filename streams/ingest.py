@@ -37,11 +37,12 @@ class SourceMessage:
     value: bytes | None
     src: str
     oversize: int = 0  # true size of a payload truncated by `gmv run` (0 = not truncated)
+    timestamp_ms: int = 0  # the record's Kafka timestamp (producer create time), 0 if unknown
 
     @classmethod
     def from_kafka(
         cls, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
-        headers: list[tuple[str, bytes]] | dict | None,
+        headers: list[tuple[str, bytes]] | dict | None, timestamp_ms: int | None = None,
     ) -> SourceMessage:
         src, oversize = None, 0
         items = headers.items() if isinstance(headers, dict) else (headers or ())
@@ -56,7 +57,8 @@ class SourceMessage:
                     oversize = int(bytes(val))
                 except ValueError:
                     oversize = 0
-        return cls(topic, partition, offset, key, value, src or f"{topic}:{partition}:{offset}", oversize)
+        return cls(topic, partition, offset, key, value, src or f"{topic}:{partition}:{offset}", oversize,
+                   timestamp_ms or 0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -221,8 +221,14 @@ class BatchProcessor:
                                  event.event_type, "accepted", "", now))
                 ev_rows.append(_event_row(event, item, now))
         out.counters.by_topic.update(counts)
-        for topic, partition in {(m.topic, m.partition) for m in messages}:
-            self.partition_state(partition).fetched_ms[topic] = now_ms
+        newest: dict[tuple[str, int], int] = {}
+        for m in messages:
+            if m.timestamp_ms > newest.get((m.topic, m.partition), -1):
+                newest[(m.topic, m.partition)] = m.timestamp_ms
+        for (topic, partition), ts in newest.items():
+            read = self.partition_state(partition).read_ts
+            if ts > read.get(topic, -1):
+                read[topic] = ts
         return out
 
     def _apply_event(self, ps: PartitionState, item: Accepted, t_ms: int, now_ms: int, out: BatchResult,
@@ -263,7 +269,7 @@ class BatchProcessor:
         ps.add_order(OrderRec(
             event.event_id, item.src, event.user_id, event.order_id, event.shop_id or "", event.sku_id or "",
             event.seller_id, event.conversion_stage, event.channel_id or "", event.amount_fen or 0, t_ms, now_ms,
-            event.quantity))
+            event.quantity, item.msg.timestamp_ms))
         return None
 
     def _refund(self, ps: PartitionState, item: Accepted, event: OrderEvent, t_ms: int, out: BatchResult,
@@ -287,25 +293,27 @@ class BatchProcessor:
         """Attribute orders whose ``attribution_delay`` has passed (all of them when ``final``);
         then settle held refunds: apply, or dead-letter as orphans / over-refunds.
 
-        The delay covers the stream's own lateness, not the pipeline's: an order is due only
-        once its partition has been read again after the delay ran out (or is known to be
-        caught up: ``caught_up`` holds (topic, partition) pairs), so a stalled or lagging worker (ClickHouse down, a rebalance,
-        a backlog) never attributes before reading the late touches sent right after the order.
-        ``caught_up=None`` (tests, replays) looks at the clock alone.
+        The delay covers the stream's own lateness, not the pipeline's: with ``caught_up`` (the
+        (topic, partition) pairs read to their high watermark) an order is due only once every
+        topic of its partition is caught up or has been read past the order's own Kafka
+        timestamp plus the delay. So a stalled or lagging worker (ClickHouse down, a restart,
+        a rebalance, a backlog where orders run ahead of views) never attributes before reading
+        the late touches sent right after the order. ``caught_up=None`` (tests, replays) looks
+        at the clock alone.
         """
         now = now or datetime.now(UTC)
         now_ms = to_ms(now)
         delay = self.delay_ms
         out = BatchResult()
         for p, ps in self.partitions.items():
-            read_after = now_ms
+            read_to = None  # how far (Kafka time) every topic of the partition has been read
             if caught_up is not None:
-                # Every topic that can carry this partition's users' events must have been read
-                # again (or be caught up): orders can run ahead of the views that explain them.
-                read_after = min(now_ms if (t, p) in caught_up else ps.fetched_ms.get(t, 0)
-                                 for t in self.state_topics)
+                lagging = [ps.read_ts.get(t, 0) for t in self.state_topics if (t, p) not in caught_up]
+                read_to = min(lagging) if lagging else None
             due = sorted((o for eid, o in ps.orders.items()
-                          if eid not in ps.attrs and (final or o.arrival_ms + delay <= min(now_ms, read_after))),
+                          if eid not in ps.attrs and (final or (
+                              o.arrival_ms + delay <= now_ms
+                              and (read_to is None or o.produced_ms + delay <= read_to)))),
                          key=lambda o: (o.t_ms, o.event_id))
             for order in due:
                 path = build_path(ps.touches.get(order.user_id, {}).values(), OrderFacts(

@@ -74,10 +74,12 @@ class OrderRec:
     t_ms: int
     arrival_ms: int  # processing time it arrived (attribution_delay counts from here)
     quantity: int = 1
+    produced_ms: int = 0  # the order message's Kafka timestamp: how far the other topics must be read
 
     def as_list(self) -> list:
         return [self.event_id, self.src, self.user_id, self.order_id, self.shop_id, self.sku_id, self.seller_id,
-                self.channel, self.channel_id, self.amount_fen, self.t_ms, self.arrival_ms, self.quantity]
+                self.channel, self.channel_id, self.amount_fen, self.t_ms, self.arrival_ms, self.quantity,
+                self.produced_ms]
 
     @classmethod
     def from_list(cls, r: list) -> OrderRec:
@@ -131,7 +133,7 @@ class PartitionState:
     settled: dict[str, str] = field(default_factory=dict)  # refund event_id -> applied | orphan | over_refund
     entries: dict[str, JournalEntry] = field(default_factory=dict)
     watermark_ms: int = 0
-    fetched_ms: dict[str, int] = field(default_factory=dict)  # topic -> processing time it last brought messages
+    read_ts: dict[str, int] = field(default_factory=dict)  # topic -> newest Kafka timestamp read (not journalled)
     unconfirmed: list[tuple[str, list, str, int]] = field(default_factory=list)  # (kind, record, nonce, seq) not known to be in ClickHouse
     _pending: dict[str, list] = field(default_factory=dict)
     _pending_t: dict[str, int] = field(default_factory=dict)

@@ -14,10 +14,10 @@ T = datetime(2026, 11, 25, 11, 0, tzinfo=UTC)
 SETTINGS = Settings(partitions=4, attribution_delay=timedelta(seconds=5))
 
 
-def msg(topic: str, doc: dict, offset: int, partition: int | None = None) -> SourceMessage:
+def msg(topic: str, doc: dict, offset: int, partition: int | None = None, ts: int = 0) -> SourceMessage:
     p = partition_for_key(doc["user_id"], 4) if partition is None else partition
     return SourceMessage(f"gmv.{topic}", p, offset, doc["user_id"].encode(), json.dumps(doc).encode(),
-                         f"gmv.{topic}:{p}:{offset}")
+                         f"gmv.{topic}:{p}:{offset}", 0, ts)
 
 
 def view(eid: str, t: datetime, user: str = "u1") -> dict:
@@ -124,20 +124,21 @@ def test_touch_and_order_records_carry_their_events_deduplication():
 
 
 def test_a_stalled_worker_waits_to_read_the_stream_again_before_attributing():
-    """The delay is for the stream's lateness: after a stall, read every topic on before attributing."""
+    """The delay is for the stream's lateness: after a stall or under lag, every topic of the
+    partition must be read past the order's Kafka time + delay (or be caught up)."""
     proc = BatchProcessor(SETTINGS)
     p = partition_for_key("u1", 4)
     others = {("gmv.live_rooms", p), ("gmv.rekeyed", p)}  # quiet topics, read to their end
-    proc.process([msg("orders", order("o1", T), 0)], NOW)
+    proc.process([msg("orders", order("o1", T), 0, ts=1_000)], NOW)
     later = NOW + timedelta(seconds=40)  # ClickHouse was down for 40 s: nothing was read meanwhile
     assert not proc.attribute_due(later, caught_up=set(others)).rows["attributed_gmv"]
-    # orders read on, but not the views that may explain them: still waiting
-    proc.process([msg("orders", order("o9", T + timedelta(hours=1)), 1)], later)
+    # orders read far on, but the views topic lags behind: still waiting
+    proc.process([msg("orders", order("o9", T + timedelta(hours=1)), 1, ts=51_000)], later)
     assert not proc.attribute_due(later, caught_up=set(others)).rows["attributed_gmv"]
-    # the views topic is read again and brings the late touch (sent right after the order): it counts
-    proc.process([msg("views", view("v1", T - timedelta(minutes=5)), 1)], later)
+    # views read past the order's time + delay, bringing the touch sent right after the order: it counts
+    proc.process([msg("views", view("v1", T - timedelta(minutes=5)), 1, ts=7_000)], later)
     assert paths(proc.attribute_due(later, caught_up=set(others)))["o1"] == "short_video>live"
     # a partition whose topics are all caught up needs no further read
-    proc.process([msg("orders", order("o2", T + timedelta(minutes=1)), 2)], NOW)
+    proc.process([msg("orders", order("o2", T + timedelta(minutes=1)), 2, ts=60_000)], NOW)
     every = {(t, p) for t in ("gmv.views", "gmv.orders", *(t for t, _ in others))}
     assert "o2" in paths(proc.attribute_due(NOW + timedelta(seconds=6), caught_up=every))
