@@ -20,6 +20,7 @@ stage cell; crashes = worker exits we did not cause plus runs that did not conve
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -183,23 +184,15 @@ class Run:
     def close(self, keep: bool) -> None:
         for name in list(self.workers):
             proc = self.workers.pop(name)
-            with _suppress():
+            with contextlib.suppress(Exception):
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(30)
         if self.sim is not None and self.sim.poll() is None:
-            with _suppress():
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.sim.pid, signal.SIGKILL)
         self.broker.stop()
         if not keep:
             shutil.rmtree(self.dir, ignore_errors=True)
-
-
-class _suppress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return True
 
 
 def _sleep_until(t: float, run: Run) -> None:

@@ -6,7 +6,6 @@ import json
 import os
 import platform
 import sys
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -17,7 +16,6 @@ from streams.pipeline import partition_for_key
 from streams.simulator import SCENARIOS, World
 
 PARTITIONS = 4
-EVENT_TYPES = ("view", "live_room", "order")
 TOPIC_NAMES = {"view": "views", "live_room": "live_rooms", "order": "orders"}
 
 
@@ -55,19 +53,16 @@ class Dataset:
     """N simulator messages (valid events, with the simulator's duplicates and malformed ones)."""
 
     messages: list[tuple[str, bytes | None, bytes]]  # (event_type, key, value)
-    valid_events: int
 
     @classmethod
     def generate(cls, n: int, seed: int = 11) -> Dataset:
         world = World(SCENARIOS["mixed"].scaled(4), seed, datetime(2026, 11, 1, 16, 0, tzinfo=UTC))
         out: list[tuple[str, bytes | None, bytes]] = []
-        valid = 0
         for m in world.messages():
             if len(out) >= n:
                 break
             out.append((m.topic_type, m.key.encode() if m.key else None, m.value))
-            valid += m.kind == "valid"
-        return cls(out, valid)
+        return cls(out)
 
     def batched(self, per_message: int = 1000) -> list[tuple[str, int, bytes]]:
         """Producer batches (SPEC §2): JSON arrays of up to ``per_message`` events of one topic, grouped
@@ -108,10 +103,3 @@ def produce(bootstrap: str, prefix: str, data: Dataset, batched: bool = False) -
     producer.close()
     return n
 
-
-def wait_until(cond, timeout_s: float, what: str, poll: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} did not happen within {timeout_s:.0f}s")
-        time.sleep(poll)

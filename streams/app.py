@@ -5,12 +5,14 @@ delivery drops messages across consumer-group generations and then commits
 past them (measured here: ~2 in 8 resumed runs skipped hundreds of offsets;
 see faust-streaming issues #216/#221), and its per-message machinery caps a
 stock agent at a few thousand events/s on this hardware. Exact GMV needs
-every offset, so the ingest loop (``IngestLoop``) runs inside the faust worker
+every offset, so the ingest loop (``GmvWorker._run``) runs inside the faust worker
 on a plain aiokafka consumer with manual commits:
 
     getmany (≤ batch_max records) → BatchProcessor (pure) → journal to the
-    state changelog, DLQ and rekeyed sends → producer flush → ClickHouse
-    flush (+ minute rollups) → commit offsets
+    state changelog, DLQ and rekeyed sends → producer flush → [in the
+    background, while the next batch is processed] ClickHouse (or the rows
+    topic) → commit offsets; minute rollups and journal marks every
+    ``rollup_interval_s``
 
 so offsets are committed only after state and ClickHouse hold what the batch
 produced: at-least-once, with exact totals because every row is idempotent and
@@ -87,7 +89,6 @@ class GmvWorker:
                                                                 settings.rekeyed_topic: None})
         self.counters = IngestCounters()
         self.next_offsets: dict[tuple[str, int], int] = {}
-        self.first_offsets: dict[tuple[str, int], int] = {}  # first offset this process handled
         self.seen_msgs: dict[tuple[str, int], int] = {}  # messages handled per (topic, partition): a skip guard
         self.batches = 0
         self.first_batch_at: float | None = None  # monotonic time the first messages arrived
@@ -338,7 +339,6 @@ class GmvWorker:
         for m in msgs:
             k = (m.topic, m.partition)
             self.seen_msgs[k] = self.seen_msgs.get(k, 0) + 1
-            self.first_offsets.setdefault(k, m.offset)
         for key, off in result.next_offsets.items():
             if off > self.next_offsets.get(key, 0):
                 self.next_offsets[key] = off

@@ -29,6 +29,7 @@ from typing import Any
 from streams.app import GmvWorker
 from streams.attribution import MODELS, STAGES
 from streams.embedded import free_port, port_open
+from streams.runner import wait_ready
 from streams.runtime import Runtime
 from streams.settings import Settings
 from streams.simulator import SCENARIOS, default_start
@@ -135,10 +136,7 @@ class Demo:
             worker = GmvWorker(s, bootstrap, runtime.sink(), self._sql_runner, web_port=port)
             runtime.advertise(port)
             task = await worker.start()
-            await _until(lambda: worker.ready.is_set() or task.done() or worker.crashed, 120,
-                         "the worker did not get its partitions within 120 s")
-            if worker.crashed or task.done():
-                raise RuntimeError(f"the worker stopped while starting: {worker.crash_reason()}")
+            await wait_ready(worker, task)
             url = f"http://{s.web_host}:{port}/dashboard/"
             print(f"gmv demo: dashboard on {url}  (gmv sql works meanwhile; Ctrl-C stops)", file=sys.stderr,
                   flush=True)
@@ -152,7 +150,7 @@ class Demo:
                 with contextlib.suppress(NotImplementedError):
                     loop.add_signal_handler(sig, self.stop.set)
             progress = asyncio.create_task(self._read_progress(sim, state))
-            await self._watch(worker, task, sim, progress, resumed)
+            await self._watch(worker, task, sim, resumed)
             # The simulator has stopped: let the worker take in all it sent, then attribute the rest.
             if sim.poll() is None:
                 sim.send_signal(signal.SIGINT)
@@ -211,8 +209,7 @@ class Demo:
                     state.emitted = self.emitted  # a crash of the demo resumes near here
                     state.save(self.state_path)
 
-    async def _watch(self, worker: GmvWorker, task: asyncio.Task, sim: subprocess.Popen,
-                     progress: asyncio.Task, resumed: int) -> None:
+    async def _watch(self, worker: GmvWorker, task: asyncio.Task, sim: subprocess.Popen, resumed: int) -> None:
         t0 = time.monotonic()
         last_t, last_received, last_emitted = t0, 0, resumed
         while not self.stop.is_set() and sim.poll() is None:
@@ -232,7 +229,6 @@ class Demo:
                   f"dead letters {c['dead_lettered']:,}", file=sys.stderr, flush=True)
 
     async def _net_so_far(self) -> int:
-        assert self.settings is not None
         try:
             out = await asyncio.to_thread(self._sql, "SELECT toInt64(sum(credit_fen)) FROM {db:Identifier}.attributed_gmv "
                                                      "WHERE model = 'last_touch'", {})
@@ -282,11 +278,4 @@ class Demo:
             print(f"  mismatch {bad}")
         print(rec.line(), flush=True)
 
-
-async def _until(cond, timeout_s: float, message: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise RuntimeError(message)
-        await asyncio.sleep(0.05)
 

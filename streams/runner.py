@@ -133,7 +133,7 @@ async def run_file(settings: Settings, path: Path, progress: bool = True) -> Run
         runtime.advertise(web_port)
         task = await worker.start()
         try:
-            await _wait_ready(worker, task)
+            await wait_ready(worker, task)
             await _wait_consumed(worker, task, targets, lines, progress)
             # Events a producer keyed by something other than user_id were forwarded to their
             # user's partition while the file was consumed: wait for those too.
@@ -157,7 +157,7 @@ async def run_file(settings: Settings, path: Path, progress: bool = True) -> Run
         runtime.close()
 
 
-async def _wait_ready(worker: GmvWorker, task: asyncio.Task, timeout_s: float = 120.0) -> None:
+async def wait_ready(worker: GmvWorker, task: asyncio.Task, timeout_s: float = 120.0) -> None:
     """Until the worker owns its partitions and has recovered their state."""
     deadline = time.monotonic() + timeout_s
     while not worker.ready.is_set():

@@ -36,8 +36,8 @@ from datetime import UTC, datetime, timedelta
 from streams.attribution import Touch
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-DERIVED_KINDS = ("attr", "settled")
-JOURNAL_CHUNK = 200  # records per journal entry: a 20-touch path is ~2 KB, so an entry stays < 0.5 MiB  # kinds whose records produce ClickHouse rows when they are made
+DERIVED_KINDS = ("attr", "settled")  # kinds whose records produce ClickHouse rows when they are made
+JOURNAL_CHUNK = 200  # records per journal entry: a 20-touch path is ~2 KB, so an entry stays < 0.5 MiB
 
 
 def to_ms(when: datetime) -> int:
