@@ -53,7 +53,7 @@ def main() -> int:
             emit("faust_floor", **floor)
             progress("the full pipeline")
             s = phases.bench_settings(bootstrap, dsn, "b1.")
-            full = asyncio.run(phases.pipeline(s, bootstrap, client, pid, n, phases.profile_target()))
+            full = asyncio.run(phases.pipeline(s, bootstrap, client, pid, n, phases.profile_target("single")))
             emit("pipeline", **full)
             summary["events_per_s"] = full["events_per_s"]
             summary["floor_ratio"] = round(full["events_per_s"] / floor["events_per_s"], 2)
@@ -65,7 +65,7 @@ def main() -> int:
             bare_b = asyncio.run(phases.bare_consume(bootstrap, "b2.", msgs, pid))
             emit("bare_consume_batched", **bare_b)
             s = phases.bench_settings(bootstrap, dsn, "b2.")
-            full_b = asyncio.run(phases.pipeline(s, bootstrap, client, pid, n))
+            full_b = asyncio.run(phases.pipeline(s, bootstrap, client, pid, n, phases.profile_target("batched")))
             emit("pipeline_batched", **full_b)
             summary["batched_events_per_s"] = full_b["events_per_s"]
         if "freshness" in only:

@@ -6,9 +6,12 @@ topics until N messages have been counted, then prints one JSON line.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 import uuid
 
@@ -23,7 +26,9 @@ def main() -> None:
 
         logging.basicConfig(level=os.environ["FLOOR_LOG"])
     bootstrap, prefix, expected = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    app = faust.App(f"floor-{uuid.uuid4().hex[:6]}", broker=f"kafka://{bootstrap}", store="memory://",
+    datadir = tempfile.mkdtemp(prefix="floor-")  # faust makes <datadir>/v1/tables even in memory
+    atexit.register(shutil.rmtree, datadir, True)  # os._exit below skips this; it removes it itself
+    app = faust.App(f"floor-{uuid.uuid4().hex[:6]}", broker=f"kafka://{bootstrap}", store="memory://", datadir=datadir,
                     web_enabled=False, topic_partitions=PARTITIONS, topic_disable_leader=True,
                     consumer_auto_offset_reset="earliest", broker_session_timeout=6.0)
     source = app.topic(*[f"{prefix}{t}" for t in TOPIC_NAMES.values()], value_serializer="raw",
@@ -46,6 +51,7 @@ def main() -> None:
                 seconds = time.monotonic() - state["t0"]
                 print(json.dumps({"messages": state["n"], "seconds": round(seconds, 3),
                                   "events_per_s": round(state["n"] / seconds)}), flush=True)
+                shutil.rmtree(datadir, ignore_errors=True)
                 os._exit(0)  # measured; nothing of this throwaway app needs a graceful stop
 
     worker = faust.Worker(app, loglevel=os.environ.get("FLOOR_LOG", "WARNING"), quiet=True, redirect_stdouts=False, override_logging=False)

@@ -77,6 +77,8 @@ def _delta(pid: int | None, before: float | None) -> float | None:
 
 def bench_settings(bootstrap: str, dsn: str, prefix: str, **over: Any) -> Settings:
     tag = prefix.strip(".").replace("-", "_")
+    if dsn.startswith("chdb://"):  # the bench's temporary root (the worker keeps faust's directory there)
+        over.setdefault("data_dir", Path(dsn.removeprefix("chdb://")).parent)
     return Settings(kafka_bootstrap_servers=bootstrap, clickhouse_dsn=dsn, topic_prefix=prefix,
                     app_id=f"bench-{tag}-{uuid.uuid4().hex[:6]}", clickhouse_database=f"bench_{tag}",
                     partitions=PARTITIONS, worker_instance_id=f"bench-{uuid.uuid4().hex[:6]}", **over)
@@ -134,9 +136,10 @@ async def pipeline(settings: Settings, bootstrap: str, client, broker_pid: int |
             "drain_s": round(drain_s, 3), "seconds_in": {k: round(v, 2) for k, v in worker.timings.items()}}
 
 
-def profile_target() -> Path | None:
+def profile_target(phase: str) -> Path | None:
+    """``GMV_BENCH_PROFILE=/tmp/prof`` writes cProfile stats of each pipeline run to ``/tmp/prof.<phase>``."""
     p = os.environ.get("GMV_BENCH_PROFILE")
-    return Path(p) if p else None
+    return Path(f"{p}.{phase}") if p else None
 
 
 def sink_throughput(client, db: str, rows_n: int) -> dict[str, Any]:

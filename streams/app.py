@@ -40,6 +40,7 @@ from sinks.schema import ATTRIBUTED_GMV, FUNNEL_EVENTS
 from sinks.topic import RowsWriter, TopicSink
 from streams.changelog import StateChangelog
 from streams.ingest import SourceMessage
+from streams.kafka_compat import install_empty_fetch_pause
 from streams.pipeline import BatchProcessor, BatchResult, IngestCounters
 from streams.settings import Settings
 
@@ -92,7 +93,9 @@ class GmvWorker:
         self.seen_msgs: dict[tuple[str, int], int] = {}  # messages handled per (topic, partition): a skip guard
         self.batches = 0
         self.first_batch_at: float | None = None  # monotonic time the first messages arrived
-        self.timings: dict[str, float] = dict.fromkeys(("process", "process_cpu", "journal", "sink", "rollups", "commit"), 0.0)
+        install_empty_fetch_pause()  # every idle consumer of this process (faust's too) stops spinning
+        self.timings: dict[str, float] = dict.fromkeys(
+            ("process", "process_cpu", "journal", "store_wait", "sink", "rollups", "commit"), 0.0)
         self.started_at = time.monotonic()
         self.lock = asyncio.Lock()
         self.owned: set[int] = set()
@@ -112,6 +115,8 @@ class GmvWorker:
         self.web_port = web_port
         s = settings
         self.topics = [*s.source_topics, s.unrouted_topic, s.rekeyed_topic]
+        faust_dir = s.data_path / "faust"
+        faust_dir.mkdir(parents=True, exist_ok=True)
         self.app = faust.App(
             # faust hosts the web views and the loop's lifecycle. Its consumer group is this
             # process's own (a killed worker's stale membership in a shared group would hold up
@@ -119,6 +124,8 @@ class GmvWorker:
             f"{s.app_id}-web-{uuid.uuid4().hex[:8]}",
             broker=f"kafka://{bootstrap.replace(',', ';kafka://')}",
             store="memory://",
+            # faust makes <datadir>/v1/tables even for the memory store; keep it out of the cwd.
+            datadir=str(faust_dir),
             web_enabled=web_port > 0,
             web_bind=s.web_host,
             web_port=web_port or 6066,
@@ -257,7 +264,9 @@ class GmvWorker:
         self.timings["process_cpu"] += time.thread_time() - c0
         if msgs or result.touched_partitions or result.journal_puts or result.journal_dels:
             await self._send_journal(result)
+            t_wait = time.perf_counter()
             await self.settle()
+            self.timings["store_wait"] += time.perf_counter() - t_wait
             self._inflight = asyncio.create_task(self._store(result, msgs, marks, final), name="gmv-store")
             await asyncio.sleep(0)  # let it hand its insert to a thread before the next batch's CPU work
         elif self._inflight is None and self._commit_owed and not msgs:
