@@ -51,7 +51,9 @@ def hostile_line(i: int, rng: random.Random, max_bytes: int) -> tuple[str, bytes
         text = json.dumps(ev)
         return kind, text[: rng.randrange(1, len(text) - 1)].encode()
     if kind == "wrong_type":
-        ev["event_time"] = rng.choice([[1, 2], {"t": 1}, 1.5, "yesterday"])
+        # Far instants as well: they once escaped validation as an OverflowError (a crash).
+        ev["event_time"] = rng.choice([[1, 2], {"t": 1}, 1.5, "yesterday", 2**52, -(2**52),
+                                       "9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"])
     elif kind == "huge_string":
         ev["user_id"] = "x" * rng.randrange(5_000, 200_000)
     elif kind == "deep_nesting":

@@ -28,39 +28,60 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # covers 1900..2299; anything outside this window is certainly a producer bug.
 MIN_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_EVENT_TIME = datetime(2200, 1, 1, tzinfo=UTC)
+# parse_event_time checks the range by UTC year: the bounds must be New Year, 00:00 UTC.
+_MIN_MS = int((MIN_EVENT_TIME - EPOCH).total_seconds()) * 1000
+_MAX_MS = int((MAX_EVENT_TIME - EPOCH).total_seconds()) * 1000
+assert MIN_EVENT_TIME == datetime(MIN_EVENT_TIME.year, 1, 1, tzinfo=UTC) == MAX_EVENT_TIME.replace(year=2000)
 # Money and counters: JSON-safe integers that sum safely in Int64.
 MAX_FEN = 10**13  # 100 billion yuan in one order is not a real order
 MAX_INT = 2**53 - 1
 
 
 def parse_event_time(value: Any) -> datetime:
-    """ISO-8601 with a UTC offset, or integer epoch milliseconds -> aware UTC datetime (ms precision)."""
-    if isinstance(value, bool):
+    """ISO-8601 with a UTC offset, or integer epoch milliseconds -> aware UTC datetime (ms precision).
+
+    Runs once per event: the common cases take the short way (an offset other than UTC is
+    converted once; both datetimes in a comparison share the ``UTC`` tzinfo, so comparisons
+    stay cheap; the range check reads the UTC year, equal to comparing with the bounds)."""
+    if type(value) is str:
+        when = _parse_iso(value)
+    elif isinstance(value, bool):
         raise ValueError("event_time must be an ISO-8601 string with offset or epoch milliseconds, not a boolean")
-    if isinstance(value, int):
-        if not (-(2**53) < value < 2**53):
-            raise ValueError("epoch milliseconds out of range")
+    elif isinstance(value, int):
+        if not _MIN_MS <= value < _MAX_MS:  # before building a datetime: far values overflow it
+            raise ValueError(f"event_time {value} (epoch ms) is outside 2000-01-01..2200-01-01")
         when = EPOCH + timedelta(milliseconds=value)
     elif isinstance(value, str):
-        if len(value) > 64:
-            raise ValueError("event_time string too long to be a timestamp")
-        try:
-            when = datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError(
-                f"event_time {value[:40]!r} is not ISO-8601; send e.g. '2026-11-25T20:00:00+08:00' or epoch ms"
-            ) from None
-        if when.tzinfo is None or when.utcoffset() is None:
-            raise ValueError(
-                f"event_time {value[:40]!r} has no UTC offset (naive); append 'Z' or an offset like '+08:00'"
-            )
-        when = when.astimezone(UTC)
+        when = _parse_iso(str(value))
     else:
         raise ValueError("event_time must be an ISO-8601 string with offset or integer epoch milliseconds")
-    when = when.replace(microsecond=when.microsecond // 1000 * 1000)
-    if not (MIN_EVENT_TIME <= when < MAX_EVENT_TIME):
+    micro = when.microsecond
+    if micro % 1000:
+        when = when.replace(microsecond=micro - micro % 1000)
+    if not MIN_EVENT_TIME.year <= when.year < MAX_EVENT_TIME.year:
         raise ValueError(f"event_time {when.isoformat()} is outside 2000-01-01..2200-01-01")
     return when
+
+
+def _parse_iso(value: str) -> datetime:
+    if len(value) > 64:
+        raise ValueError("event_time string too long to be a timestamp")
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"event_time {value[:40]!r} is not ISO-8601; send e.g. '2026-11-25T20:00:00+08:00' or epoch ms"
+        ) from None
+    if when.tzinfo is UTC:
+        return when
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError(
+            f"event_time {value[:40]!r} has no UTC offset (naive); append 'Z' or an offset like '+08:00'"
+        )
+    try:
+        return when.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00 is past year 9999 in UTC
+        raise ValueError(f"event_time {value[:40]!r} is outside 2000-01-01..2200-01-01") from None
 
 
 def format_event_time(when: datetime) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from fractions import Fraction
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,6 +15,7 @@ from streams.attribution import (
     Touch,
     attribute,
     build_path,
+    model_weights,
     path_label,
     refund_credits,
     split_fen,
@@ -142,3 +144,27 @@ def test_one_touch_path_gets_everything(amount: int) -> None:
     path = build_path([], order(stage="shelf", content="", seller=""), LOOKBACK)
     assert len(path) == 1
     assert all(c == [amount] for c in attribute(amount, path, HALF_LIFE).values())
+
+
+def _reference_split(amount: int, weights: list[Fraction]) -> list[int]:
+    """SPEC §3 rounding stated directly over rationals: floor of each quota, then leftover fen by
+    largest remainder, ties to the later touch. The pipeline computes it in integers."""
+    total = sum(weights)
+    quotas = [amount * w / total for w in weights]
+    shares = [q.numerator // q.denominator for q in quotas]
+    ranked = sorted(range(len(quotas)), key=lambda i: (quotas[i] - shares[i], i), reverse=True)
+    for i in ranked[: amount - sum(shares)]:
+        shares[i] += 1
+    return shares
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(touch_strategy, max_size=40, unique_by=lambda t: t.event_id),
+       st.integers(min_value=1, max_value=10**12))
+def test_integer_split_equals_the_rational_rule(touches: list[Touch], amount: int) -> None:
+    path = build_path(touches, order(), LOOKBACK)
+    credits = attribute(amount, path, HALF_LIFE)
+    for model in MODELS:
+        weights = model_weights(model, path, HALF_LIFE)
+        assert credits[model] == _reference_split(amount, weights), model
+        assert split_fen(amount, weights) == credits[model]

@@ -39,6 +39,14 @@ def test_unknown_fields_are_ignored():
     ({**VIEW, "event_time": "2026-11-20T20:00:00"}, "no UTC offset"),
     ({**VIEW, "event_time": "yesterday"}, "not ISO-8601"),
     ({**VIEW, "event_time": True}, "boolean"),
+    # Far instants must be a validation error, not an OverflowError out of datetime arithmetic.
+    ({**VIEW, "event_time": 2**52}, "outside 2000-01-01..2200-01-01"),
+    ({**VIEW, "event_time": -(2**52)}, "outside 2000-01-01..2200-01-01"),
+    ({**VIEW, "event_time": "9999-12-31T23:59:59-01:00"}, "outside 2000-01-01..2200-01-01"),
+    ({**VIEW, "event_time": "0001-01-01T00:00:00+01:00"}, "outside 2000-01-01..2200-01-01"),
+    ({**VIEW, "event_time": "2000-01-01T07:59:59.999+08:00"}, "outside 2000-01-01..2200-01-01"),
+    ({**VIEW, "event_time": "2199-12-31T23:30:00-01:00"}, "outside 2000-01-01..2200-01-01"),
+    ({**VIEW, "event_time": 946684799999}, "outside 2000-01-01..2200-01-01"),
     ({**VIEW, "watch_ms": "5000"}, "integer"),
     ({**VIEW, "watch_ms": -1}, "greater than or equal"),
     ({**VIEW, "kind": "clip"}, "source_live_id"),
@@ -75,6 +83,13 @@ def test_start_end_need_no_user_and_partition_by_live():
     start = parse({**LIVE, "action": "start", "user_id": None})
     assert start.partition_key == "L1"
     assert parse(LIVE).partition_key == "u1"
+
+
+def test_event_time_range_edges_are_inclusive_below_exclusive_above():
+    assert parse({**VIEW, "event_time": "2000-01-01T08:00:00+08:00"}).event_time == datetime(2000, 1, 1, tzinfo=UTC)
+    assert parse({**VIEW, "event_time": 946684800000}).event_time == datetime(2000, 1, 1, tzinfo=UTC)
+    last = parse({**VIEW, "event_time": "2199-12-31T23:59:59.999Z"}).event_time
+    assert last == datetime(2199, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
 
 
 def test_event_time_is_millisecond_precision_and_serialises_as_utc():
