@@ -238,7 +238,7 @@ async def freshness(settings: Settings, bootstrap: str, client, dsn: str, data, 
     reader = connect(dsn)  # its own session: the worker's client stays the worker's
 
     def produce() -> None:
-        p = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1)
+        p = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1, compression_type="lz4")
         t0 = time.monotonic()
         for i, (k, v) in enumerate(views):
             ahead = t0 + i / rate - time.monotonic()

@@ -55,14 +55,18 @@ class StoredTable:
             "\nSETTINGS non_replicated_deduplication_window = 1000"
             f"\nCOMMENT {_lit(self.comment + ' Stored rows; may hold not-yet-merged copies: query the view ' + self.name + '.')}"
         )
+        return [store, self.view_ddl(db)]
+
+    def view_ddl(self, db: str, replace: bool = False) -> str:
+        """The FINAL view analysts query (``replace``: after a column was added to the store)."""
         view_cols = ",\n  ".join(f"`{c.name}` {c.type} COMMENT {_lit(c.comment)}" for c in self.columns)
         where = f" WHERE {self.view_filter}" if self.view_filter else ""
-        view = (
-            f"CREATE VIEW IF NOT EXISTS `{db}`.`{self.name}` (\n  {view_cols}\n)"
+        create = "CREATE OR REPLACE VIEW" if replace else "CREATE VIEW IF NOT EXISTS"
+        return (
+            f"{create} `{db}`.`{self.name}` (\n  {view_cols}\n)"
             f" AS SELECT {', '.join('`' + n + '`' for n in self.column_names)} FROM `{db}`.`{self.store}` FINAL{where}"
             f"\nCOMMENT {_lit(self.comment + ' Exact: each row once, however often it was written.')}"
         )
-        return [store, view]
 
 
 def _lit(text: str) -> str:
@@ -83,6 +87,7 @@ EVENTS = StoredTable(
         Column("source_topic", "LowCardinality(String)", "Kafka topic it arrived on"),
         Column("source_partition", "Int32", "Kafka partition it arrived on"),
         Column("source_offset", "Int64", "Kafka offset it arrived at"),
+        Column("element_index", "Int32", "index in a producer batch (JSON array), -1 for a single-event message"),
         Column("payload", "String", "the event JSON as received (the array element, for a producer batch)"),
         Column("ingested_at", TS, "when the pipeline accepted it (processing time, UTC)"),
     ),
@@ -92,7 +97,8 @@ EVENTS = StoredTable(
 
 INGEST_LOG = StoredTable(
     name="ingest_log",
-    comment="One row per received event (or undecodable message) with its outcome; counters come from here.",
+    comment=("One row per received event (or undecodable message) with its outcome; counters come from here. "
+             "Accepted events are logged by ClickHouse itself from events (materialized view events_log)."),
     columns=(
         Column("src", "String", "source message identity (see events.src)"),
         Column("source_topic", "LowCardinality(String)", "Kafka topic"),
@@ -268,7 +274,31 @@ def migrations(db: str) -> list[Migration]:
     )
     return [Migration(1, "ingest: events, ingest_log, dead_letters, ingest_counts", base),
             Migration(2, "attribution: attributed_gmv, funnel_events, minute/hour/day rollups, KPI views",
-                      attribution_ddl(db))]
+                      attribution_ddl(db)),
+            Migration(3, "events.element_index; accepted events logged into ingest_log by ClickHouse",
+                      events_log_ddl(db))]
+
+
+def events_log_ddl(db: str) -> list[str]:
+    """The ``accepted`` rows of ingest_log, derived in ClickHouse from each insert into events.
+
+    Every accepted event is one events row and one ingest_log row with the same source, ids
+    and processing time; deriving the second saves the worker building, encoding and sending
+    a third of its rows (and ClickHouse parsing them). A later outcome of the same source (a
+    held refund dead-lettered after all) still wins: it carries a later ``logged_at``.
+    """
+    index = next(c for c in EVENTS.columns if c.name == "element_index")
+    return [
+        # Installs from before this migration: the column, and the view over it.
+        f"ALTER TABLE `{db}`.`{EVENTS.store}` ADD COLUMN IF NOT EXISTS `{index.name}` {index.type} DEFAULT -1 "
+        f"COMMENT {_lit(index.comment)} AFTER `source_offset`",
+        EVENTS.view_ddl(db, replace=True),
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS `{db}`.`events_log` TO `{db}`.`{INGEST_LOG.store}`"
+        " AS SELECT src, source_topic, source_partition, source_offset, element_index, event_id, event_type,"
+        " 'accepted' AS outcome, '' AS reason_code, ingested_at AS logged_at"
+        f" FROM `{db}`.`{EVENTS.store}`"
+        f"\nCOMMENT {_lit('Logs each accepted event (an events row) into ingest_log as outcome accepted.')}",
+    ]
 
 
 def _coarse_rollup(db: str, name: str, source: str, grain: str, grain_comment: str, dims: list[Column],

@@ -26,8 +26,8 @@ import gc
 import logging
 import time
 import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
@@ -188,6 +188,7 @@ class GmvWorker:
         gc.freeze()
         gc.set_threshold(100_000, 50, 100)
         self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=5,
+                                          compression_type=s.producer_compression,
                                           max_request_size=4 * s.max_message_bytes + 65536,
                                           max_batch_size=1024 * 1024)
         await self._producer.start()
@@ -338,8 +339,8 @@ class GmvWorker:
         await self.sink.flush()
         t2 = time.perf_counter()
         self.timings["sink"] += t2 - t1
-        self._rollup_gmv.update(_minute(r[14]) for r in result.rows[ATTRIBUTED_GMV.name])
-        self._rollup_funnel.update(_minute(r[1]) for r in result.rows[FUNNEL_EVENTS.name])
+        self._rollup_gmv.update(_minutes(r[14] for r in result.rows[ATTRIBUTED_GMV.name]))
+        self._rollup_funnel.update(_minutes(r[1] for r in result.rows[FUNNEL_EVENTS.name]))
         self._marks_due.update(marks)
         # Offsets may go before the marks: rows of unmarked entries are re-emitted on recovery,
         # and their minutes re-rolled, so a crash here loses nothing.
@@ -511,5 +512,9 @@ def _pieces(msgs: list[SourceMessage], max_bytes: int) -> list[list[SourceMessag
     return out
 
 
-def _minute(when: datetime) -> datetime:
-    return when.replace(second=0, microsecond=0)
+def _minutes(times: Iterable[float]) -> set[datetime]:
+    """The minutes (UTC) of row times (epoch seconds, see ``streams.state.row_time``)."""
+    return {_EPOCH + timedelta(minutes=m) for m in {int(t // 60) for t in times}}
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

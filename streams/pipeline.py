@@ -30,7 +30,7 @@ from streams.attribution import (
 )
 from streams.ingest import Accepted, DeadLetter, MessageDecoder, SourceMessage
 from streams.settings import Settings
-from streams.state import Horizons, OrderRec, PartitionState, RefundRec, from_ms, to_ms
+from streams.state import Horizons, OrderRec, PartitionState, RefundRec, row_time, to_ms
 
 OUTCOMES = ("accepted", "duplicate", "dead_letter")
 
@@ -172,6 +172,7 @@ class BatchProcessor:
         # lookups and calls on purpose.
         now = now or datetime.now(UTC)
         now_ms = to_ms(now)
+        now_s = row_time(now_ms)
         out = BatchResult()
         ev_rows, log_rows = out.rows[EVENTS.name], out.rows[INGEST_LOG.name]
         next_offsets, touched = out.next_offsets, out.touched_partitions
@@ -196,7 +197,7 @@ class BatchProcessor:
                     out.rekeyed.append(Rekeyed(owner, user.encode(), event.model_dump_json().encode(), item.src))
                     out.counters.add(topic, "rekeyed")
                     log_rows.append((item.src, topic, partition, msg.offset, item.index, event.event_id,
-                                     event.event_type, "rekeyed", "", now))
+                                     event.event_type, "rekeyed", "", now_s))
                     continue
                 if ps is None:
                     ps = self.partition_state(partition)
@@ -206,7 +207,7 @@ class BatchProcessor:
                 if verdict == "duplicate":
                     counts[(topic, "duplicate")] = counts.get((topic, "duplicate"), 0) + 1
                     log_rows.append((item.src, topic, partition, msg.offset, item.index, event.event_id,
-                                     event.event_type, "duplicate", "", now))
+                                     event.event_type, "duplicate", "", now_s))
                     continue
                 if t_ms > ps.watermark_ms:
                     ps.watermark_ms = t_ms
@@ -217,9 +218,8 @@ class BatchProcessor:
                     self._dead_letter(out, rejection, now)
                     continue
                 counts[(topic, "accepted")] = counts.get((topic, "accepted"), 0) + 1
-                log_rows.append((item.src, topic, partition, msg.offset, item.index, event.event_id,
-                                 event.event_type, "accepted", "", now))
-                ev_rows.append(_event_row(event, item, now))
+                # Its ingest_log row ("accepted") is derived in ClickHouse from the events row.
+                ev_rows.append(_event_row(event, item, t_ms, now_s))
         out.counters.by_topic.update(counts)
         newest: dict[tuple[str, int], int] = {}
         for m in messages:
@@ -238,7 +238,7 @@ class BatchProcessor:
         if isinstance(event, ViewEvent):
             engaged = event.watch_ms >= self.settings.engaged_ms
             out.rows[FUNNEL_EVENTS.name].append((
-                event.event_id, event.event_time, event.kind, "view", event.user_id, event.author_id,
+                event.event_id, t_ms / 1000, event.kind, "view", event.user_id, event.author_id,
                 event.video_id, event.shop_id or "", event.traffic, event.watch_ms, int(engaged), "",
                 event.source_live_id or ""))
             if engaged:
@@ -246,7 +246,7 @@ class BatchProcessor:
                                                   event.shop_id or "", event.traffic), item.src)
         elif isinstance(event, LiveRoomEvent):
             out.rows[FUNNEL_EVENTS.name].append((
-                event.event_id, event.event_time, "live", event.action, event.user_id or "", event.anchor_id,
+                event.event_id, t_ms / 1000, "live", event.action, event.user_id or "", event.anchor_id,
                 event.live_id, event.shop_id or "", event.traffic, 0, int(event.action == "enter"),
                 event.referrer_kind or "", ""))
             if event.action == "enter" and event.user_id:
@@ -378,14 +378,14 @@ class BatchProcessor:
                      path: list[Touch], credits: dict[str, list[int]], now: datetime) -> None:
         rows = out.rows[ATTRIBUTED_GMV.name]
         label, n = path_label(path), len(path)
-        order_time, event_time = from_ms(order.t_ms), from_ms(t_ms)
+        order_time, event_time, now_s = row_time(order.t_ms), row_time(t_ms), row_time(to_ms(now))
         for model in MODELS:
             for i, (touch, credit) in enumerate(zip(path, credits[model], strict=True)):
                 rows.append((
                     event_id, order.order_id, kind, model, i, int(i == n - 1), touch.stage, touch.account_id,
                     touch.content_id, touch.event_id, int(bool(order.seller_id) and touch.account_id == order.seller_id),
-                    touch.traffic, from_ms(touch.t_ms), order_time, event_time, order.user_id, order.shop_id,
-                    order.seller_id, order.sku_id, order.channel, credit, label, n, now))
+                    touch.traffic, touch.t_ms / 1000, order_time, event_time, order.user_id, order.shop_id,
+                    order.seller_id, order.sku_id, order.channel, credit, label, n, now_s))
 
     def _refund_letter(self, ps: PartitionState, refund: RefundRec, outcome: str) -> DeadLetter:
         msg = SourceMessage(refund.topic, refund.partition, refund.offset, refund.user_id.encode(),
@@ -435,7 +435,8 @@ def _ms(td: Any) -> int:
 
 def _log_row(src: str, msg: SourceMessage, index: int, event_id: str, event_type: str,
              outcome: str, reason_code: str, now: datetime) -> tuple:
-    return (src, msg.topic, msg.partition, msg.offset, index, event_id, event_type, outcome, reason_code, now)
+    return (src, msg.topic, msg.partition, msg.offset, index, event_id, event_type, outcome, reason_code,
+            row_time(to_ms(now)))
 
 
 def dead_letter_row(dl: DeadLetter, now: datetime) -> tuple:
@@ -444,9 +445,9 @@ def dead_letter_row(dl: DeadLetter, now: datetime) -> tuple:
             dl.reason_code, dl.reason, dl.raw, now)
 
 
-def _event_row(event: AnyEvent, item: Accepted, now: datetime) -> tuple[Any, ...]:
+def _event_row(event: AnyEvent, item: Accepted, t_ms: int, now_s: float) -> tuple[Any, ...]:
     msg = item.msg
     # The payload as received: re-serialising every event would cost more than validating it.
-    return (event.event_id, event.event_type, event.event_time, getattr(event, "user_id", None) or "",
-            event.partition_key, item.src, msg.topic, msg.partition, msg.offset,
-            item.raw.decode("utf-8", "replace") if item.raw else event.model_dump_json(), now)
+    return (event.event_id, event.event_type, t_ms / 1000, getattr(event, "user_id", None) or "",
+            event.partition_key, item.src, msg.topic, msg.partition, msg.offset, item.index,
+            item.raw.decode("utf-8", "replace") if item.raw else event.model_dump_json(), now_s)

@@ -72,7 +72,8 @@ def produce_file(settings: Settings, bootstrap: str, path: Path, progress: bool 
 
     digest = file_digest(path)
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=512 * 1024,
-                             max_request_size=4 * settings.max_message_bytes + 1024, acks="all")
+                             max_request_size=4 * settings.max_message_bytes + 1024, acks="all",
+                             compression_type=settings.producer_compression)
     n = 0
     failures: list[str] = []
     with open(path, "rb") as fh:

@@ -554,12 +554,12 @@ def write_jsonl(world: World, out: Path, truth: GroundTruth, max_messages: int |
 class KafkaWriter:
     """Sends the stream to the source topics at a target rate; stops on request, flushing first."""
 
-    def __init__(self, bootstrap: str, topics: dict[str, str]) -> None:
+    def __init__(self, bootstrap: str, topics: dict[str, str], compression: str | None = "lz4") -> None:
         from kafka import KafkaProducer
 
         self.topics = topics  # event_type -> topic
         self.producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=10, batch_size=256 * 1024,
-                                      acks="all", max_request_size=2 * 1024 * 1024)
+                                      acks="all", max_request_size=2 * 1024 * 1024, compression_type=compression)
         self.failures: list[str] = []
         self.stop = False
 
@@ -614,6 +614,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kafka", help="bootstrap servers: send to the source topics instead")
     ap.add_argument("--topic-prefix", default="gmv.")
     ap.add_argument("--rate", type=float, default=2000.0, help="messages/s to Kafka (default 2000)")
+    ap.add_argument("--compression", default="lz4", choices=["none", "gzip", "lz4"],
+                    help="producer compression (default lz4, as production producers of JSON would use)")
     ap.add_argument("--duration", type=float, help="stop sending to Kafka after this many seconds")
     ap.add_argument("--max-messages", type=int, help="stop after this many messages")
     ap.add_argument("--skip", type=int, default=0, help="regenerate but do not send the first N messages (resume)")
@@ -645,7 +647,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         topics = {"view": f"{a.topic_prefix}views", "live_room": f"{a.topic_prefix}live_rooms",
                   "order": f"{a.topic_prefix}orders"}
-        writer = KafkaWriter(a.kafka, topics)
+        writer = KafkaWriter(a.kafka, topics, None if a.compression == "none" else a.compression)
         signal.signal(signal.SIGINT, lambda *_: setattr(writer, "stop", True))
         signal.signal(signal.SIGTERM, lambda *_: setattr(writer, "stop", True))
 

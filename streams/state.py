@@ -46,6 +46,16 @@ def to_ms(when: datetime) -> int:
     return round(when.timestamp() * 1000)
 
 
+def row_time(ms: int) -> float:
+    """A time column of a ClickHouse JSON row: epoch seconds carrying exactly the milliseconds.
+
+    The shortest repr of ``ms / 1000`` is the exact decimal with at most 3 fractional digits
+    (two such decimals in our range never share a double), and ClickHouse parses that text
+    into ``DateTime64(3)`` exactly. Encoding and parsing it cost a fraction of ISO-8601 text
+    (the hot loops inline ``t_ms / 1000``)."""
+    return ms / 1000
+
+
 def from_ms(ms: int) -> datetime:
     return EPOCH + timedelta(milliseconds=ms)
 
