@@ -58,6 +58,7 @@ def main() -> int:
             summary["events_per_s"] = full["events_per_s"]
             summary["floor_ratio"] = round(full["events_per_s"] / floor["events_per_s"], 2)
             summary["bare_ratio"] = round(full["events_per_s"] / bare["events_per_s"], 3)
+            phases.drop_topics(bootstrap, "b1.")
         if "batched" in only:
             phases.create_source_topics(bootstrap, "b2.")
             progress("producing JSON-array producer batches (up to 1,000 events per message)")
@@ -68,6 +69,7 @@ def main() -> int:
             full_b = asyncio.run(phases.pipeline(s, bootstrap, client, pid, n, phases.profile_target("batched")))
             emit("pipeline_batched", **full_b)
             summary["batched_events_per_s"] = full_b["events_per_s"]
+            phases.drop_topics(bootstrap, "b2.")
         if "freshness" in only:
             rate, secs = 3000.0, (10.0 if a.quick else 30.0)
             progress(f"freshness at {rate:,.0f} events/s for {secs:.0f}s")
@@ -75,6 +77,7 @@ def main() -> int:
             fresh = asyncio.run(phases.freshness(s, bootstrap, client, dsn, data, rate, secs))
             emit("freshness", **fresh)
             summary["p99_freshness_s"] = fresh["p99_s"]
+            phases.drop_topics(bootstrap, "b3.")
         if "sink" in only:
             progress("sink vs raw insert")
             emit("sink", **phases.sink_throughput(client, "bench_sink", 200_000 if a.quick else 1_000_000))

@@ -496,7 +496,9 @@ class GmvWorker:
             await worker.stop()
 
 
-PIECE_BYTES = 1536 * 1024  # ~6k small events per processed piece
+# ~24k small events per processed piece. Larger pieces mean fewer inserts (each costs ~25 ms
+# under load, whatever its size) but less overlap; measured best among 1.5, 3, 6 and 12 MiB.
+PIECE_BYTES = 6 * 1024 * 1024
 
 
 def _pieces(msgs: list[SourceMessage], max_bytes: int) -> list[list[SourceMessage]]:
