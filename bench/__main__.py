@@ -51,9 +51,9 @@ def main() -> int:
             progress("stock faust agent + table (the floor)")
             floor = phases.faust_floor(bootstrap, "b1.", len(data.messages), pid)
             emit("faust_floor", **floor)
-            progress("the full pipeline")
-            s = phases.bench_settings(bootstrap, dsn, "b1.")
-            full = asyncio.run(phases.pipeline(s, bootstrap, client, pid, n, phases.profile_target("single")))
+            progress("the full pipeline (a fresh worker process)")
+            full = phases.pipeline_in_worker(bootstrap, pid, "b1.", f"chdb://{root / 'clickhouse-b1'}", n,
+                                             phases.profile_target("single"))
             emit("pipeline", **full)
             summary["events_per_s"] = full["events_per_s"]
             summary["floor_ratio"] = round(full["events_per_s"] / floor["events_per_s"], 2)
@@ -65,8 +65,9 @@ def main() -> int:
             msgs = produce(bootstrap, "b2.", data, batched=True)
             bare_b = asyncio.run(phases.bare_consume(bootstrap, "b2.", msgs, pid))
             emit("bare_consume_batched", **bare_b)
-            s = phases.bench_settings(bootstrap, dsn, "b2.")
-            full_b = asyncio.run(phases.pipeline(s, bootstrap, client, pid, n, phases.profile_target("batched")))
+            progress("the full pipeline on producer batches (a fresh worker process)")
+            full_b = phases.pipeline_in_worker(bootstrap, pid, "b2.", f"chdb://{root / 'clickhouse-b2'}", n,
+                                               phases.profile_target("batched"))
             emit("pipeline_batched", **full_b)
             summary["batched_events_per_s"] = full_b["events_per_s"]
             phases.drop_topics(bootstrap, "b2.")

@@ -151,6 +151,18 @@ async def pipeline(settings: Settings, bootstrap: str, client, broker_pid: int |
             "drain_s": round(drain_s, 3), "seconds_in": {k: round(v, 2) for k, v in worker.timings.items()}}
 
 
+def pipeline_in_worker(bootstrap: str, broker_pid: int | None, prefix: str, dsn: str, events: int,
+                       profile: Path | None = None) -> dict[str, Any]:
+    """``pipeline`` in a fresh process (``bench.worker_run``): each figure starts clean."""
+    out = subprocess.run([sys.executable, "-m", "bench.worker_run", bootstrap, str(broker_pid or 0), prefix, dsn,
+                          str(events), str(profile or "")],
+                         capture_output=True, text=True, timeout=1800, cwd=Path(__file__).resolve().parent.parent)
+    at = out.stdout.rfind("RESULT ")  # faust writes terminal control codes before it
+    if out.returncode != 0 or at < 0:
+        raise RuntimeError(f"the pipeline run failed (exit {out.returncode}): {out.stderr[-3000:]}")
+    return json.loads(out.stdout[at + 7:].splitlines()[0])
+
+
 def profile_target(phase: str) -> Path | None:
     """``GMV_BENCH_PROFILE=/tmp/prof`` writes cProfile stats of each pipeline run to ``/tmp/prof.<phase>``."""
     p = os.environ.get("GMV_BENCH_PROFILE")

@@ -98,6 +98,13 @@ def dedup_token(table: str, rows: Sequence[Sequence[Any]]) -> str:
     return f"{table}:{len(rows)}:{uuid.uuid4().hex}"
 
 
+# Every JSON insert. Measured on this 2-core machine (4 inserts of 15k events rows): 0.48 s
+# with the defaults, 0.31 s with these. ``optimize_on_insert`` collapses duplicate keys inside
+# each inserted block; every read goes through a FINAL view (and merges collapse them anyway),
+# so that work is wasted. Parsing in one thread leaves the other core to the worker's own loop.
+INSERT_SETTINGS = {"date_time_input_format": "best_effort", "optimize_on_insert": 0,
+                   "input_format_parallel_parsing": 0}
+
 # Tables whose rows may carry arbitrary bytes (a dead letter's raw payload need not be UTF-8):
 # those go through the native binary encoder; every other table is inserted as JSON columns.
 BINARY_TABLES = frozenset({"dead_letters"})
@@ -187,7 +194,7 @@ class ClickHouseSink:
                 self.client.raw_insert(
                     f"`{self.database}`.`{table.store}`", column_names=table.column_names, insert_block=body,
                     fmt="JSONCompactEachRow",
-                    settings={"insert_deduplication_token": token, "date_time_input_format": "best_effort"},
+                    settings={"insert_deduplication_token": token, **INSERT_SETTINGS},
                 )
             else:
                 self.client.insert(
