@@ -310,8 +310,8 @@ class BatchProcessor:
             if caught_up is not None:
                 lagging = [ps.read_ts.get(t, 0) for t in self.state_topics if (t, p) not in caught_up]
                 read_to = min(lagging) if lagging else None
-            due = sorted((o for eid, o in ps.orders.items()
-                          if eid not in ps.attrs and (final or (
+            due = sorted((o for o in ps.unattributed.values()
+                          if (final or (
                               o.arrival_ms + delay <= now_ms
                               and (read_to is None or o.produced_ms + delay <= read_to)))),
                          key=lambda o: (o.t_ms, o.event_id))
@@ -322,7 +322,7 @@ class BatchProcessor:
                 ps.add_attr(order, path)
                 self._paid_rows(out, order, path, now)
                 out.touched_partitions.add(p)
-            held = sorted((r for eid, r in ps.refunds.items() if eid not in ps.settled),
+            held = sorted(ps.unsettled.values(),
                           key=lambda r: (r.t_ms, r.event_id))
             for refund in held:
                 order_eid = ps.order_ids.get(refund.order_id)
@@ -341,8 +341,8 @@ class BatchProcessor:
 
     def pending(self) -> tuple[int, int]:
         """(orders awaiting attribution, refunds held)."""
-        orders = sum(1 for ps in self.partitions.values() for eid in ps.orders if eid not in ps.attrs)
-        refunds = sum(1 for ps in self.partitions.values() for eid in ps.refunds if eid not in ps.settled)
+        orders = sum(len(ps.unattributed) for ps in self.partitions.values())
+        refunds = sum(len(ps.unsettled) for ps in self.partitions.values())
         return orders, refunds
 
     def commit_journal(self, out: BatchResult) -> None:

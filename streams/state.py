@@ -141,6 +141,11 @@ class PartitionState:
     attrs: dict[str, list[Touch]] = field(default_factory=dict)  # order event_id -> attribution path
     refunds: dict[str, RefundRec] = field(default_factory=dict)  # refund event_id -> refund
     settled: dict[str, str] = field(default_factory=dict)  # refund event_id -> applied | orphan | over_refund
+    # Indexes kept beside the maps above, so that per-batch work follows what is pending, not
+    # what is retained (orders and refunds stay for weights_retention, 90 days by default).
+    unattributed: dict[str, OrderRec] = field(default_factory=dict)  # order event_id -> order without attrs
+    unsettled: dict[str, RefundRec] = field(default_factory=dict)  # refund event_id -> refund not settled
+    refunds_of: dict[str, set[str]] = field(default_factory=dict)  # order_id -> its refunds' event_ids
     entries: dict[str, JournalEntry] = field(default_factory=dict)
     watermark_ms: int = 0
     read_ts: dict[str, int] = field(default_factory=dict)  # topic -> newest Kafka timestamp read (not journalled)
@@ -148,6 +153,7 @@ class PartitionState:
     _pending: dict[str, list] = field(default_factory=dict)
     _pending_t: dict[str, int] = field(default_factory=dict)
     _seq: int = 0
+    _expired_at_ms: int | None = None  # watermark of the last expiry pass
     carried: bool = False  # the event being applied was journalled by its own record
     _nonce: str = field(default_factory=lambda: os.urandom(4).hex())
 
@@ -198,7 +204,7 @@ class PartitionState:
                                              separators=(",", ":")).encode()))
         self._pending.clear()
         self._pending_t.clear()
-        return puts, self._expire()
+        return puts, self._expire_due()
 
     @property
     def journal_seq(self) -> int:
@@ -211,10 +217,19 @@ class PartitionState:
         doc = {"k": "mark", "t": 0, "r": [], "n": self._nonce, "s": upto}
         return f"{self.partition}|mark", json.dumps(doc, separators=(",", ":")).encode()
 
+    def _expire_due(self) -> list[str]:
+        """Expire once event time has moved on by a tenth of the shortest horizon (at most a
+        minute): a pass reads every journal entry, too much to do on every batch."""
+        h = self.horizons
+        step = min(60_000, max(1, min(h.dedup_ms, h.lookback_ms, h.retention_ms) // 10))
+        if self._expired_at_ms is not None and self.watermark_ms - self._expired_at_ms < step:
+            return []
+        return self._expire()
+
     def _expire(self) -> list[str]:
+        self._expired_at_ms = self.watermark_ms
         dels = []
-        pending_orders = [o.t_ms for eid, o in self.orders.items() if eid not in self.attrs]
-        touch_ref = min([self.watermark_ms, *pending_orders])
+        touch_ref = min([self.watermark_ms, *(o.t_ms for o in self.unattributed.values())])
         for key, entry in list(self.entries.items()):
             if entry.kind == "seen":
                 expired = entry.t_max < self.watermark_ms - self.horizons.dedup_ms
@@ -249,14 +264,21 @@ class PartitionState:
                 self.orders[o.event_id] = o
                 self.order_ids.setdefault(o.order_id, o.event_id)
                 self.seen.setdefault(o.event_id, o.src)
+                if o.event_id not in self.attrs:
+                    self.unattributed[o.event_id] = o
             elif kind == "attr":
                 self.attrs[rec[0]] = [Touch.from_list(t) for t in rec[1]]
+                self.unattributed.pop(rec[0], None)
             elif kind == "refund":
                 r = RefundRec.from_list(rec)
                 self.refunds[r.event_id] = r
+                self.refunds_of.setdefault(r.order_id, set()).add(r.event_id)
                 self.seen.setdefault(r.event_id, r.src)
+                if r.event_id not in self.settled:
+                    self.unsettled[r.event_id] = r
             elif kind == "settled":
                 self.settled[rec[0]] = rec[1]
+                self.unsettled.pop(rec[0], None)
 
     def _unapply(self, entry: JournalEntry) -> None:
         kind = entry.kind
@@ -274,18 +296,30 @@ class PartitionState:
                     del self.seen[rec[1]]
             elif kind == "order":
                 self.orders.pop(rec[0], None)
+                self.unattributed.pop(rec[0], None)
                 if self.order_ids.get(rec[3]) == rec[0]:
                     del self.order_ids[rec[3]]
                 if self.seen.get(rec[0]) == rec[1]:
                     del self.seen[rec[0]]
             elif kind == "attr":
                 self.attrs.pop(rec[0], None)
+                if rec[0] in self.orders:
+                    self.unattributed[rec[0]] = self.orders[rec[0]]
             elif kind == "refund":
-                self.refunds.pop(rec[0], None)
+                r = self.refunds.pop(rec[0], None)
+                self.unsettled.pop(rec[0], None)
+                if r is not None:
+                    siblings = self.refunds_of.get(r.order_id)
+                    if siblings is not None:
+                        siblings.discard(r.event_id)
+                        if not siblings:
+                            del self.refunds_of[r.order_id]
                 if self.seen.get(rec[0]) == rec[1]:
                     del self.seen[rec[0]]
             elif kind == "settled":
                 self.settled.pop(rec[0], None)
+                if rec[0] in self.refunds:
+                    self.unsettled[rec[0]] = self.refunds[rec[0]]
 
     # -- de-duplication ----------------------------------------------------------
     def classify(self, event_id: str, src: str, t_ms: int) -> str:
@@ -318,24 +352,31 @@ class PartitionState:
         if order.event_id not in self.orders:
             self.orders[order.event_id] = order
             self.order_ids.setdefault(order.order_id, order.event_id)
+            if order.event_id not in self.attrs:
+                self.unattributed[order.event_id] = order
             self.record("order", order.as_list(), order.t_ms)
             self.carried = True
 
     def add_attr(self, order: OrderRec, path: list[Touch]) -> None:
         self.attrs[order.event_id] = path
+        self.unattributed.pop(order.event_id, None)
         self.record("attr", [order.event_id, [t.as_list() for t in path]], order.t_ms)
 
     def add_refund(self, refund: RefundRec) -> None:
         if refund.event_id not in self.refunds:
             self.refunds[refund.event_id] = refund
+            self.refunds_of.setdefault(refund.order_id, set()).add(refund.event_id)
+            if refund.event_id not in self.settled:
+                self.unsettled[refund.event_id] = refund
             self.record("refund", refund.as_list(), refund.t_ms)
             self.carried = True
 
     def settle(self, refund: RefundRec, outcome: str) -> None:
         self.settled[refund.event_id] = outcome
+        self.unsettled.pop(refund.event_id, None)
         self.record("settled", [refund.event_id, outcome], refund.t_ms)
 
     def refunded_fen(self, order_id: str) -> int:
         """Refunds applied so far to an order."""
-        return sum(r.refund_fen for eid, r in self.refunds.items()
-                   if r.order_id == order_id and self.settled.get(eid) == "applied")
+        return sum(self.refunds[eid].refund_fen for eid in self.refunds_of.get(order_id, ())
+                   if self.settled.get(eid) == "applied")

@@ -142,3 +142,55 @@ def test_a_stalled_worker_waits_to_read_the_stream_again_before_attributing():
     proc.process([msg("orders", order("o2", T + timedelta(minutes=1)), 2, ts=60_000)], NOW)
     every = {(t, p) for t in ("gmv.views", "gmv.orders", *(t for t, _ in others))}
     assert "o2" in paths(proc.attribute_due(NOW + timedelta(seconds=6), caught_up=every))
+
+
+def _invariants_hold(ps) -> None:
+    assert ps.unattributed == {eid: o for eid, o in ps.orders.items() if eid not in ps.attrs}
+    assert ps.unsettled == {eid: r for eid, r in ps.refunds.items() if eid not in ps.settled}
+    by_order: dict[str, set[str]] = {}
+    for eid, r in ps.refunds.items():
+        by_order.setdefault(r.order_id, set()).add(eid)
+    assert ps.refunds_of == by_order
+
+
+def test_pending_indexes_follow_the_state_through_batches_expiry_and_recovery():
+    """unattributed / unsettled / refunds_of are kept beside the maps (per-batch work follows what
+    is pending, not the 90 days retained): they must equal what the maps say, always."""
+    from streams.simulator import SCENARIOS, World
+
+    # Short horizons: expiry passes (throttled to a tenth of the shortest) run many times.
+    s = Settings(partitions=4, attribution_delay=timedelta(seconds=5), dedup_horizon=timedelta(hours=2),
+                 lookback=timedelta(hours=3), weights_retention=timedelta(hours=4),
+                 orphan_refund_hold=timedelta(minutes=30))
+    world = World(SCENARIOS["mixed"].scaled(2), 5, datetime(2026, 11, 1, 16, 0, tzinfo=UTC))
+    proc, journal, offset = BatchProcessor(s), [], 0
+    batch: list[SourceMessage] = []
+    expired = 0
+    for n, m in enumerate(world.messages()):
+        if m.key is None:
+            continue
+        topic = {"view": "views", "live_room": "live_rooms", "order": "orders"}[m.topic_type]
+        p = partition_for_key(m.key, 4)
+        batch.append(SourceMessage(f"gmv.{topic}", p, offset, m.key.encode(), m.value, f"gmv.{topic}:{p}:{offset}"))
+        offset += 1
+        if len(batch) == 500 or n >= 12_000:
+            out = proc.process(batch, NOW)
+            out.merge(proc.attribute_due(NOW + timedelta(minutes=1)))
+            proc.commit_journal(out)
+            journal += [*out.journal_puts, *((k, None) for k in out.journal_dels)]
+            expired += len(out.journal_dels)
+            batch = []
+            for ps in proc.partitions.values():
+                _invariants_hold(ps)
+        if n >= 12_000:
+            break
+    assert expired > 0 and any(ps.attrs for ps in proc.partitions.values())
+    assert any(ps.settled for ps in proc.partitions.values())
+    # recovery from the journal (puts and deletes in order) rebuilds the same indexes
+    for p, ps in proc.partitions.items():
+        fresh = BatchProcessor(s)
+        fresh.load(p, [(k, v) for k, v in journal if k.startswith(f"{p}|")], NOW)
+        again = fresh.partition_state(p)
+        _invariants_hold(again)
+        assert again.unattributed.keys() == ps.unattributed.keys()
+        assert again.unsettled.keys() == ps.unsettled.keys()
