@@ -40,7 +40,7 @@ from sinks.schema import ATTRIBUTED_GMV, FUNNEL_EVENTS
 from sinks.topic import RowsWriter, TopicSink
 from streams.changelog import StateChangelog
 from streams.ingest import SourceMessage
-from streams.kafka_compat import install_empty_fetch_pause
+from streams.kafka_compat import install_aiokafka_tuning
 from streams.pipeline import BatchProcessor, BatchResult, IngestCounters
 from streams.settings import Settings
 
@@ -93,7 +93,7 @@ class GmvWorker:
         self.seen_msgs: dict[tuple[str, int], int] = {}  # messages handled per (topic, partition): a skip guard
         self.batches = 0
         self.first_batch_at: float | None = None  # monotonic time the first messages arrived
-        install_empty_fetch_pause()  # every idle consumer of this process (faust's too) stops spinning
+        install_aiokafka_tuning()  # idle consumers (faust's too) stop spinning; lz4 at its fast level
         self.timings: dict[str, float] = dict.fromkeys(
             ("process", "process_cpu", "journal", "store_wait", "sink", "rollups", "commit"), 0.0)
         self.started_at = time.monotonic()

@@ -1,4 +1,6 @@
-"""A client-side long poll for brokers that answer an empty fetch at once.
+"""Two aiokafka adjustments, applied once per process (``install_aiokafka_tuning``).
+
+1. A client-side long poll for brokers that answer an empty fetch at once.
 
 A Kafka broker holds a fetch with no new data for up to ``fetch.max.wait.ms``.
 The embedded noida-db answers at once, so every idle aiokafka consumer (faust's
@@ -12,6 +14,11 @@ wait, an empty answer arrives late and nothing changes.
 This wraps one private aiokafka method (``Fetcher._proc_fetch_request``); if a
 future aiokafka renames it, the wrapper is skipped with a warning and only the
 CPU saving is lost.
+
+2. lz4 at its fast level. aiokafka compresses lz4 batches at level 9 (high
+compression): measured 38 MB/s on journal JSON, ~11% of the worker's loop.
+Level 1 runs at ~640 MB/s for a 1.3x larger batch; the records are the same
+lz4 frames either way, so consumers and brokers see no difference.
 """
 
 from __future__ import annotations
@@ -26,6 +33,31 @@ log = logging.getLogger(__name__)
 # Longest pause after an empty fetch: the extra latency a message can see on an idle
 # partition. Small against the rollup interval and freshness budget (seconds).
 EMPTY_FETCH_PAUSE_S = 0.05
+
+
+def install_aiokafka_tuning() -> None:
+    install_empty_fetch_pause()
+    install_fast_lz4()
+
+
+def install_fast_lz4(level: int = 1) -> bool:
+    """Point aiokafka's record batch builders (Cython and pure Python) at a fast lz4 level."""
+    import functools
+    import importlib
+
+    from aiokafka import codec
+
+    fast = functools.partial(codec.lz4_encode, level=level)
+    done = False
+    for name in ("aiokafka.record._crecords.default_records", "aiokafka.record.default_records"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        if hasattr(module, "lz4_encode"):
+            module.lz4_encode = fast
+            done = True
+    return done
 
 
 def install_empty_fetch_pause(pause_s: float = EMPTY_FETCH_PAUSE_S) -> bool:

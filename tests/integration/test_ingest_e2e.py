@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 
@@ -178,3 +179,43 @@ def test_embedded_default_starts_and_stops_its_own_broker(tmp_path):
     assert counts["received"] == expected["received"] and counts["dead_lettered"] == expected["dead_lettered"]
     left = subprocess.run(["pgrep", "-f", f"--data-dir {tmp_path / 'gmv'}"], capture_output=True, text=True)
     assert left.stdout.strip() == "", "the embedded broker was left running"
+
+
+def test_an_idle_consumer_waits_between_empty_fetches(backend):
+    """The embedded broker answers an empty fetch at once; without the client-side wait an idle
+    consumer re-fetches in a tight loop (thousands of requests a second, measured ~70% of a core)."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.client import AIOKafkaClient
+
+    from streams.embedded import ensure_topics
+    from streams.kafka_compat import EMPTY_FETCH_PAUSE_S, install_aiokafka_tuning
+
+    bootstrap = backend.env["GMV_KAFKA_BOOTSTRAP_SERVERS"]
+    topic = f"idle-{uuid.uuid4().hex[:8]}"
+    ensure_topics(bootstrap, {topic: 2})
+    install_aiokafka_tuning()
+    fetches = 0
+    original = AIOKafkaClient.send
+
+    async def counting_send(self, node_id, request, *a, **k):
+        nonlocal fetches
+        fetches += type(request).__name__.startswith("FetchRequest")
+        return await original(self, node_id, request, *a, **k)
+
+    async def idle_for(seconds: float) -> None:
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="latest")
+        await consumer.start()
+        try:
+            await consumer.getmany(timeout_ms=int(seconds * 1000))
+        finally:
+            await consumer.stop()
+
+    AIOKafkaClient.send = counting_send
+    try:
+        asyncio.run(idle_for(2.0))
+    finally:
+        AIOKafkaClient.send = original
+    # at most one fetch per pause (a broker that holds fetches itself needs fewer), plus slack
+    assert 0 < fetches <= 2.0 / EMPTY_FETCH_PAUSE_S + 10

@@ -162,3 +162,13 @@ def test_a_retried_insert_sends_the_same_dedup_token_and_a_new_flush_a_new_one()
     sink.flush_sync()
     assert client.tokens[0] == client.tokens[1] != client.tokens[2]
     assert dedup_token("t", [row]) != dedup_token("t", [row])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=64) | st.text(max_size=40).map(str.encode))
+def test_murmur2_matches_kafka_python(data):
+    from kafka.partitioner.default import murmur2 as reference
+
+    from streams.pipeline import murmur2
+
+    assert murmur2(data) == reference(data)

@@ -1,0 +1,29 @@
+"""aiokafka adjustments (streams/kafka_compat.py) that need no broker: lz4 at its fast level."""
+
+from __future__ import annotations
+
+import json
+
+from aiokafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
+
+from streams.kafka_compat import install_fast_lz4
+
+LZ4 = 0x03
+
+
+def _batch(value: bytes) -> bytes:
+    builder = DefaultRecordBatchBuilder(2, LZ4, False, -1, -1, -1, 2**22)
+    builder.append(0, timestamp=None, key=b"k", value=value, headers=[])
+    return bytes(builder.build())
+
+
+def test_fast_lz4_batches_decode_to_the_same_records():
+    value = json.dumps({"k": "touch", "r": [[i, f"e{i}", "short_video", f"a{i % 7}"] for i in range(5000)]}).encode()
+    assert install_fast_lz4(level=9)  # aiokafka's own level (as if not yet installed)
+    before = _batch(value)
+    assert install_fast_lz4()
+    after = _batch(value)
+    assert len(after) > len(before)  # the fast level wrote it (level 9 packs this tighter)
+    for raw in (before, after):
+        records = list(DefaultRecordBatch(bytearray(raw)))
+        assert [(r.key, r.value) for r in records] == [(b"k", value)]
