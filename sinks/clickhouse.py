@@ -103,7 +103,9 @@ def dedup_token(table: str, rows: Sequence[Sequence[Any]]) -> str:
 # each inserted block; every read goes through a FINAL view (and merges collapse them anyway),
 # so that work is wasted. Parsing in one thread leaves the other core to the worker's own loop.
 INSERT_SETTINGS = {"date_time_input_format": "best_effort", "optimize_on_insert": 0,
-                   "input_format_parallel_parsing": 0}
+                   "input_format_parallel_parsing": 0,
+                   # events.payload of a producer batch's element arrives as a JSON object: keep its text
+                   "input_format_json_read_objects_as_strings": 1}
 
 # Tables whose rows may carry arbitrary bytes (a dead letter's raw payload need not be UTF-8):
 # those go through the native binary encoder; every other table is inserted as JSON columns.

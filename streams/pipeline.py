@@ -471,6 +471,10 @@ def dead_letter_row(dl: DeadLetter, now: datetime) -> tuple:
 def _event_row(event: AnyEvent, item: Accepted, t_ms: int, now_s: float) -> tuple[Any, ...]:
     msg = item.msg
     # The payload as received: re-serialising every event would cost more than validating it.
+    # A producer batch's element goes as the parsed object: ClickHouse stores its JSON text in
+    # the String column (input_format_json_read_objects_as_strings), compact as to_json writes it.
+    raw = item.raw
+    payload = raw.decode("utf-8", "replace") if type(raw) is bytes else raw
     return (event.event_id, event.event_type, t_ms / 1000, getattr(event, "user_id", None) or "",
             event.partition_key, item.src, msg.topic, msg.partition, msg.offset, item.index,
-            item.raw.decode("utf-8", "replace") if item.raw else event.model_dump_json(), now_s)
+            payload or event.model_dump_json(), now_s)

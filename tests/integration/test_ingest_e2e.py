@@ -53,6 +53,28 @@ def test_run_counts_add_up_dead_letters_have_reasons_and_a_rerun_changes_nothing
     assert table_counts(gmv_env, db) == before
 
 
+def test_events_keep_each_payload_as_received(gmv_env, tmp_path):
+    """A single-event message is stored byte for byte; a producer batch's element as its compact
+    JSON (ignored fields, unicode and escapes kept; only whitespace between tokens goes)."""
+    db = gmv_env["GMV_CLICKHOUSE_DATABASE"]
+    view = {"event_type": "view", "event_time": "2026-11-20T20:00:00.5+08:00", "user_id": "u1", "video_id": "v1",
+            "author_id": "a1", "kind": "short_video", "watch_ms": 4000}
+    single = ('{ "event_id": "p-single", "note": "tab\\t and \\"quotes\\" 中文 \\u00e9",  '
+              + json.dumps(view)[1:])
+    element = {**view, "event_id": "p-elem", "extra": {"nested": [1, 2.5, None, True], "s": "{}][\"x"}, "emoji": "😀"}
+    batch = json.dumps([element, {**view, "event_id": "p-elem2"}], ensure_ascii=True, indent=1)
+    path = tmp_path / "payloads.jsonl"
+    path.write_text(single + "\n" + batch.replace("\n", " ") + "\n", encoding="utf-8")
+    counts = run_counts(gmv_env, path)
+    assert counts["accepted"] == 3
+    stored = {r["event_id"]: r["payload"] for r in sql(gmv_env, f"SELECT event_id, payload FROM {db}.events")}
+    assert stored["p-single"] == single
+    assert json.loads(stored["p-elem"]) == element
+    assert stored["p-elem"] == json.dumps(element, ensure_ascii=False, separators=(",", ":"))
+    elements = {r["event_id"]: r["element_index"] for r in sql(gmv_env, f"SELECT event_id, element_index FROM {db}.events")}
+    assert elements == {"p-single": -1, "p-elem": 0, "p-elem2": 1}
+
+
 def test_sql_is_read_only(gmv_env, tmp_path):
     db = gmv_env["GMV_CLICKHOUSE_DATABASE"]
     path = tmp_path / "few.jsonl"
