@@ -172,3 +172,12 @@ def test_murmur2_matches_kafka_python(data):
     from streams.pipeline import murmur2
 
     assert murmur2(data) == reference(data)
+
+
+def test_journal_entries_round_trip_even_with_strings_rust_refuses():
+    from streams.state import _decode, _encode
+
+    doc = {"k": "seen", "t": 5, "r": [["e1", "src:0:1#2"], ["中文", "x\ud800y"]]}
+    assert _decode(_encode(doc)) == doc
+    plain = {"k": "seen", "t": 5, "r": [["e1", "src"]]}
+    assert _encode(plain) == b'{"k":"seen","t":5,"r":[["e1","src"]]}'
