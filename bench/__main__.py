@@ -26,6 +26,9 @@ def main() -> int:
     ap.add_argument("--events", type=int, help="messages per throughput run (default 200k, quick 60k)")
     ap.add_argument("--only", nargs="*", help="run only these figures (throughput, batched, freshness, sink, "
                                                "dashboard, scaling)")
+    ap.add_argument("--runs", type=int, default=3,
+                    help="pipeline runs per throughput figure; the median is reported (default 3: this "
+                         "machine's speed drifts by ±20%% between runs)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary data dir")
     a = ap.parse_args()
     n = a.events or (60_000 if a.quick else 200_000)
@@ -51,9 +54,7 @@ def main() -> int:
             progress("stock faust agent + table (the floor)")
             floor = phases.faust_floor(bootstrap, "b1.", len(data.messages), pid)
             emit("faust_floor", **floor)
-            progress("the full pipeline (a fresh worker process)")
-            full = phases.pipeline_in_worker(bootstrap, pid, "b1.", f"chdb://{root / 'clickhouse-b1'}", n,
-                                             phases.profile_target("single"))
+            full = phases.pipeline_runs(bootstrap, pid, "b1.", root, n, a.runs, "single")
             emit("pipeline", **full)
             summary["events_per_s"] = full["events_per_s"]
             summary["floor_ratio"] = round(full["events_per_s"] / floor["events_per_s"], 2)
@@ -65,9 +66,7 @@ def main() -> int:
             msgs = produce(bootstrap, "b2.", data, batched=True)
             bare_b = asyncio.run(phases.bare_consume(bootstrap, "b2.", msgs, pid))
             emit("bare_consume_batched", **bare_b)
-            progress("the full pipeline on producer batches (a fresh worker process)")
-            full_b = phases.pipeline_in_worker(bootstrap, pid, "b2.", f"chdb://{root / 'clickhouse-b2'}", n,
-                                               phases.profile_target("batched"))
+            full_b = phases.pipeline_runs(bootstrap, pid, "b2.", root, n, a.runs, "batched")
             emit("pipeline_batched", **full_b)
             summary["batched_events_per_s"] = full_b["events_per_s"]
             phases.drop_topics(bootstrap, "b2.")
