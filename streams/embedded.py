@@ -173,8 +173,12 @@ def _kafka_answers(bootstrap: str) -> bool:
 
 
 def ensure_topics(bootstrap: str, partitions: dict[str, int], replication: int = 1,
-                  compacted: frozenset[str] = frozenset()) -> None:
-    """Create missing topics with their partition counts (``compacted`` ones with cleanup.policy=compact)."""
+                  compacted: frozenset[str] = frozenset(), retention_ms: int | None = None) -> None:
+    """Create missing topics with their partition counts (``compacted`` ones with cleanup.policy=compact;
+    the others, given ``retention_ms``, keep messages that long: segments roll every quarter of it,
+    as retention drops whole segments)."""
+    kept = {"retention.ms": str(retention_ms), "segment.ms": str(max(60_000, retention_ms // 4))} \
+        if retention_ms else {}
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
@@ -182,7 +186,7 @@ def ensure_topics(bootstrap: str, partitions: dict[str, int], replication: int =
     try:
         existing = set(admin.list_topics())
         missing = [NewTopic(name, n, replication,
-                            topic_configs={"cleanup.policy": "compact"} if name in compacted else {})
+                            topic_configs={"cleanup.policy": "compact"} if name in compacted else kept)
                    for name, n in partitions.items() if name not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):

@@ -67,7 +67,8 @@ class Runtime:
         else:
             bootstrap = s.kafka_bootstrap_servers or ""
         ensure_topics(bootstrap, self.topic_partitions(), s.replication_factor,
-                      compacted=frozenset({s.changelog_topic}))
+                      compacted=frozenset({s.changelog_topic}),
+                      retention_ms=s.topic_retention_ms)
         return bootstrap
 
     # -- ClickHouse -----------------------------------------------------------------------

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
         None, description="host:port[,host:port]; unset = embedded noida-db broker under data_dir"
     )
     kafka_port: int = Field(0, description="embedded broker port; 0 = pick a free loopback port")
+    embedded_retention: timedelta = Field(
+        timedelta(minutes=30),
+        description="embedded broker only: how long messages stay on every topic but the state changelog. "
+                    "noida-db's upkeep costs CPU in proportion to the bytes it holds (a long demo would "
+                    "end up feeding the broker a core); a worker stopped longer than this loses what "
+                    "arrived meanwhile. With Kafka servers, topic retention is yours to set")
     clickhouse_dsn: str | None = Field(
         None, description="chdb:///abs/path (embedded) or http(s)://user@host:port; unset = chdb://<data_dir>/clickhouse"
     )
@@ -88,7 +94,7 @@ class Settings(BaseSettings):
                                                       "writes fail as if the server were down")
 
     @field_validator("lookback", "half_life", "attribution_delay", "weights_retention", "orphan_refund_hold",
-                     "dedup_horizon", "max_future_skew", mode="before")
+                     "dedup_horizon", "max_future_skew", "embedded_retention", mode="before")
     @classmethod
     def _human_duration(cls, v: object) -> object:
         """Also accept '5s', '1500ms', '30m', '24h', '7d' (as the README and the flags write them)."""
@@ -115,6 +121,11 @@ class Settings(BaseSettings):
     def producer_compression(self) -> str | None:
         """``compression_type`` for kafka-python / aiokafka producers."""
         return None if self.kafka_compression == "none" else self.kafka_compression
+
+    @property
+    def topic_retention_ms(self) -> int | None:
+        """Retention the pipeline sets on the topics it creates: the embedded broker's only."""
+        return int(self.embedded_retention.total_seconds() * 1000) if self.embedded_kafka else None
 
     @property
     def embedded_kafka(self) -> bool:

@@ -241,3 +241,23 @@ def test_an_idle_consumer_waits_between_empty_fetches(backend):
         AIOKafkaClient.send = original
     # at most one fetch per pause (a broker that holds fetches itself needs fewer), plus slack
     assert 0 < fetches <= 2.0 / EMPTY_FETCH_PAUSE_S + 10
+
+
+def test_topics_created_with_a_retention_keep_it_and_the_changelog_stays_compacted(backend):
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+
+    from streams.embedded import ensure_topics
+
+    bootstrap = backend.env["GMV_KAFKA_BOOTSTRAP_SERVERS"]
+    tag = uuid.uuid4().hex[:8]
+    source, changelog = f"ret-{tag}.views", f"ret-{tag}.changelog"
+    ensure_topics(bootstrap, {source: 2, changelog: 2}, compacted=frozenset({changelog}), retention_ms=1_800_000)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t) for t in (source, changelog)])
+    finally:
+        admin.close()
+    configs = {t: {k: v["value"] for k, v in c.items()} for t, c in described["topic"].items()}
+    assert configs[source]["retention.ms"] == "1800000" and configs[source]["segment.ms"] == "450000"
+    assert configs[changelog]["cleanup.policy"] == "compact"
+    assert configs[changelog].get("retention.ms") != "1800000"

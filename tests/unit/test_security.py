@@ -40,3 +40,10 @@ def test_no_value_is_formatted_into_dashboard_or_rollup_sql():
             assert "{db:Identifier}" in q
             assert not re.search(r"'\{|\{[a-z_]+\}", q), name  # no str.format slots for values
     assert "{{minutes:Array(DateTime('UTC'))}}" in rollups.GMV_MINUTE_REFRESH
+
+
+def test_topic_retention_applies_to_the_embedded_broker_only():
+    from streams.settings import Settings
+
+    assert Settings(embedded_retention="30m").topic_retention_ms == 30 * 60_000
+    assert Settings(kafka_bootstrap_servers="kafka:9092").topic_retention_ms is None
