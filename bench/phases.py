@@ -193,14 +193,22 @@ def sink_throughput(client, db: str, rows_n: int) -> dict[str, Any]:
 
     migrate(client, db)
     t = datetime(2026, 11, 1, tzinfo=UTC)
-    rows = [(f"e{i}", f"o{i}", "paid", "linear", i % 3, int(i % 3 == 2), "live", f"a{i % 50}", f"L{i % 20}",
-             f"t{i}", 1, "public", t + timedelta(seconds=i), t + timedelta(seconds=i), t + timedelta(seconds=i),
-             f"u{i % 5000}", "s1", "a1", f"k{i % 30}", "live", 1000 + i % 777, "short_video>live", 3, t)
-            for i in range(rows_n)]
+
+    def row(i: int, when: Any) -> tuple:
+        stamp = when(i)
+        return (f"e{i}", f"o{i}", "paid", "linear", i % 3, int(i % 3 == 2), "live", f"a{i % 50}", f"L{i % 20}",
+                f"t{i}", 1, "public", stamp, stamp, stamp, f"u{i % 5000}", "s1", "a1", f"k{i % 30}", "live",
+                1000 + i % 777, "short_video>live", 3, when(0))
+
+    # The same rows in each one's own shape: times as the pipeline's rows carry them (exact epoch
+    # seconds, see streams.state.row_time) for the sink; datetimes for the native insert.
+    t_s = t.timestamp()
+    ours_rows = [row(i, lambda k: t_s + k) for i in range(rows_n)]
+    rows = [row(i, lambda k: t + timedelta(seconds=k)) for i in range(rows_n)]
     sink = ClickHouseSink(lambda: client, db, tables=[ATTRIBUTED_GMV])
     t0 = time.perf_counter()
     for i in range(0, rows_n, 50_000):
-        sink.add(ATTRIBUTED_GMV.name, rows[i:i + 50_000])
+        sink.add(ATTRIBUTED_GMV.name, ours_rows[i:i + 50_000])
         sink.flush_sync()
     ours = time.perf_counter() - t0
     t0 = time.perf_counter()
