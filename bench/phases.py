@@ -327,7 +327,8 @@ async def freshness(settings: Settings, bootstrap: str, client, dsn: str, data, 
     pct = lambda p: round(lags[min(len(lags) - 1, int(p * len(lags)))], 3) if lags else None  # noqa: E731
     return {"rate_per_s": rate, "seconds": seconds, "events": len(views), "measured": len(lags),
             "p50_s": pct(0.50), "p99_s": pct(0.99), "max_s": round(lags[-1], 3) if lags else None,
-            "rollup_interval_s": s.rollup_interval_s}
+            "rollup_interval_s": s.rollup_interval_s, "batches": worker.batches,
+            "seconds_in": {k: round(v, 2) for k, v in worker.timings.items()}}
 
 
 def scaling(events: int, workers: int) -> dict[str, Any]:

@@ -106,6 +106,7 @@ class GmvWorker:
         self._marks_due: dict[int, int] = {}  # partition -> journal seq whose rows are in the facts
         self._last_rollup = 0.0
         self._commit_owed = False  # a commit failed (rebalance) and nothing committed since
+        self._backlog = True  # some assigned partition is not read to its high watermark (last look)
         self._crash: BaseException | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -284,7 +285,8 @@ class GmvWorker:
         if c is None:
             return None
         done: set[tuple[str, int]] = set()
-        for tp in c.assignment():
+        assigned = c.assignment()
+        for tp in assigned:
             high = c.highwater(tp)
             try:
                 pos = await c.position(tp)
@@ -292,6 +294,7 @@ class GmvWorker:
                 continue
             if high is not None and pos >= high:
                 done.add((tp.topic, tp.partition))
+        self._backlog = len(done) < len(assigned)
         return done
 
     async def settle(self) -> None:
@@ -355,7 +358,10 @@ class GmvWorker:
         self.counters.by_topic.update(result.counters.by_topic)
         self.batches += 1
         self.last_batch_at = time.time()
-        if final or time.monotonic() - self._last_rollup >= self.settings.rollup_interval_s:
+        # Caught up, the worker has time to spare: refresh after every batch (freshness). With a
+        # backlog, at most every rollup_interval_s: each refresh is a query over the facts, and
+        # catching up matters more than refreshing minutes that are behind anyway.
+        if final or not self._backlog or time.monotonic() - self._last_rollup >= self.settings.rollup_interval_s:
             await self.refresh_rollups()
 
     async def refresh_rollups(self) -> None:
