@@ -11,8 +11,8 @@ on a plain aiokafka consumer with manual commits:
     getmany (≤ batch_max records) → BatchProcessor (pure) → journal to the
     state changelog, DLQ and rekeyed sends → producer flush → [in the
     background, while the next batch is processed] ClickHouse (or the rows
-    topic) → commit offsets; minute rollups and journal marks every
-    ``rollup_interval_s``
+    topic) → commit offsets; minute rollups and journal marks after every
+    batch while caught up, every ``rollup_interval_s`` under a backlog
 
 so offsets are committed only after state and ClickHouse hold what the batch
 produced: at-least-once, with exact totals because every row is idempotent and
@@ -332,9 +332,9 @@ class GmvWorker:
 
     async def _store(self, result: BatchResult, msgs: list[SourceMessage], marks: dict[int, int],
                      final: bool = False) -> None:
-        """Rows to ClickHouse, then the offsets; minute rollups and marks at most every
-        ``rollup_interval_s`` (each refresh is an INSERT…SELECT over the facts: per batch it
-        would cost more than the batch)."""
+        """Rows to ClickHouse, then the offsets; then minute rollups and marks: after every
+        batch while caught up, at most every ``rollup_interval_s`` under a backlog (each refresh
+        is an INSERT…SELECT over the facts: per batch it would cost more than the batch)."""
         t1 = time.perf_counter()
         for table, rows in result.rows.items():
             if rows:

@@ -75,7 +75,8 @@ class Settings(BaseSettings):
         "direct", description="direct: the worker writes ClickHouse; topic: rows go to <prefix>rows and the "
                               "process owning ClickHouse writes them (several workers with embedded chdb)")
     rollup_interval_s: Annotated[float, Field(ge=0)] = Field(
-        0.5, description="how often the minute rollups are recomputed from the facts (freshness vs cost)")
+        0.5, description="under a backlog, how often the minute rollups are recomputed from the facts "
+                         "(freshness vs cost); a caught-up worker recomputes them after every batch")
     sink_retry_for_s: Annotated[float, Field(gt=0)] = 600.0
     kafka_compression: Literal["none", "gzip", "lz4"] = Field(
         "lz4", description="compression of every message the pipeline and its tools produce (journal, DLQ, "
