@@ -1,7 +1,7 @@
 """The framework floor: a stock faust agent that adds each event into one table.
 
 ``python -m bench.faust_floor BOOTSTRAP PREFIX N`` consumes the prefix's source
-topics until N messages have been counted, then prints one JSON line.
+topics until N messages have been counted, then prints ``RESULT <one JSON line>``.
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ def main() -> None:
             state["n"] += 1
             if state["n"] >= expected:
                 seconds = time.monotonic() - state["t0"]
-                print(json.dumps({"messages": state["n"], "seconds": round(seconds, 3),
-                                  "events_per_s": round(state["n"] / seconds)}), flush=True)
+                print("RESULT " + json.dumps({"messages": state["n"], "seconds": round(seconds, 3),
+                                              "events_per_s": round(state["n"] / seconds)}), flush=True)
                 shutil.rmtree(datadir, ignore_errors=True)
                 os._exit(0)  # measured; nothing of this throwaway app needs a graceful stop
 

@@ -77,12 +77,19 @@ def faust_floor(bootstrap: str, prefix: str, expected: int, broker_pid: int | No
     """Baseline: a stock faust agent adding each event into one table (the framework floor).
     Runs in a child process (a faust worker owns its event loop)."""
     cpu0 = proc_cpu_s(broker_pid) if broker_pid else None
-    out = subprocess.run([sys.executable, "-m", "bench.faust_floor", bootstrap, prefix, str(expected)],
-                         capture_output=True, text=True, timeout=1800, cwd=Path(__file__).resolve().parent.parent)
-    at = out.stdout.rfind('{"messages"')  # faust writes terminal control codes before it
+    result = _child_result("bench.faust_floor", [bootstrap, prefix, str(expected)], "the faust floor run")
+    return {**result, "broker_cpu_s": _delta(broker_pid, cpu0)}
+
+
+def _child_result(module: str, args: list[str], what: str) -> dict[str, Any]:
+    """Run ``python -m module args``; its result is the JSON after ``RESULT `` in its output
+    (faust writes terminal control codes before it)."""
+    out = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=1800,
+                         cwd=Path(__file__).resolve().parent.parent)
+    at = out.stdout.rfind("RESULT ")
     if out.returncode != 0 or at < 0:
-        raise RuntimeError(f"the faust floor run failed (exit {out.returncode}): {out.stderr[-2000:]}")
-    return {**json.loads(out.stdout[at:].splitlines()[0]), "broker_cpu_s": _delta(broker_pid, cpu0)}
+        raise RuntimeError(f"{what} failed (exit {out.returncode}): {out.stderr[-3000:]}")
+    return json.loads(out.stdout[at + len("RESULT "):].splitlines()[0])
 
 
 def _delta(pid: int | None, before: float | None) -> float | None:
@@ -154,13 +161,8 @@ async def pipeline(settings: Settings, bootstrap: str, client, broker_pid: int |
 def pipeline_in_worker(bootstrap: str, broker_pid: int | None, prefix: str, dsn: str, events: int,
                        profile: Path | None = None) -> dict[str, Any]:
     """``pipeline`` in a fresh process (``bench.worker_run``): each figure starts clean."""
-    out = subprocess.run([sys.executable, "-m", "bench.worker_run", bootstrap, str(broker_pid or 0), prefix, dsn,
-                          str(events), str(profile or "")],
-                         capture_output=True, text=True, timeout=1800, cwd=Path(__file__).resolve().parent.parent)
-    at = out.stdout.rfind("RESULT ")  # faust writes terminal control codes before it
-    if out.returncode != 0 or at < 0:
-        raise RuntimeError(f"the pipeline run failed (exit {out.returncode}): {out.stderr[-3000:]}")
-    return json.loads(out.stdout[at + 7:].splitlines()[0])
+    return _child_result("bench.worker_run", [bootstrap, str(broker_pid or 0), prefix, dsn, str(events),
+                                              str(profile or "")], "the pipeline run")
 
 
 def pipeline_runs(bootstrap: str, broker_pid: int | None, prefix: str, root: Path, events: int, runs: int,

@@ -113,7 +113,8 @@ BINARY_TABLES = frozenset({"dead_letters"})
 
 
 def _json_rows(rows: Sequence[Sequence[Any]]) -> bytes:
-    """Rows -> ``JSONCompactEachRow`` (datetimes as ISO-8601 UTC with microseconds), ~1 µs a row."""
+    """Rows -> ``JSONCompactEachRow``, ~1 µs a row (time columns as the rows carry them: exact epoch
+    seconds, see ``streams.state.row_time``; a datetime goes as ISO-8601 UTC)."""
     to_json = pydantic_core.to_json
     return b"\n".join([to_json(r) for r in rows])
 

@@ -27,7 +27,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -43,6 +43,7 @@ from streams.ingest import SourceMessage
 from streams.kafka_compat import install_aiokafka_tuning
 from streams.pipeline import BatchProcessor, BatchResult, IngestCounters
 from streams.settings import Settings
+from streams.state import from_ms
 
 log = logging.getLogger(__name__)
 
@@ -522,7 +523,4 @@ def _pieces(msgs: list[SourceMessage], max_bytes: int) -> list[list[SourceMessag
 
 def _minutes(times: Iterable[float]) -> set[datetime]:
     """The minutes (UTC) of row times (epoch seconds, see ``streams.state.row_time``)."""
-    return {_EPOCH + timedelta(minutes=m) for m in {int(t // 60) for t in times}}
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+    return {from_ms(m * 60_000) for m in {int(t // 60) for t in times}}

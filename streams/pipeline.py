@@ -213,14 +213,14 @@ class BatchProcessor:
                     continue
                 event = item.event
                 user = event.user_id  # every event type has one (optional on live start/end)
-                if user and partition_for_key(user, n_parts) != partition:
+                owner = partition_for_key(user, n_parts) if user else partition
+                if owner != partition:
                     # Views, enters and orders of one user must meet in one partition's state:
                     # forward, never attribute on the wrong partition.
-                    owner = partition_for_key(user, n_parts)
                     out.rekeyed.append(Rekeyed(owner, user.encode(), event.model_dump_json().encode(), item.src))
                     out.counters.add(topic, "rekeyed")
-                    log_rows.append((item.src, topic, partition, msg.offset, item.index, event.event_id,
-                                     event.event_type, "rekeyed", "", now_s))
+                    log_rows.append(_log_row(item.src, msg, item.index, event.event_id, event.event_type,
+                                             "rekeyed", "", now_s))
                     continue
                 if ps is None:
                     ps = self.partition_state(partition)
@@ -229,8 +229,8 @@ class BatchProcessor:
                 verdict = ps.classify(event.event_id, item.src, t_ms)
                 if verdict == "duplicate":
                     counts[(topic, "duplicate")] = counts.get((topic, "duplicate"), 0) + 1
-                    log_rows.append((item.src, topic, partition, msg.offset, item.index, event.event_id,
-                                     event.event_type, "duplicate", "", now_s))
+                    log_rows.append(_log_row(item.src, msg, item.index, event.event_id, event.event_type,
+                                             "duplicate", "", now_s))
                     continue
                 if t_ms > ps.watermark_ms:
                     ps.watermark_ms = t_ms
@@ -440,7 +440,8 @@ class BatchProcessor:
             now = datetime.now(UTC)
             out.dead_letters.append(dl)
             out.rows[INGEST_LOG.name].append(
-                _log_row(dl.src, dl.msg, dl.index, dl.event_id, dl.event_type, "dead_letter", dl.reason_code, now))
+                _log_row(dl.src, dl.msg, dl.index, dl.event_id, dl.event_type, "dead_letter", dl.reason_code,
+                         row_time(to_ms(now))))
             out.rows[DEAD_LETTERS.name].append(dead_letter_row(dl, now))
 
     def _dead_letter(self, out: BatchResult, dl: DeadLetter, now: datetime) -> None:
@@ -448,7 +449,8 @@ class BatchProcessor:
         out.counters.add(msg.topic, "dead_letter")
         out.dead_letters.append(dl)
         out.rows[INGEST_LOG.name].append(
-            _log_row(dl.src, msg, dl.index, dl.event_id, dl.event_type, "dead_letter", dl.reason_code, now))
+            _log_row(dl.src, msg, dl.index, dl.event_id, dl.event_type, "dead_letter", dl.reason_code,
+                     row_time(to_ms(now))))
         out.rows[DEAD_LETTERS.name].append(dead_letter_row(dl, now))
 
 
@@ -457,9 +459,9 @@ def _ms(td: Any) -> int:
 
 
 def _log_row(src: str, msg: SourceMessage, index: int, event_id: str, event_type: str,
-             outcome: str, reason_code: str, now: datetime) -> tuple:
-    return (src, msg.topic, msg.partition, msg.offset, index, event_id, event_type, outcome, reason_code,
-            row_time(to_ms(now)))
+             outcome: str, reason_code: str, logged_at: float) -> tuple:
+    """An ingest_log row; ``logged_at`` as a row time (``streams.state.row_time``)."""
+    return (src, msg.topic, msg.partition, msg.offset, index, event_id, event_type, outcome, reason_code, logged_at)
 
 
 def dead_letter_row(dl: DeadLetter, now: datetime) -> tuple:
