@@ -16,8 +16,8 @@ from pathlib import Path
 
 from bench import phases
 from bench.common import Dataset, emit, produce, progress
-from sinks.clickhouse import connect
-from streams.embedded import EmbeddedKafka
+from gmv.sinks.clickhouse import connect
+from gmv.tools.embedded import EmbeddedKafka
 
 
 def main() -> int:

@@ -7,7 +7,7 @@ waits until everything sent is consumed, attributed and in ClickHouse; then comp
 
 - ``kill9``: the worker is killed with SIGKILL three times at random points, and restarted;
 - ``broker_restart``: the broker is stopped (SIGINT) mid-stream and started again;
-- ``clickhouse_down``: ClickHouse writes fail for ~30 s (the sink's fault file); the worker
+- ``clickhouse_down``: ClickHouse writes fail for ~30 s (``tests.support.faulty_clickhouse``); the worker
   backs off with its offsets uncommitted, then recovers;
 - ``rebalance``: a second worker joins mid-stream and leaves again (``sink_mode=topic``:
   the first worker owns the embedded ClickHouse and writes both workers' rows).
@@ -34,7 +34,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from streams.embedded import EmbeddedKafka, free_port
+from gmv.tools.embedded import EmbeddedKafka, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,7 +66,7 @@ class Run:
         env.update({
             "GMV_DATA_DIR": str(self.dir), "GMV_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             "GMV_APP_ID": "chaos", "GMV_WORKER_INSTANCE_ID": instance, "GMV_SESSION_TIMEOUT_S": "6",
-            "GMV_ATTRIBUTION_DELAY": "2s", "GMV_LOG_LEVEL": "WARNING", "GMV_FAULT_FILE": str(self.fault_file),
+            "GMV_ATTRIBUTION_DELAY": "2s", "GMV_LOG_LEVEL": "WARNING",
             "GMV_SINK_RETRY_FOR_S": "300",
         })
         env.update(extra)
@@ -76,7 +76,10 @@ class Run:
         port = self.ports.setdefault(instance, free_port())
         logf = open(self.dir / f"{instance}.log", "ab")
         self.workers[instance] = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--web-port", str(port)], cwd=ROOT,
+            # Every worker writes ClickHouse through the test-only faulty client: while the fault
+            # file exists, its writes fail as a stopped server's would (tests/support).
+            [sys.executable, "-m", "tests.support.faulty_clickhouse", str(self.fault_file), "worker",
+             "--web-port", str(port)], cwd=ROOT,
             env=self.env(instance, **extra), stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
 
     def check_workers(self) -> None:
@@ -108,7 +111,7 @@ class Run:
 
     def start_simulator(self) -> None:
         self.sim = subprocess.Popen(
-            [sys.executable, "-m", "streams.simulator", "--scenario", "mixed", "--scale", "4", "--seed",
+            [sys.executable, "-m", "gmv.tools.simulator", "--scenario", "mixed", "--scale", "4", "--seed",
              str(self.seed), "--start", "2026-11-01T00:00:00+08:00", "--kafka", self.bootstrap,
              "--max-messages", str(self.events), "--rate", str(self.rate), "--truth", str(self.truth_path),
              "--lookback-days", "7", "--half-life-hours", "24"],
@@ -163,7 +166,7 @@ class Run:
 
     def compare(self) -> dict[str, Any]:
         truth = json.loads(self.truth_path.read_text())["net_by_model_stage"]
-        out = subprocess.run([sys.executable, "-m", "streams.cli", "sql",
+        out = subprocess.run([sys.executable, "-m", "gmv.tools.cli", "sql",
                               "SELECT model, stage, toInt64(sum(credit_fen)) FROM gmv.attributed_gmv GROUP BY model, stage"],
                              cwd=ROOT, env=self.env("sql"), capture_output=True, text=True, timeout=120)
         if out.returncode != 0:

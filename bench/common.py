@@ -12,8 +12,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from streams.pipeline import partition_for_key
-from streams.simulator import SCENARIOS, World
+from gmv.streams.core.routing import partition_for_key
+from gmv.tools.simulator import SCENARIOS, World
 
 PARTITIONS = 4
 TOPIC_NAMES = {"view": "views", "live_room": "live_rooms", "order": "orders"}

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import PARTITIONS, TOPIC_NAMES, proc_cpu_s
-from sinks.clickhouse import ClickHouseSink, migrate
-from streams.embedded import ensure_topics
-from streams.settings import Settings
+from gmv.sinks.clickhouse import ClickHouseSink
+from gmv.sinks.migrations import migrate
+from gmv.streams.settings import Settings
+from gmv.tools.embedded import ensure_topics
 
 
 def topics(prefix: str) -> list[str]:
@@ -110,9 +111,11 @@ async def pipeline(settings: Settings, bootstrap: str, client, broker_pid: int |
                    events: int, profile: Path | None = None) -> dict[str, Any]:
     """The full job — validate, dedup, attribute, rollups, sink — over the pre-produced topics,
     from partitions assigned to everything consumed, attributed and flushed."""
-    from streams.app import GmvWorker
-    from streams.runtime import Runtime
+    from gmv.streams.worker import GmvWorker
+    from gmv.tools.cli import tune_gc
+    from gmv.tools.runtime import Runtime
 
+    tune_gc()  # as the worker's entry point does
     s = settings
     ensure_topics(bootstrap, Runtime(s).topic_partitions(), compacted=frozenset({s.changelog_topic}))
     migrate(client, s.clickhouse_database)
@@ -143,7 +146,7 @@ async def pipeline(settings: Settings, bootstrap: str, client, broker_pid: int |
         drain_s = time.monotonic() - t_consumed
         # From the first message handed to the pipeline (the loop may be busy with it before
         # this coroutine runs again) to everything attributed and flushed.
-        seconds = time.monotonic() - min(t0, worker.first_batch_at or t0)
+        seconds = time.monotonic() - min(t0, worker.stats.first_batch_at or t0)
         broker = _delta(broker_pid, cpu0)
     finally:
         if prof is not None:
@@ -151,11 +154,11 @@ async def pipeline(settings: Settings, bootstrap: str, client, broker_pid: int |
             prof.dump_stats(str(profile))
         await worker.stop()
     c = worker.counters.summary()
-    return {"messages": sum(worker.seen_msgs.values()), "events": c["received"], "accepted": c["accepted"],
+    return {"messages": sum(worker.stats.seen_msgs.values()), "events": c["received"], "accepted": c["accepted"],
             "duplicates": c["duplicates"], "dead_lettered": c["dead_lettered"], "seconds": round(seconds, 3),
-            "events_per_s": round(c["received"] / seconds) if seconds else None, "batches": worker.batches,
+            "events_per_s": round(c["received"] / seconds) if seconds else None, "batches": worker.stats.batches,
             "rows_written": sink.rows_written, "broker_cpu_s": broker, "expected_events": events,
-            "drain_s": round(drain_s, 3), "seconds_in": {k: round(v, 2) for k, v in worker.timings.items()}}
+            "drain_s": round(drain_s, 3), "seconds_in": {k: round(v, 2) for k, v in worker.stats.seconds_in.items()}}
 
 
 def pipeline_in_worker(bootstrap: str, broker_pid: int | None, prefix: str, dsn: str, events: int,
@@ -191,7 +194,7 @@ def sink_throughput(client, db: str, rows_n: int) -> dict[str, Any]:
     """The project's sink vs a raw clickhouse-connect insert of the same attributed_gmv rows."""
     from datetime import UTC, datetime, timedelta
 
-    from sinks.schema import ATTRIBUTED_GMV
+    from gmv.sinks.schema import ATTRIBUTED_GMV
 
     migrate(client, db)
     t = datetime(2026, 11, 1, tzinfo=UTC)
@@ -203,7 +206,7 @@ def sink_throughput(client, db: str, rows_n: int) -> dict[str, Any]:
                 1000 + i % 777, "short_video>live", 3, when(0))
 
     # The same rows in each one's own shape: times as the pipeline's rows carry them (exact epoch
-    # seconds, see streams.state.row_time) for the sink; datetimes for the native insert.
+    # seconds, see gmv.streams.core.state.row_time) for the sink; datetimes for the native insert.
     t_s = t.timestamp()
     ours_rows = [row(i, lambda k: t_s + k) for i in range(rows_n)]
     rows = [row(i, lambda k: t + timedelta(seconds=k)) for i in range(rows_n)]
@@ -224,9 +227,9 @@ def sink_throughput(client, db: str, rows_n: int) -> dict[str, Any]:
 
 def dashboard_p95(client, db: str, facts: int, runs: int = 20) -> dict[str, Any]:
     """p95 of the dashboard's whole query set over ``facts`` attributed rows (synthetic, in SQL)."""
-    from dashboards.queries import dashboard_data, json_rows
-    from sinks.schema import ATTRIBUTED_GMV
-    from streams.runtime import run_readonly_sql
+    from gmv.dashboards.queries import dashboard_data, json_rows
+    from gmv.sinks.schema import ATTRIBUTED_GMV
+    from gmv.tools.runtime import run_readonly_sql
 
     migrate(client, db)
     cols = ", ".join(ATTRIBUTED_GMV.column_names)
@@ -272,9 +275,11 @@ async def freshness(settings: Settings, bootstrap: str, client, dsn: str, data, 
 
     from kafka import KafkaProducer
 
-    from streams.app import GmvWorker
-    from streams.runtime import Runtime, run_readonly_sql
+    from gmv.streams.worker import GmvWorker
+    from gmv.tools.cli import tune_gc
+    from gmv.tools.runtime import Runtime, run_readonly_sql
 
+    tune_gc()  # as the worker's entry point does
     s = settings
     ensure_topics(bootstrap, Runtime(s).topic_partitions(), compacted=frozenset({s.changelog_topic}))
     migrate(client, s.clickhouse_database)
@@ -286,7 +291,7 @@ async def freshness(settings: Settings, bootstrap: str, client, dsn: str, data, 
         await asyncio.sleep(0.05)
     views = [(k, v) for et, k, v in data.messages if et == "view" and k is not None][: int(rate * seconds)]
     produced: list[float] = []
-    from sinks.clickhouse import connect
+    from gmv.sinks.clickhouse import connect
 
     reader = connect(dsn)  # its own session: the worker's client stays the worker's
 
@@ -329,8 +334,8 @@ async def freshness(settings: Settings, bootstrap: str, client, dsn: str, data, 
     pct = lambda p: round(lags[min(len(lags) - 1, int(p * len(lags)))], 3) if lags else None  # noqa: E731
     return {"rate_per_s": rate, "seconds": seconds, "events": len(views), "measured": len(lags),
             "p50_s": pct(0.50), "p99_s": pct(0.99), "max_s": round(lags[-1], 3) if lags else None,
-            "rollup_interval_s": s.rollup_interval_s, "batches": worker.batches,
-            "seconds_in": {k: round(v, 2) for k, v in worker.timings.items()}}
+            "rollup_interval_s": s.rollup_interval_s, "batches": worker.stats.batches,
+            "seconds_in": {k: round(v, 2) for k, v in worker.stats.seconds_in.items()}}
 
 
 def scaling(events: int, workers: int) -> dict[str, Any]:
@@ -340,7 +345,7 @@ def scaling(events: int, workers: int) -> dict[str, Any]:
 
     run = Run(f"scale{workers}", events, rate=1e9, seed=11)
     try:
-        from streams.runtime import Runtime
+        from gmv.tools.runtime import Runtime
 
         s = Settings(kafka_bootstrap_servers=run.bootstrap, app_id="chaos", partitions=PARTITIONS)
         ensure_topics(run.bootstrap, Runtime(s).topic_partitions(), compacted=frozenset({s.changelog_topic}))

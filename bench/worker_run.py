@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from bench.phases import bench_settings, pipeline
-from sinks.clickhouse import connect
+from gmv.sinks.clickhouse import connect
 
 
 def main() -> int:

@@ -20,7 +20,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from streams.attribution import MODELS, STAGES
+from gmv.schemas.outputs import MODELS, STAGES
 
 WINDOW_MINUTES = 180
 TOP_N = 8

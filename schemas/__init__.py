@@ -1,6 +1,6 @@
 """Event contract models (SPEC §2)."""
 
-from schemas.events import (
+from gmv.schemas.events import (
     EVENT_ADAPTER,
     EVENT_TYPES,
     AnyEvent,
@@ -10,10 +10,13 @@ from schemas.events import (
     event_json_schemas,
     parse_event_time,
 )
+from gmv.schemas.outputs import MODELS, STAGES
 
 __all__ = [
     "EVENT_ADAPTER",
     "EVENT_TYPES",
+    "MODELS",
+    "STAGES",
     "AnyEvent",
     "LiveRoomEvent",
     "OrderEvent",

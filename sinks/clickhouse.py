@@ -1,4 +1,4 @@
-"""ClickHouse access: client factory, migrations, and the batching sink.
+"""Writing ClickHouse directly: the client factory and ``ClickHouseSink``.
 
 Every ClickHouse access in the project goes through clickhouse-connect: the
 embedded engine with a ``chdb:///abs/path`` DSN, a server with ``http(s)://``.
@@ -13,7 +13,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -22,13 +21,11 @@ import pydantic_core
 from clickhouse_connect.driver.client import Client
 from pydantic import SecretStr
 
-from sinks.schema import STORED_TABLES, StoredTable, migrations
+from gmv.sinks.base import BatchingSink
+from gmv.sinks.exceptions import SinkGaveUp, SinkRejected, SinkStopped, SinkUnavailable, classify
+from gmv.sinks.schema import STORED_TABLES, StoredTable
 
 log = logging.getLogger(__name__)
-
-
-class SinkError(RuntimeError):
-    """ClickHouse could not take a batch within the retry budget."""
 
 
 def redact_dsn(dsn: str) -> str:
@@ -48,42 +45,10 @@ def connect(dsn: str, password: SecretStr | None = None, **kwargs: Any) -> Clien
     try:
         return clickhouse_connect.get_client(dsn=dsn, **extra, **kwargs)
     except Exception as e:  # connection errors can echo the URL: never the password
-        raise SinkError(
+        raise SinkUnavailable(
             f"cannot reach ClickHouse at {redact_dsn(dsn)}: {type(e).__name__}; "
             "check GMV_CLICKHOUSE_DSN and that the server is up"
         ) from None
-
-
-def migrate(client: Client, db: str) -> int:
-    """Apply pending migrations; idempotent. Returns the schema version."""
-    client.command(f"CREATE DATABASE IF NOT EXISTS `{db}` COMMENT 'GMV pipeline: attributed GMV, rollups, ingest audit'")
-    client.command(
-        f"CREATE TABLE IF NOT EXISTS `{db}`.`schema_migrations` ("
-        "`version` UInt32 COMMENT 'migration number', "
-        "`description` String COMMENT 'what the migration created', "
-        f"`applied_at` DateTime64(3, 'UTC') COMMENT 'when it was applied') "
-        "ENGINE = ReplacingMergeTree ORDER BY version COMMENT 'Applied schema migrations'"
-    )
-    done = {row[0] for row in client.query(f"SELECT version FROM `{db}`.`schema_migrations`").result_rows}
-    latest = max(done, default=0)
-    for m in migrations(db):
-        if m.version in done:
-            continue
-        for stmt in m.statements:
-            client.command(stmt)
-        client.insert(
-            "schema_migrations", [(m.version, m.description, _utcnow())], database=db,
-            column_names=["version", "description", "applied_at"],
-            column_type_names=["UInt32", "String", "DateTime64(3, 'UTC')"],
-        )
-        latest = m.version
-    return latest
-
-
-def _utcnow():
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC)
 
 
 def dedup_token(table: str, rows: Sequence[Sequence[Any]]) -> str:
@@ -98,10 +63,10 @@ def dedup_token(table: str, rows: Sequence[Sequence[Any]]) -> str:
     return f"{table}:{len(rows)}:{uuid.uuid4().hex}"
 
 
-# Every JSON insert. Measured on this 2-core machine (4 inserts of 15k events rows): 0.48 s
-# with the defaults, 0.31 s with these. ``optimize_on_insert`` collapses duplicate keys inside
-# each inserted block; every read goes through a FINAL view (and merges collapse them anyway),
-# so that work is wasted. Parsing in one thread leaves the other core to the worker's own loop.
+# Every JSON insert (about a third faster than the defaults: README, Performance).
+# ``optimize_on_insert`` collapses duplicate keys inside each inserted block; every read goes
+# through a FINAL view (and merges collapse them anyway), so that work is wasted. Parsing in one
+# thread leaves the other core to the worker's own loop.
 INSERT_SETTINGS = {"date_time_input_format": "best_effort", "optimize_on_insert": 0,
                    "input_format_parallel_parsing": 0,
                    # events.payload of a producer batch's element arrives as a JSON object: keep its text
@@ -113,36 +78,36 @@ BINARY_TABLES = frozenset({"dead_letters"})
 
 
 def _json_rows(rows: Sequence[Sequence[Any]]) -> bytes:
-    """Rows -> ``JSONCompactEachRow``, ~1 µs a row (time columns as the rows carry them: exact epoch
-    seconds, see ``streams.state.row_time``; a datetime goes as ISO-8601 UTC)."""
+    """Rows -> ``JSONCompactEachRow``, encoded in Rust (time columns as the rows carry them: exact epoch
+    seconds, see ``gmv.streams.core.state.row_time``; a datetime goes as ISO-8601 UTC)."""
     to_json = pydantic_core.to_json
     return b"\n".join([to_json(r) for r in rows])
 
 
-class ClickHouseSink:
-    """A small batching sink: ``add`` buffers rows, ``flush`` writes one insert per table.
+class ClickHouseSink(BatchingSink):
+    """Writes ClickHouse directly: one insert per table per flush.
 
-    Column names and types are known up front (no schema round trip per batch).
-    A failed insert is retried with exponential backoff for up to
-    ``retry_for_s`` seconds with the same dedup token, so a retry of an insert
-    that did land is dropped by the server; rows are also keyed for
-    ReplacingMergeTree, so a replay after a crash is absorbed too.
+    Column names and types are known up front (no schema round trip per batch). A
+    failed insert is retried with exponential backoff for up to ``retry_for_s``
+    seconds with the same dedup token (a retry of an insert that did land is dropped
+    by the server; rows are also keyed for ReplacingMergeTree, so a replay after a
+    crash is absorbed too) — but only when the error is retriable
+    (``gmv.sinks.exceptions.classify``): a rejected statement or a bug fails at once.
+    ``abort`` ends the retries (the process is stopping): the write raises ``SinkStopped``.
     """
 
     def __init__(self, client_factory: Callable[[], Client], database: str,
                  tables: Sequence[StoredTable] = STORED_TABLES, retry_for_s: float = 600.0,
                  on_retry: Callable[[str, int, BaseException, float], None] | None = None) -> None:
+        super().__init__(tables)
         self._client_factory = client_factory
         self._client: Client | None = None
         self.database = database
-        self.tables = {t.name: t for t in tables}
         self.retry_for_s = retry_for_s
         self.on_retry = on_retry
-        self._buffers: dict[str, list[Sequence[Any]]] = {name: [] for name in self.tables}
-        self._lock = threading.Lock()  # one flush at a time: the chdb client is not thread-safe
-        self.rows_written = 0
-        self.inserts = 0
-        self.fault_file: Path | None = None
+        self._lock = threading.Lock()  # one write at a time: the chdb client is not thread-safe
+        self._stop = threading.Event()
+        self._failing_since: float | None = None
 
     @property
     def client(self) -> Client:
@@ -150,11 +115,12 @@ class ClickHouseSink:
             self._client = self._client_factory()
         return self._client
 
-    def add(self, table: str, rows: Sequence[Sequence[Any]]) -> None:
-        self._buffers[table].extend(rows)
+    @property
+    def failing_since(self) -> float | None:
+        return self._failing_since
 
-    def pending(self) -> int:
-        return sum(len(b) for b in self._buffers.values())
+    def abort(self) -> None:
+        self._stop.set()
 
     async def flush(self) -> int:
         """Write everything buffered (in a thread; never blocks the event loop)."""
@@ -164,11 +130,6 @@ class ClickHouseSink:
 
     def flush_sync(self) -> int:
         return self._write_all(self._take_buffers())
-
-    def _take_buffers(self) -> dict[str, list[Sequence[Any]]]:
-        batches = {name: rows for name, rows in self._buffers.items() if rows}
-        self._buffers = {name: [] for name in self.tables}
-        return batches
 
     def _write_all(self, batches: dict[str, list[Sequence[Any]]]) -> int:
         with self._lock:
@@ -213,16 +174,23 @@ class ClickHouseSink:
         deadline = time.monotonic() + self.retry_for_s
         attempt, delay = 0, 0.2
         while True:
+            if self._stop.is_set():
+                raise SinkStopped(f"ClickHouse {what} abandoned: the process is stopping")
             attempt += 1
             try:
-                if self.fault_file is not None and self.fault_file.exists():
-                    # Chaos runs (bench.chaos) make ClickHouse "unavailable" by creating this file.
-                    raise ConnectionError(f"ClickHouse unavailable (fault injected via {self.fault_file})")
                 action()
+                self._failing_since = None
                 return
             except Exception as e:
+                err = classify(e)
+                if err is None:
+                    raise  # a bug: fail fast, with its own traceback
+                if not err.retriable:
+                    raise SinkRejected(f"ClickHouse refused the {what}: {e}") from e
+                if self._failing_since is None:
+                    self._failing_since = time.monotonic()
                 if time.monotonic() + delay > deadline:
-                    raise SinkError(
+                    raise SinkGaveUp(
                         f"ClickHouse {what} failed {attempt} times over {self.retry_for_s:.0f}s; source offsets "
                         "stay uncommitted, so restarting the worker once ClickHouse is healthy loses nothing. "
                         f"Last error: {e}"
@@ -231,16 +199,18 @@ class ClickHouseSink:
                     self.on_retry(target, attempt, e, delay)
                 else:
                     log.warning("%s failed (attempt %d): %s; retrying in %.1fs", what, attempt, e, delay)
-                time.sleep(delay)
+                if self._stop.wait(delay):
+                    raise SinkStopped(f"ClickHouse {what} abandoned after {attempt} failed attempts: the "
+                                      "process is stopping") from e
                 delay = min(delay * 2, 10.0)
 
     async def refresh_rollups(self, gmv_minutes: set, funnel_minutes: set) -> None:
-        """Recompute the minute rollups of the given minutes from the facts (see ``sinks.rollups``)."""
+        """Recompute the minute rollups of the given minutes from the facts (see ``gmv.sinks.rollups``)."""
         if gmv_minutes or funnel_minutes:
             await asyncio.to_thread(self.refresh_rollups_sync, gmv_minutes, funnel_minutes)
 
     def refresh_rollups_sync(self, gmv_minutes: set, funnel_minutes: set) -> None:
-        from sinks.rollups import refresh_statements
+        from gmv.sinks.rollups import refresh_statements
 
         with self._lock:
             for sql, params in refresh_statements(self.database, gmv_minutes, funnel_minutes):
@@ -249,7 +219,7 @@ class ClickHouseSink:
 
     def refresh_coarse_sync(self) -> None:
         """Bring hour/day rollups up to date now (they also refresh every few seconds on their own)."""
-        from sinks.rollups import COARSE_VIEWS
+        from gmv.sinks.rollups import COARSE_VIEWS
 
         with self._lock:
             for view in COARSE_VIEWS:

@@ -5,7 +5,7 @@ After each flush the worker recomputes the minutes its batch touched:
 A recomputed row replaces the previous one (ReplacingMergeTree on ``refreshed_at``),
 so the rollup always equals an aggregate of the facts — never a running sum that
 a replayed batch could inflate. Hour and day rollups are refreshable materialized
-views over these (``sinks.schema.attribution_ddl``).
+views over these (migration 2, ``gmv.sinks.migrations``).
 """
 
 from __future__ import annotations

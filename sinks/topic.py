@@ -27,8 +27,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sinks.clickhouse import BINARY_TABLES, ClickHouseSink, _json_rows
-from sinks.schema import STORED_TABLES
+from gmv.sinks.base import BatchingSink
+from gmv.sinks.clickhouse import BINARY_TABLES, ClickHouseSink, _json_rows
+from gmv.sinks.schema import STORED_TABLES
 
 log = logging.getLogger(__name__)
 
@@ -59,26 +60,16 @@ def decode_binary_rows(body: bytes) -> list[list[Any]]:
     return [[base64.b64decode(v["b64"]) if isinstance(v, dict) and "b64" in v else v for v in r] for r in rows]
 
 
-class TopicSink:
-    """The worker side: same interface as ``ClickHouseSink``; rows go to the rows topic."""
+class TopicSink(BatchingSink):
+    """The worker side: rows go to the rows topic, acknowledged by the broker before offsets move."""
 
     def __init__(self, producer: Callable[[], Any], topic: str, tables: Sequence = STORED_TABLES) -> None:
+        super().__init__(tables)
         self._producer = producer  # the worker's aiokafka producer, once started
         self.topic = topic
-        self.tables = {t.name: t for t in tables}
-        self._buffers: dict[str, list[Sequence[Any]]] = {name: [] for name in self.tables}
-        self.rows_written = 0
-        self.inserts = 0
-
-    def add(self, table: str, rows: Sequence[Sequence[Any]]) -> None:
-        self._buffers[table].extend(rows)
-
-    def pending(self) -> int:
-        return sum(len(b) for b in self._buffers.values())
 
     async def flush(self) -> int:
-        batches = {name: rows for name, rows in self._buffers.items() if rows}
-        self._buffers = {name: [] for name in self.tables}
+        batches = self._take_buffers()
         if not batches:
             return 0
         encoded = await asyncio.to_thread(lambda: {n: encode_rows(n, r) for n, r in batches.items()})
@@ -105,8 +96,6 @@ class TopicSink:
         await producer.flush()
         await fut
 
-    def refresh_coarse_sync(self) -> None:
-        """The writer's business (hour/day rollups also refresh every 5 s on their own)."""
 
 
 class RowsWriter:

@@ -1,1 +1,1 @@
-"""Faust app, agents and attribution of the GMV pipeline."""
+"""The stream job (``gmv.streams``): the worker, its ingest loop and the pure core (``gmv.streams.core``)."""

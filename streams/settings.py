@@ -10,6 +10,13 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gmv.streams.core.config import PipelineConfig
+
+
+def _ms(td: timedelta) -> int:
+    return int(td.total_seconds() * 1000)
+
+
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
@@ -91,8 +98,9 @@ class Settings(BaseSettings):
                                     "worker; '' = dynamic membership (for scale-out workers that come and go)")
     rebalance_timeout_s: float = Field(20.0, description="max time between polls; a killed worker's partitions wait this long")
     log_level: str = "WARNING"
-    fault_file: Path | None = Field(None, description="chaos testing only: while this file exists, ClickHouse "
-                                                      "writes fail as if the server were down")
+    stop_timeout_s: Annotated[float, Field(gt=0)] = Field(
+        10.0, description="on SIGTERM / Ctrl-C, how long the worker may spend storing what it holds before it "
+                          "abandons the write in flight (uncommitted: the next start re-processes it)")
 
     @field_validator("lookback", "half_life", "attribution_delay", "weights_retention", "orphan_refund_hold",
                      "dedup_horizon", "max_future_skew", "embedded_retention", mode="before")
@@ -109,6 +117,16 @@ class Settings(BaseSettings):
         if not _IDENT.match(v):
             raise ValueError("clickhouse_database must be a plain identifier ([A-Za-z_][A-Za-z0-9_]*)")
         return v
+
+    def pipeline_config(self) -> PipelineConfig:
+        """The numbers the pure core works with (``gmv.streams.core``)."""
+        return PipelineConfig(
+            partitions=self.partitions, source_topics=self.source_topics, rekeyed_topic=self.rekeyed_topic,
+            unrouted_topic=self.unrouted_topic, engaged_ms=self.engaged_ms, lookback_ms=_ms(self.lookback),
+            half_life_ms=_ms(self.half_life), attribution_delay_ms=_ms(self.attribution_delay),
+            dedup_horizon_ms=_ms(self.dedup_horizon), weights_retention_ms=_ms(self.weights_retention),
+            orphan_refund_hold_ms=_ms(self.orphan_refund_hold), max_future_skew_ms=_ms(self.max_future_skew),
+            max_message_bytes=self.max_message_bytes, max_batch_events=self.max_batch_events)
 
     @property
     def data_path(self) -> Path:
@@ -162,11 +180,6 @@ class Settings(BaseSettings):
     def rows_topic(self) -> str:
         """``sink_mode=topic``: encoded rows on their way to the one ClickHouse writer (1 partition)."""
         return self.topic("rows")
-
-    @property
-    def control_topic(self) -> str:
-        """A one-partition topic the faust side of each worker subscribes to (keeps its group trivial)."""
-        return self.topic("control")
 
     @property
     def changelog_topic(self) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.embedded import EmbeddedKafka
+from gmv.tools.embedded import EmbeddedKafka
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -100,7 +100,7 @@ def fresh_env(backend: Backend) -> dict[str, str]:
 
 def gmv(env: dict[str, str], *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
     """Run the ``gmv`` command as a user would."""
-    proc = subprocess.run([sys.executable, "-m", "streams.cli", *args], env=env, cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "gmv.tools.cli", *args], env=env, cwd=ROOT,
                           capture_output=True, text=True, errors="replace", timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"gmv {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")

@@ -15,6 +15,7 @@ import pytest
 from kafka.admin import KafkaAdminClient
 
 from tests.integration.conftest import fresh_env, gmv, run_counts, sql
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -131,12 +132,22 @@ def attributed(backend, tmp_path_factory):
 
 
 def credits(attributed, order_id: str, kind: str | None = None) -> dict[str, dict[str, int]]:
-    """model -> stage -> credit_fen, for one order (paid and refunds unless ``kind``)."""
+    """model -> stage -> credit_fen, for one order (paid and refunds unless ``kind``); every model
+    present, or the order has no rows at all ({})."""
     out: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for r in attributed["rows"]:
         if r["order_id"] == order_id and (kind is None or r["kind"] == kind):
             out[r["model"]][r["stage"]] += int(r["credit_fen"])
+    assert not out or set(out) == set(MODELS), f"order {order_id}: rows for models {sorted(out)} only"
     return {m: dict(s) for m, s in out.items()}
+
+
+def expected_rows(attributed, order_id: str) -> dict[str, dict[str, int]]:
+    """``credits`` of an order the scenario says was attributed: it must have rows before any
+    assertion on them (an `all(...)` over no rows would pass)."""
+    got = credits(attributed, order_id)
+    assert got, f"order {order_id} has no attributed rows"
+    return got
 
 
 def contents(attributed, order_id: str) -> list[str]:
@@ -219,8 +230,8 @@ def test_partial_refunds(attributed):
     assert r["linear"] == {"short_video": -2_500, "live": -2_501}
     # weights 1/2 and 1: 3000 -> 1000/2000; 2001 -> 667/1334
     assert r["time_decay"] == {"short_video": -1_667, "live": -3_334}
-    net = credits(attributed, "OH")
-    assert all(sum(s.values()) == 10_000 - 5_001 for s in net.values())
+    net = expected_rows(attributed, "OH")
+    assert {m: sum(s.values()) for m, s in net.items()} == dict.fromkeys(MODELS, 10_000 - 5_001)
 
 
 def test_orphan_refund(attributed):
@@ -232,7 +243,7 @@ def test_orphan_refund(attributed):
 def test_over_refund(attributed):
     (dl,) = [d for d in attributed["dead"] if d["event_id"] == "J-r2"]
     assert dl["reason_code"] == "over_refund" and "1000 fen paid" in dl["reason"]
-    assert all(s == {"shelf": 400} for s in credits(attributed, "OJ").values())
+    assert expected_rows(attributed, "OJ") == {m: {"shelf": 400} for m in MODELS}
 
 
 def test_out_of_order_touch_counts(attributed):
@@ -241,7 +252,7 @@ def test_out_of_order_touch_counts(attributed):
 
 
 def test_duplicate_order_event_counts_once(attributed):
-    assert all(s == {"shelf": 800} for s in credits(attributed, "OL").values())
+    assert expected_rows(attributed, "OL") == {m: {"shelf": 800} for m in MODELS}
 
 
 def test_distributor_clip_assists_self_broadcast(attributed):
@@ -289,9 +300,8 @@ def test_killing_the_worker_mid_run_then_rerunning_gives_the_same_sums(backend, 
     import signal
     import subprocess
     import sys
-    import time
 
-    from streams.sample import write_sample
+    from gmv.tools.sample import write_sample
     from tests.integration.conftest import ROOT
 
     path = tmp_path / "events.jsonl"
@@ -306,22 +316,23 @@ def test_killing_the_worker_mid_run_then_rerunning_gives_the_same_sums(backend, 
 
     env = fresh_env(backend)
     lines = sum(1 for line in path.open("rb") if line.strip())
-    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "run", "--events", str(path)], env=env, cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "gmv.tools.cli", "run", "--events", str(path)], env=env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     # Kill -9 once some batches are committed but not all: the worker is mid-run whatever its speed.
     admin = KafkaAdminClient(bootstrap_servers=env["GMV_KAFKA_BOOTSTRAP_SERVERS"])
-    committed = 0
+
+    def committed_mid_run() -> int:
+        if proc.poll() is not None:
+            return -1  # finished before it could be killed: fails below
+        try:
+            offsets = admin.list_group_offsets(env["GMV_APP_ID"]).get(env["GMV_APP_ID"], {})
+        except Exception:  # the group does not exist yet
+            offsets = {}
+        done = sum(max(m.offset, 0) for m in offsets.values())
+        return done if 0 < done < lines else 0
+
     try:
-        deadline = time.monotonic() + 180
-        while proc.poll() is None and time.monotonic() < deadline:
-            try:
-                offsets = admin.list_group_offsets(env["GMV_APP_ID"]).get(env["GMV_APP_ID"], {})
-            except Exception:  # the group does not exist yet
-                offsets = {}
-            committed = sum(max(m.offset, 0) for m in offsets.values())
-            if 0 < committed < lines:
-                break
-            time.sleep(0.02)
+        committed = wait_for(committed_mid_run, 180, "a partial commit of the run", poll_s=0.02)
     finally:
         admin.close()
     os.killpg(proc.pid, signal.SIGKILL)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.hostile import SQLISH, write
+from gmv.tools.hostile import SQLISH, write
 from tests.integration.conftest import run_counts, sql
 
 pytestmark = pytest.mark.integration

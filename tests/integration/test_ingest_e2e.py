@@ -8,13 +8,13 @@ import random
 import signal
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
 
-from streams.sample import BAD_KINDS, write_sample
+from gmv.tools.sample import BAD_KINDS, write_sample
 from tests.integration.conftest import ROOT, gmv, run_counts, sql
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -157,21 +157,17 @@ def test_worker_serves_read_only_sql_while_it_owns_clickhouse(gmv_env, tmp_path)
     write_sample(path, events=30, bad_per_kind=0)
     run_counts(gmv_env, path)
     port = str(20000 + random.randrange(20000))
-    worker = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker", "--web-port", port],
+    worker = subprocess.Popen([sys.executable, "-m", "gmv.tools.cli", "worker", "--web-port", port],
                               env=gmv_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while not _answers(f"http://127.0.0.1:{port}/gmv/stats/"):
+        def answered() -> subprocess.CompletedProcess | None:
             assert worker.poll() is None, worker.stderr.read()
-            assert time.monotonic() < deadline, "worker API never came up"
-            time.sleep(0.5)
-        while True:
-            proc = gmv(gmv_env, "sql", f"SELECT count() AS n FROM {db}.events", "--format", "json", check=False)
-            if proc.returncode == 0:
-                break
-            assert worker.poll() is None, worker.stderr.read()
-            assert time.monotonic() < deadline, proc.stderr
-            time.sleep(1)
+            if not _answers(f"http://127.0.0.1:{port}/gmv/stats/"):
+                return None
+            done = gmv(gmv_env, "sql", f"SELECT count() AS n FROM {db}.events", "--format", "json", check=False)
+            return done if done.returncode == 0 else None
+
+        proc = wait_for(answered, 60, "the worker to serve SQL", poll_s=0.5)
         assert json.loads(proc.stdout)["n"] == 30
         refused = gmv(gmv_env, "sql", f"DROP TABLE {db}.events", check=False)
         assert refused.returncode != 0 and "READONLY" in refused.stderr
@@ -211,8 +207,8 @@ def test_an_idle_consumer_waits_between_empty_fetches(backend):
     from aiokafka import AIOKafkaConsumer
     from aiokafka.client import AIOKafkaClient
 
-    from streams.embedded import ensure_topics
-    from streams.kafka_compat import EMPTY_FETCH_PAUSE_S, install_aiokafka_tuning
+    from gmv.streams.kafka_compat import EMPTY_FETCH_PAUSE_S, install_aiokafka_tuning
+    from gmv.tools.embedded import ensure_topics
 
     bootstrap = backend.env["GMV_KAFKA_BOOTSTRAP_SERVERS"]
     topic = f"idle-{uuid.uuid4().hex[:8]}"
@@ -246,7 +242,7 @@ def test_an_idle_consumer_waits_between_empty_fetches(backend):
 def test_topics_created_with_a_retention_keep_it_and_the_changelog_stays_compacted(backend):
     from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
-    from streams.embedded import ensure_topics
+    from gmv.tools.embedded import ensure_topics
 
     bootstrap = backend.env["GMV_KAFKA_BOOTSTRAP_SERVERS"]
     tag = uuid.uuid4().hex[:8]

@@ -8,7 +8,7 @@ from fractions import Fraction
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.attribution import (
+from gmv.streams.core.attribution import (
     MAX_PATH,
     MODELS,
     OrderFacts,

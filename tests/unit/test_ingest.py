@@ -6,11 +6,10 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sinks.clickhouse import dedup_token
-from streams.ingest import Accepted, DeadLetter, MessageDecoder, SourceMessage
-from streams.pipeline import BatchProcessor
-from streams.settings import Settings
-from streams.state import Horizons, PartitionState
+from gmv.streams.core.config import PipelineConfig
+from gmv.streams.core.decode import Accepted, DeadLetter, MessageDecoder, SourceMessage
+from gmv.streams.core.processor import BatchProcessor
+from gmv.streams.core.state import Horizons, PartitionState
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
 TOPICS = {"gmv.views": "view", "gmv.live_rooms": "live_room", "gmv.orders": "order"}
@@ -76,27 +75,27 @@ def test_oversized_batches_are_rejected_whole():
 
 def test_dedup_distinguishes_replay_from_duplicate_and_expires_by_event_time():
     ps = PartitionState(0, Horizons(1000, 1000, 1000))
-    assert ps.classify("a", "src1", 10) == "new"
+    assert ps.classify("a", "src1") == "new"
     ps.journal_seen("a", "src1", 10)  # (an event with a touch, order or refund record is journalled by that)
-    assert ps.classify("a", "src1", 10) == "replay"
-    assert ps.classify("a", "src2", 10) == "duplicate"
+    assert ps.classify("a", "src1") == "replay"
+    assert ps.classify("a", "src2") == "duplicate"
     ps.advance(10)
     puts, dels = ps.commit_batch()
     assert len(puts) == 1 and not dels
     # rebuilt from the journal: same verdicts
     again = PartitionState(0, Horizons(1000, 1000, 1000))
     again.load(puts)
-    assert again.classify("a", "src2", 10) == "duplicate"
+    assert again.classify("a", "src2") == "duplicate"
     # event time moves past the horizon: the entry expires (the wall clock plays no part)
     again.advance(5000)
-    again.classify("b", "src3", 5000)
+    again.classify("b", "src3")
     _, dels = again.commit_batch()
     assert dels == [puts[0][0]]
-    assert again.classify("a", "src9", 5000) == "new"
+    assert again.classify("a", "src9") == "new"
 
 
 def test_processor_counts_add_up_and_replays_give_identical_rows():
-    proc = BatchProcessor(Settings(partitions=1))
+    proc = BatchProcessor(PipelineConfig(partitions=1))
     msgs = [msg(view(1), offset=0), msg(view(1), offset=1), msg(b"{bad", offset=2),
             msg([view(2), {"event_type": "view"}], offset=3)]
     out = proc.process(msgs, NOW)
@@ -123,7 +122,7 @@ def test_processor_counts_add_up_and_replays_give_identical_rows():
                                        max_leaves=20).map(lambda o: json.dumps(o).encode())),
                 min_size=1, max_size=20))
 def test_fuzz_never_raises_and_accounts_for_every_message(raws):
-    proc = BatchProcessor(Settings(partitions=1))
+    proc = BatchProcessor(PipelineConfig(partitions=1))
     out = proc.process([msg(r, offset=i) for i, r in enumerate(raws)], NOW)
     c = out.counters.summary()
     assert c["received"] == c["accepted"] + c["duplicates"] + c["dead_lettered"]
@@ -139,43 +138,18 @@ def _is_json(raw):
         return False
 
 
-def test_a_retried_insert_sends_the_same_dedup_token_and_a_new_flush_a_new_one():
-    from sinks.clickhouse import ClickHouseSink
-    from sinks.schema import INGEST_LOG
-
-    class FlakyClient:  # a stand-in for the network: fails the first attempt only
-        def __init__(self):
-            self.tokens = []
-
-        def raw_insert(self, *a, settings=None, **k):
-            self.tokens.append(settings["insert_deduplication_token"])
-            if len(self.tokens) == 1:
-                raise ConnectionError("server went away")
-
-    client = FlakyClient()
-    sink = ClickHouseSink(lambda: client, "gmv", tables=[INGEST_LOG], retry_for_s=5,
-                          on_retry=lambda *a: None)
-    row = ("s", "t", 0, 0, -1, "e", "view", "accepted", "", NOW)
-    sink.add("ingest_log", [row])
-    sink.flush_sync()
-    sink.add("ingest_log", [row])
-    sink.flush_sync()
-    assert client.tokens[0] == client.tokens[1] != client.tokens[2]
-    assert dedup_token("t", [row]) != dedup_token("t", [row])
-
-
 @settings(max_examples=500, deadline=None)
 @given(st.binary(max_size=64) | st.text(max_size=40).map(str.encode))
 def test_murmur2_matches_kafka_python(data):
     from kafka.partitioner.default import murmur2 as reference
 
-    from streams.pipeline import murmur2
+    from gmv.streams.core.routing import murmur2
 
     assert murmur2(data) == reference(data)
 
 
 def test_journal_entries_round_trip_even_with_strings_rust_refuses():
-    from streams.state import _decode, _encode
+    from gmv.streams.core.state import _decode, _encode
 
     doc = {"k": "seen", "t": 5, "r": [["e1", "src:0:1#2"], ["中文", "x\ud800y"]]}
     assert _decode(_encode(doc)) == doc

@@ -6,7 +6,7 @@ import json
 
 from aiokafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 
-from streams.kafka_compat import install_fast_lz4
+from gmv.streams.kafka_compat import install_fast_lz4
 
 LZ4 = 0x03
 
@@ -27,3 +27,22 @@ def test_fast_lz4_batches_decode_to_the_same_records():
     for raw in (before, after):
         records = list(DefaultRecordBatch(bytearray(raw)))
         assert [(r.key, r.value) for r in records] == [(b"k", value)]
+
+
+def test_the_fetch_pause_wraps_only_the_method_it_was_written_for():
+    from aiokafka.consumer.fetcher import Fetcher
+
+    from gmv.streams.kafka_compat import _expected_signature
+
+    # aiokafka's own method (kept aside once the pause is installed) is what the pause was written for
+    assert _expected_signature(getattr(Fetcher, "_gmv_replaced_proc_fetch_request", Fetcher._proc_fetch_request))
+
+    async def renamed(self, assignment, node, request):  # a future aiokafka changes the parameters
+        return True
+
+    def not_a_coroutine(self, assignment, node_id, request):
+        return True
+
+    assert not _expected_signature(renamed)
+    assert not _expected_signature(not_a_coroutine)
+    assert not _expected_signature(None)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from streams.ingest import SourceMessage
-from streams.pipeline import BatchProcessor, partition_for_key
-from streams.settings import Settings
+from gmv.streams.core.decode import SourceMessage
+from gmv.streams.core.processor import BatchProcessor
+from gmv.streams.core.progress import ReadProgress
+from gmv.streams.core.routing import partition_for_key
+from gmv.streams.settings import Settings
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 T = datetime(2026, 11, 25, 11, 0, tzinfo=UTC)
-SETTINGS = Settings(partitions=4, attribution_delay=timedelta(seconds=5))
+CONFIG = Settings(partitions=4, attribution_delay=timedelta(seconds=5)).pipeline_config()
 
 
 def msg(topic: str, doc: dict, offset: int, partition: int | None = None, ts: int = 0) -> SourceMessage:
@@ -32,29 +34,29 @@ def order(eid: str, t: datetime, user: str = "u1") -> dict:
 
 
 def paths(result) -> dict[str, str]:
-    return {r[0]: r[21] for r in result.rows["attributed_gmv"] if r[3] == "linear"}
+    return {r.event_id: r.path for r in result.credit_rows if r.model == "linear"}
 
 
 def test_a_touch_arriving_within_the_delay_counts_and_one_after_it_does_not():
-    proc = BatchProcessor(SETTINGS)
+    proc = BatchProcessor(CONFIG)
     proc.process([msg("orders", order("o1", T), 0)], NOW)
-    assert not proc.attribute_due(NOW + timedelta(seconds=4)).rows["attributed_gmv"]  # still waiting
+    assert not proc.attribute_due(NOW + timedelta(seconds=4)).credit_rows  # still waiting
     proc.process([msg("views", view("late", T - timedelta(minutes=5)), 0)], NOW + timedelta(seconds=3))
     done = proc.attribute_due(NOW + timedelta(seconds=5))
     assert paths(done) == {"o1": "short_video>live"}
     # an order already attributed is not revisited by a later touch
     proc.process([msg("views", view("too-late", T - timedelta(minutes=1)), 1)], NOW + timedelta(seconds=6))
-    assert not proc.attribute_due(NOW + timedelta(seconds=60)).rows["attributed_gmv"]
+    assert not proc.attribute_due(NOW + timedelta(seconds=60)).credit_rows
 
 
 def test_touches_after_the_order_time_never_count():
-    proc = BatchProcessor(SETTINGS)
+    proc = BatchProcessor(CONFIG)
     proc.process([msg("orders", order("o1", T), 0), msg("views", view("after", T + timedelta(seconds=1)), 0)], NOW)
     assert paths(proc.attribute_due(NOW, final=True)) == {"o1": "live"}
 
 
 def test_a_mis_keyed_event_is_forwarded_to_its_users_partition_not_attributed_there():
-    proc = BatchProcessor(SETTINGS)
+    proc = BatchProcessor(CONFIG)
     owner = partition_for_key("u1", 4)
     wrong = (owner + 1) % 4
     out = proc.process([msg("views", view("v1", T - timedelta(hours=1)), 0, partition=wrong)], NOW)
@@ -69,25 +71,25 @@ def test_a_mis_keyed_event_is_forwarded_to_its_users_partition_not_attributed_th
 
 
 def test_journal_recovery_re_emits_unconfirmed_attributions_identically():
-    proc = BatchProcessor(SETTINGS)
+    proc = BatchProcessor(CONFIG)
     out = proc.process([msg("views", view("v1", T - timedelta(hours=1)), 0), msg("orders", order("o1", T), 0)], NOW)
     out.merge(proc.attribute_due(NOW, final=True))
     proc.commit_journal(out)
     p = partition_for_key("u1", 4)
     journal = [(k, v) for k, v in out.journal_puts if k.startswith(f"{p}|")]
     # a crash after the journal was written but before ClickHouse took the rows: recovery re-emits them
-    fresh = BatchProcessor(SETTINGS)
+    fresh = BatchProcessor(CONFIG)
     recovered = fresh.load(p, journal, NOW)
-    strip = lambda rows: [r[:-1] for r in rows]  # noqa: E731 - attributed_at is processing time
-    assert strip(recovered.rows["attributed_gmv"]) == strip(out.rows["attributed_gmv"])
+    strip = lambda rows: [r._replace(attributed_at=0) for r in rows]  # noqa: E731 - processing time
+    assert strip(recovered.credit_rows) == strip(out.credit_rows)
     # once a mark follows them (ClickHouse confirmed), nothing is re-emitted
     mark = fresh.partition_state(p).mark_key_value()
-    assert not BatchProcessor(SETTINGS).load(p, [*journal, mark], NOW).rows["attributed_gmv"]
+    assert not BatchProcessor(CONFIG).load(p, [*journal, mark], NOW).credit_rows
 
 
 def test_a_mark_covers_only_its_writers_entries_up_to_its_seq():
     """Pipelined batches: batch 2's journal is sent before batch 1's mark; that mark must not cover it."""
-    proc = BatchProcessor(SETTINGS)
+    proc = BatchProcessor(CONFIG)
     p = partition_for_key("u1", 4)
     b1 = proc.process([msg("orders", order("o1", T), 0)], NOW)
     b1.merge(proc.attribute_due(NOW, final=True))
@@ -98,25 +100,25 @@ def test_a_mark_covers_only_its_writers_entries_up_to_its_seq():
     proc.commit_journal(b2)
     mark_b1 = proc.partition_state(p).mark_key_value(seq_after_b1)
     journal = [(k, v) for k, v in (*b1.journal_puts, *b2.journal_puts) if k.startswith(f"{p}|")]
-    reemitted = BatchProcessor(SETTINGS).load(p, [*journal, mark_b1], NOW).rows["attributed_gmv"]
-    assert {r[1] for r in reemitted} == {"o-o2"}  # batch 2 not yet confirmed: its rows come back
+    reemitted = BatchProcessor(CONFIG).load(p, [*journal, mark_b1], NOW).credit_rows
+    assert {r.order_id for r in reemitted} == {"o-o2"}  # batch 2 not yet confirmed: its rows come back
     mark_b2 = proc.partition_state(p).mark_key_value()
-    assert not BatchProcessor(SETTINGS).load(p, [*journal, mark_b1, mark_b2], NOW).rows["attributed_gmv"]
+    assert not BatchProcessor(CONFIG).load(p, [*journal, mark_b1, mark_b2], NOW).credit_rows
     # a later writer's mark covers everything an earlier writer journalled before it
-    later = BatchProcessor(SETTINGS)
+    later = BatchProcessor(CONFIG)
     later.load(p, journal, NOW)
-    assert not BatchProcessor(SETTINGS).load(
-        p, [*journal, later.partition_state(p).mark_key_value()], NOW).rows["attributed_gmv"]
+    assert not BatchProcessor(CONFIG).load(
+        p, [*journal, later.partition_state(p).mark_key_value()], NOW).credit_rows
 
 
 def test_touch_and_order_records_carry_their_events_deduplication():
-    proc = BatchProcessor(SETTINGS)
+    proc = BatchProcessor(CONFIG)
     p = partition_for_key("u1", 4)
     out = proc.process([msg("views", view("v1", T - timedelta(hours=1)), 0), msg("orders", order("o1", T), 1)], NOW)
     proc.commit_journal(out)
     kinds = [k.split("|")[1] for k, _ in out.journal_puts]
     assert "seen" not in kinds  # the touch and the order journal their own event ids
-    rebuilt = BatchProcessor(SETTINGS)
+    rebuilt = BatchProcessor(CONFIG)
     rebuilt.load(p, [(k, v) for k, v in out.journal_puts if k.startswith(f"{p}|")], NOW)
     again = rebuilt.process([msg("views", view("v1", T - timedelta(hours=1)), 5),
                              msg("orders", order("o1", T), 6)], NOW)
@@ -126,27 +128,34 @@ def test_touch_and_order_records_carry_their_events_deduplication():
 def test_a_stalled_worker_waits_to_read_the_stream_again_before_attributing():
     """The delay is for the stream's lateness: after a stall or under lag, every topic of the
     partition must be read past the order's Kafka time + delay (or be caught up)."""
-    proc = BatchProcessor(SETTINGS)
+    proc = BatchProcessor(CONFIG)
+    progress = ReadProgress(CONFIG.state_topics)
     p = partition_for_key("u1", 4)
     others = {("gmv.live_rooms", p), ("gmv.rekeyed", p)}  # quiet topics, read to their end
-    proc.process([msg("orders", order("o1", T), 0, ts=1_000)], NOW)
+
+    def read(batch: list[SourceMessage], at: datetime) -> None:
+        progress.note(batch)
+        proc.process(batch, at)
+
+    read([msg("orders", order("o1", T), 0, ts=1_000)], NOW)
+    progress.caught_up = set(others)
     later = NOW + timedelta(seconds=40)  # ClickHouse was down for 40 s: nothing was read meanwhile
-    assert not proc.attribute_due(later, caught_up=set(others)).rows["attributed_gmv"]
+    assert not proc.attribute_due(later, read_to=progress.read_to).credit_rows
     # orders read far on, but the views topic lags behind: still waiting
-    proc.process([msg("orders", order("o9", T + timedelta(hours=1)), 1, ts=51_000)], later)
-    assert not proc.attribute_due(later, caught_up=set(others)).rows["attributed_gmv"]
+    read([msg("orders", order("o9", T + timedelta(hours=1)), 1, ts=51_000)], later)
+    assert not proc.attribute_due(later, read_to=progress.read_to).credit_rows
     # views read past the order's time + delay, bringing the touch sent right after the order: it counts
-    proc.process([msg("views", view("v1", T - timedelta(minutes=5)), 1, ts=7_000)], later)
-    assert paths(proc.attribute_due(later, caught_up=set(others)))["o1"] == "short_video>live"
+    read([msg("views", view("v1", T - timedelta(minutes=5)), 1, ts=7_000)], later)
+    assert paths(proc.attribute_due(later, read_to=progress.read_to))["o1"] == "short_video>live"
     # a partition whose topics are all caught up needs no further read
-    proc.process([msg("orders", order("o2", T + timedelta(minutes=1)), 2, ts=60_000)], NOW)
-    every = {(t, p) for t in ("gmv.views", "gmv.orders", *(t for t, _ in others))}
-    assert "o2" in paths(proc.attribute_due(NOW + timedelta(seconds=6), caught_up=every))
+    read([msg("orders", order("o2", T + timedelta(minutes=1)), 2, ts=60_000)], NOW)
+    progress.caught_up = {(t, p) for t in ("gmv.views", "gmv.orders", *(t for t, _ in others))}
+    assert "o2" in paths(proc.attribute_due(NOW + timedelta(seconds=6), read_to=progress.read_to))
 
 
 def _invariants_hold(ps) -> None:
     assert ps.unattributed == {eid: o for eid, o in ps.orders.items() if eid not in ps.attrs}
-    assert ps.unsettled == {eid: r for eid, r in ps.refunds.items() if eid not in ps.settled}
+    assert ps.unsettled == {eid: r for eid, r in ps.refunds.items() if eid not in ps.outcomes}
     by_order: dict[str, set[str]] = {}
     for eid, r in ps.refunds.items():
         by_order.setdefault(r.order_id, set()).add(eid)
@@ -156,14 +165,14 @@ def _invariants_hold(ps) -> None:
 def test_pending_indexes_follow_the_state_through_batches_expiry_and_recovery():
     """unattributed / unsettled / refunds_of are kept beside the maps (per-batch work follows what
     is pending, not the 90 days retained): they must equal what the maps say, always."""
-    from streams.simulator import SCENARIOS, World
+    from gmv.tools.simulator import SCENARIOS, World
 
     # Short horizons: expiry passes (throttled to a tenth of the shortest) run many times.
     s = Settings(partitions=4, attribution_delay=timedelta(seconds=5), dedup_horizon=timedelta(hours=2),
                  lookback=timedelta(hours=3), weights_retention=timedelta(hours=4),
                  orphan_refund_hold=timedelta(minutes=30))
     world = World(SCENARIOS["mixed"].scaled(2), 5, datetime(2026, 11, 1, 16, 0, tzinfo=UTC))
-    proc, journal, offset = BatchProcessor(s), [], 0
+    proc, journal, offset = BatchProcessor(s.pipeline_config()), [], 0
     batch: list[SourceMessage] = []
     expired = 0
     for n, m in enumerate(world.messages()):
@@ -185,10 +194,10 @@ def test_pending_indexes_follow_the_state_through_batches_expiry_and_recovery():
         if n >= 12_000:
             break
     assert expired > 0 and any(ps.attrs for ps in proc.partitions.values())
-    assert any(ps.settled for ps in proc.partitions.values())
+    assert any(ps.outcomes for ps in proc.partitions.values())
     # recovery from the journal (puts and deletes in order) rebuilds the same indexes
     for p, ps in proc.partitions.items():
-        fresh = BatchProcessor(s)
+        fresh = BatchProcessor(s.pipeline_config())
         fresh.load(p, [(k, v) for k, v in journal if k.startswith(f"{p}|")], NOW)
         again = fresh.partition_state(p)
         _invariants_hold(again)

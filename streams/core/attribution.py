@@ -1,4 +1,4 @@
-"""短直短 attribution as pure functions over a path (SPEC §3). No faust, no I/O.
+"""短直短 attribution as pure functions over a path (SPEC §3). No Kafka, no ClickHouse, no I/O.
 
 ``build_path`` turns a user's touchpoints and one paid order into the path the
 models credit; ``attribute`` splits an amount over that path for each model,
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import NamedTuple
 
-MODELS: tuple[str, ...] = ("last_touch", "first_touch", "linear", "position_based", "time_decay")
-STAGES: tuple[str, ...] = ("short_video", "live", "clip", "shelf")
+from gmv.schemas.outputs import MODELS
+
 MAX_PATH = 20  # touches in a path, the conversion included
 
 
@@ -40,12 +40,6 @@ class Touch(NamedTuple):
     shop_id: str = ""
     traffic: str = "public"
 
-    def as_list(self) -> list:
-        return list(self)  # the fields in declaration order
-
-    @classmethod
-    def from_list(cls, rec: Sequence) -> Touch:
-        return cls(int(rec[0]), str(rec[1]), str(rec[2]), str(rec[3]), str(rec[4]), str(rec[5]), str(rec[6]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +97,7 @@ def model_weights(model: str, path: Sequence[Touch], half_life_ms: int) -> list[
 
 def integer_weights(model: str, path: Sequence[Touch], half_life_ms: int) -> list[int]:
     """``model_weights`` scaled by one common factor to integers: the same proportions, exactly,
-    so the same split (the hot path: ``Fraction`` arithmetic cost ~70 µs per order and model)."""
+    so the same split, far cheaper than ``Fraction`` arithmetic on the hot path)."""
     n = len(path)
     if model == "last_touch":
         return [0] * (n - 1) + [1]

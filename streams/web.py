@@ -13,27 +13,27 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import faust
 from faust.web import Request, Response, View
 
 if TYPE_CHECKING:
-    from streams.app import GmvWorker
+    from gmv.streams.worker import GmvWorker
 
 log = logging.getLogger(__name__)
-STATIC = Path(__file__).resolve().parent.parent / "dashboards" / "static"
+STATIC = Path(str(resources.files("gmv.dashboards") / "static"))
 STATIC_TYPES = {"index.html": "text/html", "dashboard.js": "application/javascript",
                 "dashboard.css": "text/css", "chart.umd.min.js": "application/javascript"}
 
 
-def register_views(worker: GmvWorker) -> None:
-    app = worker.app
-
+def register_views(app: faust.App, worker: GmvWorker) -> None:
     @app.page("/gmv/stats/")
     class Stats(View):
         async def get(self, request: Request) -> Response:
-            return self.json(worker.stats())
+            return self.json(worker.stats_snapshot())
 
     @app.page("/gmv/sql/")
     class Sql(View):
@@ -74,7 +74,7 @@ def register_views(worker: GmvWorker) -> None:
     @app.page("/gmv/dashboard/data/")
     class DashboardData(View):
         async def get(self, request: Request) -> Response:
-            from dashboards.queries import dashboard_data, json_rows
+            from gmv.dashboards.queries import dashboard_data, json_rows
 
             if worker.sql_runner is None:
                 return self.json({"error": "this worker does not serve SQL"}, status=404)

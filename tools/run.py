@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streams.app import GmvWorker
-from streams.embedded import free_port
-from streams.ingest import OVERSIZE_HEADER, RAW_KEEP_BYTES, SRC_HEADER
-from streams.runtime import Runtime
-from streams.settings import Settings
+from gmv.streams.core.decode import OVERSIZE_HEADER, RAW_KEEP_BYTES, SRC_HEADER
+from gmv.streams.settings import Settings
+from gmv.streams.worker import GmvWorker
+from gmv.tools.embedded import free_port
+from gmv.tools.runtime import Runtime
 
 
 @dataclass
@@ -140,10 +140,10 @@ async def run_file(settings: Settings, path: Path, progress: bool = True) -> Run
             # user's partition while the file was consumed: wait for those too.
             rekeyed = await worker.end_offsets(settings.rekeyed_topic)
             await _wait_consumed(worker, task, {tp: end for tp, end in rekeyed.items()
-                                                if end > worker.next_offsets.get(tp, 0)}, lines, progress)
+                                                if end > worker.loop.next_offsets.get(tp, 0)}, lines, progress)
             await worker.drain()
-            skipped = {tp: (end - starts[tp]) - worker.seen_msgs.get(tp, 0) for tp, end in targets.items()
-                       if (end - starts[tp]) > worker.seen_msgs.get(tp, 0)}
+            skipped = {tp: (end - starts[tp]) - worker.stats.seen_msgs.get(tp, 0) for tp, end in targets.items()
+                       if (end - starts[tp]) > worker.stats.seen_msgs.get(tp, 0)}
             if skipped:
                 # Never print counts that silently miss input: fail loudly instead.
                 raise RuntimeError(
@@ -173,7 +173,7 @@ async def wait_ready(worker: GmvWorker, task: asyncio.Task, timeout_s: float = 1
 async def _wait_consumed(worker: GmvWorker, task: asyncio.Task, targets: dict, lines: int, progress: bool) -> None:
     last = 0.0
     while True:
-        if all(worker.next_offsets.get(tp, 0) >= end for tp, end in targets.items()):
+        if all(worker.loop.next_offsets.get(tp, 0) >= end for tp, end in targets.items()):
             return
         if task.done() or worker.app.should_stop or worker.crashed:
             raise RuntimeError(f"the worker stopped before consuming everything: {worker.crash_reason()}")

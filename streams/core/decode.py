@@ -1,9 +1,10 @@
 """Validate at the edge: raw Kafka message bytes -> accepted events and dead letters.
 
-Pure functions, no faust: the agents call :func:`decode_message` on each message
-and route what comes back. A message is one event, or a JSON array of up to
-``max_batch_events`` events (a producer batch, SPEC §2) whose elements are
-validated one by one, so a bad element is dead-lettered alone with its index.
+Pure (no Kafka client, no I/O): the batch processor calls ``MessageDecoder.decode``
+on each consumed message and routes what comes back. A message is one event, or a
+JSON array of up to ``max_batch_events`` events (a producer batch, SPEC §2) whose
+elements are validated one by one, so a bad element is dead-lettered alone with its
+index.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import NamedTuple
 import pydantic_core
 from pydantic import ValidationError
 
-from schemas.events import EVENT_ADAPTER, AnyEvent
+from gmv.schemas.events import EVENT_ADAPTER, AnyEvent
 
 EVENT_VALIDATOR = EVENT_ADAPTER.validator  # pydantic-core's, without the TypeAdapter wrapper per call
 

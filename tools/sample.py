@@ -1,6 +1,6 @@
 """A deterministic sample of valid events mixed with bad lines of every kind in SPEC §5.
 
-``python -m streams.sample OUT.jsonl --events 10000 --bad-per-kind 8`` writes the
+``python -m gmv.tools.sample OUT.jsonl --events 10000 --bad-per-kind 8`` writes the
 file; the expected counts are printed so a run can be checked against them.
 """
 

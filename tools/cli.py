@@ -5,24 +5,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import logging
-import signal
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from streams.settings import Settings
+from gmv.streams.settings import Settings
 
-SCENARIO_NAMES = ("mixed", "cold_start", "takeoff", "clip_tail")  # streams.simulator.SCENARIOS
+SCENARIO_NAMES = ("mixed", "cold_start", "takeoff", "clip_tail")  # gmv.tools.simulator.SCENARIOS
 
 
 def _duration(text: str) -> timedelta:
     """'5s', '7d', '24h', '1500ms' or plain seconds."""
-    from streams.settings import parse_duration
+    from gmv.streams.settings import parse_duration
 
     parsed = parse_duration(text)
     if parsed is None:
@@ -95,15 +96,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, wrap_client: Callable[[Any], Any] | None = None) -> int:
+    """``wrap_client``: wraps the ClickHouse client the sink writes through (tests and the chaos
+    harness inject outages with it; the installed ``gmv`` command passes none)."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["simulate"]:
-        from streams.simulator import main as simulate
+        from gmv.tools.simulator.cli import main as simulate
 
         return simulate(argv[1:])
     args = build_parser().parse_args(argv)
     try:
-        return _dispatch(args)
+        return _dispatch(args, wrap_client)
     except ValidationError as e:
         print(f"gmv: invalid setting: {e}", file=sys.stderr)
         return 2
@@ -124,9 +127,9 @@ def main(argv: list[str] | None = None) -> int:
         raise
 
 
-def _dispatch(args: argparse.Namespace) -> int:
+def _dispatch(args: argparse.Namespace, wrap_client: Callable[[Any], Any] | None = None) -> int:
     if args.command == "schema":
-        from schemas.events import event_json_schemas
+        from gmv.schemas.events import event_json_schemas
 
         schemas: Any = event_json_schemas()
         if args.event_type:
@@ -136,25 +139,28 @@ def _dispatch(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _setup_logging(settings.log_level)
     if args.command == "sql":
-        from streams.runtime import query_readonly
+        from gmv.tools.runtime import query_readonly
 
         sys.stdout.buffer.write(query_readonly(settings, args.query, args.format))
         sys.stdout.flush()
         return 0
     if args.command == "run":
+        tune_gc()
         return _cmd_run(settings, args)
     if args.command == "explain":
-        from streams.explain import explain_order
+        from gmv.tools.explain import explain_order
 
         print(explain_order(settings, args.order_id))
         return 0
     if args.command == "demo":
-        from streams.demo import Demo
+        from gmv.tools.demo import Demo
 
+        tune_gc()
         return asyncio.run(Demo(settings, args.scenario, args.seed, args.rate, args.duration,
-                                args.keep_serving, args.web_port, args.scale).run())
+                                args.keep_serving, args.web_port, args.scale, wrap_client).run())
     if args.command == "worker":
-        return asyncio.run(_cmd_worker(settings, args.web_port))
+        tune_gc()
+        return asyncio.run(_cmd_worker(settings, args.web_port, wrap_client))
     raise AssertionError(args.command)
 
 
@@ -166,7 +172,7 @@ def _setup_logging(level: str) -> None:
 
 
 def _cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    from streams.runner import run_file
+    from gmv.tools.run import run_file
 
     report = asyncio.run(run_file(settings, args.events, progress=not args.quiet))
     c = report.counts
@@ -184,11 +190,13 @@ def _cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if balanced else 3
 
 
-async def _cmd_worker(settings: Settings, web_port: int | None) -> int:
-    from streams.app import GmvWorker
-    from streams.runtime import ClickHouseBusy, Runtime
+async def _cmd_worker(settings: Settings, web_port: int | None,
+                      wrap_client: Callable[[Any], Any] | None = None) -> int:
+    from gmv.streams.worker import GmvWorker
+    from gmv.tools.runtime import ClickHouseBusy, Runtime
+    from gmv.tools.signals import StopSignals
 
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, wrap_client)
     try:
         owns_clickhouse = True
         try:
@@ -206,27 +214,39 @@ async def _cmd_worker(settings: Settings, web_port: int | None) -> int:
             print(f"gmv worker: sink_mode=topic; this worker {role} (topic {settings.rows_topic})",
                   file=sys.stderr, flush=True)
         runtime.advertise(port)
+        def left() -> str:
+            if runtime.kafka is not None:
+                runtime.kafka.stop(wait=6.0)  # bounded: SIGINT, 6 s, then SIGKILL
+            return f"{worker.loop.uncommitted():,} messages are not committed and will be re-processed at the next start"
+
+        signals = StopSignals("worker", left).install()
         print(f"gmv worker: consuming {', '.join(settings.source_topics)} from {bootstrap}; "
               f"API on http://{settings.web_host}:{port}/gmv/stats/ ; Ctrl-C stops", file=sys.stderr, flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
         task = await worker.start()
-        while not stop.is_set() and not task.done() and not worker.crashed:
+        while not signals.requested.is_set() and not task.done() and not worker.crashed:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 1.0)
-        crashed = worker.crashed
-        if not crashed:
-            await worker.drain(final=False)
-        await worker.stop()
-        if crashed:
+                await asyncio.wait_for(signals.requested.wait(), 1.0)
+        if worker.crashed:
+            await worker.stop()
             print(f"gmv worker: stopped after an error: {worker.crash_reason()}", file=sys.stderr)
             return 1
+        signals.arm_watchdog(settings.stop_timeout_s + 15)
+        line = await worker.shutdown(drain=False, timeout_s=settings.stop_timeout_s)
+        signals.disarm()
+        print(f"gmv worker: {signals.signal_name or 'stop'}: {line}", file=sys.stderr, flush=True)
         return 0
     finally:
         runtime.close()
+
+
+def tune_gc() -> None:
+    """For a process that runs the worker: the stream state is millions of long-lived, acyclic
+    objects, and the default collector thresholds rescan them every few thousand allocations
+    (a large share of the hot loop's time: README, Performance). Collect rarely; objects from start-up
+    (modules, faust) are frozen out of every scan."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
 
 
 if __name__ == "__main__":

@@ -12,9 +12,9 @@ from collections import defaultdict
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from streams.attribution import MODELS
-from streams.runtime import query_readonly
-from streams.settings import Settings
+from gmv.schemas.outputs import MODELS
+from gmv.streams.settings import Settings
+from gmv.tools.runtime import query_readonly
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

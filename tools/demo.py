@@ -18,21 +18,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from streams.app import GmvWorker
-from streams.attribution import MODELS, STAGES
-from streams.embedded import free_port, port_open
-from streams.runner import wait_ready
-from streams.runtime import Runtime
-from streams.settings import Settings
-from streams.simulator import SCENARIOS, default_start
+from gmv.schemas.outputs import MODELS, STAGES
+from gmv.streams.settings import Settings
+from gmv.streams.worker import GmvWorker
+from gmv.tools.embedded import free_port, port_open
+from gmv.tools.run import wait_ready
+from gmv.tools.runtime import Runtime
+from gmv.tools.signals import StopSignals
+from gmv.tools.simulator import SCENARIOS, default_start
 
 DEFAULT_SCALE = 4.0  # denser than `gmv simulate`'s default: a busy minute-by-minute dashboard
 RECONCILE_SQL = ("SELECT model, stage, toInt64(sum(credit_fen)) AS net_fen FROM {db:Identifier}.attributed_gmv "
@@ -89,13 +92,14 @@ def _yuan(fen: int) -> str:
 class Demo:
     def __init__(self, settings: Settings, scenario: str | None, seed: int | None, rate: float,
                  duration: float | None, keep_serving: bool = False, web_port: int | None = None,
-                 scale: float | None = None) -> None:
+                 scale: float | None = None, wrap_client: Callable[[Any], Any] | None = None) -> None:
         self.settings = settings
         self.scenario_arg, self.seed_arg, self.scale_arg = scenario, seed, scale
         self.rate = rate
         self.duration = duration
         self.keep_serving = keep_serving
         self.web_port = web_port
+        self.wrap_client = wrap_client
         self.stop = asyncio.Event()
         self.state_path = settings.data_path / "demo.json"
         self.truth_path = settings.data_path / "demo-truth.json"
@@ -123,9 +127,22 @@ class Demo:
         s.data_path.mkdir(parents=True, exist_ok=True)
         state = self._state()
         scenario = SCENARIOS[state.scenario]
-        runtime = Runtime(s)
+        runtime = Runtime(s, self.wrap_client)
         sim: subprocess.Popen | None = None
         worker: GmvWorker | None = None
+
+        def left() -> str:
+            if sim is not None and sim.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(sim.pid, signal.SIGKILL)
+            if runtime.kafka is not None:
+                runtime.kafka.stop(wait=6.0)  # bounded: SIGINT, 6 s, then SIGKILL
+            pending = worker.loop.uncommitted() if worker is not None else 0
+            return (f"{pending:,} messages are not committed and will be re-processed when the demo continues "
+                    "(nothing is lost; no reconciliation this time)")
+
+        signals = StopSignals("demo", left).install()
+        self.stop = signals.requested
         try:
             print(f"gmv demo: scenario {scenario.name!r} ({scenario.title}), seed {state.seed}; "
                   f"data in {s.data_path}", file=sys.stderr, flush=True)
@@ -145,10 +162,6 @@ class Demo:
                 print(f"gmv demo: continuing the story after {resumed:,} messages sent by earlier runs",
                       file=sys.stderr, flush=True)
             sim = self._start_simulator(bootstrap, state)
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError):
-                    loop.add_signal_handler(sig, self.stop.set)
             progress = asyncio.create_task(self._read_progress(sim, state))
             await self._watch(worker, task, sim, resumed)
             # The simulator has stopped: let the worker take in all it sent, then attribute the rest.
@@ -161,6 +174,18 @@ class Demo:
             truth = json.loads(self.truth_path.read_text())
             state.emitted = truth["emitted"]
             state.save(self.state_path)
+            if signals.signal_name == "SIGTERM":
+                # Asked to stop, not to finish: store what is in hand (unless ClickHouse is failing), no drain.
+                signals.arm_watchdog(s.stop_timeout_s + 15)
+                line = await worker.shutdown(drain=False, timeout_s=s.stop_timeout_s)
+                signals.disarm()
+                print(f"gmv demo: SIGTERM: {line}; not reconciled", file=sys.stderr, flush=True)
+                return 1
+            failing = worker.sink_failing_for()
+            if failing is not None:
+                print(f"gmv demo: ClickHouse writes have been failing for {failing:.0f}s; the demo waits for them "
+                      "to recover before it reconciles. Ctrl-C again (or SIGTERM) stops now: nothing is lost, "
+                      "the next run continues", file=sys.stderr, flush=True)
             print("gmv demo: simulator stopped; consuming what it sent, then attributing pending orders",
                   file=sys.stderr, flush=True)
             await self._wait_consumed(worker, task)
@@ -170,6 +195,7 @@ class Demo:
             ok = not rec.mismatches()
             if self.keep_serving and not worker.crashed:
                 self.stop.clear()
+                signals.signal_name = ""
                 print(f"gmv demo: the dashboard stays up on {url}; Ctrl-C to exit", file=sys.stderr, flush=True)
                 await self.stop.wait()
             return 0 if ok else 1
@@ -182,12 +208,13 @@ class Demo:
                     sim.kill()
                     sim.wait()
             if worker is not None:
+                worker.abort()  # whatever is still in flight is not waited for (uncommitted: nothing lost)
                 await worker.stop()
             runtime.close()
 
     def _start_simulator(self, bootstrap: str, state: DemoState) -> subprocess.Popen:
         s = self.settings
-        cmd = [sys.executable, "-m", "streams.simulator", "--scenario", state.scenario, "--seed", str(state.seed),
+        cmd = [sys.executable, "-m", "gmv.tools.simulator", "--scenario", state.scenario, "--seed", str(state.seed),
                "--start", state.start, "--kafka", bootstrap, "--topic-prefix", s.topic_prefix,
                "--scale", str(state.scale), "--rate", str(self.rate), "--skip", str(state.emitted), "--truth", str(self.truth_path),
                "--engaged-ms", str(s.engaged_ms), "--lookback-days", str(s.lookback.total_seconds() / 86400),

@@ -14,9 +14,10 @@ from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
 
-from sinks.clickhouse import ClickHouseSink, connect, migrate
-from streams.embedded import ClickHouseOwnership, EmbeddedKafka, ensure_topics
-from streams.settings import Settings
+from gmv.sinks.clickhouse import ClickHouseSink, connect
+from gmv.sinks.migrations import migrate
+from gmv.streams.settings import Settings
+from gmv.tools.embedded import ClickHouseOwnership, EmbeddedKafka, ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,11 @@ def run_readonly_sql(client: Client, query: str, fmt: str = "tsv", parameters: d
 class Runtime:
     """Kafka and ClickHouse for one gmv process; ``close`` stops what it started."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, wrap_client: Callable[[Client], Client] | None = None) -> None:
+        """``wrap_client`` wraps the client the sink writes through (the chaos harness and the
+        outage tests fail its writes on demand; production passes none)."""
         self.settings = settings
+        self.wrap_client = wrap_client
         self.kafka: EmbeddedKafka | None = None
         self.ownership: ClickHouseOwnership | None = None
         self._client: Client | None = None
@@ -57,7 +61,7 @@ class Runtime:
     def topic_partitions(self) -> dict[str, int]:
         s = self.settings
         names = [*s.source_topics, s.dlq_topic, s.unrouted_topic, s.rekeyed_topic, s.changelog_topic]
-        return {**{name: s.partitions for name in names}, s.control_topic: 1, s.rows_topic: 1}
+        return {**{name: s.partitions for name in names}, s.rows_topic: 1}
 
     def open_kafka(self) -> str:
         s = self.settings
@@ -102,10 +106,9 @@ class Runtime:
         return self._client
 
     def sink(self) -> ClickHouseSink:
-        sink = ClickHouseSink(lambda: self.client, self.settings.clickhouse_database,
+        client = self.client if self.wrap_client is None else self.wrap_client(self.client)
+        return ClickHouseSink(lambda: client, self.settings.clickhouse_database,
                               retry_for_s=self.settings.sink_retry_for_s)
-        sink.fault_file = self.settings.fault_file
-        return sink
 
     def sql_runner(self) -> Callable[..., bytes]:
         """Read-only SQL on a client of its own: with chdb, ``readonly`` applied to a query

@@ -1,0 +1,58 @@
+"""The batching sink interface the worker writes through: ``add`` rows per table, ``flush`` them.
+
+Two sinks implement it: ``ClickHouseSink`` writes ClickHouse directly; ``TopicSink``
+hands the rows to the one process that owns ClickHouse (``sink_mode=topic``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from gmv.sinks.schema import STORED_TABLES, StoredTable
+
+
+class BatchingSink(ABC):
+    """Buffers rows per stored table until ``flush``."""
+
+    def __init__(self, tables: Sequence[StoredTable] = STORED_TABLES) -> None:
+        self.tables = {t.name: t for t in tables}
+        self._buffers: dict[str, list[Sequence[Any]]] = {name: [] for name in self.tables}
+        self.rows_written = 0
+        self.inserts = 0
+
+    def add(self, table: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._buffers[table].extend(rows)
+
+    def pending(self) -> int:
+        return sum(len(b) for b in self._buffers.values())
+
+    def _take_buffers(self) -> dict[str, list[Sequence[Any]]]:
+        batches = {name: rows for name, rows in self._buffers.items() if rows}
+        self._buffers = {name: [] for name in self.tables}
+        return batches
+
+    @abstractmethod
+    async def flush(self) -> int:
+        """Write everything buffered; returns the rows written. Raises a ``SinkError``."""
+
+    @abstractmethod
+    async def refresh_rollups(self, gmv_minutes: set[datetime], funnel_minutes: set[datetime]) -> None:
+        """Recompute the minute rollups of these minutes from the facts (``gmv.sinks.rollups``)."""
+
+    def refresh_coarse_sync(self) -> None:
+        """Bring hour/day rollups up to date now (they also refresh every few seconds on their own).
+        Nothing to do for a sink that does not own ClickHouse."""
+        return None
+
+    def abort(self) -> None:
+        """Stop retrying: the process is stopping (a write in progress raises ``SinkStopped``).
+        A sink without retries of its own has nothing to stop."""
+        return None
+
+    @property
+    def failing_since(self) -> float | None:
+        """Monotonic time writes started failing (None while they succeed)."""
+        return None

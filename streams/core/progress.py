@@ -1,0 +1,40 @@
+"""Kafka read progress of the ingest loop: how far each topic of each partition has been read.
+
+Attribution waits for it (``BatchProcessor.attribute_due``'s ``read_to``): an order is
+due only once every topic feeding its partition's state has been read past the order's
+own Kafka timestamp plus the delay, or is caught up to its high watermark.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from gmv.streams.core.decode import SourceMessage
+
+
+class ReadProgress:
+    def __init__(self, state_topics: Iterable[str]) -> None:
+        self.state_topics = tuple(state_topics)
+        self.read_ts: dict[tuple[str, int], int] = {}  # newest Kafka timestamp read
+        self.first_offset: dict[tuple[str, int], int] = {}  # the first offset this process read
+        self.caught_up: set[tuple[str, int]] = set()  # read to the high watermark (last look)
+
+    def note(self, msgs: Iterable[SourceMessage]) -> None:
+        read, first = self.read_ts, self.first_offset
+        for m in msgs:
+            key = (m.topic, m.partition)
+            if key not in first:
+                first[key] = m.offset
+            if m.timestamp_ms > read.get(key, -1):
+                read[key] = m.timestamp_ms
+
+    def forget(self, partitions: set[int]) -> None:
+        """Partitions that went elsewhere: a later owner of them reads from the committed offsets again."""
+        self.read_ts = {k: v for k, v in self.read_ts.items() if k[1] not in partitions}
+
+    def read_to(self, partition: int) -> int | None:
+        """How far (Kafka time) every topic feeding a partition's state has been read; None once
+        all of them are caught up."""
+        lagging = [self.read_ts.get((t, partition), 0) for t in self.state_topics
+                   if (t, partition) not in self.caught_up]
+        return min(lagging) if lagging else None

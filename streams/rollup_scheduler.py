@@ -1,0 +1,73 @@
+"""When the minute rollups are recomputed, and when the journal is marked as stored.
+
+Minute rollups are recomputed from the facts (an INSERT…SELECT per refresh,
+``gmv.sinks.rollups``): after every batch while the worker is caught up (freshness),
+at most every ``rollup_interval_s`` under a backlog (catching up matters more than
+refreshing minutes that are behind anyway). A journal mark says ClickHouse holds the
+rows of a partition's entries up to a sequence number; it is written only after the
+rollup that covers those rows, so a crash never leaves a rollup stale behind a mark.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from datetime import datetime
+
+from gmv.sinks.base import BatchingSink
+from gmv.streams.core.processor import BatchProcessor, BatchResult
+from gmv.streams.core.state import from_ms
+from gmv.streams.stats import WorkerStats
+from gmv.streams.store import Outbox
+
+
+class RollupScheduler:
+    def __init__(self, sink: BatchingSink, outbox: Outbox, processor: BatchProcessor, stats: WorkerStats,
+                 interval_s: float) -> None:
+        self.sink = sink
+        self.outbox = outbox
+        self.processor = processor
+        self.stats = stats
+        self.interval_s = interval_s
+        self._gmv_minutes: set[datetime] = set()  # minutes whose rollups are due a refresh
+        self._funnel_minutes: set[datetime] = set()
+        self._marks_due: dict[int, int] = {}  # partition -> journal seq whose rows are in the facts
+        self._last_refresh = 0.0
+        self.backlog = True  # some assigned partition is not read to its high watermark (the loop says)
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._gmv_minutes or self._funnel_minutes or self._marks_due)
+
+    def interval_passed(self) -> bool:
+        return time.monotonic() - self._last_refresh >= self.interval_s
+
+    async def stored(self, result: BatchResult, marks: dict[int, int], final: bool) -> None:
+        """A batch's rows are in the facts: note their minutes and marks; refresh if it is time."""
+        self._gmv_minutes.update(_minutes(r.event_time for r in result.credit_rows))
+        self._funnel_minutes.update(_minutes(r.event_time for r in result.funnel_rows))
+        self._marks_due.update(marks)
+        if final or not self.backlog or self.interval_passed():
+            await self.refresh_rollups_and_mark()
+
+    async def refresh_rollups_and_mark(self) -> None:
+        """Recompute the minutes noted since the last refresh; then mark the journal entries
+        whose rows are now in the facts and the rollups (a mark must never precede its rollup)."""
+        if self.outbox.changelog is None:
+            return  # the loop never started: nothing was written, nothing is due
+        with self.stats.timing("rollups"):
+            gmv, funnel = self._gmv_minutes, self._funnel_minutes
+            self._gmv_minutes, self._funnel_minutes = set(), set()
+            await self.sink.refresh_rollups(gmv, funnel)
+            marks, self._marks_due = self._marks_due, {}
+            for p, seq in marks.items():
+                ps = self.processor.partitions.get(p)  # the writer that journalled it (never a new one)
+                if ps is not None:
+                    key, value = ps.mark_key_value(seq)
+                    await self.outbox.put_mark(p, key, value)
+            self._last_refresh = time.monotonic()
+
+
+def _minutes(times: Iterable[float]) -> set[datetime]:
+    """The minutes (UTC) of row times (epoch seconds, see ``gmv.streams.core.state.row_time``)."""
+    return {from_ms(m * 60_000) for m in {int(t // 60) for t in times}}

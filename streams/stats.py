@@ -1,0 +1,44 @@
+"""What the worker has done so far: counters, batches, and where its time went."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from gmv.streams.core.decode import SourceMessage
+from gmv.streams.core.processor import BatchResult, IngestCounters
+
+PHASES = ("process", "process_cpu", "journal", "store_wait", "sink", "rollups", "commit")
+
+
+@dataclass
+class WorkerStats:
+    counters: IngestCounters = field(default_factory=IngestCounters)  # of stored batches only
+    batches: int = 0
+    seen_msgs: dict[tuple[str, int], int] = field(default_factory=dict)  # stored messages per (topic, partition)
+    first_batch_at: float | None = None  # monotonic time the first messages arrived
+    last_batch_at: float = 0.0  # wall-clock time the last batch was stored
+    started_at: float = field(default_factory=time.monotonic)
+    seconds_in: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
+
+    @contextmanager
+    def timing(self, phase: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds_in[phase] += time.perf_counter() - t0
+
+    def arrived(self, msgs: list[SourceMessage]) -> None:
+        if msgs and self.first_batch_at is None:
+            self.first_batch_at = time.monotonic()
+
+    def stored(self, result: BatchResult, msgs: list[SourceMessage]) -> None:
+        """A batch is in the sink and its offsets committed: it counts."""
+        for m in msgs:
+            k = (m.topic, m.partition)
+            self.seen_msgs[k] = self.seen_msgs.get(k, 0) + 1
+        self.counters.by_topic.update(result.counters.by_topic)
+        self.batches += 1
+        self.last_batch_at = time.time()

@@ -1,0 +1,142 @@
+"""Stopping, whatever ClickHouse does: a stop signal during an outage ends the process at once,
+commits nothing it has not stored, says what is left, and the next start loses nothing.
+And faust, which hosts the worker, leaves no consumer group of its own on the broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient
+
+from gmv.tools.embedded import free_port
+from gmv.tools.sample import write_sample
+from tests.integration.conftest import ROOT, fresh_env, gmv, run_counts, sql
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def _stats(port: int) -> dict | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/gmv/stats/", timeout=2) as resp:
+            return json.loads(resp.read())
+    except OSError:
+        return None
+
+
+def _committed(env: dict[str, str]) -> int:
+    admin = KafkaAdminClient(bootstrap_servers=env["GMV_KAFKA_BOOTSTRAP_SERVERS"])
+    try:
+        offsets = admin.list_group_offsets(env["GMV_APP_ID"]).get(env["GMV_APP_ID"], {})
+    finally:
+        admin.close()
+    return sum(max(m.offset, 0) for m in offsets.values())
+
+
+@pytest.mark.parametrize("signals", [("SIGTERM",), ("SIGINT", "SIGINT")], ids=["sigterm", "ctrl-c-twice"])
+def test_a_stop_signal_during_a_clickhouse_outage_ends_the_worker_and_commits_nothing_unstored(
+        backend, tmp_path, signals):
+    env = fresh_env(backend)
+    env["GMV_SINK_RETRY_FOR_S"] = "600"  # the outage would hold a write for ten minutes
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    run_counts(env, empty)  # topics and schema in place; nothing committed yet
+    events = tmp_path / "events.jsonl"
+    expected = write_sample(events, events=2000, bad_per_kind=0)
+    down = tmp_path / "clickhouse-down"
+    down.touch()
+    port = free_port()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.faulty_clickhouse", str(down), "worker", "--web-port", str(port)],
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_for(lambda: (_stats(port) or {}).get("partitions") == [0, 1, 2, 3], 90, "the worker to own its partitions")
+        producer = KafkaProducer(bootstrap_servers=env["GMV_KAFKA_BOOTSTRAP_SERVERS"])
+        prefix = env["GMV_TOPIC_PREFIX"]
+        for line in events.read_bytes().splitlines():
+            doc = json.loads(line)
+            topic = {"view": "views", "live_room": "live_rooms", "order": "orders"}[doc["event_type"]]
+            producer.send(f"{prefix}{topic}", value=line, key=doc["user_id"].encode())
+        producer.flush()
+        producer.close()
+        wait_for(lambda: ((_stats(port) or {}).get("sink_failing_s") or 0) > 1, 90, "ClickHouse writes to fail")
+        for name in signals:
+            os.killpg(worker.pid, getattr(signal, name))
+        # A bound against hanging, not a timing measurement: a worker that waited for the outage
+        # would sit in its 600 s retry budget.
+        out, err = worker.communicate(timeout=60)
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+    assert "not committed" in err and "re-process" in err, err[-2000:]
+    # SIGTERM: a stop that abandons the failing write (0); a second Ctrl-C may cut even that short (130)
+    assert worker.returncode in ((0,) if signals == ("SIGTERM",) else (0, 130)), err[-2000:]
+    assert _committed(env) == 0  # nothing was stored, so nothing was committed
+
+    down.unlink()  # ClickHouse is back: the next start takes up everything the stopped one held
+    counts = run_counts(env, empty)
+    assert counts["received"] == expected["received"]
+    assert counts["accepted"] == expected["accepted"] and counts["dead_lettered"] == expected["dead_lettered"]
+    db = env["GMV_CLICKHOUSE_DATABASE"]
+    assert sql(env, f"SELECT count() AS n FROM {db}.events")[0]["n"] == expected["accepted"]
+
+
+def test_the_worker_host_leaves_no_consumer_group_of_its_own(backend, tmp_path):
+    env = fresh_env(backend)
+    path = tmp_path / "few.jsonl"
+    write_sample(path, events=50, bad_per_kind=0)
+    run_counts(env, path)
+    run_counts(env, path)  # two processes, one after the other
+    admin = KafkaAdminClient(bootstrap_servers=env["GMV_KAFKA_BOOTSTRAP_SERVERS"])
+    try:
+        groups = {g["group_id"] if isinstance(g, dict) else g[0] for g in admin.list_groups()}
+    finally:
+        admin.close()
+    tag = env["GMV_APP_ID"]
+    assert tag in groups  # the ingest loop's group, the one the offsets live in
+    assert {g for g in groups if g.startswith(tag)} == {tag}, groups
+
+
+def test_gmv_demo_stops_on_a_second_ctrl_c_during_an_outage_and_the_next_run_reconciles(backend, tmp_path):
+    env = fresh_env(backend)
+    data_dir = tmp_path / "demo"
+    env["GMV_DATA_DIR"] = str(data_dir)
+    if backend.name == "embedded":
+        env["GMV_CLICKHOUSE_DSN"] = f"chdb://{data_dir / 'clickhouse'}"
+    down = tmp_path / "clickhouse-down"
+    port = free_port()
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.faulty_clickhouse", str(down), "demo", "--duration", "120",
+         "--rate", "800", "--web-port", str(port)],
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_for(lambda: ((_stats(port) or {}).get("counters") or {}).get("received", 0) > 500, 120,
+                 "the demo to consume")
+        down.touch()
+        wait_for(lambda: ((_stats(port) or {}).get("sink_failing_s") or 0) > 1, 60, "ClickHouse writes to fail")
+        os.killpg(demo.pid, signal.SIGINT)  # the first asks to finish: the demo waits for ClickHouse ...
+        wait_for(lambda: (_stats(port) or {}).get("sink_failing_s") is not None, 30, "the demo to keep waiting")
+        os.killpg(demo.pid, signal.SIGINT)  # ... the second ends it now
+        out, err = demo.communicate(timeout=60)  # a bound against hanging, not a timing measurement
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait()
+    assert demo.returncode == 130, err[-3000:]
+    assert "second SIGINT" in err and "not committed" in err, err[-3000:]
+    assert "reconciliation:" not in out
+    left = subprocess.run(["pgrep", "-f", str(data_dir)], capture_output=True, text=True).stdout.split()
+    assert not left, f"processes left running: {left}"
+
+    down.unlink()
+    again = gmv(env, "demo", "--duration", "5", "--rate", "800", timeout=300)
+    assert "continuing the story after" in again.stderr
+    assert "reconciliation: MATCH" in again.stdout, again.stdout + again.stderr[-2000:]

@@ -1,0 +1,39 @@
+"""Typed rows match their tables; the migrations are frozen files that load in order."""
+
+from __future__ import annotations
+
+import hashlib
+from importlib import resources
+
+from gmv.sinks.migrations import LATEST, MIGRATIONS
+from gmv.sinks.schema import STORED_TABLES
+from gmv.streams.core.rows import ROW_TYPES
+
+# The migrations as they shipped. A released migration is never edited (an old install would
+# never see the change, and the upgrade test would rebuild a schema nobody has): add a new file.
+SHIPPED = {
+    "0001_ingest.sql": "972bbecf9b12e062e279426cf58cacd6ba14a408f2fc147d99d9bd35a304f9f2",
+    "0002_attribution.sql": "956e5722ca45f0e3c4dd6b35a05f75c620ad49321b9903277a82528fe15ed70f",
+    "0003_events_log.sql": "e0677a327e7b83fdd84486ee77fa9320ff5cc061ca8f33320a038916cd4bb5c3",
+}
+
+
+def test_each_row_type_is_its_tables_columns_in_order():
+    tables = {t.name: t for t in STORED_TABLES}
+    assert {r.TABLE for r in ROW_TYPES} == set(tables)
+    for row in ROW_TYPES:
+        assert list(row._fields) == tables[row.TABLE].column_names, row.__name__
+
+
+def test_released_migrations_are_unchanged():
+    files = {f.name: f for f in resources.files("gmv.sinks.migrations").iterdir() if f.name.endswith(".sql")}
+    for name, digest in SHIPPED.items():
+        assert hashlib.sha256(files[name].read_bytes()).hexdigest() == digest, f"{name} was edited after release"
+
+
+def test_migrations_run_one_to_latest_and_name_their_database_by_placeholder():
+    assert [m.version for m in MIGRATIONS] == list(range(1, LATEST + 1))
+    for m in MIGRATIONS:
+        statements = m.statements("analytics")
+        assert statements and m.description
+        assert all("`analytics`." in s and "{db}" not in s for s in statements)

@@ -1,0 +1,84 @@
+"""The simulator's presets: each a story of the 短直短 loop with its behaviour and noise rates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+DAY_MS = 24 * HOUR_MS
+SKU_PRICES_FEN = (990, 1990, 2990, 4990, 6990, 9990, 15990, 19990, 29990, 49990)
+SHELF_SOURCES = ("mall", "search", "store", "recommend")
+class Rates:
+    """Behaviour and noise rates (probabilities per event unless said otherwise)."""
+
+    engaged: float = 0.55  # a view watched >= 3 s (a touchpoint)
+    video_buy: float = 0.010  # engaged short-video viewer pays in the video
+    clip_buy: float = 0.030  # engaged clip viewer pays in the clip
+    video_to_live: float = 0.20  # engaged viewer enters a live of the same account or shop, if one is on
+    live_buy: float = 0.04  # live enter that pays in the live (a few minutes later)
+    shelf_later: float = 0.012  # engaged viewer who buys on the shelf hours later
+    shelf_cold: float = 0.08  # shelf orders per minute per shop from users with no content touch
+    refund: float = 0.08  # paid orders refunded (5-10% in the product's markets)
+    full_refund_share: float = 0.5  # of refunds, full; the rest partial (sometimes in two parts)
+    duplicate: float = 0.01  # events re-sent with the same event_id
+    late: float = 0.02  # events delivered out of order, up to max_displacement messages late
+    malformed: float = 0.0005  # malformed messages (dead letters)
+    private: float = 0.25  # private-domain (私域) traffic share
+    epoch_ms: float = 0.2  # events whose event_time is epoch milliseconds rather than ISO-8601
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    days: int
+    shops: int = 3
+    distributors: int = 2  # distributor accounts per shop (川流)
+    users: int = 20_000
+    audience: float = 1.0  # views per minute of a video of popularity 1 (scales everything)
+    self_lives: tuple[tuple[float, float], ...] = ((19.0, 3.0),)  # daily (start hour in Shanghai, hours)
+    distributor_lives: tuple[tuple[float, float], ...] = ((20.5, 2.0),)
+    live_audience: float = 6.0  # live enters per minute (at popularity 1), before referrals
+    videos_per_day: int = 2  # short videos per account per day
+    growth: float = 1.0  # daily audience multiplier
+    takeoff_day: int | None = None  # a short video posted the day before takes off (0-based day)
+    takeoff_boost: float = 40.0
+    big_live_day: int | None = None  # a big self-broadcast live this day (followed by a clip tail)
+    big_live_boost: float = 12.0
+    clip_half_life_h: float = 18.0  # clip views halve every this many hours
+    clips_per_live: int = 3
+    rates: Rates = field(default_factory=Rates)
+
+    def scaled(self, factor: float) -> Scenario:
+        """The same story with ``factor`` times the audience and users (denser event time)."""
+        if factor == 1:
+            return self
+        return replace(self, audience=self.audience * factor, live_audience=self.live_audience * factor,
+                       users=max(1, int(self.users * factor)))
+
+
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
+    Scenario("mixed", "Three shops, brand self-broadcast and distributors, every stage and source of noise",
+             days=3, shops=3, distributors=2, users=12_000, audience=0.5),
+    Scenario("cold_start", "Brand cold start: one shop lives ~16 h a day and posts 5+ short videos a day",
+             days=5, shops=1, distributors=1, users=8_000, audience=0.35,
+             self_lives=((8.0, 8.0), (16.0, 8.0)), distributor_lives=(), videos_per_day=6, growth=1.35,
+             live_audience=1.2),
+    Scenario("takeoff", "A short video takes off on day 4; the live that follows sells 100k+ yuan",
+             days=5, shops=2, distributors=2, users=15_000, audience=0.25, takeoff_day=3, takeoff_boost=800.0,
+             live_audience=2.0),
+    Scenario("clip_tail", "A big live, then its clips keep selling for days (二次销售)",
+             days=5, shops=2, distributors=1, users=15_000, audience=0.25, big_live_day=0, big_live_boost=25.0,
+             clip_half_life_h=36.0, clips_per_live=5, live_audience=2.0),
+)}
+
+
+def default_start(days: int, now: datetime | None = None) -> datetime:
+    """Midnight (Asia/Shanghai) ``days`` days ago: the scenario ends about today, never in the future."""
+    now = (now or datetime.now(UTC)).astimezone(SHANGHAI)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return (midnight - timedelta(days=days)).astimezone(UTC)

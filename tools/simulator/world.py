@@ -1,0 +1,340 @@
+"""The simulated world of the 短直短 loop: what happens, in event-time order (``World.events``).
+
+Shops, each bound to a brand self-broadcast account and a few distributor accounts
+(一店多号, 川流); short videos that seed interest; scheduled live sessions that
+convert; clips cut from each live that keep selling after it; shelf purchases
+(mall/search/store/recommend); public and private traffic; refunds. Buyers are the
+viewers: a user who watched a short video may enter the live it leads to and pay
+there, or buy on a clip or on the shelf hours later, so real multi-touch paths arise
+from the simulation itself.
+
+Everything is seeded. Time is simulated, minute by minute through the scenario's
+days. Future actions (live starts and ends, enters, orders, refunds) wait in a heap
+ordered by (time, tie), the tie from a counter of its own; ids come from ``Ids``,
+one counter per kind of id, so scheduling more or fewer actions never renumbers the
+events, orders or content (``<prefix>-e<n>`` events, ``-o<n>`` orders, ``-v<n>``
+videos and clips, ``-L<n>`` lives).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from gmv.tools.simulator.delivery import Delivery, Emitted
+from gmv.tools.simulator.scenarios import (
+    DAY_MS,
+    HOUR_MS,
+    MINUTE_MS,
+    SHELF_SOURCES,
+    SKU_PRICES_FEN,
+    Scenario,
+)
+
+
+class Ids:
+    """Identifiers per kind, numbered in creation order within each kind."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self._counters: dict[str, itertools.count] = defaultdict(lambda: itertools.count(1))
+
+    def new(self, kind: str) -> str:
+        return f"{self.prefix}-{kind}{next(self._counters[kind])}"
+
+
+@dataclass
+class Content:
+    kind: str  # short_video | clip | live
+    content_id: str
+    account: str
+    shop: str
+    start_ms: int
+    end_ms: int  # live: session end; videos: when it stops being shown
+    popularity: float
+    source_live_id: str = ""
+    boost_from_ms: int = 0
+    boost_until_ms: int = 0
+    boost: float = 1.0
+    buy_boost: float = 1.0  # conversion multiplier (the live a hit video feeds)
+
+    def rate_at(self, t_ms: int, half_life_h: float) -> float:
+        if not (self.start_ms <= t_ms < self.end_ms):
+            return 0.0
+        age_h = (t_ms - self.start_ms) / HOUR_MS
+        if self.kind == "live":
+            r = self.popularity
+        elif self.kind == "clip":
+            r = self.popularity * 0.5 ** (age_h / half_life_h)
+        else:
+            r = self.popularity * 0.5 ** (age_h / 8.0)
+        if self.boost_from_ms <= t_ms < self.boost_until_ms:
+            r *= self.boost
+        return r
+
+
+class World:
+    """Generates the scenario's events in event-time order, minute by minute."""
+
+    def __init__(self, scenario: Scenario, seed: int, start: datetime, engaged_ms: int = 3000,
+                 max_displacement: int = 40) -> None:
+        self.delivery = Delivery(scenario.rates, f"{scenario.name}:{seed}", max_displacement)
+        self.sc = scenario
+        self.rng = random.Random(f"{scenario.name}:{seed}")
+        self.start_ms = int(start.timestamp() * 1000)
+        self.engaged_ms = engaged_ms
+        self._ties = itertools.count()  # heap ties of scheduled actions: never an id
+        self.prefix = f"{scenario.name[:3]}{seed}"
+        self.ids = Ids(self.prefix)
+        self.shops: list[dict[str, Any]] = []
+        for s in range(scenario.shops):
+            shop = f"shop{s}"
+            self.shops.append({
+                "shop": shop, "brand": f"brand{s}", "distributors": [f"dist{s}_{d}" for d in range(scenario.distributors)],
+                "skus": [(f"{shop}-sku{k}", self.rng.choice(SKU_PRICES_FEN)) for k in range(8)],
+            })
+        self.contents: list[Content] = []
+        self.live_now: dict[str, Content] = {}  # account -> its live on air
+        self.future: list[tuple[int, int, str, dict[str, Any]]] = []  # (t_ms, seq, action, data)
+        self.paid: dict[str, tuple[str, int]] = {}  # order_id -> (user, amount) for refunds
+
+    # -- identities ------------------------------------------------------------------
+    def _id(self, kind: str) -> str:
+        return self.ids.new(kind)
+
+    def _user(self, account: str, private: bool) -> str:
+        # Private traffic comes from the account's followers: a fixed slice of the users.
+        n = self.sc.users
+        if private:
+            base = (sum(map(ord, account)) * 7919) % n
+            return f"u{(base + self.rng.randrange(max(1, n // 20))) % n}"
+        return f"u{self.rng.randrange(n)}"
+
+    # -- the schedule ----------------------------------------------------------------
+    def _plan_day(self, day: int) -> None:
+        sc, rng = self.sc, self.rng
+        day_ms = self.start_ms + day * DAY_MS
+        growth = sc.growth ** day
+        for shop in self.shops:
+            accounts = [shop["brand"], *shop["distributors"]]
+            for acct in accounts:
+                for _ in range(sc.videos_per_day):
+                    t = day_ms + rng.randrange(7 * HOUR_MS, 23 * HOUR_MS)
+                    pop = rng.lognormvariate(0, 0.8) * growth * (1.0 if acct == shop["brand"] else 0.7)
+                    self.contents.append(Content("short_video", self._id("v"), acct, shop["shop"], t,
+                                                 t + 2 * DAY_MS, pop))
+                sessions = sc.self_lives if acct == shop["brand"] else sc.distributor_lives
+                for h, hours in sessions:
+                    t = day_ms + int(h * HOUR_MS) + rng.randrange(0, 20) * MINUTE_MS
+                    pop = sc.live_audience * growth * rng.uniform(0.7, 1.3) * (1.0 if acct == shop["brand"] else 0.6)
+                    live = Content("live", self._id("L"), acct, shop["shop"], t, t + int(hours * HOUR_MS), pop)
+                    if sc.big_live_day == day and acct == shop["brand"] and shop is self.shops[0]:
+                        live.boost, live.boost_from_ms, live.boost_until_ms = sc.big_live_boost, t, live.end_ms
+                    self.contents.append(live)
+                    heapq.heappush(self.future, (live.start_ms, self._next(), "live_start", {"live": live}))
+                    heapq.heappush(self.future, (live.end_ms, self._next(), "live_end", {"live": live}))
+            if sc.takeoff_day is not None and day == sc.takeoff_day - 1 and shop is self.shops[0]:
+                # The one that takes off: posted the evening before, ordinary until its day comes.
+                t = day_ms + 21 * HOUR_MS
+                video = Content("short_video", self._id("v"), shop["brand"], shop["shop"], t, t + 4 * DAY_MS, 0.8)
+                video.boost = sc.takeoff_boost
+                video.boost_from_ms = day_ms + DAY_MS + 9 * HOUR_MS
+                video.boost_until_ms = video.boost_from_ms + 14 * HOUR_MS
+                self.contents.append(video)
+            if sc.takeoff_day is not None and day == sc.takeoff_day and shop is self.shops[0]:
+                # ... and the live it feeds that evening.
+                t = day_ms + 20 * HOUR_MS
+                live = Content("live", self._id("L"), shop["brand"], shop["shop"], t, t + 4 * HOUR_MS,
+                               sc.live_audience * 3, buy_boost=8.0)
+                self.contents.append(live)
+                heapq.heappush(self.future, (live.start_ms, self._next(), "live_start", {"live": live}))
+                heapq.heappush(self.future, (live.end_ms, self._next(), "live_end", {"live": live}))
+
+    def _next(self) -> int:
+        """The tie-breaker of the next scheduled action (same time: scheduled first, fired first)."""
+        return next(self._ties)
+
+    # -- events ------------------------------------------------------------------------
+    def _view(self, c: Content, t_ms: int) -> list[dict[str, Any]]:
+        r, rng = self.sc.rates, self.rng
+        private = rng.random() < r.private
+        user = self._user(c.account, private)
+        engaged = rng.random() < r.engaged
+        watch = rng.randrange(self.engaged_ms, 90_000) if engaged else rng.randrange(0, self.engaged_ms)
+        ev: dict[str, Any] = {"event_type": "view", "event_id": self._id("e"), "event_time": t_ms,
+                              "user_id": user, "video_id": c.content_id, "author_id": c.account, "kind": c.kind,
+                              "watch_ms": watch, "traffic": "private" if private else "public", "shop_id": c.shop}
+        if c.kind == "clip":
+            ev["source_live_id"] = c.source_live_id
+        out = [ev]
+        if not engaged:
+            return out
+        roll = rng.random()
+        live = self.live_now.get(c.account) or next(
+            (lv for a, lv in self.live_now.items() if lv.shop == c.shop and a != c.account), None)
+        if c.kind == "short_video" and roll < r.video_buy:
+            self._schedule_order(t_ms + rng.randrange(20_000, 300_000), user, c, c.kind, c.content_id)
+        elif c.kind == "clip" and roll < r.clip_buy:
+            self._schedule_order(t_ms + rng.randrange(20_000, 300_000), user, c, "clip", c.content_id)
+        elif live is not None and roll < r.video_buy + r.video_to_live:
+            heapq.heappush(self.future, (t_ms + rng.randrange(1_000, 30_000), self._next(), "enter",
+                                         {"live": live, "user": user, "referrer_kind": c.kind,
+                                          "referrer_id": c.content_id, "private": private}))
+        elif rng.random() < r.shelf_later:
+            self._schedule_order(t_ms + rng.randrange(HOUR_MS, 30 * HOUR_MS), user, c, "shelf", "")
+        return out
+
+    def _enter(self, live: Content, t_ms: int, user: str, referrer_kind: str, referrer_id: str | None,
+               private: bool) -> list[dict[str, Any]]:
+        rng, r = self.rng, self.sc.rates
+        ev: dict[str, Any] = {"event_type": "live_room", "event_id": self._id("e"), "event_time": t_ms,
+                              "live_id": live.content_id, "anchor_id": live.account, "action": "enter",
+                              "user_id": user, "referrer_kind": referrer_kind,
+                              "traffic": "private" if private else "public", "shop_id": live.shop}
+        if referrer_id:
+            ev["referrer_id"] = referrer_id
+        buy = r.live_buy * live.buy_boost * (2.0 if referrer_kind in ("short_video", "clip") else 1.0)
+        if rng.random() < buy:
+            self._schedule_order(max(t_ms + 1_000, min(t_ms + rng.randrange(30_000, 600_000), live.end_ms - 1)),
+                                 user, live, "live",
+                                 live.content_id)
+        if rng.random() < 0.5:
+            heapq.heappush(self.future, (t_ms + rng.randrange(60_000, 1_800_000), self._next(), "leave",
+                                         {"live": live, "user": user}))
+        return [ev]
+
+    def _schedule_order(self, t_ms: int, user: str, c: Content, channel: str, channel_id: str) -> None:
+        heapq.heappush(self.future, (t_ms, self._next(), "order",
+                                     {"user": user, "content": c, "channel": channel, "channel_id": channel_id}))
+
+    def _order(self, t_ms: int, user: str, shop: dict[str, Any], seller: str, channel: str,
+               channel_id: str) -> list[dict[str, Any]]:
+        rng, r = self.rng, self.sc.rates
+        sku, price = rng.choice(shop["skus"])
+        qty = 1 if rng.random() < 0.8 else rng.randrange(2, 4)
+        order_id = self._id("o")
+        ev: dict[str, Any] = {"event_type": "order", "event_id": self._id("e"), "event_time": t_ms,
+                              "order_id": order_id, "user_id": user, "shop_id": shop["shop"], "sku_id": sku,
+                              "seller_id": seller, "status": "paid", "amount_fen": price * qty, "quantity": qty,
+                              "currency": "CNY", "channel": channel}
+        if channel == "shelf":
+            ev["shelf_source"] = rng.choice(SHELF_SOURCES)
+        else:
+            ev["channel_id"] = channel_id
+        amount = price * qty
+        if rng.random() < r.refund:
+            when = t_ms + rng.randrange(HOUR_MS, 36 * HOUR_MS)
+            if rng.random() < r.full_refund_share or amount < 2:
+                parts = [amount]
+            else:
+                first = rng.randrange(1, amount)
+                parts = [first] if rng.random() < 0.7 or amount - first < 1 else [first, rng.randrange(1, amount - first + 1)]
+            for i, part in enumerate(parts):
+                heapq.heappush(self.future, (when + i * HOUR_MS, self._next(), "refund",
+                                             {"order": ev, "refund_fen": part}))
+        return [ev]
+
+    def _refund(self, t_ms: int, order: dict[str, Any], refund_fen: int) -> list[dict[str, Any]]:
+        ev = {k: order[k] for k in ("event_type", "order_id", "user_id", "shop_id", "sku_id", "seller_id",
+                                    "currency", "channel")}
+        for optional in ("channel_id", "shelf_source"):
+            if optional in order:
+                ev[optional] = order[optional]
+        ev.update({"event_id": self._id("e"), "event_time": t_ms, "status": "refunded", "refund_fen": refund_fen})
+        return [ev]
+
+    def _fire(self, t_ms: int, action: str, d: dict[str, Any]) -> list[dict[str, Any]]:
+        if action == "live_start" or action == "live_end":
+            live: Content = d["live"]
+            if action == "live_start":
+                self.live_now[live.account] = live
+            else:
+                if self.live_now.get(live.account) is live:
+                    del self.live_now[live.account]
+                self._cut_clips(live)
+            return [{"event_type": "live_room", "event_id": self._id("e"), "event_time": t_ms,
+                     "live_id": live.content_id, "anchor_id": live.account,
+                     "action": "start" if action == "live_start" else "end", "shop_id": live.shop}]
+        if action == "enter":
+            if t_ms >= d["live"].end_ms:
+                return []  # the live ended before they got there
+            return self._enter(d["live"], t_ms, d["user"], d["referrer_kind"], d["referrer_id"], d["private"])
+        if action == "leave":
+            live = d["live"]
+            return [{"event_type": "live_room", "event_id": self._id("e"), "event_time": t_ms,
+                     "live_id": live.content_id, "anchor_id": live.account, "action": "leave", "user_id": d["user"],
+                     "shop_id": live.shop}]
+        if action == "order":
+            c: Content = d["content"]
+            shop = next(s for s in self.shops if s["shop"] == c.shop)
+            seller = c.account
+            if d["channel"] == "shelf" and self.rng.random() < 0.5:
+                seller = ""  # a pure shelf sale: no account made it
+            return self._order(t_ms, d["user"], shop, seller, d["channel"], d["channel_id"])
+        if action == "refund":
+            return self._refund(t_ms, d["order"], d["refund_fen"])
+        raise AssertionError(action)
+
+    def _cut_clips(self, live: Content) -> None:
+        for _ in range(self.sc.clips_per_live):
+            t = live.end_ms + self.rng.randrange(10 * MINUTE_MS, 3 * HOUR_MS)
+            pop = live.popularity * (live.boost if live.boost_until_ms else 1.0) * self.rng.uniform(0.05, 0.15)
+            self.contents.append(Content("clip", self._id("v"), live.account, live.shop, t, t + 7 * DAY_MS, pop,
+                                         source_live_id=live.content_id))
+
+    def _minute(self, t0: int) -> list[dict[str, Any]]:
+        sc, rng = self.sc, self.rng
+        day = (t0 - self.start_ms) // DAY_MS
+        events: list[dict[str, Any]] = []
+        while self.future and self.future[0][0] < t0 + MINUTE_MS:
+            t, _, action, d = heapq.heappop(self.future)
+            events.extend(self._fire(max(t, t0), action, d))
+        self.contents = [c for c in self.contents if c.end_ms > t0]
+        for c in self.contents:
+            if c.kind == "live":
+                # Enters from the feed, follows, search...: the live's own audience, before referrals.
+                for _ in range(_count(rng, c.rate_at(t0, sc.clip_half_life_h))):
+                    private = rng.random() < sc.rates.private
+                    heapq.heappush(self.future, (t0 + rng.randrange(MINUTE_MS), self._next(), "enter", {
+                        "live": c, "user": self._user(c.account, private),
+                        "referrer_kind": "follow" if private else rng.choice(("feed", "search", "shelf", "other")),
+                        "referrer_id": None, "private": private}))
+                continue
+            for _ in range(_count(rng, c.rate_at(t0, sc.clip_half_life_h) * sc.audience)):
+                events.extend(self._view(c, t0 + rng.randrange(MINUTE_MS)))
+        growth = sc.growth ** day
+        for shop in self.shops:
+            for _ in range(_count(rng, sc.rates.shelf_cold * growth * sc.audience)):
+                user = f"u{rng.randrange(sc.users)}"
+                events.extend(self._order(t0 + rng.randrange(MINUTE_MS), user, shop, "", "shelf", ""))
+        events.sort(key=lambda e: (e["event_time"], e["event_id"]))
+        return events
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        """Valid events of the whole scenario, in event-time order (event_time as epoch ms)."""
+        end = self.start_ms + self.sc.days * DAY_MS
+        day = -1
+        t = self.start_ms
+        while t < end:
+            d = (t - self.start_ms) // DAY_MS
+            if d != day:
+                day = d
+                self._plan_day(d)
+            yield from self._minute(t)
+            t += MINUTE_MS
+
+    def messages(self) -> Iterator[Emitted]:
+        """The stream as sent: the world's events through the delivery noise (``delivery.py``)."""
+        return self.delivery.messages(self.events())
+
+
+def _count(rng: random.Random, lam: float) -> int:
+    """A cheap deterministic draw with mean ``lam``."""
+    whole = int(lam)
+    return whole + (1 if rng.random() < lam - whole else 0)
