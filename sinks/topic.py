@@ -28,35 +28,38 @@ from datetime import datetime
 from typing import Any
 
 from gmv.sinks.base import BatchingSink
-from gmv.sinks.clickhouse import BINARY_TABLES, ClickHouseSink, _json_rows
+from gmv.sinks.clickhouse import BINARY_TABLES, ClickHouseSink, json_rows
 from gmv.sinks.schema import STORED_TABLES
 
 log = logging.getLogger(__name__)
 
 ROLLUPS = "__rollups"
 TABLE_HEADER = "gmv-table"
+ROWS_HEADER = "gmv-rows"  # rows in the body
 MAX_BODY = 768 * 1024  # under the broker's 1 MiB message limit
 
 
-def encode_rows(table: str, rows: Sequence[Sequence[Any]]) -> list[bytes]:
-    """Rows -> bodies under ``MAX_BODY`` (bytes columns of binary tables as base64 text)."""
+def encode_rows(table: str, rows: Sequence[Sequence[Any]]) -> list[tuple[bytes, int]]:
+    """Rows -> (body, rows in it) under ``MAX_BODY`` (bytes columns of binary tables as base64 text)."""
     if table in BINARY_TABLES:
         rows = [tuple({"b64": base64.b64encode(v).decode()} if isinstance(v, bytes) else v for v in r) for r in rows]
-    bodies: list[bytes] = []
+    bodies: list[tuple[bytes, int]] = []
     step = max(1, len(rows))
     i = 0
     while i < len(rows):
-        body = _json_rows(rows[i:i + step])
+        chunk = rows[i:i + step]
+        body = json_rows(chunk)
         if len(body) > MAX_BODY and step > 1:
             step = max(1, step // 2)
             continue
-        bodies.append(body)
+        bodies.append((body, len(chunk)))
         i += step
     return bodies
 
 
 def decode_binary_rows(body: bytes) -> list[list[Any]]:
-    rows = [json.loads(line) for line in body.splitlines() if line.strip()]
+    # Rows are separated by commas (or, from older writers, newlines: JSON text holds no raw newline).
+    rows = json.loads(b"[" + body.replace(b"\n", b",") + b"]")
     return [[base64.b64decode(v["b64"]) if isinstance(v, dict) and "b64" in v else v for v in r] for r in rows]
 
 
@@ -76,9 +79,10 @@ class TopicSink(BatchingSink):
         futures = []
         producer = self._producer()
         for name, bodies in encoded.items():
-            for body in bodies:
+            for body, n in bodies:
                 futures.append(await producer.send(self.topic, value=body, partition=0,
-                                                   headers=[(TABLE_HEADER, name.encode())]))
+                                                   headers=[(TABLE_HEADER, name.encode()),
+                                                            (ROWS_HEADER, str(n).encode())]))
         await producer.flush()
         await asyncio.gather(*futures)  # acknowledged by the broker before offsets move on
         n = sum(len(r) for r in batches.values())
@@ -139,29 +143,29 @@ class RowsWriter:
         """Inserts in arrival order, a table's consecutive bodies joined into one insert; a rollup
         request is applied after every row that came before it."""
         bodies: dict[str, list[bytes]] = {}
+        counted = 0
         gmv: set[datetime] = set()
         funnel: set[datetime] = set()
         for r in records:
-            table = dict(r.headers or ()).get(TABLE_HEADER, b"").decode()
+            headers = dict(r.headers or ())
+            table = headers.get(TABLE_HEADER, b"").decode()
             if table == ROLLUPS:
                 doc = json.loads(r.value)
                 gmv.update(datetime.fromisoformat(m) for m in doc["gmv"])
                 funnel.update(datetime.fromisoformat(m) for m in doc["funnel"])
             elif table in self.sink.tables:
                 bodies.setdefault(table, []).append(r.value)
+                counted += int(headers.get(ROWS_HEADER, b"0") or 0)
             else:
                 log.warning("rows topic: message for unknown table %r at offset %d skipped", table, r.offset)
         t0 = time.perf_counter()
         for table, parts in bodies.items():
             if table in BINARY_TABLES:
-                rows = [row for body in parts for row in decode_binary_rows(body)]
-                self.sink.add(table, rows)
+                self.sink.add(table, [row for body in parts for row in decode_binary_rows(body)])
                 self.sink.flush_sync()
-                self.rows_written += len(rows)
             else:
-                body = b"\n".join(parts)
-                self.sink.insert_json_sync(table, body)
-                self.rows_written += body.count(b"\n") + 1
+                self.sink.insert_json_sync(table, b",".join(parts))
+        self.rows_written += counted
         if gmv or funnel:
             self.sink.refresh_rollups_sync(gmv, funnel)
         log.debug("rows writer: %d messages in %.3fs", len(records), time.perf_counter() - t0)

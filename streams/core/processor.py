@@ -25,7 +25,7 @@ from gmv.streams.core.attribution import OrderFacts, Touch, attribute, build_pat
 from gmv.streams.core.config import PipelineConfig
 from gmv.streams.core.decode import Accepted, DeadLetter, MessageDecoder, SourceMessage
 from gmv.streams.core.refunds import RefundSettlement
-from gmv.streams.core.routing import Rekeyed, RekeyRouter
+from gmv.streams.core.routing import Rekeyed, RekeyRouter, partition_for_key
 from gmv.streams.core.rows import (
     ROW_TYPES,
     CreditRow,
@@ -33,6 +33,7 @@ from gmv.streams.core.rows import (
     EventRow,
     FunnelRow,
     IngestLogRow,
+    build,
     credit_rows,
     log_row,
 )
@@ -166,14 +167,14 @@ class BatchProcessor:
 
     # -- consuming -------------------------------------------------------------------------
     def process(self, messages: list[SourceMessage], now: datetime) -> BatchResult:
-        # The hot loop: locals and counts kept out of attribute
-        # lookups and calls on purpose.
+        # The hot loop: locals and counts kept out of attribute lookups and calls on purpose;
+        # row times inline ``row_time`` (``t_ms / 1000``).
         now_ms = to_ms(now)
         now_s = row_time(now_ms)
         out = BatchResult()
         ev_rows, log_rows = out.rows[EventRow.TABLE], out.rows[IngestLogRow.TABLE]
         next_offsets, touched = out.next_offsets, out.touched_partitions
-        decode, owner_of = self.decoder.decode, self.router.owner
+        decode, n_parts, funnel_rows = self.decoder.decode, self.config.partitions, out.funnel_rows
         counts: dict[tuple[str, str], int] = {}
         for msg in messages:
             topic, partition = msg.topic, msg.partition
@@ -187,7 +188,8 @@ class BatchProcessor:
                     continue
                 event = item.event
                 user = event.user_id  # every event type has one (optional on live start/end)
-                owner = owner_of(user, partition)
+                # RekeyRouter.owner, inlined: it runs per event
+                owner = partition_for_key(user, n_parts) if user else partition
                 if owner != partition:
                     out.rekeyed.append(self.router.forward(owner, user, event.model_dump_json().encode(), item.src))
                     out.counters.add(topic, "rekeyed")
@@ -206,7 +208,7 @@ class BatchProcessor:
                     continue
                 if t_ms > ps.watermark_ms:
                     ps.watermark_ms = t_ms
-                rejection = self._apply_event(ps, item, t_ms, now_ms, out)
+                rejection = self._apply_event(ps, item, t_ms, now_ms, out, funnel_rows)
                 if verdict == "new":
                     ps.journal_seen(event.event_id, item.src, t_ms)
                 if rejection is not None:
@@ -218,22 +220,22 @@ class BatchProcessor:
         out.counters.by_topic.update(counts)
         return out
 
-    def _apply_event(self, ps: PartitionState, item: Accepted, t_ms: int, now_ms: int,
-                     out: BatchResult) -> DeadLetter | None:
+    def _apply_event(self, ps: PartitionState, item: Accepted, t_ms: int, now_ms: int, out: BatchResult,
+                     funnel_rows: list) -> DeadLetter | None:
         """Add an accepted event to the state; a DeadLetter if it breaks an order-level rule."""
         event = item.event
         if isinstance(event, ViewEvent):
             engaged = event.watch_ms >= self.config.engaged_ms
-            out.funnel_rows.append(FunnelRow._make((
-                event.event_id, row_time(t_ms), event.kind, "view", event.user_id, event.author_id,
+            funnel_rows.append(build(FunnelRow, (
+                event.event_id, t_ms / 1000, event.kind, "view", event.user_id, event.author_id,
                 event.video_id, event.shop_id or "", event.traffic, event.watch_ms, int(engaged), "",
                 event.source_live_id or "")))
             if engaged:
                 ps.add_touch(event.user_id, Touch(t_ms, event.event_id, event.kind, event.author_id, event.video_id,
                                                   event.shop_id or "", event.traffic), item.src)
         elif isinstance(event, LiveRoomEvent):
-            out.funnel_rows.append(FunnelRow._make((
-                event.event_id, row_time(t_ms), "live", event.action, event.user_id or "", event.anchor_id,
+            funnel_rows.append(build(FunnelRow, (
+                event.event_id, t_ms / 1000, "live", event.action, event.user_id or "", event.anchor_id,
                 event.live_id, event.shop_id or "", event.traffic, 0, int(event.action == "enter"),
                 event.referrer_kind or "", "")))
             if event.action == "enter" and event.user_id:
@@ -367,6 +369,6 @@ def _event_row(event: AnyEvent, item: Accepted, t_ms: int, now_s: float) -> Even
     # the String column (input_format_json_read_objects_as_strings), compact as to_json writes it.
     raw = item.raw
     payload = raw.decode("utf-8", "replace") if type(raw) is bytes else raw
-    return EventRow._make((event.event_id, event.event_type, row_time(t_ms), getattr(event, "user_id", None) or "",
+    return build(EventRow, (event.event_id, event.event_type, t_ms / 1000, getattr(event, "user_id", None) or "",
                            event.partition_key, item.src, msg.topic, msg.partition, msg.offset, item.index,
                            payload or event.model_dump_json(), now_s))

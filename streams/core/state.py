@@ -35,10 +35,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import pydantic_core
 
@@ -46,6 +46,12 @@ from gmv.streams.core.attribution import Touch
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 JOURNAL_CHUNK = 200  # records per journal entry: a 20-touch path is ~2 KB, so an entry stays < 0.5 MiB
+
+
+R = TypeVar("R", bound=tuple)
+# build(RecordType, values): a NamedTuple from its values in field order, with no Python-level
+# call: it is tuple.__new__ itself (rows and journal records are built per event).
+build: Callable[[type[R], tuple], R] = tuple.__new__  # type: ignore[assignment]
 
 
 def to_ms(when: datetime) -> int:
@@ -101,10 +107,6 @@ class TouchRecord(NamedTuple):
     traffic: str
     user_id: str
     src: str = ""  # journals from before the touch carried its event's de-duplication
-
-    @classmethod
-    def of(cls, touch: Touch, user_id: str, src: str) -> TouchRecord:
-        return cls(*touch, user_id, src)
 
     @property
     def touch(self) -> Touch:
@@ -182,6 +184,11 @@ class _Kind:
 
     def decode(self, raw: list) -> Any:
         raise NotImplementedError
+
+    def encode(self, recs: list) -> list:
+        """Records as their wire arrays: plain tuples (pydantic-core encodes NamedTuples several
+        times slower)."""
+        return [tuple(r) for r in recs]
 
     def apply(self, st: PartitionState, rec: Any) -> None:
         raise NotImplementedError
@@ -265,6 +272,9 @@ class _Attr(_Kind):
     def decode(self, raw: list) -> AttrRecord:
         order_event_id, path = raw
         return AttrRecord(order_event_id, [Touch(*t) for t in path])
+
+    def encode(self, recs: list) -> list:
+        return [(r.order_event_id, [tuple(t) for t in r.path]) for r in recs]
 
     def apply(self, st: PartitionState, rec: AttrRecord) -> None:
         st.attrs[rec.order_event_id] = rec.path
@@ -395,8 +405,14 @@ class PartitionState:
 
     def record(self, kind: _Kind, rec: tuple, t_ms: int) -> None:
         """Stage a record for this batch's journal entry of ``kind`` (indexes are updated by the caller)."""
-        self._pending.setdefault(kind.name, []).append(rec)
-        self._pending_t[kind.name] = max(self._pending_t.get(kind.name, 0), t_ms)
+        name = kind.name
+        pending = self._pending.get(name)
+        if pending is None:
+            pending = self._pending[name] = []
+            self._pending_t[name] = t_ms
+        pending.append(rec)
+        if t_ms > self._pending_t[name]:
+            self._pending_t[name] = t_ms
 
     def commit_batch(self) -> tuple[list[tuple[str, bytes]], list[str]]:
         """Journal entries to put and keys to delete for this batch."""
@@ -410,8 +426,7 @@ class PartitionState:
                 key = f"{self.partition}|{kind}|{self._nonce}|{self._seq}"
                 entry = JournalEntry(kind, self._pending_t[kind], recs)
                 self.entries[key] = entry
-                # Records are tuples (NamedTuples, Touch paths inside): JSON arrays as they are.
-                puts.append((key, _encode({"k": kind, "t": entry.t_max, "r": recs})))
+                puts.append((key, _encode({"k": kind, "t": entry.t_max, "r": KINDS[kind].encode(recs)})))
         self._pending.clear()
         self._pending_t.clear()
         return puts, self._expire_due()
@@ -475,12 +490,16 @@ class PartitionState:
     def journal_seen(self, event_id: str, src: str, t_ms: int) -> None:
         """Journal a new event's de-duplication, unless a record of its own already carries it."""
         if not self.carried:
-            self.record(SEEN, SeenRecord(event_id, src), t_ms)
+            self.record(SEEN, build(SeenRecord, (event_id, src)), t_ms)
 
     # -- attribution state: applied by the same handlers as the journal, then journalled --------
     def add_touch(self, user_id: str, touch: Touch, src: str) -> None:
-        if touch.event_id not in self.touches.get(user_id, ()):
-            self._apply_new(TOUCH, TouchRecord.of(touch, user_id, src), touch.t_ms)
+        # Per engaged view and live enter: what _Touch.apply does, without rebuilding the Touch.
+        user = self.touches.setdefault(user_id, {})
+        if touch.event_id not in user:
+            user[touch.event_id] = touch
+            self.record(TOUCH, build(TouchRecord, (*touch, user_id, src)), touch.t_ms)
+            self.carried = True
 
     def add_order(self, order: OrderRec) -> None:
         if order.event_id not in self.orders:
