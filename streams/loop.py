@@ -1,9 +1,9 @@
 """The ingest loop: a plain aiokafka consumer with manual commits, feeding the batch processor.
 
 Why not a faust agent: faust's stream delivery drops messages across consumer-group
-generations and then commits past them (measured here: ~2 in 8 resumed runs skipped
-hundreds of offsets; see faust-streaming issues #216/#221), and its per-message
-machinery caps a stock agent at a few thousand events/s on this hardware. Exact GMV
+generations and then commits past them (README, Architecture; faust-streaming issues
+#216/#221), and its per-message machinery is far slower than this loop (the bench's
+``faust_floor`` figure). Exact GMV
 needs every offset:
 
     getmany (≤ batch_max records) → BatchProcessor (pure) → Outbox (journal, DLQ,

@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     clickhouse_password: SecretStr | None = Field(None, description="ClickHouse server password (never logged)")
     clickhouse_database: str = Field("gmv", description="database holding every table")
 
-    app_id: str = Field("gmv", description="faust app id = Kafka consumer group")
+    app_id: str = Field("gmv", description="the ingest loop's Kafka consumer group (and the state changelog's name)")
     topic_prefix: str = Field("gmv.", description="prefix of every topic name")
     partitions: Annotated[int, Field(ge=1, le=256)] = 4
     replication_factor: Annotated[int, Field(ge=1)] = 1
@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     sink_retry_for_s: Annotated[float, Field(gt=0)] = 600.0
     kafka_compression: Literal["none", "gzip", "lz4"] = Field(
         "lz4", description="compression of every message the pipeline and its tools produce (journal, DLQ, "
-                           "`gmv run`, the simulator); lz4 shrinks JSON ~7x for little CPU, and the embedded "
+                           "`gmv run`, the simulator); lz4 shrinks JSON several times for little CPU, and the embedded "
                            "broker's upkeep grows with the bytes it holds")
 
     # Worker runtime.

@@ -85,7 +85,7 @@ class GmvWorker:
         self.loop = IngestLoop(settings, bootstrap, self.processor, self.outbox, self.store, self.scheduler,
                                self.stats, attribute_at_end)
         self._crash: BaseException | None = None
-        self._stopped_in_outage = False
+        self._abandoned = False
         self.web_port = web_port
         self.app = self._host(web_port)
 
@@ -120,7 +120,7 @@ class GmvWorker:
         except asyncio.CancelledError:
             raise
         except SinkStopped:
-            self._stopped_in_outage = True  # asked to stop while ClickHouse failed: nothing more committed
+            self._abandoned = True  # told to stop mid-write (abort): nothing after it was committed
         except Exception as e:
             # Input never raises here (it is validated and dead-lettered): this is infrastructure
             # (ClickHouse gone past the retry budget, the broker gone) or a bug. Stop the worker;
@@ -138,7 +138,7 @@ class GmvWorker:
         except asyncio.CancelledError:
             raise
         except SinkStopped:
-            self._stopped_in_outage = True
+            self._abandoned = True
         except Exception as e:  # ClickHouse gone past the retry budget: stop, offsets uncommitted
             self._crash = e
             log.exception("the rows writer failed; stopping the worker")
@@ -183,7 +183,7 @@ class GmvWorker:
                 pass
         self.abort()
         await self.stop()
-        if failing is None and not self._stopped_in_outage:
+        if failing is None and not self._abandoned:
             return "stopped; everything consumed is stored and committed"
         reason = f"ClickHouse writes failing for {failing:.0f}s" if failing is not None else \
             f"ClickHouse did not finish within {timeout_s:.0f}s"

@@ -206,6 +206,7 @@ async def _cmd_worker(settings: Settings, web_port: int | None,
                 raise
             owns_clickhouse = False  # another worker owns the embedded engine and writes our rows
         bootstrap = runtime.open_kafka()
+        settings = runtime.settings  # partitions may follow topics a producer created first
         port = web_port or settings.web_port or 6066
         worker = GmvWorker(settings, bootstrap, runtime.sink() if owns_clickhouse else None,
                            runtime.sql_runner() if owns_clickhouse else None, web_port=port)

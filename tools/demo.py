@@ -148,6 +148,7 @@ class Demo:
                   f"data in {s.data_path}", file=sys.stderr, flush=True)
             runtime.open_clickhouse()
             bootstrap = runtime.open_kafka()
+            self.settings = s = runtime.settings  # partitions may follow existing topics
             port = self.web_port or s.web_port or (6066 if not port_open(s.web_host, 6066) else free_port())
             self._sql_runner = runtime.sql_runner()
             worker = GmvWorker(s, bootstrap, runtime.sink(), self._sql_runner, web_port=port)

@@ -172,6 +172,20 @@ def _kafka_answers(bootstrap: str) -> bool:
         return False
 
 
+def existing_partitions(bootstrap: str, topics: list[str]) -> dict[str, int]:
+    """Partition counts of those of ``topics`` that exist."""
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="gmv-admin")
+    try:
+        present = [t for t in topics if t in set(admin.list_topics())]
+        if not present:
+            return {}
+        return {(d.get("topic") or d.get("name")): len(d["partitions"]) for d in admin.describe_topics(present)}
+    finally:
+        admin.close()
+
+
 def ensure_topics(bootstrap: str, partitions: dict[str, int], replication: int = 1,
                   compacted: frozenset[str] = frozenset(), retention_ms: int | None = None) -> None:
     """Create missing topics with their partition counts (``compacted`` ones with cleanup.policy=compact;
@@ -185,6 +199,16 @@ def ensure_topics(bootstrap: str, partitions: dict[str, int], replication: int =
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="gmv-admin")
     try:
         existing = set(admin.list_topics())
+        # Existing topics first: a mismatch stops here, before any topic is created.
+        present = [name for name in partitions if name in existing]
+        for desc in admin.describe_topics(present) if present else ():
+            name = desc.get("topic") or desc.get("name")
+            have = len(desc["partitions"])
+            if have != partitions[name]:
+                raise RuntimeError(
+                    f"topic {name} has {have} partitions but the pipeline is configured for "
+                    f"{partitions[name]}; set GMV_PARTITIONS={have} or recreate the topic"
+                )
         missing = [NewTopic(name, n, replication,
                             topic_configs={"cleanup.policy": "compact"} if name in compacted else kept)
                    for name, n in partitions.items() if name not in existing]
@@ -196,14 +220,6 @@ def ensure_topics(bootstrap: str, partitions: dict[str, int], replication: int =
             if time.monotonic() > deadline:
                 raise RuntimeError(f"topics not visible after creation: {sorted(set(partitions) - set(admin.list_topics()))}")
             time.sleep(0.2)
-        for desc in admin.describe_topics(list(partitions)):
-            name = desc.get("topic") or desc.get("name")
-            have = len(desc["partitions"])
-            if have != partitions[name]:
-                raise RuntimeError(
-                    f"topic {name} has {have} partitions but the pipeline is configured for "
-                    f"{partitions[name]}; set GMV_PARTITIONS={have} or recreate the topic"
-                )
     finally:
         admin.close()
 

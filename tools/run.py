@@ -126,6 +126,7 @@ async def run_file(settings: Settings, path: Path, progress: bool = True) -> Run
     try:
         runtime.open_clickhouse()
         bootstrap = runtime.open_kafka()
+        settings = runtime.settings  # partitions may follow topics a producer created first
         starts: dict = {}
         lines, targets = produce_file(settings, bootstrap, path, progress, starts)
         web_port = free_port()

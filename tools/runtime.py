@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import sys
 import threading
 import time
 import urllib.error
@@ -17,7 +18,12 @@ from clickhouse_connect.driver.client import Client
 from gmv.sinks.clickhouse import ClickHouseSink, connect
 from gmv.sinks.migrations import migrate
 from gmv.streams.settings import Settings
-from gmv.tools.embedded import ClickHouseOwnership, EmbeddedKafka, ensure_topics
+from gmv.tools.embedded import (
+    ClickHouseOwnership,
+    EmbeddedKafka,
+    ensure_topics,
+    existing_partitions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,16 +70,31 @@ class Runtime:
         return {**{name: s.partitions for name in names}, s.rows_topic: 1}
 
     def open_kafka(self) -> str:
+        """Start or reach the broker and create missing topics. ``self.settings`` may change here:
+        source topics that already exist (a producer created them first, with the broker's default
+        partition count) set ``partitions``, unless GMV_PARTITIONS says otherwise."""
         s = self.settings
         if s.embedded_kafka:
             self.kafka = EmbeddedKafka(s.data_path, s.kafka_port)
             bootstrap = self.kafka.start()
         else:
             bootstrap = s.kafka_bootstrap_servers or ""
+        self._adopt_partitions(bootstrap)
+        s = self.settings
         ensure_topics(bootstrap, self.topic_partitions(), s.replication_factor,
                       compacted=frozenset({s.changelog_topic}),
                       retention_ms=s.topic_retention_ms)
         return bootstrap
+
+    def _adopt_partitions(self, bootstrap: str) -> None:
+        s = self.settings
+        if "partitions" in s.model_fields_set:
+            return  # set by the user: a mismatch is theirs to resolve (ensure_topics says how)
+        counts = set(existing_partitions(bootstrap, list(s.source_topics)).values())
+        if len(counts) == 1 and (n := counts.pop()) != s.partitions:
+            print(f"gmv: the source topics exist with {n} partition(s); using GMV_PARTITIONS={n} "
+                  "(set GMV_PARTITIONS to override)", file=sys.stderr, flush=True)
+            self.settings = s.model_copy(update={"partitions": n})
 
     # -- ClickHouse -----------------------------------------------------------------------
     def open_clickhouse(self, wait_s: float = 15.0) -> Client:

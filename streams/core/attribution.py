@@ -30,7 +30,7 @@ class Touch(NamedTuple):
     """A touchpoint (engaged view or live enter), or the conversion touch of an order.
 
     A NamedTuple rather than a frozen dataclass: one is built per engaged view or live enter,
-    and a frozen dataclass costs ~3x as much to construct."""
+    and a frozen dataclass costs several times as much to construct."""
 
     t_ms: int  # event time, epoch ms (UTC)
     event_id: str  # the touch's own event id (the order's for the conversion touch)
