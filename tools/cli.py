@@ -1,4 +1,4 @@
-"""The ``gmv`` command: run, sql, worker, schema (and demo / simulate / explain as they land)."""
+"""The ``gmv`` command: demo, run, sql, worker, explain, simulate, schema."""
 
 from __future__ import annotations
 

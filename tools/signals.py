@@ -1,4 +1,4 @@
-"""Stop signals for the long-running commands (``gmv worker``, ``gmv demo``, ``gmv run``).
+"""Stop signals for the long-running commands (``gmv worker``, ``gmv demo``).
 
 The first SIGINT or SIGTERM asks for a graceful stop (``requested``): the command stores
 and commits what it holds, within ``Settings.stop_timeout_s``. A second signal ends the
