@@ -262,22 +262,15 @@ def test_topics_created_with_a_retention_keep_it_and_the_changelog_stays_compact
 def test_source_topics_a_producer_created_first_set_the_partition_count(gmv_env, tmp_path):
     """A producer that writes before any gmv process runs gets the broker's default partition
     count: the pipeline follows those topics instead of refusing them."""
-    from kafka import KafkaProducer
-
     from gmv.tools.embedded import ensure_topics, existing_partitions
+    from tests.support.producing import produce_events
 
     prefix, bootstrap = gmv_env["GMV_TOPIC_PREFIX"], gmv_env["GMV_KAFKA_BOOTSTRAP_SERVERS"]
     sources = [f"{prefix}views", f"{prefix}live_rooms", f"{prefix}orders"]
     ensure_topics(bootstrap, dict.fromkeys(sources, 1))  # as a broker's auto-create would
     path = tmp_path / "few.jsonl"
     expected = write_sample(path, events=300, bad_per_kind=0)
-    producer = KafkaProducer(bootstrap_servers=bootstrap)
-    for line in path.read_bytes().splitlines():
-        doc = json.loads(line)
-        topic = {"view": "views", "live_room": "live_rooms", "order": "orders"}[doc["event_type"]]
-        producer.send(f"{prefix}{topic}", value=line, key=doc["user_id"].encode())
-    producer.flush()
-    producer.close()
+    assert produce_events(bootstrap, prefix, path) == expected["received"]
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     proc = gmv(gmv_env, "run", "--events", str(empty), "--json", "--quiet")

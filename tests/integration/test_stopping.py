@@ -12,12 +12,12 @@ import sys
 import urllib.request
 
 import pytest
-from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
 
 from gmv.tools.embedded import free_port
 from gmv.tools.sample import write_sample
 from tests.integration.conftest import ROOT, fresh_env, gmv, run_counts, sql
+from tests.support.producing import produce_events
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -58,14 +58,7 @@ def test_a_stop_signal_during_a_clickhouse_outage_ends_the_worker_and_commits_no
         env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         wait_for(lambda: (_stats(port) or {}).get("partitions") == [0, 1, 2, 3], 90, "the worker to own its partitions")
-        producer = KafkaProducer(bootstrap_servers=env["GMV_KAFKA_BOOTSTRAP_SERVERS"])
-        prefix = env["GMV_TOPIC_PREFIX"]
-        for line in events.read_bytes().splitlines():
-            doc = json.loads(line)
-            topic = {"view": "views", "live_room": "live_rooms", "order": "orders"}[doc["event_type"]]
-            producer.send(f"{prefix}{topic}", value=line, key=doc["user_id"].encode())
-        producer.flush()
-        producer.close()
+        produce_events(env["GMV_KAFKA_BOOTSTRAP_SERVERS"], env["GMV_TOPIC_PREFIX"], events)
         wait_for(lambda: ((_stats(port) or {}).get("sink_failing_s") or 0) > 1, 90, "ClickHouse writes to fail")
         for name in signals:
             os.killpg(worker.pid, getattr(signal, name))
