@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -114,34 +114,33 @@ class GmvWorker:
         return app
 
     async def _run_loop(self) -> None:
-        try:
-            await self.loop.start()
-            await self.loop.run(lambda: self.app.should_stop)
-        except asyncio.CancelledError:
-            raise
-        except SinkStopped:
-            self._abandoned = True  # told to stop mid-write (abort): nothing after it was committed
-        except Exception as e:
-            # Input never raises here (it is validated and dead-lettered): this is infrastructure
-            # (ClickHouse gone past the retry budget, the broker gone) or a bug. Stop the worker;
-            # the batch's offsets stay uncommitted and a restart re-processes it, idempotently.
-            self._crash = e
-            log.exception("the ingest loop failed; stopping the worker (offsets stay uncommitted)")
-            await self.app.crash(e)
-        finally:
-            await self.loop.close()
+        async def ingest() -> None:
+            try:
+                await self.loop.start()
+                await self.loop.run(lambda: self.app.should_stop)
+            finally:
+                await self.loop.close()
+
+        await self._guarded("the ingest loop", ingest())
 
     async def _run_rows_writer(self) -> None:
         assert self.rows_writer is not None
+        await self._guarded("the rows writer", self.rows_writer.run(lambda: self.app.should_stop))
+
+    async def _guarded(self, what: str, job: Awaitable[None]) -> None:
+        """Run one of the worker's tasks. Input never raises (it is validated and dead-lettered):
+        an error is infrastructure (ClickHouse gone past the retry budget, the broker gone) or a
+        bug, so the worker stops; offsets stay uncommitted and a restart re-processes the batch,
+        idempotently. ``SinkStopped`` is a stop that was asked for (``abort``)."""
         try:
-            await self.rows_writer.run(lambda: self.app.should_stop)
+            await job
         except asyncio.CancelledError:
             raise
         except SinkStopped:
-            self._abandoned = True
-        except Exception as e:  # ClickHouse gone past the retry budget: stop, offsets uncommitted
+            self._abandoned = True  # told to stop mid-write: nothing after it was committed
+        except Exception as e:
             self._crash = e
-            log.exception("the rows writer failed; stopping the worker")
+            log.exception("%s failed; stopping the worker (offsets stay uncommitted)", what)
             await self.app.crash(e)
 
     # -- what the tools ask -------------------------------------------------------------------
@@ -165,7 +164,7 @@ class GmvWorker:
 
     def sink_failing_for(self) -> float | None:
         """Seconds ClickHouse writes have been failing (None while they succeed)."""
-        since = self.sink.failing_since if self.own_sink is None else self.own_sink.failing_since
+        since = (self.own_sink or self.sink).failing_since  # a TopicSink alone never fails this way
         return None if since is None else time.monotonic() - since
 
     async def shutdown(self, drain: bool, timeout_s: float) -> str:
@@ -192,9 +191,8 @@ class GmvWorker:
 
     def abort(self) -> None:
         """Stop at once: abandon ClickHouse retries and the write in flight."""
-        self.sink.abort()
-        if self.own_sink is not None:
-            self.own_sink.abort()
+        for sink in {self.sink, self.own_sink} - {None}:
+            sink.abort()
         self.store.abandon()
 
     async def end_offsets(self, topic: str) -> dict[tuple[str, int], int]:

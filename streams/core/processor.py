@@ -25,7 +25,7 @@ from gmv.streams.core.attribution import OrderFacts, Touch, attribute, build_pat
 from gmv.streams.core.config import PipelineConfig
 from gmv.streams.core.decode import Accepted, DeadLetter, MessageDecoder, SourceMessage
 from gmv.streams.core.refunds import RefundSettlement
-from gmv.streams.core.routing import Rekeyed, RekeyRouter, partition_for_key
+from gmv.streams.core.routing import Rekeyed, RekeyRouter
 from gmv.streams.core.rows import (
     ROW_TYPES,
     CreditRow,
@@ -174,7 +174,7 @@ class BatchProcessor:
         out = BatchResult()
         ev_rows, log_rows = out.rows[EventRow.TABLE], out.rows[IngestLogRow.TABLE]
         next_offsets, touched = out.next_offsets, out.touched_partitions
-        decode, n_parts, funnel_rows = self.decoder.decode, self.config.partitions, out.funnel_rows
+        decode, owner_of, funnel_rows = self.decoder.decode, self.router.owner, out.funnel_rows
         counts: dict[tuple[str, str], int] = {}
         for msg in messages:
             topic, partition = msg.topic, msg.partition
@@ -188,8 +188,7 @@ class BatchProcessor:
                     continue
                 event = item.event
                 user = event.user_id  # every event type has one (optional on live start/end)
-                # RekeyRouter.owner, inlined: it runs per event
-                owner = partition_for_key(user, n_parts) if user else partition
+                owner = owner_of(user, partition)
                 if owner != partition:
                     out.rekeyed.append(self.router.forward(owner, user, event.model_dump_json().encode(), item.src))
                     out.counters.add(topic, "rekeyed")
