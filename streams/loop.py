@@ -126,6 +126,8 @@ class IngestLoop:
                 self.ready.set()
             msgs = [SourceMessage.from_kafka(r.topic, r.partition, r.offset, r.key, r.value, r.headers, r.timestamp)
                     for records in data.values() for r in records]
+            if data:  # each partition's first record is its oldest
+                self.stats.read(min(records[0].timestamp for records in data.values() if records))
             self.progress.note(msgs)
             # Bounded pieces: one piece's ClickHouse write (C++, off the GIL) overlaps the next
             # one's processing, even when a fetch is a few 1,000-event producer batches.
@@ -156,6 +158,7 @@ class IngestLoop:
                 await self._refresh_caught_up()
                 result.merge(self.processor.attribute_due(now, final=final, read_to=self.progress.read_to))
             self.processor.commit_journal(result)
+            result.watermark_ms = self.processor.attribution_watermark_ms()
             marks = {p: self.processor.partition_state(p).journal_seq for p in result.touched_partitions}
             self.stats.seconds_in["process_cpu"] += time.thread_time() - c0
         if msgs or result.has_output():

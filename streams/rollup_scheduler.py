@@ -33,6 +33,11 @@ class RollupScheduler:
         self._funnel_minutes: set[datetime] = set()
         self._marks_due: dict[int, int] = {}  # partition -> journal seq whose rows are in the facts
         self._last_refresh = 0.0
+        self._watermark_due = 0
+        # Event time (epoch ms) up to which every order is attributed, stored and in the minute
+        # rollups: what event-time readers of the rollups (the alert evaluator) may trust.
+        self.rolled_up_to_ms = 0
+        self.first_rolled_up_ms = 0  # the first such time this process reached (where its data starts)
         self.backlog = True  # some assigned partition is not read to its high watermark (the loop says)
 
     @property
@@ -47,6 +52,7 @@ class RollupScheduler:
         self._gmv_minutes.update(_minutes(r.event_time for r in result.credit_rows))
         self._funnel_minutes.update(_minutes(r.event_time for r in result.funnel_rows))
         self._marks_due.update(marks)
+        self._watermark_due = max(self._watermark_due, result.watermark_ms)
         if final or not self.backlog or self.interval_passed():
             await self.refresh_rollups_and_mark()
 
@@ -57,6 +63,7 @@ class RollupScheduler:
             return  # the loop never started: nothing was written, nothing is due
         with self.stats.timing("rollups"):
             gmv, funnel = self._gmv_minutes, self._funnel_minutes
+            watermark = self._watermark_due
             self._gmv_minutes, self._funnel_minutes = set(), set()
             await self.sink.refresh_rollups(gmv, funnel)
             marks, self._marks_due = self._marks_due, {}
@@ -66,6 +73,9 @@ class RollupScheduler:
                     key, value = ps.mark_key_value(seq)
                     await self.outbox.put_mark(p, key, value)
             self._last_refresh = time.monotonic()
+            self.rolled_up_to_ms = max(self.rolled_up_to_ms, watermark)
+            if not self.first_rolled_up_ms:
+                self.first_rolled_up_ms = self.rolled_up_to_ms
 
 
 def _minutes(times: Iterable[float]) -> set[datetime]:

@@ -98,6 +98,15 @@ class Settings(BaseSettings):
                                     "worker; '' = dynamic membership (for scale-out workers that come and go)")
     rebalance_timeout_s: float = Field(20.0, description="max time between polls; a killed worker's partitions wait this long")
     log_level: str = "WARNING"
+    alerts: bool = Field(True, description="evaluate the alert rules in the worker that owns ClickHouse")
+    alert_rules: Path | None = Field(None, description="TOML file of alert rules over the built-in defaults "
+                                                       "(`gmv alerts rules` prints the effective ones)")
+    alertmanager_url: str | None = Field(None, description="Alertmanager base URL, e.g. http://127.0.0.1:9093: "
+                                                           "alerts are POSTed to its /api/v2/alerts")
+    alert_webhook_url: SecretStr | None = Field(None, description="a plain webhook receiving Alertmanager's "
+                                                                  "webhook JSON (may carry a token: never logged)")
+    alert_resend_s: Annotated[float, Field(gt=0)] = Field(
+        60.0, description="how often firing alerts are re-sent to Alertmanager (it expires them otherwise)")
     stop_timeout_s: Annotated[float, Field(gt=0)] = Field(
         10.0, description="on SIGTERM / Ctrl-C, how long the worker may spend storing what it holds before it "
                           "abandons the write in flight (uncommitted: the next start re-processes it)")
@@ -180,6 +189,11 @@ class Settings(BaseSettings):
     def rows_topic(self) -> str:
         """``sink_mode=topic``: encoded rows on their way to the one ClickHouse writer (1 partition)."""
         return self.topic("rows")
+
+    @property
+    def alerts_topic(self) -> str:
+        """Alert state changes, key alert_id (``gmv.alerts.model``)."""
+        return self.topic("alerts")
 
     @property
     def changelog_topic(self) -> str:

@@ -21,6 +21,7 @@ class WorkerStats:
     last_batch_at: float = 0.0  # wall-clock time the last batch was stored
     started_at: float = field(default_factory=time.monotonic)
     seconds_in: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
+    oldest_read_ms: int = 0  # oldest Kafka timestamp read since the alert evaluator last asked (0 = none)
 
     @contextmanager
     def timing(self, phase: str):
@@ -33,6 +34,15 @@ class WorkerStats:
     def arrived(self, msgs: list[SourceMessage]) -> None:
         if msgs and self.first_batch_at is None:
             self.first_batch_at = time.monotonic()
+
+    def read(self, oldest_timestamp_ms: int) -> None:
+        """A fetch held data as old as this (Kafka time): how far behind the worker reads."""
+        if oldest_timestamp_ms > 0 and (self.oldest_read_ms == 0 or oldest_timestamp_ms < self.oldest_read_ms):
+            self.oldest_read_ms = oldest_timestamp_ms
+
+    def take_oldest_read_ms(self) -> int:
+        oldest, self.oldest_read_ms = self.oldest_read_ms, 0
+        return oldest
 
     def stored(self, result: BatchResult, msgs: list[SourceMessage]) -> None:
         """A batch is in the sink and its offsets committed: it counts."""

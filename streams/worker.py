@@ -143,6 +143,19 @@ class GmvWorker:
             log.exception("%s failed; stopping the worker (offsets stay uncommitted)", what)
             await self.app.crash(e)
 
+    def host_task(self, what: str, run: Callable[[Callable[[], bool]], Awaitable[None]]) -> None:
+        """Run ``run(should_stop)`` alongside the loop (call before ``start``). Unlike the loop, its
+        failure is logged and the worker goes on: an add-on (the alert evaluator) never stops ingest."""
+        async def hosted() -> None:
+            try:
+                await run(lambda: self.app.should_stop)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s failed; the worker goes on without it", what)
+
+        self.app.task(hosted)
+
     # -- what the tools ask -------------------------------------------------------------------
     @property
     def ready(self) -> asyncio.Event:

@@ -1,4 +1,4 @@
-"""The ``gmv`` command: demo, run, sql, worker, explain, simulate, schema."""
+"""The ``gmv`` command: demo, run, sql, alerts, worker, explain, simulate, schema."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from gmv.alerts.exceptions import AlertError
 from gmv.streams.settings import Settings
 
 SCENARIO_NAMES = ("mixed", "cold_start", "takeoff", "clip_tail")  # gmv.tools.simulator.SCENARIOS
@@ -31,6 +32,13 @@ def _duration(text: str) -> timedelta:
     return parsed
 
 
+def _param(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"--param wants NAME=VALUE, got {text!r}")
+    return name, value
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("settings (flags override GMV_* environment variables)")
     g.add_argument("--data-dir", type=Path, help="data dir of the embedded broker and ClickHouse (GMV_DATA_DIR)")
@@ -43,11 +51,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--half-life", type=_duration, help="time-decay half life (default 24h)")
     g.add_argument("--attribution-delay", type=_duration, help="wait before attributing an order (default 5s)")
     g.add_argument("--log-level", help="worker log level (default WARNING)")
+    g.add_argument("--alert-rules", type=Path, help="TOML file of alert rules (GMV_ALERT_RULES)")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     keys = ("data_dir", "kafka_bootstrap_servers", "clickhouse_dsn", "clickhouse_database", "partitions",
-            "engaged_ms", "lookback", "half_life", "attribution_delay", "log_level")
+            "engaged_ms", "lookback", "half_life", "attribution_delay", "log_level", "alert_rules")
     overrides = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
     return Settings(**overrides)
 
@@ -64,8 +73,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sql", help="read-only SQL against the configured ClickHouse")
     p.add_argument("query")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", type=_param,
+                   help="a value for a {NAME:Type} placeholder in the query (repeatable)")
     p.add_argument("--format", default="tsv", choices=["tsv", "tsvh", "json", "pretty", "csv"],
                    help="tsv (default), tsvh (with header), json (one object per row), pretty, csv")
+    _common(p)
+
+    p = sub.add_parser("alerts", help="open and recent alerts (gmv alerts rules: the effective rules)")
+    p.add_argument("what", nargs="?", default="list", choices=["list", "rules"])
+    p.add_argument("--open", action="store_true", help="only alerts still firing")
+    p.add_argument("--since", type=_duration, default=timedelta(days=1),
+                   help="fired within this long (default 1d; e.g. 30m, 7d)")
+    p.add_argument("--rule", help="only this rule")
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--format", default="table", choices=["table", "json"])
     _common(p)
 
     p = sub.add_parser("worker", help="the long-running pipeline worker")
@@ -121,7 +142,7 @@ def main(argv: list[str] | None = None, wrap_client: Callable[[Any], Any] | None
             hint = " (gmv sql is read-only: it runs SELECT/SHOW/DESCRIBE only)" if "READONLY" in msg else ""
             print(f"gmv {args.command}: ClickHouse refused the query: {msg}{hint}", file=sys.stderr)
             return 1
-        if isinstance(e, (RuntimeError, FileNotFoundError, ValueError, OSError)):
+        if isinstance(e, (RuntimeError, FileNotFoundError, ValueError, OSError, AlertError)):
             print(f"gmv {args.command}: {e}", file=sys.stderr)
             return 1
         raise
@@ -141,9 +162,14 @@ def _dispatch(args: argparse.Namespace, wrap_client: Callable[[Any], Any] | None
     if args.command == "sql":
         from gmv.tools.runtime import query_readonly
 
-        sys.stdout.buffer.write(query_readonly(settings, args.query, args.format))
+        params = dict(args.param)
+        sys.stdout.buffer.write(query_readonly(settings, args.query, args.format, params))
         sys.stdout.flush()
         return 0
+    if args.command == "alerts":
+        from gmv.tools.alerts_cli import list_alerts, print_rules
+
+        return print_rules(settings) if args.what == "rules" else list_alerts(settings, args)
     if args.command == "run":
         tune_gc()
         return _cmd_run(settings, args)
@@ -186,17 +212,24 @@ def _cmd_run(settings: Settings, args: argparse.Namespace) -> int:
             print(f"  {topic:<20} " + "  ".join(f"{k}={v}" for k, v in outcomes.items()))
         print(f"received={c['received']} accepted={c['accepted']} duplicates={c['duplicates']} "
               f"dead_lettered={c['dead_lettered']}")
+        fired = [a for a in report.alerts if a["state"] == "firing"]
+        if report.alerts:
+            print(f"alerts: {len(fired)} fired, {len(report.alerts) - len(fired)} resolved in this run "
+                  "(gmv alerts lists them)")
     balanced = c["received"] == c["accepted"] + c["duplicates"] + c["dead_lettered"]
     return 0 if balanced else 3
 
 
 async def _cmd_worker(settings: Settings, web_port: int | None,
                       wrap_client: Callable[[Any], Any] | None = None) -> int:
+    from gmv.alerts.service import attach_alerts, load_rules
     from gmv.streams.worker import GmvWorker
     from gmv.tools.runtime import ClickHouseBusy, Runtime
     from gmv.tools.signals import StopSignals
 
+    rules = load_rules(settings) if settings.alerts else None  # a bad rules file stops us before anything starts
     runtime = Runtime(settings, wrap_client)
+    evaluator = None
     try:
         owns_clickhouse = True
         try:
@@ -210,6 +243,8 @@ async def _cmd_worker(settings: Settings, web_port: int | None,
         port = web_port or settings.web_port or 6066
         worker = GmvWorker(settings, bootstrap, runtime.sink() if owns_clickhouse else None,
                            runtime.sql_runner() if owns_clickhouse else None, web_port=port)
+        if rules is not None and owns_clickhouse:
+            evaluator = attach_alerts(worker, rules)
         if settings.sink_mode == "topic":
             role = "writes ClickHouse for every worker" if owns_clickhouse else "hands its rows to the writer"
             print(f"gmv worker: sink_mode=topic; this worker {role} (topic {settings.rows_topic})",
@@ -237,6 +272,8 @@ async def _cmd_worker(settings: Settings, web_port: int | None,
         print(f"gmv worker: {signals.signal_name or 'stop'}: {line}", file=sys.stderr, flush=True)
         return 0
     finally:
+        if evaluator is not None:
+            await evaluator.close()
         runtime.close()
 
 

@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from gmv.alerts.evaluator import AlertEvaluator
+from gmv.alerts.service import attach_alerts, load_rules
 from gmv.schemas.outputs import MODELS, STAGES
 from gmv.streams.settings import Settings
 from gmv.streams.worker import GmvWorker
@@ -40,6 +42,10 @@ from gmv.tools.simulator import SCENARIOS, default_start
 DEFAULT_SCALE = 4.0  # denser than `gmv simulate`'s default: a busy minute-by-minute dashboard
 RECONCILE_SQL = ("SELECT model, stage, toInt64(sum(credit_fen)) AS net_fen FROM {db:Identifier}.attributed_gmv "
                  "WHERE startsWith(event_id, {prefix:String}) GROUP BY model, stage")
+
+
+ALERTS_SQL = ("SELECT rule, count() AS n, countIf(state = 'firing') FROM {db:Identifier}.alerts "
+              "GROUP BY rule ORDER BY rule")
 
 
 @dataclass
@@ -127,7 +133,9 @@ class Demo:
         s.data_path.mkdir(parents=True, exist_ok=True)
         state = self._state()
         scenario = SCENARIOS[state.scenario]
+        rules = load_rules(s) if s.alerts else None  # a bad rules file stops us before anything starts
         runtime = Runtime(s, self.wrap_client)
+        evaluator: AlertEvaluator | None = None
         sim: subprocess.Popen | None = None
         worker: GmvWorker | None = None
 
@@ -152,6 +160,8 @@ class Demo:
             port = self.web_port or s.web_port or (6066 if not port_open(s.web_host, 6066) else free_port())
             self._sql_runner = runtime.sql_runner()
             worker = GmvWorker(s, bootstrap, runtime.sink(), self._sql_runner, web_port=port)
+            if rules is not None:
+                evaluator = attach_alerts(worker, rules)
             runtime.advertise(port)
             task = await worker.start()
             await wait_ready(worker, task)
@@ -191,8 +201,12 @@ class Demo:
                   file=sys.stderr, flush=True)
             await self._wait_consumed(worker, task)
             await worker.drain(final=True)
+            if evaluator is not None:
+                await evaluator.finish()
             rec = await self._reconcile(runtime, state)
             self._summary(worker, truth, rec)
+            if evaluator is not None:
+                await self._alerts_summary(state)
             ok = not rec.mismatches()
             if self.keep_serving and not worker.crashed:
                 self.stop.clear()
@@ -211,6 +225,8 @@ class Demo:
             if worker is not None:
                 worker.abort()  # whatever is still in flight is not waited for (uncommitted: nothing lost)
                 await worker.stop()
+            if evaluator is not None:
+                await evaluator.close()
             runtime.close()
 
     def _start_simulator(self, bootstrap: str, state: DemoState) -> subprocess.Popen:
@@ -289,6 +305,16 @@ class Demo:
             model, stage, fen = line.split("\t")
             ch.setdefault(model, {})[stage] = int(fen)
         return Reconciliation(truth, ch)
+
+    async def _alerts_summary(self, state: DemoState) -> None:
+        """The alerts of this demo's data: per rule, how many fired and how many are still open."""
+        out = await asyncio.to_thread(self._sql, ALERTS_SQL, {})
+        lines = [line.split("\t") for line in out.decode().splitlines()]
+        if not lines:
+            print("alerts: none fired")
+            return
+        print("alerts: " + ", ".join(f"{rule} {n} ({open_} open)" for rule, n, open_ in lines)
+              + "  (gmv alerts lists them)")
 
     def _summary(self, worker: GmvWorker, truth: dict[str, Any], rec: Reconciliation) -> None:
         c = worker.counters.summary()

@@ -67,7 +67,7 @@ class Runtime:
     def topic_partitions(self) -> dict[str, int]:
         s = self.settings
         names = [*s.source_topics, s.dlq_topic, s.unrouted_topic, s.rekeyed_topic, s.changelog_topic]
-        return {**{name: s.partitions for name in names}, s.rows_topic: 1}
+        return {**{name: s.partitions for name in names}, s.rows_topic: 1, s.alerts_topic: 1}
 
     def open_kafka(self) -> str:
         """Start or reach the broker and create missing topics. ``self.settings`` may change here:

@@ -95,6 +95,9 @@ class BatchResult:
     counters: IngestCounters = field(default_factory=IngestCounters)
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     touched_partitions: set[int] = field(default_factory=set)
+    # Event time (epoch ms) up to which every order seen is attributed once this batch is stored
+    # (``BatchProcessor.attribution_watermark_ms``); 0 = none yet.
+    watermark_ms: int = 0
 
     def merge(self, other: BatchResult) -> None:
         for name, rows in other.rows.items():
@@ -107,6 +110,7 @@ class BatchResult:
         for k, v in other.next_offsets.items():
             self.next_offsets[k] = max(self.next_offsets.get(k, 0), v)
         self.touched_partitions |= other.touched_partitions
+        self.watermark_ms = max(self.watermark_ms, other.watermark_ms)
 
     @property
     def credit_rows(self) -> list[CreditRow]:
@@ -319,6 +323,14 @@ class BatchProcessor:
                     out.counters.add(refund.topic, "accepted", -1)
                     self._dead_letter(out, self.refunds.dead_letter(ps, refund, outcome), now_s)
         return out
+
+    def attribution_watermark_ms(self) -> int:
+        """The event time up to which every order seen is attributed: the furthest event time read
+        (any partition), held back by the earliest order still waiting for its attribution delay.
+        Per-minute business views (alerts, panels) are complete up to here, late events aside."""
+        seen = max((ps.watermark_ms for ps in self.partitions.values()), default=0)
+        waiting = min((o.t_ms for ps in self.partitions.values() for o in ps.unattributed.values()), default=seen)
+        return min(seen, waiting)
 
     def pending(self) -> tuple[int, int]:
         """(orders awaiting attribution, refunds held)."""

@@ -13,7 +13,8 @@ ALLOWED = {
     "sinks": set(),
     "dashboards": {"schemas"},
     "streams": {"schemas", "streams.core", "sinks", "dashboards"},
-    "tools": {"schemas", "streams.core", "streams", "sinks", "dashboards"},
+    "alerts": {"schemas", "streams.core", "streams", "sinks"},
+    "tools": {"schemas", "streams.core", "streams", "sinks", "dashboards", "alerts"},
 }
 IO_MODULES = {"aiokafka", "kafka", "clickhouse_connect", "chdb", "faust", "socket", "subprocess", "urllib",
               "asyncio", "threading", "requests", "noida_db"}
@@ -36,7 +37,7 @@ def _imports(path: Path) -> set[str]:
 
 def _modules() -> list[tuple[str, Path]]:
     found = []
-    for folder in ("schemas", "streams", "sinks", "dashboards", "tools"):
+    for folder in ("schemas", "streams", "sinks", "alerts", "dashboards", "tools"):
         for path in sorted((ROOT / folder).rglob("*.py")):
             found.append((".".join(path.relative_to(ROOT).with_suffix("").parts), path))
     return found
@@ -69,3 +70,12 @@ def test_no_shipped_module_imports_the_benchmarks_or_the_tests():
     assert not wrong, wrong
     tests = [p for p in (ROOT / "tests").rglob("*.py")]
     assert not [str(p) for p in tests if any(i.split(".")[0] == "bench" for i in _imports(p))]
+
+
+def test_the_alert_rules_conditions_and_shapes_import_no_io():
+    pure = {"alerts.rules", "alerts.conditions", "alerts.model", "alerts.exceptions"}
+    modules = [(m, p) for m, p in _modules() if m in pure]
+    assert len(modules) == len(pure)
+    wrong = [f"{m} imports {i}" for m, p in modules for i in _imports(p)
+             if i.split(".")[0] in IO_MODULES or i.startswith("gmv.alerts.") and i.removeprefix("gmv.") not in pure]
+    assert not wrong, wrong

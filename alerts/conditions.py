@@ -1,0 +1,276 @@
+"""The rules' conditions, and incidents: fire once, stay quiet while true, resolve when clear. Pure.
+
+Business rules look at one event-time minute ``m`` at a time (epoch minutes; the window ends
+at the end of ``m``), over per-minute series read from the rollups, so the same facts give
+the same findings whenever they are evaluated. Pipeline rules look at a ``PipelineSample``
+of the worker's own counters on the wall clock.
+
+``Incidents`` turns findings into alerts. For one rule and subject: a finding while no alert
+is open fires one, unless the previous one fired less than the rule's cooldown before; while
+findings continue the open alert stays open (it is not fired again); the first evaluation
+without a finding resolves it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from gmv.alerts.model import Alert, Evidence, shanghai_minute
+from gmv.alerts.rules import (
+    ConsumerLag,
+    DeadLetterRate,
+    FlushAge,
+    LiveGmvDrop,
+    LiveNoOrders,
+    RefundSpike,
+    SinkFailing,
+)
+
+MINUTE = timedelta(minutes=1)
+
+
+def minute_start(m: int) -> datetime:
+    return datetime.fromtimestamp(m * 60, tz=UTC)
+
+
+def _sum(series: dict[int, int], first: int, last: int) -> int:
+    return sum(series.get(i, 0) for i in range(first, last + 1))
+
+
+@dataclass
+class LiveSeries:
+    """One live room, per event-time minute: enters (funnel_minute) and what was paid in it (content_minute)."""
+
+    live_id: str
+    shop_id: str = ""
+    account_id: str = ""
+    enters: dict[int, int] = field(default_factory=dict)
+    gmv_fen: dict[int, int] = field(default_factory=dict)
+    orders: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def first_minute(self) -> int | None:
+        return min(self.enters, default=None)
+
+
+@dataclass
+class ShopSeries:
+    """One shop, per event-time minute: paid GMV and refunds (gmv_minute, last_touch)."""
+
+    shop_id: str
+    gmv_fen: dict[int, int] = field(default_factory=dict)
+    refund_fen: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A rule's condition holds: what it measured, over which window, and the words for it."""
+
+    value: float
+    threshold: float
+    window_start: datetime
+    window_end: datetime
+    message: str
+    evidence: Evidence
+
+
+def _yuan(fen: float) -> str:
+    return f"¥{fen / 100:,.0f}"
+
+
+def _span(first: int, last: int) -> str:
+    return f"{shanghai_minute(minute_start(first))}–{shanghai_minute(minute_start(last + 1))[-5:]} CST"
+
+
+def _live_evidence(db: str, live: LiveSeries, first: int, last: int) -> Evidence:
+    return Evidence(
+        "SELECT f.minute, f.enters, g.orders, g.gmv_fen FROM (SELECT minute, sum(live_enters) AS enters "
+        f"FROM {db}.funnel_minute WHERE stage = 'live' AND content_id = {{live_id:String}} "
+        "AND minute >= {from:DateTime} AND minute < {to:DateTime} GROUP BY minute) AS f LEFT JOIN "
+        f"(SELECT minute, sum(orders) AS orders, sum(gmv_fen) AS gmv_fen FROM {db}.content_minute "
+        "WHERE channel = 'live' AND content_id = {live_id:String} GROUP BY minute) AS g USING minute "
+        "ORDER BY f.minute",
+        {"live_id": live.live_id, "from": _param_time(minute_start(first)),
+         "to": _param_time(minute_start(last + 1))})
+
+
+def _param_time(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def live_no_orders(rule: LiveNoOrders, live: LiveSeries, m: int, db: str) -> Finding | None:
+    first = m - rule.minutes + 1
+    on_air_since = live.first_minute
+    if on_air_since is None or on_air_since > first - rule.warmup_minutes:
+        return None
+    enters = _sum(live.enters, first, m)
+    orders = _sum(live.orders, first, m)
+    if enters < rule.min_viewers or orders > 0:
+        return None
+    return Finding(0, 1, minute_start(first), minute_start(m + 1),
+                   f"live {live.live_id} (shop {live.shop_id}, anchor {live.account_id}): no paid order in "
+                   f"{rule.minutes} min ({_span(first, m)}) while {enters} viewers entered; check the room's "
+                   "product links, stock and checkout",
+                   _live_evidence(db, live, first - rule.warmup_minutes, m))
+
+
+def live_gmv_drop(rule: LiveGmvDrop, live: LiveSeries, m: int, db: str) -> Finding | None:
+    first = m - rule.window_minutes + 1
+    base_first = first - rule.baseline_minutes
+    base_gmv = _sum(live.gmv_fen, base_first, first - 1) / rule.baseline_minutes
+    if base_gmv <= 0 or base_gmv < rule.min_baseline_fen_per_minute:
+        return None
+    gmv = _sum(live.gmv_fen, first, m) / rule.window_minutes
+    enters = _sum(live.enters, first, m) / rule.window_minutes
+    base_enters = _sum(live.enters, base_first, first - 1) / rule.baseline_minutes
+    drop = 100.0 * (1 - gmv / base_gmv)
+    if drop < rule.drop_pct or enters <= 0 or enters < rule.viewers_hold_pct / 100 * base_enters:
+        return None
+    return Finding(round(drop, 2), rule.drop_pct, minute_start(first), minute_start(m + 1),
+                   f"live {live.live_id} (shop {live.shop_id}, anchor {live.account_id}): GMV {_yuan(gmv)}/min in "
+                   f"{_span(first, m)}, {drop:.0f}% below its {_yuan(base_gmv)}/min of the {rule.baseline_minutes} "
+                   f"min before, while viewers held ({enters:.0f}/min against {base_enters:.0f}/min); check "
+                   "the product on sale, its price and stock",
+                   _live_evidence(db, live, base_first, m))
+
+
+def refund_spike(rule: RefundSpike, shop: ShopSeries, m: int, db: str) -> Finding | None:
+    first = m - rule.window_minutes + 1
+    base_first = first - rule.baseline_minutes
+    refunds = _sum(shop.refund_fen, first, m)
+    if refunds < rule.min_refund_fen:
+        return None
+    base = _sum(shop.refund_fen, base_first, first - 1) / rule.baseline_minutes * rule.window_minutes
+    gmv = _sum(shop.gmv_fen, first, m)
+    over_baseline = refunds >= rule.factor * base
+    over_rate = rule.max_refund_rate < 1 and gmv > 0 and refunds / gmv >= rule.max_refund_rate
+    if not (over_baseline or over_rate):
+        return None
+    return Finding(refunds, max(float(rule.min_refund_fen), rule.factor * base), minute_start(first),
+                   minute_start(m + 1),
+                   f"shop {shop.shop_id}: {_yuan(refunds)} refunded in {rule.window_minutes} min ({_span(first, m)}), "
+                   f"{refunds / base if base else float('inf'):.1f}x its usual {_yuan(base)} and "
+                   f"{refunds / gmv if gmv else float('inf'):.0%} of the GMV paid meanwhile; check the refund "
+                   "reasons of its latest orders",
+                   Evidence(
+                       "SELECT minute, sum(gmv_fen) AS gmv_fen, sum(refund_fen) AS refund_fen, sum(refunds) AS refunds "
+                       f"FROM {db}.gmv_minute WHERE model = 'last_touch' AND shop_id = {{shop_id:String}} "
+                       "AND minute >= {from:DateTime} AND minute < {to:DateTime} GROUP BY minute ORDER BY minute",
+                       {"shop_id": shop.shop_id, "from": _param_time(minute_start(base_first)),
+                        "to": _param_time(minute_start(m + 1))}))
+
+
+# -- pipeline rules (wall clock) ----------------------------------------------------------------
+@dataclass(frozen=True)
+class PipelineSample:
+    """What the worker reports at one wall-clock instant."""
+
+    now: datetime
+    lag_messages: int
+    max_read_age_s: float  # oldest data read since the previous sample: now - its Kafka timestamp
+    stored_age_s: float | None  # since the last batch was stored (None: none yet)
+    sink_failing_s: float | None
+    dead_letters: dict[str, tuple[int, int]]  # source topic -> (dead-lettered, received) over the rule's window
+    worker: str
+
+
+def _pipeline_evidence(db: str, since: datetime) -> Evidence:
+    return Evidence(f"SELECT source_topic, outcome, count() AS n FROM {db}.ingest_log "
+                    "WHERE logged_at >= {since:DateTime64(3)} GROUP BY source_topic, outcome ORDER BY source_topic",
+                    {"since": since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]})
+
+
+def dead_letter_rate(rule: DeadLetterRate, s: PipelineSample, topic: str, db: str) -> Finding | None:
+    dead, received = s.dead_letters.get(topic, (0, 0))
+    if dead < rule.min_count or received == 0 or dead / received < rule.max_share:
+        return None
+    since = s.now - timedelta(seconds=rule.window_s)
+    return Finding(dead, rule.min_count, since, s.now,
+                   f"{topic}: {dead:,} dead letters in the last {rule.window_s:.0f}s ({dead / received:.1%} of "
+                   f"{received:,} received); see gmv.dead_letters for the reasons and fix the producer",
+                   Evidence(f"SELECT reason_code, count() AS n, any(reason) AS example FROM {db}.dead_letters "
+                            "WHERE source_topic = {topic:String} AND received_at >= {since:DateTime64(3)} "
+                            "GROUP BY reason_code ORDER BY n DESC",
+                            {"topic": topic, "since": since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]}))
+
+
+def consumer_lag(rule: ConsumerLag, s: PipelineSample, db: str) -> Finding | None:
+    behind_age = s.lag_messages > 0 and s.max_read_age_s > rule.max_age_s
+    if not (behind_age or s.lag_messages > rule.max_messages):
+        return None
+    since = s.now - timedelta(seconds=max(s.max_read_age_s, 1.0))
+    return Finding(round(s.max_read_age_s, 1), rule.max_age_s, since, s.now,
+                   f"worker {s.worker} is behind: reading data {s.max_read_age_s:.0f}s old with {s.lag_messages:,} "
+                   "messages waiting; the dashboard is that far behind. Add workers (up to the partition count) "
+                   "or look for a slow ClickHouse",
+                   _pipeline_evidence(db, since))
+
+
+def flush_age(rule: FlushAge, s: PipelineSample, db: str) -> Finding | None:
+    if s.stored_age_s is None or s.stored_age_s <= rule.max_s or s.lag_messages == 0:
+        return None
+    since = s.now - timedelta(seconds=s.stored_age_s)
+    return Finding(round(s.stored_age_s, 1), rule.max_s, since, s.now,
+                   f"worker {s.worker} stored nothing for {s.stored_age_s:.0f}s while {s.lag_messages:,} messages "
+                   "wait; check its log and ClickHouse", _pipeline_evidence(db, since))
+
+
+def sink_failing(rule: SinkFailing, s: PipelineSample, db: str) -> Finding | None:
+    if s.sink_failing_s is None or s.sink_failing_s <= rule.max_s:
+        return None
+    since = s.now - timedelta(seconds=s.sink_failing_s)
+    return Finding(round(s.sink_failing_s, 1), rule.max_s, since, s.now,
+                   f"worker {s.worker}: ClickHouse writes failing for {s.sink_failing_s:.0f}s; offsets wait "
+                   "(nothing is lost); check the ClickHouse server and GMV_CLICKHOUSE_DSN",
+                   _pipeline_evidence(db, since))
+
+
+# -- incidents ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Subject:
+    rule: str
+    kind: str  # live | shop | account | pipeline
+    id: str
+
+
+class Incidents:
+    """Open alerts and the last firing per rule and subject; ``observe`` returns what changed."""
+
+    def __init__(self) -> None:
+        self.open: dict[Subject, Alert] = {}
+        self.last_fired: dict[Subject, datetime] = {}  # the fired alert's window_end
+
+    def seed(self, alerts: Iterable[Alert], before: datetime) -> None:
+        """Continue from stored alerts: those that fired before ``before`` (open ones stay open)."""
+        for a in sorted(alerts, key=lambda a: a.window_end):
+            if a.window_end > before:
+                continue
+            subject = Subject(a.rule, a.subject_kind, a.subject_id)
+            self.last_fired[subject] = a.window_end
+            if a.resolved_at is None:
+                self.open[subject] = a
+            else:
+                self.open.pop(subject, None)
+
+    def observe(self, subject: Subject, finding: Finding | None, at: datetime, cooldown: timedelta,
+                now: datetime, severity: str, clock: str, labels: tuple[tuple[str, str], ...] = ()) -> Alert | None:
+        """One evaluation of one rule for one subject, whose window ends ``at``."""
+        current = self.open.get(subject)
+        if finding is None:
+            if current is None:
+                return None
+            del self.open[subject]
+            return current.resolved(now, at)
+        if current is not None:
+            return None  # still true: the incident is already alerted
+        last = self.last_fired.get(subject)
+        if last is not None and finding.window_end - last < cooldown:
+            return None
+        alert = Alert(subject.rule, severity, subject.kind, subject.id, finding.value, finding.threshold,
+                      finding.window_start, finding.window_end, clock, now, finding.message, finding.evidence,
+                      labels)
+        self.open[subject] = alert
+        self.last_fired[subject] = finding.window_end
+        return alert

@@ -1,0 +1,241 @@
+"""The alert evaluator: a task in the worker that owns ClickHouse, on a timer.
+
+Business rules (``live_gmv_drop``, ``live_no_orders``, ``refund_spike``) run every
+``evaluation_interval_s`` over every event-time minute that became complete since the
+last run: a minute is complete once the rollups hold every order up to its end
+(``RollupScheduler.rolled_up_to_ms``) plus ``grace_minutes`` for late events. Each
+minute is judged from the rollups alone, so a replay of a past day judges the same
+minutes the same way and fires the same ``alert_id``s; alerts already in ``gmv.alerts``
+are not fired or sent again. Late events that arrive after their minute was judged do
+not re-judge it.
+
+Pipeline rules run every second on the worker's own counters (wall clock). ``gmv run``
+(a replay, behind by design) evaluates business rules only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from gmv.alerts import conditions as c
+from gmv.alerts.conditions import Incidents, PipelineSample, Subject, minute_start
+from gmv.alerts.delivery import Outlet
+from gmv.alerts.model import Alert
+from gmv.alerts.rules import AlertConfig
+from gmv.alerts.store import AlertStore
+from gmv.streams.core.processor import OUTCOMES
+from gmv.streams.worker import GmvWorker
+
+log = logging.getLogger("gmv.alerts")
+
+CHUNK_MINUTES = 24 * 60  # minutes judged per read of the rollups (a replay of days reads them in chunks)
+SAMPLE_S = 1.0  # pipeline rules: how often the worker's counters are sampled
+
+
+class AlertEvaluator:
+    def __init__(self, config: AlertConfig, worker: GmvWorker, store: AlertStore, outlets: list[Outlet],
+                 pipeline_rules: bool = True) -> None:
+        self.config = config
+        self.worker = worker
+        self.store = store
+        self.outlets = outlets
+        self.pipeline_rules = pipeline_rules
+        self.database = store.database
+        self.business = Incidents()
+        self.pipeline = Incidents()
+        self.known: dict[str, Alert] = {}  # business alerts already stored (loaded at the first run)
+        self.next_minute: int | None = None  # the first event-time minute not judged yet
+        self.fired: list[Alert] = []  # every change this process emitted (the tools' summaries read it)
+        self._samples: deque[tuple[float, dict[tuple[str, str], int]]] = deque()
+        self._lag_since: float | None = None
+        self._last_business = 0.0
+
+    # -- business rules ----------------------------------------------------------------------
+    def _lookback_minutes(self) -> int:
+        r = self.config.rules
+        return max(r.live_gmv_drop.window_minutes + r.live_gmv_drop.baseline_minutes,
+                   r.live_no_orders.minutes + r.live_no_orders.warmup_minutes,
+                   r.refund_spike.window_minutes + r.refund_spike.baseline_minutes)
+
+    def _cooldown_minutes(self) -> int:
+        r = self.config.rules
+        return max(r.live_gmv_drop.cooldown_minutes, r.live_no_orders.cooldown_minutes,
+                   r.refund_spike.cooldown_minutes)
+
+    def complete_through(self, final: bool) -> int | None:
+        """The last event-time minute whose rollups are complete (None: nothing stored yet)."""
+        watermark = self.worker.scheduler.rolled_up_to_ms
+        if watermark <= 0:
+            return None
+        return watermark // 60_000 - 1 - (0 if final else self.config.grace_minutes)
+
+    def evaluate_business_sync(self, final: bool = False, now: datetime | None = None) -> list[Alert]:
+        """Judge every minute that became complete; returns the alert changes to deliver."""
+        last = self.complete_through(final)
+        if last is None:
+            return []
+        now = now or datetime.now(UTC)
+        if self.next_minute is None:
+            # From a little before the first minute this process stored: minutes before the data
+            # judge to nothing, so where exactly a replay starts does not change what it fires.
+            first = self.worker.scheduler.first_rolled_up_ms // 60_000 - self._lookback_minutes()
+            self.next_minute = first
+            since = minute_start(first) - timedelta(minutes=self._cooldown_minutes())
+            stored = self.store.known(since)
+            self.known = {a.alert_id: a for a in stored}
+            self.business.seed(stored, minute_start(first))
+        changes: list[Alert] = []
+        while self.next_minute <= last:
+            first, end = self.next_minute, min(last, self.next_minute + CHUNK_MINUTES - 1)
+            lives, shops = self.store.series(first - self._lookback_minutes(), end)
+            for m in range(first, end + 1):
+                changes.extend(self._judge_minute(m, lives, shops, now))
+            self.next_minute = end + 1
+        return self._new(changes)
+
+    def _judge_minute(self, m: int, lives: dict[str, c.LiveSeries], shops: dict[str, c.ShopSeries],
+                      now: datetime) -> list[Alert]:
+        cfg, db, out = self.config, self.database, []
+        at = minute_start(m + 1)
+        live_rules = (("live_no_orders", c.live_no_orders), ("live_gmv_drop", c.live_gmv_drop))
+        for name, judge in live_rules:
+            if not getattr(cfg.rules, name).enabled:
+                continue
+            ids = set(lives) | {s.id for s in self.business.open if s.rule == name}
+            for live_id in sorted(ids):
+                live = lives.get(live_id) or c.LiveSeries(live_id)
+                rule = cfg.rule_for(name, live.shop_id, live.account_id)
+                finding = judge(rule, live, m, db) if rule.enabled else None
+                change = self.business.observe(
+                    Subject(name, "live", live_id), finding, at, timedelta(minutes=rule.cooldown_minutes), now,
+                    rule.severity, "event", (("shop_id", live.shop_id), ("account_id", live.account_id)))
+                if change is not None:
+                    out.append(change)
+        if cfg.rules.refund_spike.enabled:
+            ids = set(shops) | {s.id for s in self.business.open if s.rule == "refund_spike"}
+            for shop_id in sorted(ids):
+                shop = shops.get(shop_id) or c.ShopSeries(shop_id)
+                rule = cfg.rule_for("refund_spike", shop_id)
+                finding = c.refund_spike(rule, shop, m, db) if rule.enabled else None
+                change = self.business.observe(Subject("refund_spike", "shop", shop_id), finding, at,
+                                               timedelta(minutes=rule.cooldown_minutes), now, rule.severity,
+                                               "event", (("shop_id", shop_id),))
+                if change is not None:
+                    out.append(change)
+        return out
+
+    def _new(self, changes: list[Alert]) -> list[Alert]:
+        """Drop what ``gmv.alerts`` already holds (a replay, a restart): a firing alert already stored,
+        a resolution already stored."""
+        out = []
+        for a in changes:
+            stored = self.known.get(a.alert_id)
+            if stored is not None and (a.resolved_at is None or stored.resolved_at is not None):
+                continue
+            self.known[a.alert_id] = a
+            out.append(a)
+        return out
+
+    # -- pipeline rules ----------------------------------------------------------------------
+    def sample(self, now: datetime | None = None) -> PipelineSample:
+        w = self.worker
+        now = now or datetime.now(UTC)
+        mono = time.monotonic()
+        counts = dict(w.stats.counters.by_topic)
+        self._samples.append((mono, counts))
+        window = self.config.rules.dead_letter_rate.window_s
+        while len(self._samples) > 1 and self._samples[1][0] <= mono - window:
+            self._samples.popleft()
+        base = self._samples[0][1]
+        dead: dict[str, tuple[int, int]] = {}
+        for topic in w.settings.source_topics:
+            d = counts.get((topic, "dead_letter"), 0) - base.get((topic, "dead_letter"), 0)
+            r = sum(counts.get((topic, o), 0) - base.get((topic, o), 0) for o in OUTCOMES)
+            dead[topic] = (d, r)
+        oldest = w.stats.take_oldest_read_ms()
+        read_age = max(0.0, now.timestamp() - oldest / 1000) if oldest else 0.0
+        last_stored = w.stats.last_batch_at
+        return PipelineSample(now, w.lag(), read_age, now.timestamp() - last_stored if last_stored else None,
+                              w.sink_failing_for(), dead, w.settings.worker_instance_id)
+
+    def evaluate_pipeline(self, s: PipelineSample) -> list[Alert]:
+        rules, db, out = self.config.rules, self.database, []
+
+        def observe(name: str, subject: str, finding: c.Finding | None, cooldown_s: float, severity: str) -> None:
+            change = self.pipeline.observe(Subject(name, "pipeline", subject), finding, s.now,
+                                           timedelta(seconds=cooldown_s), s.now, severity, "wall")
+            if change is not None:
+                out.append(change)
+
+        if rules.dead_letter_rate.enabled:
+            for topic in s.dead_letters:
+                observe("dead_letter_rate", topic, c.dead_letter_rate(rules.dead_letter_rate, s, topic, db),
+                        rules.dead_letter_rate.cooldown_s, rules.dead_letter_rate.severity)
+        if rules.consumer_lag.enabled:
+            finding = c.consumer_lag(rules.consumer_lag, s, db)
+            if finding is None:
+                self._lag_since = None
+            else:
+                self._lag_since = self._lag_since if self._lag_since is not None else s.now.timestamp()
+                if s.now.timestamp() - self._lag_since < rules.consumer_lag.for_s:
+                    finding = None  # not held long enough yet
+            observe("consumer_lag", s.worker, finding, rules.consumer_lag.cooldown_s, rules.consumer_lag.severity)
+        if rules.flush_age.enabled:
+            observe("flush_age", s.worker, c.flush_age(rules.flush_age, s, db), rules.flush_age.cooldown_s,
+                    rules.flush_age.severity)
+        if rules.sink_failing.enabled:
+            observe("sink_failing", s.worker, c.sink_failing(rules.sink_failing, s, db),
+                    rules.sink_failing.cooldown_s, rules.sink_failing.severity)
+        return out
+
+    # -- running -------------------------------------------------------------------------------
+    def emit(self, changes: list[Alert]) -> None:
+        for a in changes:
+            if a.resolved_at is None:
+                log.warning("ALERT %s %s %s/%s: %s (alert_id %s)", a.severity.upper(), a.rule, a.subject_kind,
+                            a.subject_id, a.message, a.alert_id)
+            else:
+                log.warning("RESOLVED %s %s/%s (alert_id %s)", a.rule, a.subject_kind, a.subject_id, a.alert_id)
+        self.fired.extend(changes)
+        for outlet in self.outlets:
+            outlet.put(changes)
+
+    async def evaluate_business(self, final: bool = False) -> None:
+        try:
+            self.emit(await asyncio.to_thread(self.evaluate_business_sync, final))
+        except Exception as e:  # ClickHouse away: the next run judges the same minutes
+            log.warning("alert evaluation could not read the rollups (%s: %s); trying again next run",
+                        type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+
+    async def run(self, should_stop: Callable[[], bool]) -> None:
+        """Evaluate on the timer and keep the receivers' queues moving, until told to stop."""
+        senders = [asyncio.create_task(o.run(should_stop), name=f"alerts-{o.receiver.name}") for o in self.outlets]
+        try:
+            while not should_stop():
+                if self.pipeline_rules:
+                    self.emit(self.evaluate_pipeline(self.sample()))
+                if time.monotonic() - self._last_business >= self.config.evaluation_interval_s:
+                    self._last_business = time.monotonic()
+                    await self.evaluate_business()
+                await asyncio.sleep(SAMPLE_S)
+        finally:
+            for t in senders:
+                t.cancel()
+            await asyncio.gather(*senders, return_exceptions=True)
+
+    async def finish(self, flush_timeout_s: float = 10.0) -> bool:
+        """End of input: judge every minute up to the end of the data, then deliver what is queued
+        (for at most ``flush_timeout_s``). True when every receiver took everything."""
+        await self.evaluate_business(final=True)
+        results = await asyncio.gather(*(o.flush(flush_timeout_s) for o in self.outlets))
+        return all(results)
+
+    async def close(self) -> None:
+        for o in self.outlets:
+            await o.receiver.close()
+        await asyncio.to_thread(self.store.close)

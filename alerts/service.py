@@ -1,0 +1,52 @@
+"""Wiring: an ``AlertEvaluator`` for a worker, with the receivers the settings name."""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlsplit
+
+from gmv.alerts.delivery import AlertmanagerReceiver, CallableReceiver, Outlet, WebhookReceiver
+from gmv.alerts.evaluator import AlertEvaluator
+from gmv.alerts.exceptions import DeliveryError
+from gmv.alerts.model import Alert
+from gmv.alerts.rules import AlertConfig, load_config
+from gmv.alerts.store import AlertStore
+from gmv.sinks.clickhouse import connect
+from gmv.streams.settings import Settings
+from gmv.streams.worker import GmvWorker
+
+
+def load_rules(settings: Settings) -> AlertConfig:
+    """The effective rules; a bad file raises ``RulesError`` (naming the file and the field)."""
+    return load_config(settings.alert_rules)
+
+
+def attach_alerts(worker: GmvWorker, config: AlertConfig, pipeline_rules: bool = True) -> AlertEvaluator:
+    """An evaluator hosted by ``worker`` (which must own ClickHouse), delivering to the table, the
+    topic, and Alertmanager / a webhook when the settings name them."""
+    s = worker.settings
+    store = AlertStore(lambda: connect(s.resolved_clickhouse_dsn, s.clickhouse_password), s.clickhouse_database)
+
+    async def to_table(alerts: list[Alert]) -> None:
+        await asyncio.to_thread(store.write, alerts)
+
+    async def to_topic(alerts: list[Alert]) -> None:
+        producer = worker.outbox.producer
+        if producer is None:
+            raise DeliveryError("the worker's producer is not running", True)
+        for a in alerts:
+            key, value = a.topic_message()
+            await producer.send_and_wait(s.alerts_topic, value=value, key=key)
+
+    dashboard = f"http://{s.web_host}:{worker.web_port or 6066}/dashboard/"
+    outlets = [Outlet(CallableReceiver(f"ClickHouse {s.clickhouse_database}.alerts", to_table)),
+               Outlet(CallableReceiver(f"topic {s.alerts_topic}", to_topic))]
+    if s.alertmanager_url:
+        outlets.append(Outlet(AlertmanagerReceiver(s.alertmanager_url, dashboard, s.alert_resend_s)))
+    if s.alert_webhook_url is not None:
+        hook = WebhookReceiver(s.alert_webhook_url.get_secret_value(), dashboard)
+        hook.name = f"webhook {urlsplit(hook.url).hostname}"  # its path or query may hold a token
+        outlets.append(Outlet(hook))
+    evaluator = AlertEvaluator(config, worker, store, outlets, pipeline_rules)
+    worker.host_task("the alert evaluator", evaluator.run)
+    return evaluator
