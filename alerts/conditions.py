@@ -151,9 +151,10 @@ def refund_spike(rule: RefundSpike, shop: ShopSeries, m: int, db: str) -> Findin
     return Finding(refunds, max(float(rule.min_refund_fen), rule.factor * base), minute_start(first),
                    minute_start(m + 1),
                    f"shop {shop.shop_id}: {_yuan(refunds)} refunded in {rule.window_minutes} min ({_span(first, m)}), "
-                   f"{refunds / base if base else float('inf'):.1f}x its usual {_yuan(base)} and "
-                   f"{refunds / gmv if gmv else float('inf'):.0%} of the GMV paid meanwhile; check the refund "
-                   "reasons of its latest orders",
+                   + (f"{refunds / base:.1f}x its usual {_yuan(base)}" if base else
+                      f"with none in the {rule.baseline_minutes} min before")
+                   + (f", {refunds / gmv:.0%} of the GMV paid meanwhile" if gmv else ", with no GMV paid meanwhile")
+                   + "; check the refund reasons of its latest orders",
                    Evidence(
                        "SELECT minute, sum(gmv_fen) AS gmv_fen, sum(refund_fen) AS refund_fen, sum(refunds) AS refunds "
                        f"FROM {db}.gmv_minute WHERE model = 'last_touch' AND shop_id = {{shop_id:String}} "

@@ -56,9 +56,10 @@ class LiveGmvDrop(BusinessRule):
     severity: Severity = "critical"
     window_minutes: Minutes = 5
     baseline_minutes: Minutes = 30
-    drop_pct: Annotated[float, Field(gt=0, le=100)] = 70.0
+    drop_pct: Annotated[float, Field(gt=0, le=100)] = 80.0
     min_baseline_fen_per_minute: Annotated[int, Field(ge=0)] = Field(
-        20_000, description="rooms selling less than this per baseline minute are too small to judge")
+        50_000, description="rooms selling less than this per baseline minute are too small to judge "
+                            "(a few orders a minute swing by more than drop_pct by chance)")
     viewers_hold_pct: Annotated[float, Field(ge=0, le=100)] = Field(
         70.0, description="viewers per minute in the window at least this share of the baseline's")
 

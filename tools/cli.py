@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from gmv.alerts.exceptions import AlertError
 from gmv.streams.settings import Settings
 
-SCENARIO_NAMES = ("mixed", "cold_start", "takeoff", "clip_tail")  # gmv.tools.simulator.SCENARIOS
+SCENARIO_NAMES = ("mixed", "cold_start", "takeoff", "clip_tail", "incidents")  # gmv.tools.simulator.SCENARIOS
 
 
 def _duration(text: str) -> timedelta:
@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario", choices=sorted(SCENARIO_NAMES), help="simulator preset (default mixed; "
                    "`gmv simulate --list` describes them)")
     p.add_argument("--seed", type=int, help="simulator seed (default 1)")
-    p.add_argument("--scale", type=float, help="simulator audience multiplier (default 4)")
+    p.add_argument("--scale", type=float, help="simulator audience multiplier (default 4; incidents: 1)")
     p.add_argument("--rate", type=float, default=1500.0, help="messages/s the simulator sends (default 1500)")
     p.add_argument("--web-port", type=int, help="dashboard port (default 6066, or a free one if taken)")
     p.add_argument("--keep-serving", action="store_true",

@@ -39,7 +39,6 @@ from gmv.tools.runtime import Runtime
 from gmv.tools.signals import StopSignals
 from gmv.tools.simulator import SCENARIOS, default_start
 
-DEFAULT_SCALE = 4.0  # denser than `gmv simulate`'s default: a busy minute-by-minute dashboard
 RECONCILE_SQL = ("SELECT model, stage, toInt64(sum(credit_fen)) AS net_fen FROM {db:Identifier}.attributed_gmv "
                  "WHERE startsWith(event_id, {prefix:String}) GROUP BY model, stage")
 
@@ -118,7 +117,7 @@ class Demo:
             name = self.scenario_arg or "mixed"
             days = SCENARIOS[name].days
             return DemoState(name, self.seed_arg if self.seed_arg is not None else 1, default_start(days).isoformat(),
-                             self.scale_arg if self.scale_arg is not None else DEFAULT_SCALE)
+                             self.scale_arg if self.scale_arg is not None else SCENARIOS[name].demo_scale)
         if (self.scenario_arg and self.scenario_arg != state.scenario) or \
                 (self.seed_arg is not None and self.seed_arg != state.seed) or \
                 (self.scale_arg is not None and self.scale_arg != state.scale):

@@ -16,7 +16,7 @@ Its parts: ``MessageDecoder`` (validation at the edge), ``RekeyRouter``
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -324,13 +324,15 @@ class BatchProcessor:
                     self._dead_letter(out, self.refunds.dead_letter(ps, refund, outcome), now_s)
         return out
 
-    def attribution_watermark_ms(self) -> int:
-        """The event time up to which every order seen is attributed: the furthest event time read
-        (any partition), held back by the earliest order still waiting for its attribution delay.
+    def attribution_watermark_ms(self, reading: Collection[int] = ()) -> int:
+        """The event time up to which every order is attributed: the furthest event time read, held
+        back by each partition still ``reading`` its backlog (its unread messages may be older than
+        another partition's) and by the earliest order still waiting for its attribution delay.
         Per-minute business views (alerts, panels) are complete up to here, late events aside."""
         seen = max((ps.watermark_ms for ps in self.partitions.values()), default=0)
-        waiting = min((o.t_ms for ps in self.partitions.values() for o in ps.unattributed.values()), default=seen)
-        return min(seen, waiting)
+        behind = (self.partitions[p].watermark_ms if p in self.partitions else 0 for p in reading)
+        waiting = (o.t_ms for ps in self.partitions.values() for o in ps.unattributed.values())
+        return min([seen, *behind, *waiting]) if seen else 0
 
     def pending(self) -> tuple[int, int]:
         """(orders awaiting attribution, refunds held)."""

@@ -24,6 +24,8 @@ def write_jsonl(world: World, out: Path, truth: GroundTruth, max_messages: int |
         for msg in world.messages():
             if max_messages is not None and n >= max_messages:
                 break
+            if msg.kind == "pause":
+                continue  # a file has no sending time to pause
             fh.write(msg.value + b"\n")
             truth.observe(msg)
             n += 1
@@ -48,6 +50,7 @@ class KafkaWriter:
         """Returns messages emitted in all (skipped ones included): the resume point."""
         n = sent = 0
         started = time.monotonic()
+        started_wall = time.time()
         last_report = 0.0
         for msg in world.messages():
             if max_messages is not None and n >= max_messages:
@@ -56,8 +59,17 @@ class KafkaWriter:
             truth.observe(msg)
             if n <= skip:
                 continue  # sent by an earlier run on this data dir: regenerated only for the truth
+            if msg.kind == "pause":
+                # The sender stops; its schedule does not: what was due meanwhile goes out at once
+                # afterwards, stamped with the time it was due (as a buffering upstream would).
+                self.producer.flush()
+                resume = time.monotonic() + msg.pause_s
+                while not self.stop and time.monotonic() < resume:
+                    time.sleep(min(0.2, resume - time.monotonic()))
+                continue
+            due_ms = int((started_wall + sent / rate) * 1000)
             fut = self.producer.send(self.topics[msg.topic_type], key=msg.key.encode() if msg.key else None,
-                                     value=msg.value)
+                                     value=msg.value, timestamp_ms=due_ms)
             fut.add_errback(lambda e: self.failures.append(str(e)))
             sent += 1
             now = time.monotonic()
@@ -119,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--start needs a UTC offset, e.g. 2026-11-01T00:00:00+08:00")
     world = World(sc, a.seed, start, engaged_ms=a.engaged_ms)
     truth = GroundTruth(a.engaged_ms, int(a.lookback_days * DAY_MS), int(a.half_life_hours * HOUR_MS))
+    truth.expected_alerts = world.incidents.expected  # filled in as the world plans its days
     header = {"scenario": sc.name, "seed": a.seed, "scale": a.scale, "start": start.isoformat()}
     t0 = time.monotonic()
     if a.out:

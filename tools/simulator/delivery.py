@@ -24,17 +24,20 @@ from gmv.tools.simulator.scenarios import SHANGHAI, Rates
 
 MALFORMED_KINDS = ("invalid_json", "wrong_type", "missing_field", "naive_timestamp", "negative_money",
                    "unknown_event_type", "not_an_object")
+VIEW_MALFORMED_KINDS = ("invalid_json", "wrong_type", "naive_timestamp", "unknown_event_type", "not_an_object")
+INCIDENT = "_incident"  # event_type of the world's delivery incidents (never sent as an event)
 
 
 @dataclass(frozen=True)
 class Emitted:
-    """One message to send: ``kind`` is valid | duplicate | malformed."""
+    """One message to send (or, ``kind`` pause, a pause of the sender)."""
 
     topic_type: str  # view | live_room | order (malformed: the topic it is sent to)
     key: str | None
     value: bytes
-    kind: str
+    kind: str  # valid | duplicate | malformed | pause (a marker: the sender stops for pause_s)
     event: dict[str, Any] | None = None
+    pause_s: float = 0.0
 
 
 class Delivery:
@@ -56,6 +59,9 @@ class Delivery:
         delayed: list[tuple[int, int, Emitted]] = []  # (release at message no., tie, message)
         n = 0
         for ev in events:
+            if ev["event_type"] == INCIDENT:
+                yield from self._incident(ev)
+                continue
             ev = {**ev, "event_time": self.format_time(ev["event_time"])}
             msg = Emitted(ev["event_type"], ev.get("user_id") or ev.get("live_id"),
                           json.dumps(ev, ensure_ascii=False, separators=(",", ":")).encode(), "valid", ev)
@@ -76,7 +82,16 @@ class Delivery:
         while delayed:
             yield heapq.heappop(delayed)[2]
 
-    def _malformed(self) -> Emitted:
-        kind = self.rng.choice(MALFORMED_KINDS)
+    def _malformed(self, kinds: tuple[str, ...] = MALFORMED_KINDS) -> Emitted:
+        kind = self.rng.choice(kinds)
         topic = "order" if kind in ("missing_field", "negative_money") else "view"
         return Emitted(topic, None, bad_line(kind, next(self._malformed_ids)), "malformed")
+
+    def _incident(self, ev: dict[str, Any]) -> Iterator[Emitted]:
+        """Delivery incidents the world scheduled (``world.Incidents``): a burst of malformed
+        messages on the views topic, or a pause of the sender."""
+        if ev["incident"] == "malformed_burst":
+            for _ in range(ev["count"]):
+                yield self._malformed(VIEW_MALFORMED_KINDS)
+        elif ev["incident"] == "pause":
+            yield Emitted("view", None, b"", "pause", pause_s=ev["seconds"])

@@ -52,6 +52,9 @@ class Scenario:
     clip_half_life_h: float = 18.0  # clip views halve every this many hours
     clips_per_live: int = 3
     rates: Rates = field(default_factory=Rates)
+    hours: float | None = None  # end the story this many hours after its start (default: after ``days``)
+    incidents: bool = False  # inject the incidents of ``gmv.tools.simulator.world.Incidents``
+    demo_scale: float = 4.0  # `gmv demo`'s default --scale for this preset
 
     def scaled(self, factor: float) -> Scenario:
         """The same story with ``factor`` times the audience and users (denser event time)."""
@@ -74,6 +77,10 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("clip_tail", "A big live, then its clips keep selling for days (二次销售)",
              days=5, shops=2, distributors=1, users=15_000, audience=0.25, big_live_day=0, big_live_boost=25.0,
              clip_half_life_h=36.0, clips_per_live=5, live_audience=2.0),
+    Scenario("incidents", "Two shops' lives at 01:00 with incidents for the alert rules: a room whose orders stop "
+             "while viewers stay, a refund spike, a burst of malformed events, a 45 s pause that builds lag",
+             days=1, hours=4.5, shops=2, distributors=1, users=20_000, audience=0.5, self_lives=((1.0, 3.0),),
+             distributor_lives=(), live_audience=100.0, demo_scale=1.0, incidents=True),
 )}
 
 

@@ -18,7 +18,11 @@ from typing import Any
 from gmv.schemas.outputs import MODELS, STAGES
 from gmv.streams.core.attribution import OrderFacts, Touch, attribute, build_path, refund_credits
 from gmv.tools.simulator.delivery import Emitted
-from gmv.tools.simulator.scenarios import DAY_MS
+from gmv.tools.simulator.scenarios import DAY_MS, MINUTE_MS
+
+# An event-time incident is expected to have been alerted once the stream is this far past its start
+# (the longest default rule window, 10 min, plus the grace minute and two evaluation minutes).
+ALERT_SETTLE_MS = 15 * MINUTE_MS
 
 
 @dataclass
@@ -33,6 +37,8 @@ class GroundTruth:
     refunds: list[tuple[str, int]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     seen: set[str] = field(default_factory=set)
+    last_event_ms: int = 0  # the latest event time sent so far
+    expected_alerts: list[dict[str, Any]] = field(default_factory=list)  # the world's incidents (all planned)
 
     def observe(self, msg: Emitted) -> None:
         self.counts[msg.kind] += 1
@@ -43,6 +49,7 @@ class GroundTruth:
             return
         self.seen.add(ev["event_id"])
         t = event_ms(ev["event_time"])
+        self.last_event_ms = max(self.last_event_ms, t)
         et = ev["event_type"]
         if et == "view" and ev["watch_ms"] >= self.engaged_ms:
             self.touches[ev["user_id"]].append(Touch(t, ev["event_id"], ev["kind"], ev["author_id"], ev["video_id"],
@@ -72,11 +79,18 @@ class GroundTruth:
                     out[model][touch.stage] += c
         return out
 
+    def alerts_due(self) -> list[dict[str, Any]]:
+        """The expected alerts whose incident the stream sent in full, with time to be noticed
+        (``ALERT_SETTLE_MS`` of event time after it started; wall-clock ones once they started)."""
+        return [a for a in self.expected_alerts
+                if a["starts_at_ms"] + (ALERT_SETTLE_MS if a["clock"] == "event" else 0) <= self.last_event_ms]
+
     def summary(self) -> dict[str, Any]:
         gross = sum(a for _, _, a in self.orders.values())
         refunded = sum(f for _, f in self.refunds)
         return {"orders": len(self.orders), "refunds": len(self.refunds), "gross_fen": gross,
                 "refund_fen": refunded, "net_fen": gross - refunded, "messages": dict(self.counts),
+                "expected_alerts": self.alerts_due(),
                 "net_by_model_stage": self.net_by_model_stage()}
 
 

@@ -21,13 +21,13 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from gmv.tools.simulator.delivery import Delivery, Emitted
+from gmv.tools.simulator.delivery import INCIDENT, Delivery, Emitted
 from gmv.tools.simulator.scenarios import (
     DAY_MS,
     HOUR_MS,
@@ -36,6 +36,35 @@ from gmv.tools.simulator.scenarios import (
     SKU_PRICES_FEN,
     Scenario,
 )
+
+
+class Incidents:
+    """The incidents preset: what the world injects, and the alerts it expects (ground truth).
+
+    - orders stop for 20 min in shop0's live, one hour in, while viewers keep entering
+      (``live_no_orders`` and ``live_gmv_drop`` on that live);
+    - shop1's latest ``spike_refunds`` orders are refunded in full, 1.5 s apart, 90 min into its
+      live (``refund_spike`` on shop1);
+    - ``burst_messages`` malformed messages in a row on the views topic at 03:00
+      (``dead_letter_rate`` on it, wall clock);
+    - the sender pauses ``pause_s`` at 03:30, then sends what piled up, stamped with the times it
+      was due (``consumer_lag``, wall clock).
+
+    An expected alert: rule, subject, when its incident starts and when it is over (event time, epoch ms).
+    """
+
+    burst_messages = 2_000
+    pause_s = 45.0
+    spike_refunds = 120
+
+    def __init__(self) -> None:
+        self.expected: list[dict[str, Any]] = []
+        self.orders_stop: tuple[str, int, int] | None = None  # (live_id, from, until)
+
+    def expect(self, rule: str, subject_kind: str, subject: str, starts_ms: int, ends_ms: int,
+               clock: str = "event") -> None:
+        self.expected.append({"rule": rule, "subject_kind": subject_kind, "subject_id": subject,
+                              "starts_at_ms": starts_ms, "ends_at_ms": ends_ms, "clock": clock})
 
 
 class Ids:
@@ -103,6 +132,8 @@ class World:
         self.live_now: dict[str, Content] = {}  # account -> its live on air
         self.future: list[tuple[int, int, str, dict[str, Any]]] = []  # (t_ms, seq, action, data)
         self.paid: dict[str, tuple[str, int]] = {}  # order_id -> (user, amount) for refunds
+        self.incidents = Incidents()
+        self._unrefunded: dict[str, deque[dict[str, Any]]] = defaultdict(lambda: deque(maxlen=500))
 
     # -- identities ------------------------------------------------------------------
     def _id(self, kind: str) -> str:
@@ -139,6 +170,8 @@ class World:
                     self.contents.append(live)
                     heapq.heappush(self.future, (live.start_ms, self._next(), "live_start", {"live": live}))
                     heapq.heappush(self.future, (live.end_ms, self._next(), "live_end", {"live": live}))
+            if sc.incidents and day == 0 and shop is self.shops[-1]:
+                self._plan_incidents(day_ms)
             if sc.takeoff_day is not None and day == sc.takeoff_day - 1 and shop is self.shops[0]:
                 # The one that takes off: posted the evening before, ordinary until its day comes.
                 t = day_ms + 21 * HOUR_MS
@@ -155,6 +188,35 @@ class World:
                 self.contents.append(live)
                 heapq.heappush(self.future, (live.start_ms, self._next(), "live_start", {"live": live}))
                 heapq.heappush(self.future, (live.end_ms, self._next(), "live_end", {"live": live}))
+
+    def _plan_incidents(self, day_ms: int) -> None:
+        """The incidents preset (``Incidents``), timed from each brand's first live of the day."""
+        lives = [next(c for c in self.contents if c.kind == "live" and c.account == shop["brand"])
+                 for shop in self.shops[:2]]
+        inc = self.incidents
+        stop = lives[0].start_ms + 60 * MINUTE_MS
+        inc.orders_stop = (lives[0].content_id, stop, stop + 20 * MINUTE_MS)
+        inc.expect("live_no_orders", "live", lives[0].content_id, stop, stop + 20 * MINUTE_MS)
+        inc.expect("live_gmv_drop", "live", lives[0].content_id, stop, stop + 20 * MINUTE_MS)
+        spike = lives[1].start_ms + 90 * MINUTE_MS
+        heapq.heappush(self.future, (spike, self._next(), "refund_spike", {"shop": lives[1].shop}))
+        inc.expect("refund_spike", "shop", lives[1].shop, spike, spike + 3 * MINUTE_MS)
+        burst = day_ms + 3 * HOUR_MS
+        heapq.heappush(self.future, (burst, self._next(), "incident",
+                                     {"incident": "malformed_burst", "count": inc.burst_messages}))
+        inc.expect("dead_letter_rate", "pipeline", "view", burst, burst, clock="wall")
+        pause = day_ms + int(3.5 * HOUR_MS)
+        heapq.heappush(self.future, (pause, self._next(), "incident", {"incident": "pause", "seconds": inc.pause_s}))
+        inc.expect("consumer_lag", "pipeline", "", pause, pause, clock="wall")
+
+    def _refund_spike(self, t_ms: int, shop: str) -> list[dict[str, Any]]:
+        """Refunds, in full, of the shop's latest orders that had none coming, 1.5 s apart."""
+        orders = [self._unrefunded[shop].pop() for _ in range(min(self.incidents.spike_refunds,
+                                                                  len(self._unrefunded[shop])))]
+        out = []
+        for i, order in enumerate(orders):
+            out.extend(self._refund(t_ms + i * 1_500, order, order["amount_fen"]))
+        return out
 
     def _next(self) -> int:
         """The tie-breaker of the next scheduled action (same time: scheduled first, fired first)."""
@@ -228,7 +290,9 @@ class World:
         else:
             ev["channel_id"] = channel_id
         amount = price * qty
-        if rng.random() < r.refund:
+        if rng.random() >= r.refund:
+            self._unrefunded[shop["shop"]].append(ev)
+        else:
             when = t_ms + rng.randrange(HOUR_MS, 36 * HOUR_MS)
             if rng.random() < r.full_refund_share or amount < 2:
                 parts = [amount]
@@ -272,6 +336,10 @@ class World:
                      "shop_id": live.shop}]
         if action == "order":
             c: Content = d["content"]
+            stop = self.incidents.orders_stop
+            if stop is not None and d["channel"] == "live" and c.content_id == stop[0] and stop[1] <= t_ms < stop[2]:
+                return []  # the incident: viewers stay, nobody can pay
+
             shop = next(s for s in self.shops if s["shop"] == c.shop)
             seller = c.account
             if d["channel"] == "shelf" and self.rng.random() < 0.5:
@@ -279,6 +347,10 @@ class World:
             return self._order(t_ms, d["user"], shop, seller, d["channel"], d["channel_id"])
         if action == "refund":
             return self._refund(t_ms, d["order"], d["refund_fen"])
+        if action == "refund_spike":
+            return self._refund_spike(t_ms, d["shop"])
+        if action == "incident":
+            return [{"event_type": INCIDENT, "event_id": "", "event_time": t_ms, **d}]
         raise AssertionError(action)
 
     def _cut_clips(self, live: Content) -> None:
@@ -317,8 +389,11 @@ class World:
         return events
 
     def events(self) -> Iterator[dict[str, Any]]:
-        """Valid events of the whole scenario, in event-time order (event_time as epoch ms)."""
+        """Valid events of the whole scenario, in event-time order (event_time as epoch ms), and the
+        delivery incidents it schedules (``event_type`` INCIDENT, for ``Delivery``)."""
         end = self.start_ms + self.sc.days * DAY_MS
+        if self.sc.hours is not None:
+            end = min(end, self.start_ms + int(self.sc.hours * HOUR_MS))
         day = -1
         t = self.start_ms
         while t < end:
