@@ -205,8 +205,8 @@ class AlertConfig(BaseModel):
             lines += ["", f"[rules.{name}]  # {' '.join((type(rule).__doc__ or '').split())}"]
             lines += [f"{k} = {_toml(v)}" for k, v in rule.model_dump().items()]
         for o in self.overrides:
-            subject = f'shop_id = "{o.shop_id}"' if o.shop_id is not None else f'account_id = "{o.account_id}"'
-            lines += ["", "[[overrides]]", f'rule = "{o.rule}"', subject]
+            subject = f"shop_id = {_toml(o.shop_id)}" if o.shop_id is not None else f"account_id = {_toml(o.account_id)}"
+            lines += ["", "[[overrides]]", f"rule = {_toml(o.rule)}", subject]
             lines += [f"{k} = {_toml(v)}" for k, v in o.params.items()]
         return "\n".join(lines) + "\n"
 
