@@ -198,14 +198,16 @@ def dead_letter_rate(rule: DeadLetterRate, s: PipelineSample, topic: str, db: st
 
 
 def consumer_lag(rule: ConsumerLag, s: PipelineSample, db: str) -> Finding | None:
-    behind_age = s.lag_messages > 0 and s.max_read_age_s > rule.max_age_s
-    if not (behind_age or s.lag_messages > rule.max_messages):
+    """Behind by time (the oldest data read since the last sample, by its Kafka timestamp: however
+    briefly, the dashboard was that stale) or by messages waiting."""
+    if not (s.max_read_age_s > rule.max_age_s or s.lag_messages > rule.max_messages):
         return None
     since = s.now - timedelta(seconds=max(s.max_read_age_s, 1.0))
     return Finding(round(s.max_read_age_s, 1), rule.max_age_s, since, s.now,
-                   f"worker {s.worker} is behind: reading data {s.max_read_age_s:.0f}s old with {s.lag_messages:,} "
-                   "messages waiting; the dashboard is that far behind. Add workers (up to the partition count) "
-                   "or look for a slow ClickHouse",
+                   f"worker {s.worker} is behind: it read data {s.max_read_age_s:.0f}s old (Kafka timestamps) with "
+                   f"{s.lag_messages:,} messages waiting, so the dashboard lags that much. If the lag grows, add "
+                   "workers (up to the partition count) or look for a slow ClickHouse; if it does not, the "
+                   "producers sent late",
                    _pipeline_evidence(db, since))
 
 

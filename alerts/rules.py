@@ -95,13 +95,13 @@ class DeadLetterRate(Rule):
 
 
 class ConsumerLag(Rule):
-    """The pipeline falls behind: the data being read is older than ``max_age_s`` (its Kafka timestamp
-    against the wall clock) or more than ``max_messages`` wait, for ``for_s``."""
+    """The pipeline falls behind: data read is older than ``max_age_s`` (its Kafka timestamp against
+    the wall clock) or more than ``max_messages`` wait, for ``for_s``."""
 
     severity: Severity = "critical"
     max_age_s: Positive = 60.0
     max_messages: Annotated[int, Field(ge=1)] = 200_000
-    for_s: Annotated[float, Field(ge=0)] = 10.0
+    for_s: Annotated[float, Field(ge=0)] = Field(0.0, description="the condition holds this long before it fires")
     cooldown_s: Positive = 300.0
 
 

@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--engaged-ms", type=int, default=3000)
     ap.add_argument("--lookback-days", type=float, default=7.0)
     ap.add_argument("--half-life-hours", type=float, default=24.0)
+    ap.add_argument("--incident-pause", type=float, help="incidents preset: how long the sender pauses (default 45 s)")
     ap.add_argument("--progress", action="store_true", help="print a JSON progress line to stdout every 0.5 s")
     ap.add_argument("--list", action="store_true", help="list the scenarios and exit")
     a = ap.parse_args(argv)
@@ -132,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     world = World(sc, a.seed, start, engaged_ms=a.engaged_ms)
     truth = GroundTruth(a.engaged_ms, int(a.lookback_days * DAY_MS), int(a.half_life_hours * HOUR_MS))
     truth.expected_alerts = world.incidents.expected  # filled in as the world plans its days
+    if a.incident_pause is not None:
+        world.incidents.pause_s = a.incident_pause
     header = {"scenario": sc.name, "seed": a.seed, "scale": a.scale, "start": start.isoformat()}
     t0 = time.monotonic()
     if a.out:

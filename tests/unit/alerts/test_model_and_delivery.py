@@ -9,7 +9,14 @@ from importlib import resources
 
 from gmv.alerts.delivery import Outlet, Receiver
 from gmv.alerts.exceptions import DeliveryError
-from gmv.alerts.model import ALERT_COLUMN_TYPES, Alert, AlertRow, Evidence, alert_id, webhook_payload
+from gmv.alerts.model import (
+    ALERT_COLUMN_TYPES,
+    Alert,
+    AlertRow,
+    Evidence,
+    alert_id,
+    webhook_payload,
+)
 
 T0 = datetime(2026, 11, 20, 2, 12, tzinfo=UTC)
 
