@@ -34,6 +34,7 @@ from gmv.streams.worker import GmvWorker
 log = logging.getLogger("gmv.alerts")
 
 CHUNK_MINUTES = 24 * 60  # minutes judged per read of the rollups (a replay of days reads them in chunks)
+MAX_CATCH_UP_MINUTES = 7 * 24 * 60  # how far back the first evaluation of a process judges
 SAMPLE_S = 1.0  # pipeline rules: how often the worker's counters are sampled
 
 
@@ -80,17 +81,19 @@ class AlertEvaluator:
         if last is None:
             return []
         now = now or datetime.now(UTC)
-        if self.next_minute is None:
-            # From a little before the first minute this process stored: minutes before the data
-            # judge to nothing, so where exactly a replay starts does not change what it fires.
-            first = self.worker.scheduler.first_rolled_up_ms // 60_000 - self._lookback_minutes()
+        earliest = self.worker.scheduler.earliest_minute
+        if self.next_minute is None and earliest is not None:
+            # From before the earliest minute this process stored (minutes before the data judge to
+            # nothing, so a replay judges every minute of its input and fires the same alerts), but
+            # at most MAX_CATCH_UP_MINUTES back (a refund of a months-old order is a minute too).
+            first = max(int(earliest.timestamp()) // 60 - self._lookback_minutes(), last - MAX_CATCH_UP_MINUTES)
             self.next_minute = first
             since = minute_start(first) - timedelta(minutes=self._cooldown_minutes())
             stored = self.store.known(since)
             self.known = {a.alert_id: a for a in stored}
             self.business.seed(stored, minute_start(first))
         changes: list[Alert] = []
-        while self.next_minute <= last:
+        while self.next_minute is not None and self.next_minute <= last:
             first, end = self.next_minute, min(last, self.next_minute + CHUNK_MINUTES - 1)
             lives, shops = self.store.series(first - self._lookback_minutes(), end)
             for m in range(first, end + 1):

@@ -37,7 +37,7 @@ class RollupScheduler:
         # Event time (epoch ms) up to which every order is attributed, stored and in the minute
         # rollups: what event-time readers of the rollups (the alert evaluator) may trust.
         self.rolled_up_to_ms = 0
-        self.first_rolled_up_ms = 0  # the first such time this process reached (where its data starts)
+        self.earliest_minute: datetime | None = None  # the earliest minute of any row this process stored
         self.backlog = True  # some assigned partition is not read to its high watermark (the loop says)
 
     @property
@@ -49,8 +49,12 @@ class RollupScheduler:
 
     async def stored(self, result: BatchResult, marks: dict[int, int], final: bool) -> None:
         """A batch's rows are in the facts: note their minutes and marks; refresh if it is time."""
-        self._gmv_minutes.update(_minutes(r.event_time for r in result.credit_rows))
-        self._funnel_minutes.update(_minutes(r.event_time for r in result.funnel_rows))
+        gmv, funnel = _minutes(r.event_time for r in result.credit_rows), _minutes(r.event_time for r in result.funnel_rows)
+        self._gmv_minutes.update(gmv)
+        self._funnel_minutes.update(funnel)
+        if gmv or funnel:
+            first = min(gmv | funnel)
+            self.earliest_minute = first if self.earliest_minute is None else min(self.earliest_minute, first)
         self._marks_due.update(marks)
         self._watermark_due = max(self._watermark_due, result.watermark_ms)
         if final or not self.backlog or self.interval_passed():
@@ -74,8 +78,6 @@ class RollupScheduler:
                     await self.outbox.put_mark(p, key, value)
             self._last_refresh = time.monotonic()
             self.rolled_up_to_ms = max(self.rolled_up_to_ms, watermark)
-            if not self.first_rolled_up_ms:
-                self.first_rolled_up_ms = self.rolled_up_to_ms
 
 
 def _minutes(times: Iterable[float]) -> set[datetime]:
