@@ -87,12 +87,12 @@ def _span(first: int, last: int) -> str:
 def _live_evidence(db: str, live: LiveSeries, first: int, last: int) -> Evidence:
     return Evidence(
         "SELECT f.minute, f.enters, g.orders, g.gmv_fen FROM (SELECT minute, sum(live_enters) AS enters "
-        f"FROM {db}.funnel_minute WHERE stage = 'live' AND content_id = {{live_id:String}} "
+        "FROM {db:Identifier}.funnel_minute WHERE stage = 'live' AND content_id = {{live_id:String}} "
         "AND minute >= {from:DateTime} AND minute < {to:DateTime} GROUP BY minute) AS f LEFT JOIN "
-        f"(SELECT minute, sum(orders) AS orders, sum(gmv_fen) AS gmv_fen FROM {db}.content_minute "
+        "(SELECT minute, sum(orders) AS orders, sum(gmv_fen) AS gmv_fen FROM {db:Identifier}.content_minute "
         "WHERE channel = 'live' AND content_id = {live_id:String} GROUP BY minute) AS g USING minute "
         "ORDER BY f.minute",
-        {"live_id": live.live_id, "from": _param_time(minute_start(first)),
+        {"db": db, "live_id": live.live_id, "from": _param_time(minute_start(first)),
          "to": _param_time(minute_start(last + 1))})
 
 
@@ -157,9 +157,9 @@ def refund_spike(rule: RefundSpike, shop: ShopSeries, m: int, db: str) -> Findin
                    + "; check the refund reasons of its latest orders",
                    Evidence(
                        "SELECT minute, sum(gmv_fen) AS gmv_fen, sum(refund_fen) AS refund_fen, sum(refunds) AS refunds "
-                       f"FROM {db}.gmv_minute WHERE model = 'last_touch' AND shop_id = {{shop_id:String}} "
+                       "FROM {db:Identifier}.gmv_minute WHERE model = 'last_touch' AND shop_id = {{shop_id:String}} "
                        "AND minute >= {from:DateTime} AND minute < {to:DateTime} GROUP BY minute ORDER BY minute",
-                       {"shop_id": shop.shop_id, "from": _param_time(minute_start(base_first)),
+                       {"db": db, "shop_id": shop.shop_id, "from": _param_time(minute_start(base_first)),
                         "to": _param_time(minute_start(m + 1))}))
 
 
@@ -178,9 +178,9 @@ class PipelineSample:
 
 
 def _pipeline_evidence(db: str, since: datetime) -> Evidence:
-    return Evidence(f"SELECT source_topic, outcome, count() AS n FROM {db}.ingest_log "
+    return Evidence("SELECT source_topic, outcome, count() AS n FROM {db:Identifier}.ingest_log "
                     "WHERE logged_at >= {since:DateTime64(3)} GROUP BY source_topic, outcome ORDER BY source_topic",
-                    {"since": since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]})
+                    {"db": db, "since": since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]})
 
 
 def dead_letter_rate(rule: DeadLetterRate, s: PipelineSample, topic: str, db: str) -> Finding | None:
@@ -191,10 +191,10 @@ def dead_letter_rate(rule: DeadLetterRate, s: PipelineSample, topic: str, db: st
     return Finding(dead, rule.min_count, since, s.now,
                    f"{topic}: {dead:,} dead letters in the last {rule.window_s:.0f}s ({dead / received:.1%} of "
                    f"{received:,} received); see gmv.dead_letters for the reasons and fix the producer",
-                   Evidence(f"SELECT reason_code, count() AS n, any(reason) AS example FROM {db}.dead_letters "
+                   Evidence("SELECT reason_code, count() AS n, any(reason) AS example FROM {db:Identifier}.dead_letters "
                             "WHERE source_topic = {topic:String} AND received_at >= {since:DateTime64(3)} "
                             "GROUP BY reason_code ORDER BY n DESC",
-                            {"topic": topic, "since": since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]}))
+                            {"db": db, "topic": topic, "since": since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]}))
 
 
 def consumer_lag(rule: ConsumerLag, s: PipelineSample, db: str) -> Finding | None:

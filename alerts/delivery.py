@@ -1,7 +1,7 @@
 """Where alerts go: ``gmv.alerts`` (table and topic), Alertmanager's API v2, a plain webhook.
 
-Each receiver has an ``Outlet``: a queue of state changes (latest state per ``alert_id``)
-drained by its own task, with a timeout per attempt and exponential backoff after a
+Each receiver has an ``Outlet``: a queue of state changes (every change, or for
+Alertmanager the latest state per ``alert_id``) drained by its own task, with a timeout per attempt and exponential backoff after a
 failure (``DeliveryError.retriable``; a payload a receiver rejects is dropped with an
 error, since sending it again cannot help). Nothing waits for a receiver: the evaluator
 only puts changes in the queues, so a receiver that is down or slow never stalls
@@ -39,6 +39,9 @@ class Receiver:
 
     name = "receiver"
     resend_s: float | None = None  # re-send firing alerts this often (Alertmanager); None = changes only
+    # True: only an alert's latest state matters (Alertmanager keeps state: firing then resolved while
+    # it was down is just resolved). False: every change is delivered, in order (a webhook, the topic).
+    latest_only = False
 
     async def deliver(self, alerts: list[Alert]) -> None:
         raise NotImplementedError
@@ -76,6 +79,7 @@ class AlertmanagerReceiver(_Http):
     """``POST {url}/api/v2/alerts``: labels, annotations, startsAt, endsAt, generatorURL."""
 
     name = "Alertmanager"
+    latest_only = True
 
     def __init__(self, base_url: str, generator_url: str, resend_s: float = 60.0, timeout_s: float = 5.0) -> None:
         super().__init__(base_url.rstrip("/") + "/api/v2/alerts", timeout_s)
@@ -127,7 +131,7 @@ class Outlet:
 
     def __init__(self, receiver: Receiver, max_backoff_s: float = 60.0) -> None:
         self.receiver = receiver
-        self.queued: dict[str, Alert] = {}  # alert_id -> latest state not yet delivered
+        self.queued: dict[str | tuple[str, str], Alert] = {}  # changes not yet delivered (see ``_key``)
         self.firing: dict[str, Alert] = {}  # re-sent while firing (receivers with resend_s)
         self.delivered = 0
         self.failures = 0
@@ -138,9 +142,12 @@ class Outlet:
         self._max_backoff = max_backoff_s
         self._wake = asyncio.Event()
 
+    def _key(self, a: Alert) -> str | tuple[str, str]:
+        return a.alert_id if self.receiver.latest_only else (a.alert_id, a.state)
+
     def put(self, alerts: list[Alert]) -> None:
         for a in alerts:
-            self.queued[a.alert_id] = a
+            self.queued[self._key(a)] = a
             if self.receiver.resend_s is not None:
                 if a.resolved_at is None:
                     self.firing[a.alert_id] = a
@@ -158,8 +165,8 @@ class Outlet:
             return []
         out = dict(self.queued)
         if self.receiver.resend_s is not None and now >= self._next_resend:
-            for aid, a in self.firing.items():
-                out.setdefault(aid, a)
+            for a in self.firing.values():
+                out.setdefault(self._key(a), a)
         return list(out.values())
 
     async def attempt(self) -> bool:
@@ -176,7 +183,7 @@ class Outlet:
             if not e.retriable:
                 log.error("%s rejected %d alert(s), not retrying: %s", self.receiver.name, len(due), e)
                 for a in due:
-                    self.queued.pop(a.alert_id, None)
+                    self.queued.pop(self._key(a), None)
                 return False
             self._backoff = min(max(self._backoff * 2, 1.0), self._max_backoff)
             self._next_try = now + self._backoff
@@ -184,8 +191,8 @@ class Outlet:
                         self._backoff)
             return False
         for a in due:
-            if self.queued.get(a.alert_id) is a:
-                del self.queued[a.alert_id]
+            if self.queued.get(self._key(a)) is a:
+                del self.queued[self._key(a)]
         self.delivered += len(due)
         self._backoff = 0.0
         self._next_try = 0.0

@@ -215,9 +215,23 @@ class AlertEvaluator:
             log.warning("alert evaluation could not read the rollups (%s: %s); trying again next run",
                         type(e).__name__, str(e).splitlines()[0] if str(e) else "")
 
+    async def adopt_open_pipeline_alerts(self) -> None:
+        """Pipeline alerts an earlier run of this worker left firing (it stopped or crashed): they
+        continue here, and resolve at the first sample that finds them clear."""
+        w = self.worker
+        subjects = [w.settings.worker_instance_id, *w.settings.source_topics]
+        try:
+            stored = await asyncio.to_thread(self.store.open_pipeline, subjects)
+        except Exception as e:  # ClickHouse away: they stay open until a later start adopts them
+            log.warning("could not read the open pipeline alerts (%s); they resolve at a later start", e)
+            return
+        self.pipeline.seed(stored, datetime.now(UTC))
+
     async def run(self, should_stop: Callable[[], bool]) -> None:
         """Evaluate on the timer and keep the receivers' queues moving, until told to stop."""
         senders = [asyncio.create_task(o.run(should_stop), name=f"alerts-{o.receiver.name}") for o in self.outlets]
+        if self.pipeline_rules:
+            await self.adopt_open_pipeline_alerts()
         try:
             while not should_stop():
                 if self.pipeline_rules:

@@ -99,7 +99,7 @@ class ConsumerLag(Rule):
     the wall clock) or more than ``max_messages`` wait, for ``for_s``."""
 
     severity: Severity = "critical"
-    max_age_s: Positive = 60.0
+    max_age_s: Positive = Field(30.0, description="seconds: the dashboard promises freshness within seconds")
     max_messages: Annotated[int, Field(ge=1)] = 200_000
     for_s: Annotated[float, Field(ge=0)] = Field(0.0, description="the condition holds this long before it fires")
     cooldown_s: Positive = 300.0

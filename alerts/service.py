@@ -5,7 +5,13 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import urlsplit
 
-from gmv.alerts.delivery import AlertmanagerReceiver, CallableReceiver, Outlet, WebhookReceiver
+from gmv.alerts.delivery import (
+    AlertmanagerReceiver,
+    CallableReceiver,
+    Outlet,
+    Receiver,
+    WebhookReceiver,
+)
 from gmv.alerts.evaluator import AlertEvaluator
 from gmv.alerts.exceptions import DeliveryError
 from gmv.alerts.model import Alert
@@ -39,14 +45,15 @@ def attach_alerts(worker: GmvWorker, config: AlertConfig, pipeline_rules: bool =
             await producer.send_and_wait(s.alerts_topic, value=value, key=key)
 
     dashboard = f"http://{s.web_host}:{worker.web_port or 6066}/dashboard/"
-    outlets = [Outlet(CallableReceiver(f"ClickHouse {s.clickhouse_database}.alerts", to_table)),
-               Outlet(CallableReceiver(f"topic {s.alerts_topic}", to_topic))]
+    receivers: list[Receiver] = [CallableReceiver(f"ClickHouse {s.clickhouse_database}.alerts", to_table),
+                                 CallableReceiver(f"topic {s.alerts_topic}", to_topic)]
     if s.alertmanager_url:
-        outlets.append(Outlet(AlertmanagerReceiver(s.alertmanager_url, dashboard, s.alert_resend_s)))
+        receivers.append(AlertmanagerReceiver(s.alertmanager_url, dashboard, s.alert_resend_s))
     if s.alert_webhook_url is not None:
         hook = WebhookReceiver(s.alert_webhook_url.get_secret_value(), dashboard)
         hook.name = f"webhook {urlsplit(hook.url).hostname}"  # its path or query may hold a token
-        outlets.append(Outlet(hook))
+        receivers.append(hook)
+    outlets = [Outlet(r, max_backoff_s=s.alert_retry_max_s) for r in receivers]
     evaluator = AlertEvaluator(config, worker, store, outlets, pipeline_rules)
     worker.host_task("the alert evaluator", evaluator.run)
     return evaluator

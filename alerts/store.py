@@ -30,12 +30,13 @@ FROM {db:Identifier}.gmv_minute
 WHERE model = 'last_touch' AND minute >= {from:DateTime('UTC')} AND minute < {to:DateTime('UTC')}
 GROUP BY m, shop_id
 """
-_KNOWN = """
+_COLUMNS = """
 SELECT alert_id, rule, severity, subject_kind, subject_id, value, threshold, window_start, window_end, clock,
        fired_at, resolved_at, resolved_window_end, message, query
 FROM {db:Identifier}.alerts
-WHERE clock = 'event' AND (state = 'firing' OR window_end >= {since:DateTime64(3, 'UTC')})
 """
+_KNOWN = _COLUMNS + "WHERE clock = 'event' AND (state = 'firing' OR window_end >= {since:DateTime64(3, 'UTC')})"
+_OPEN_PIPELINE = _COLUMNS + "WHERE clock = 'wall' AND state = 'firing' AND subject_id IN {subjects:Array(String)}"
 
 
 class AlertStore:
@@ -75,9 +76,16 @@ class AlertStore:
 
     def known(self, since: datetime) -> list[Alert]:
         """Business alerts still open, or whose window ended at or after ``since``."""
+        return self._alerts(_KNOWN, {"since": since})
+
+    def open_pipeline(self, subjects: list[str]) -> list[Alert]:
+        """Pipeline alerts of these subjects (a worker, its topics) left firing by an earlier run."""
+        return self._alerts(_OPEN_PIPELINE, {"subjects": subjects})
+
+    def _alerts(self, sql: str, params: dict) -> list[Alert]:
         out = []
         for (aid, rule, severity, kind, subject, value, threshold, ws, we, clock, fired, resolved, resolved_end,
-             message, query) in self._rows(_KNOWN, {"since": since}):
+             message, query) in self._rows(sql, params):
             alert = Alert(rule, severity, kind, subject, value, threshold, _utc(ws), _utc(we), clock, _utc(fired),
                           message, Evidence("", stored=query), resolved_at=_utc(resolved),
                           resolved_window_end=_utc(resolved_end))

@@ -10,6 +10,7 @@ Definitions (the same as the README's outputs table):
   enters); conversion rate = buyers / unique viewers (UV).
 - SKUs have no views of their own: their GPM and conversion rate are over the views
   and viewers of content mounting the SKU's shop.
+- The alerts panel lists open alerts first, then those fired in the last ``ALERTS_HOURS``.
 - The per-minute panels show the latest ``WINDOW_MINUTES`` minutes of event time that
   hold data (a replay of last month shows last month), labelled in Asia/Shanghai.
 """
@@ -91,6 +92,15 @@ FROM {db:Identifier}.attributed_gmv WHERE model = {model:String}
 GROUP BY path ORDER BY net_fen DESC LIMIT 12
 """
 DEAD_LETTERS = "SELECT toUInt64(count()) AS n FROM {db:Identifier}.dead_letters"
+ALERTS = """
+SELECT alert_id AS id, rule, severity, subject_kind, subject_id, state, message,
+       formatDateTime(toTimeZone(window_start, 'Asia/Shanghai'), '%m-%d %H:%i') AS window_from,
+       formatDateTime(toTimeZone(window_end, 'Asia/Shanghai'), '%H:%i') AS window_to
+FROM {db:Identifier}.alerts
+WHERE state = 'firing' OR fired_at >= now64(3) - INTERVAL {alerts_hours:UInt32} HOUR
+ORDER BY state = 'firing' DESC, fired_at DESC, alert_id LIMIT {top:UInt32}
+"""
+ALERTS_HOURS = 24  # the alerts panel: every open alert, and those fired within this many hours
 
 
 def _ratios(row: dict[str, Any]) -> dict[str, Any]:
@@ -105,7 +115,7 @@ def _ratios(row: dict[str, Any]) -> dict[str, Any]:
 def dashboard_data(run: Run, db: str, model: str) -> dict[str, Any]:
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; one of {', '.join(MODELS)}")
-    p = {"db": db, "model": model, "window": WINDOW_MINUTES, "top": TOP_N}
+    p = {"db": db, "model": model, "window": WINDOW_MINUTES, "top": TOP_N, "alerts_hours": ALERTS_HOURS}
     k = run(KPIS, p)[0]
     f = run(FUNNEL, p)[0]
     kpis = _ratios({"gmv_fen": k["k_gmv"], "refund_fen": k["k_refund"], "net_fen": k["k_net"],
@@ -131,6 +141,7 @@ def dashboard_data(run: Run, db: str, model: str) -> dict[str, Any]:
         "top_skus": [_ratios(r) for r in run(TOP_SKUS, p)],
         "path_mix": run(PATH_MIX, p),
         "dead_letters": run(DEAD_LETTERS, p)[0]["n"],
+        "alerts": run(ALERTS, p),
         "latest_minute": (run(LATEST, p)[0] or {}).get("latest"),
     }
 

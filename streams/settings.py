@@ -107,6 +107,8 @@ class Settings(BaseSettings):
                                                                   "webhook JSON (may carry a token: never logged)")
     alert_resend_s: Annotated[float, Field(gt=0)] = Field(
         60.0, description="how often firing alerts are re-sent to Alertmanager (it expires them otherwise)")
+    alert_retry_max_s: Annotated[float, Field(gt=0)] = Field(
+        30.0, description="longest wait between delivery attempts to a receiver that is down (backoff from 1 s)")
     stop_timeout_s: Annotated[float, Field(gt=0)] = Field(
         10.0, description="on SIGTERM / Ctrl-C, how long the worker may spend storing what it holds before it "
                           "abandons the write in flight (uncommitted: the next start re-processes it)")

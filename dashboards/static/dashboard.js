@@ -116,6 +116,13 @@ function render(d, stats) {
   renderTable("table-accounts", d.top_accounts, [["id", "账号 Account", (r) => escapeHtml(r.id)], ...RANK_COLUMNS.slice(0, 1),
     ["self_net_fen", "自播 Self", (r) => yuan(r.self_net_fen)], ...RANK_COLUMNS.slice(1)]);
   renderTable("table-skus", d.top_skus, [["id", "商品 SKU", (r) => escapeHtml(r.id)], ...RANK_COLUMNS]);
+  renderTable("table-alerts", d.alerts, [
+    ["state", "状态 State", (r) => (r.state === "firing" ? "🔴 告警中 firing" : "已恢复 resolved")],
+    ["rule", "规则 Rule", (r) => `${escapeHtml(r.rule)} <small>${escapeHtml(r.severity)}</small>`],
+    ["subject", "对象 Subject", (r) => `${escapeHtml(r.subject_kind)} ${escapeHtml(r.subject_id)}`],
+    ["window", "窗口 Window", (r) => `${escapeHtml(r.window_from)}–${escapeHtml(r.window_to)}`],
+    ["message", "说明 Message", (r) => escapeHtml(r.message)],
+  ]);
   const st = document.getElementById("status");
   const c = stats && stats.counters ? stats.counters : {};
   st.dataset.model = d.model;

@@ -90,9 +90,10 @@ def test_pipeline_conditions_on_their_edges():
     assert c.dead_letter_rate(r.dead_letter_rate, _sample(dead_letters={"t": (100, 1000)}), "t", "gmv") is not None
     assert c.dead_letter_rate(r.dead_letter_rate, _sample(dead_letters={"t": (99, 1000)}), "t", "gmv") is None
     assert c.dead_letter_rate(r.dead_letter_rate, _sample(dead_letters={"t": (100, 10_000)}), "t", "gmv") is None
-    assert c.consumer_lag(r.consumer_lag, _sample(lag_messages=5, max_read_age_s=61), "gmv") is not None
-    assert c.consumer_lag(r.consumer_lag, _sample(lag_messages=0, max_read_age_s=61), "gmv") is not None  # was stale
-    assert c.consumer_lag(r.consumer_lag, _sample(lag_messages=9, max_read_age_s=59), "gmv") is None
+    age = r.consumer_lag.max_age_s
+    assert c.consumer_lag(r.consumer_lag, _sample(lag_messages=5, max_read_age_s=age + 1), "gmv") is not None
+    assert c.consumer_lag(r.consumer_lag, _sample(lag_messages=0, max_read_age_s=age + 1), "gmv") is not None  # was stale
+    assert c.consumer_lag(r.consumer_lag, _sample(lag_messages=9, max_read_age_s=age - 1), "gmv") is None
     assert c.consumer_lag(r.consumer_lag, _sample(lag_messages=200_001), "gmv") is not None
     assert c.flush_age(r.flush_age, _sample(stored_age_s=61, lag_messages=1), "gmv") is not None
     assert c.flush_age(r.flush_age, _sample(stored_age_s=61, lag_messages=0), "gmv") is None  # idle, not stuck

@@ -7,6 +7,8 @@ import re
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 
+import pytest
+
 from gmv.alerts.delivery import Outlet, Receiver
 from gmv.alerts.exceptions import DeliveryError
 from gmv.alerts.model import (
@@ -78,8 +80,10 @@ def test_the_webhook_payload_is_alertmanagers_shape():
 class _Flaky(Receiver):
     name = "flaky"
 
-    def __init__(self, fail: int, retriable: bool = True, resend_s: float | None = None) -> None:
+    def __init__(self, fail: int, retriable: bool = True, resend_s: float | None = None,
+                 latest_only: bool = False) -> None:
         self.fail = fail
+        self.latest_only = latest_only
         self.retriable = retriable
         self.resend_s = resend_s
         self.got: list[list[str]] = []
@@ -91,18 +95,22 @@ class _Flaky(Receiver):
         self.got.append([f"{a.subject_id}:{a.state}" for a in alerts])
 
 
-def test_what_a_receiver_did_not_take_stays_queued_and_goes_when_it_is_back():
+@pytest.mark.parametrize(("latest_only", "delivered"), [
+    (False, ["L1:firing", "L1:resolved", "L2:firing"]),  # a webhook, the topic: every change, in order
+    (True, ["L1:resolved", "L2:firing"]),  # Alertmanager: an alert's latest state replaces the queued one
+])
+def test_what_a_receiver_did_not_take_stays_queued_and_goes_when_it_is_back(latest_only: bool, delivered: list):
     async def go() -> tuple[_Flaky, Outlet]:
-        r = _Flaky(fail=2)
+        r = _Flaky(fail=2, latest_only=latest_only)
         out = Outlet(r, max_backoff_s=0.01)
         out.put([_alert("L1")])
         assert not await out.attempt() and out.queued  # down: kept
-        out.put([_alert("L1", resolved=True), _alert("L2")])  # the latest state per alert replaces the queued one
+        out.put([_alert("L1", resolved=True), _alert("L2")])
         await out.flush(5.0)
         return r, out
 
     r, out = asyncio.run(go())
-    assert r.got == [["L1:resolved", "L2:firing"]] and not out.queued and out.failures == 2
+    assert r.got == [delivered] and not out.queued and out.failures == 2
 
 
 def test_a_payload_the_receiver_rejects_is_dropped_not_retried_forever():
