@@ -24,15 +24,15 @@ def main() -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller counts: under 5 minutes")
     ap.add_argument("--events", type=int, help="messages per throughput run (default 200k, quick 60k)")
-    ap.add_argument("--only", nargs="*", help="run only these figures (throughput, batched, freshness, sink, "
-                                               "dashboard, scaling)")
+    ap.add_argument("--only", nargs="*", help="run only these figures (throughput, batched, alerts, freshness, "
+                                               "sink, dashboard, scaling)")
     ap.add_argument("--runs", type=int, default=3,
                     help="pipeline runs per throughput figure; the median is reported (default 3: this "
                          "machine's speed drifts by ±20%% between runs)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary data dir")
     a = ap.parse_args()
     n = a.events or (60_000 if a.quick else 200_000)
-    only = set(a.only or ["throughput", "batched", "freshness", "sink", "dashboard", "scaling"])
+    only = set(a.only or ["throughput", "batched", "alerts", "freshness", "sink", "dashboard", "scaling"])
     root = Path(tempfile.mkdtemp(prefix="gmv-bench-"))
     broker = EmbeddedKafka(root)
     summary: dict[str, float | None] = {}
@@ -70,6 +70,12 @@ def main() -> int:
             emit("pipeline_batched", **full_b)
             summary["batched_events_per_s"] = full_b["events_per_s"]
             phases.drop_topics(bootstrap, "b2.")
+        if "alerts" in only:
+            phases.create_source_topics(bootstrap, "b4.")
+            progress("producer batches, for the pipeline with and without alert receivers")
+            produce(bootstrap, "b4.", data, batched=True)
+            emit("alert_receivers", **phases.alert_receivers(bootstrap, pid, "b4.", root, n, a.runs))
+            phases.drop_topics(bootstrap, "b4.")
         if "freshness" in only:
             rate, secs = 3000.0, (10.0 if a.quick else 30.0)
             progress(f"freshness at {rate:,.0f} events/s for {secs:.0f}s")

@@ -16,7 +16,7 @@ from bench.common import PARTITIONS, TOPIC_NAMES, proc_cpu_s
 from gmv.sinks.clickhouse import ClickHouseSink
 from gmv.sinks.migrations import migrate
 from gmv.streams.settings import Settings
-from gmv.tools.embedded import ensure_topics
+from gmv.tools.embedded import ensure_topics, free_port
 
 
 def topics(prefix: str) -> list[str]:
@@ -108,9 +108,11 @@ def bench_settings(bootstrap: str, dsn: str, prefix: str, **over: Any) -> Settin
 
 
 async def pipeline(settings: Settings, bootstrap: str, client, broker_pid: int | None,
-                   events: int, profile: Path | None = None) -> dict[str, Any]:
+                   events: int, profile: Path | None = None, alerts: str = "off") -> dict[str, Any]:
     """The full job — validate, dedup, attribute, rollups, sink — over the pre-produced topics,
-    from partitions assigned to everything consumed, attributed and flushed."""
+    from partitions assigned to everything consumed, attributed and flushed. ``alerts``: off (no
+    evaluator), up (the evaluator delivering to a webhook on loopback), down (its Alertmanager and
+    webhook refuse connections the whole run)."""
     from gmv.streams.worker import GmvWorker
     from gmv.tools.cli import tune_gc
     from gmv.tools.runtime import Runtime
@@ -121,6 +123,19 @@ async def pipeline(settings: Settings, bootstrap: str, client, broker_pid: int |
     migrate(client, s.clickhouse_database)
     sink = ClickHouseSink(lambda: client, s.clickhouse_database)
     worker = GmvWorker(s, bootstrap, sink)
+    receiver = None
+    if alerts != "off":
+        from gmv.alerts.rules import AlertConfig
+        from gmv.alerts.service import attach_alerts
+
+        if alerts == "up":
+            receiver = _Webhook()
+            url = f"http://127.0.0.1:{receiver.port}/hook"
+        else:
+            url = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens there
+        worker.settings = s = s.model_copy(update={"alertmanager_url": url.removesuffix("/hook"),
+                                                    "alert_webhook_url": url})
+        attach_alerts(worker, AlertConfig())
     task = await worker.start()
     prof = None
     try:
@@ -153,6 +168,8 @@ async def pipeline(settings: Settings, bootstrap: str, client, broker_pid: int |
             prof.disable()
             prof.dump_stats(str(profile))
         await worker.stop()
+        if receiver is not None:
+            receiver.stop()
     c = worker.counters.summary()
     return {"messages": sum(worker.stats.seen_msgs.values()), "events": c["received"], "accepted": c["accepted"],
             "duplicates": c["duplicates"], "dead_lettered": c["dead_lettered"], "seconds": round(seconds, 3),
@@ -161,11 +178,36 @@ async def pipeline(settings: Settings, bootstrap: str, client, broker_pid: int |
             "drain_s": round(drain_s, 3), "seconds_in": {k: round(v, 2) for k, v in worker.stats.seconds_in.items()}}
 
 
+class _Webhook:
+    """A loopback webhook that answers 200 to every POST (a receiver that is up)."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Ok(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def pipeline_in_worker(bootstrap: str, broker_pid: int | None, prefix: str, dsn: str, events: int,
-                       profile: Path | None = None) -> dict[str, Any]:
+                       profile: Path | None = None, alerts: str = "off") -> dict[str, Any]:
     """``pipeline`` in a fresh process (``bench.worker_run``): each figure starts clean."""
     return _child_result("bench.worker_run", [bootstrap, str(broker_pid or 0), prefix, dsn, str(events),
-                                              str(profile or "")], "the pipeline run")
+                                              str(profile or ""), alerts], "the pipeline run")
 
 
 def pipeline_runs(bootstrap: str, broker_pid: int | None, prefix: str, root: Path, events: int, runs: int,
@@ -372,3 +414,22 @@ def scaling(events: int, workers: int) -> dict[str, Any]:
                 "exits": run.unexpected_exits}
     finally:
         run.close(keep=False)
+
+
+def alert_receivers(bootstrap: str, broker_pid: int | None, prefix: str, root: Path, events: int,
+                    runs: int) -> dict[str, Any]:
+    """Producer batches through the pipeline without the alert evaluator, with it and its receivers
+    up, and with them down the whole run: interleaved fresh worker processes, medians."""
+    from bench.common import progress
+
+    rates: dict[str, list[int]] = {"off": [], "up": [], "down": []}
+    for i in range(runs):
+        for mode in rates:
+            progress(f"alert receivers {mode}, run {i + 1} of {runs}")
+            r = pipeline_in_worker(bootstrap, broker_pid, prefix, f"chdb://{root / f'clickhouse-alerts-{mode}-{i}'}",
+                                   events, alerts=mode)
+            rates[mode].append(r["events_per_s"] or 0)
+    median = {mode: sorted(v)[len(v) // 2] for mode, v in rates.items()}
+    return {"events_per_s": median, "runs": rates,
+            "down_vs_off": round(median["down"] / median["off"], 3) if median["off"] else None,
+            "up_vs_off": round(median["up"] / median["off"], 3) if median["off"] else None}
