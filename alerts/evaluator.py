@@ -196,6 +196,15 @@ class AlertEvaluator:
                     rules.sink_failing.cooldown_s, rules.sink_failing.severity)
         return out
 
+    def status(self) -> dict[str, object]:
+        """For ``/gmv/stats/``: what is open, how far business rules have judged, each receiver's queue."""
+        judged = None if self.next_minute is None else minute_start(self.next_minute).isoformat()
+        return {"open": sorted(f"{s.rule}:{s.id}" for s in (*self.business.open, *self.pipeline.open)),
+                "judged_until": judged, "emitted": len(self.fired),
+                "receivers": {o.receiver.name: {"queued": len(o.queued), "delivered": o.delivered,
+                                                "failures": o.failures, "last_error": o.last_error}
+                              for o in self.outlets}}
+
     # -- running -------------------------------------------------------------------------------
     def emit(self, changes: list[Alert]) -> None:
         for a in changes:

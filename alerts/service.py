@@ -56,4 +56,5 @@ def attach_alerts(worker: GmvWorker, config: AlertConfig, pipeline_rules: bool =
     outlets = [Outlet(r, max_backoff_s=s.alert_retry_max_s) for r in receivers]
     evaluator = AlertEvaluator(config, worker, store, outlets, pipeline_rules)
     worker.host_task("the alert evaluator", evaluator.run)
+    worker.reporters["alerts"] = evaluator.status
     return evaluator

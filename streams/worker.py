@@ -86,6 +86,7 @@ class GmvWorker:
                                self.stats, attribute_at_end)
         self._crash: BaseException | None = None
         self._abandoned = False
+        self.reporters: dict[str, Callable[[], Any]] = {}  # extra sections of ``stats_snapshot`` (add-ons)
         self.web_port = web_port
         self.app = self._host(web_port)
 
@@ -240,6 +241,7 @@ class GmvWorker:
             "sink_failing_s": self.sink_failing_for(),
             "partitions": sorted(self.loop.owned),
             "next_offsets": {f"{t}:{p}": o for (t, p), o in sorted(self.loop.next_offsets.items())},
+            **{name: report() for name, report in self.reporters.items()},
         }
 
     # -- running -------------------------------------------------------------------

@@ -84,6 +84,9 @@ def test_receivers_down_for_30s_stall_nothing_and_get_every_alert_when_back(gmv_
         business = wait_for(lambda: sql(env, f"SELECT alert_id, state FROM {db}.alerts WHERE clock = 'event'"
                                              " AND state = 'resolved'"), 60, "the business alerts", poll_s=0.5)
         assert not hook.bodies
+        receivers = wait_for(lambda: {k: v for k, v in (_stats(port) or {})["alerts"]["receivers"].items()
+                                      if v["failures"] > 0}, 30, "the stats to show the receivers failing")
+        assert all(v["queued"] > 0 and v["delivered"] == 0 for v in receivers.values()) and len(receivers) == 2
         time.sleep(max(0.0, DOWN_S - (time.monotonic() - down_since)))  # the outage lasts its 30 s
         hook.start()
         am.start()
