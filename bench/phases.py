@@ -12,6 +12,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from bench.common import PARTITIONS, TOPIC_NAMES, proc_cpu_s
 from gmv.sinks.clickhouse import ClickHouseSink
 from gmv.sinks.migrations import migrate
@@ -134,7 +136,7 @@ async def pipeline(settings: Settings, bootstrap: str, client, broker_pid: int |
         else:
             url = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens there
         worker.settings = s = s.model_copy(update={"alertmanager_url": url.removesuffix("/hook"),
-                                                    "alert_webhook_url": url})
+                                                    "alert_webhook_url": SecretStr(url)})
         attach_alerts(worker, AlertConfig())
     task = await worker.start()
     prof = None

@@ -18,7 +18,7 @@ from kafka import KafkaConsumer
 from gmv.alerts.rules import AlertConfig
 from tests.integration.conftest import ROOT, fresh_env, gmv, parse_run_json, sql
 from tests.support.alertmanager import Alertmanager, WebhookRecorder, free_port
-from tests.support.waiting import wait_for
+from tests.support.waiting import wait_for, worker_stats
 
 pytestmark = pytest.mark.integration
 
@@ -37,14 +37,6 @@ LIVE_RULE_WINDOW = {"live_no_orders": AlertConfig().rules.live_no_orders.minutes
 ALERT_COLUMNS = ("alert_id, rule, subject_kind, subject_id, state, clock, toUnixTimestamp64Milli(window_start) AS ws, "
                  "toUnixTimestamp64Milli(window_end) AS we, toUnixTimestamp64Milli(resolved_window_end) AS rwe, "
                  "toUnixTimestamp64Milli(fired_at) AS fired, message, query")
-
-
-def _stats(port: int) -> dict | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/gmv/stats/", timeout=2) as resp:
-            return json.loads(resp.read())
-    except OSError:
-        return None
 
 
 def _expected_subject(a: dict, prefix: str) -> tuple[str, str]:
@@ -78,7 +70,7 @@ def test_the_incidents_fire_exactly_the_expected_alerts_in_time_once_and_resolve
     truth_path = tmp_path / "truth.json"
     try:
         wait_for(lambda: (worker.poll() is None or pytest.fail(worker.stderr.read()))
-                 and (_stats(port) or {}).get("partitions"), 90, "the worker to own its partitions", poll_s=0.5)
+                 and (worker_stats(port) or {}).get("partitions"), 90, "the worker to own its partitions", poll_s=0.5)
         subprocess.run([sys.executable, "-m", "gmv.tools.simulator", "--scenario", "incidents", "--start", START,
                         "--kafka", env["GMV_KAFKA_BOOTSTRAP_SERVERS"], "--topic-prefix", prefix, "--rate", "1000",
                         "--incident-pause", "10", "--truth", str(truth_path)], env=env, cwd=ROOT, check=True,

@@ -8,14 +8,13 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.integration.conftest import ROOT, gmv, sql
 from tests.support.alertmanager import Alertmanager, WebhookRecorder, free_port
-from tests.support.waiting import wait_for
+from tests.support.waiting import wait_for, worker_stats
 
 pytestmark = pytest.mark.integration
 
@@ -43,14 +42,6 @@ print(stale.alert_id)
 '''
 
 
-def _stats(port: int) -> dict | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/gmv/stats/", timeout=2) as resp:
-            return json.loads(resp.read())
-    except OSError:
-        return None
-
-
 def test_receivers_down_for_30s_stall_nothing_and_get_every_alert_when_back(gmv_env, tmp_path: Path):
     env = dict(gmv_env)
     db, prefix = env["GMV_CLICKHOUSE_DATABASE"], env["GMV_TOPIC_PREFIX"]
@@ -76,7 +67,7 @@ def test_receivers_down_for_30s_stall_nothing_and_get_every_alert_when_back(gmv_
     try:
         def consumed() -> bool:
             assert worker.poll() is None, worker.stderr.read()
-            stats = _stats(port) or {}
+            stats = worker_stats(port) or {}
             return stats.get("counters", {}).get("received", 0) >= sent and stats.get("lag") == 0
 
         # the whole backlog is ingested, and the business alerts are stored, while both receivers are down
@@ -84,7 +75,7 @@ def test_receivers_down_for_30s_stall_nothing_and_get_every_alert_when_back(gmv_
         business = wait_for(lambda: sql(env, f"SELECT alert_id, state FROM {db}.alerts WHERE clock = 'event'"
                                              " AND state = 'resolved'"), 60, "the business alerts", poll_s=0.5)
         assert not hook.bodies
-        receivers = wait_for(lambda: {k: v for k, v in (_stats(port) or {})["alerts"]["receivers"].items()
+        receivers = wait_for(lambda: {k: v for k, v in (worker_stats(port) or {})["alerts"]["receivers"].items()
                                       if v["failures"] > 0}, 30, "the stats to show the receivers failing")
         assert all(v["queued"] > 0 and v["delivered"] == 0 for v in receivers.values()) and len(receivers) == 2
         time.sleep(max(0.0, DOWN_S - (time.monotonic() - down_since)))  # the outage lasts its 30 s

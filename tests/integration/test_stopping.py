@@ -4,12 +4,10 @@ And faust, which hosts the worker, leaves no consumer group of its own on the br
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import urllib.request
 
 import pytest
 from kafka.admin import KafkaAdminClient
@@ -18,17 +16,9 @@ from gmv.tools.embedded import free_port
 from gmv.tools.sample import write_sample
 from tests.integration.conftest import ROOT, fresh_env, gmv, run_counts, sql
 from tests.support.producing import produce_events
-from tests.support.waiting import wait_for
+from tests.support.waiting import wait_for, worker_stats
 
 pytestmark = pytest.mark.integration
-
-
-def _stats(port: int) -> dict | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/gmv/stats/", timeout=2) as resp:
-            return json.loads(resp.read())
-    except OSError:
-        return None
 
 
 def _committed(env: dict[str, str]) -> int:
@@ -57,9 +47,9 @@ def test_a_stop_signal_during_a_clickhouse_outage_ends_the_worker_and_commits_no
         [sys.executable, "-m", "tests.support.faulty_clickhouse", str(down), "worker", "--web-port", str(port)],
         env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        wait_for(lambda: (_stats(port) or {}).get("partitions") == [0, 1, 2, 3], 90, "the worker to own its partitions")
+        wait_for(lambda: (worker_stats(port) or {}).get("partitions") == [0, 1, 2, 3], 90, "the worker to own its partitions")
         produce_events(env["GMV_KAFKA_BOOTSTRAP_SERVERS"], env["GMV_TOPIC_PREFIX"], events)
-        wait_for(lambda: ((_stats(port) or {}).get("sink_failing_s") or 0) > 1, 90, "ClickHouse writes to fail")
+        wait_for(lambda: ((worker_stats(port) or {}).get("sink_failing_s") or 0) > 1, 90, "ClickHouse writes to fail")
         for name in signals:
             os.killpg(worker.pid, getattr(signal, name))
         # A bound against hanging, not a timing measurement: a worker that waited for the outage
@@ -111,12 +101,12 @@ def test_gmv_demo_stops_on_a_second_ctrl_c_during_an_outage_and_the_next_run_rec
          "--rate", "800", "--web-port", str(port)],
         env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        wait_for(lambda: ((_stats(port) or {}).get("counters") or {}).get("received", 0) > 500, 120,
+        wait_for(lambda: ((worker_stats(port) or {}).get("counters") or {}).get("received", 0) > 500, 120,
                  "the demo to consume")
         down.touch()
-        wait_for(lambda: ((_stats(port) or {}).get("sink_failing_s") or 0) > 1, 60, "ClickHouse writes to fail")
+        wait_for(lambda: ((worker_stats(port) or {}).get("sink_failing_s") or 0) > 1, 60, "ClickHouse writes to fail")
         os.killpg(demo.pid, signal.SIGINT)  # the first asks to finish: the demo waits for ClickHouse ...
-        wait_for(lambda: (_stats(port) or {}).get("sink_failing_s") is not None, 30, "the demo to keep waiting")
+        wait_for(lambda: (worker_stats(port) or {}).get("sink_failing_s") is not None, 30, "the demo to keep waiting")
         os.killpg(demo.pid, signal.SIGINT)  # ... the second ends it now
         out, err = demo.communicate(timeout=60)  # a bound against hanging, not a timing measurement
     finally:

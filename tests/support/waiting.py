@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -20,3 +22,12 @@ def wait_for(condition: Callable[[], T], timeout_s: float, what: str, poll_s: fl
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
         time.sleep(poll_s)
+
+
+def worker_stats(port: int) -> dict | None:
+    """A worker's ``/gmv/stats/`` on loopback, or None while it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/gmv/stats/", timeout=2) as resp:
+            return json.loads(resp.read())
+    except OSError:
+        return None
