@@ -26,7 +26,7 @@ from gmv.alerts import conditions as c
 from gmv.alerts.conditions import Incidents, PipelineSample, Subject, minute_start
 from gmv.alerts.delivery import Outlet
 from gmv.alerts.model import Alert
-from gmv.alerts.rules import AlertConfig
+from gmv.alerts.rules import BUSINESS_RULES, AlertConfig
 from gmv.alerts.store import AlertStore
 from gmv.streams.core.processor import OUTCOMES
 from gmv.streams.worker import GmvWorker
@@ -57,16 +57,20 @@ class AlertEvaluator:
         self._last_business = 0.0
 
     # -- business rules ----------------------------------------------------------------------
+    def _variants(self, name: str) -> list:
+        """A business rule as configured, and as each override of it makes it for its subject."""
+        cfg = self.config
+        return [getattr(cfg.rules, name), *(cfg.rule_for(name, o.shop_id or "", o.account_id or "")
+                                            for o in cfg.overrides if o.rule == name)]
+
     def _lookback_minutes(self) -> int:
-        r = self.config.rules
-        return max(r.live_gmv_drop.window_minutes + r.live_gmv_drop.baseline_minutes,
-                   r.live_no_orders.minutes + r.live_no_orders.warmup_minutes,
-                   r.refund_spike.window_minutes + r.refund_spike.baseline_minutes)
+        """How many minutes before a judged minute its windows and baselines reach."""
+        return max([r.window_minutes + r.baseline_minutes for r in self._variants("live_gmv_drop")]
+                   + [r.minutes + r.warmup_minutes for r in self._variants("live_no_orders")]
+                   + [r.window_minutes + r.baseline_minutes for r in self._variants("refund_spike")])
 
     def _cooldown_minutes(self) -> int:
-        r = self.config.rules
-        return max(r.live_gmv_drop.cooldown_minutes, r.live_no_orders.cooldown_minutes,
-                   r.refund_spike.cooldown_minutes)
+        return max(r.cooldown_minutes for name in BUSINESS_RULES for r in self._variants(name))
 
     def complete_through(self, final: bool) -> int | None:
         """The last event-time minute whose rollups are complete (None: nothing stored yet)."""

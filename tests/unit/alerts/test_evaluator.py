@@ -1,0 +1,71 @@
+"""The evaluator's judging of complete minutes, over hand-made series: what it fires, and that a
+replay over alerts already stored emits nothing again (the store and worker are stand-ins)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+from gmv.alerts.conditions import LiveSeries, minute_start
+from gmv.alerts.evaluator import AlertEvaluator
+from gmv.alerts.rules import AlertConfig
+
+M0 = 29_000_000
+STOP = M0 + 60  # the live stops selling here, for 20 minutes
+
+
+class _Store:
+    database = "gmv"
+
+    def __init__(self, known: list | None = None) -> None:
+        self.stored = known or []
+
+    def series(self, first: int, last: int) -> tuple[dict, dict]:
+        live = LiveSeries("L1", "s1", "a1")
+        for m in range(M0, M0 + 180):
+            live.enters[m] = 50
+            if not STOP <= m < STOP + 20:
+                live.orders[m], live.gmv_fen[m] = 5, 100_000
+        return {"L1": live}, {}
+
+    def known(self, since: datetime) -> list:
+        return list(self.stored)
+
+
+def _evaluator(store: _Store, through_minute: int) -> AlertEvaluator:
+    scheduler = SimpleNamespace(rolled_up_to_ms=(through_minute + 2) * 60_000, earliest_minute=minute_start(M0))
+    worker = SimpleNamespace(scheduler=scheduler)
+    return AlertEvaluator(AlertConfig(), worker, store, [], pipeline_rules=False)  # type: ignore[arg-type]
+
+
+def test_each_incident_fires_once_at_its_first_full_window_and_resolves_when_orders_return():
+    changes = _evaluator(_Store(), M0 + 179).evaluate_business_sync(final=True)
+    got = [(a.rule, a.state, a.window_end) for a in changes]
+    rules = AlertConfig().rules
+    # 4 of the 5 window minutes without orders is an 80% drop: it fires there
+    assert got == [
+        ("live_gmv_drop", "firing", minute_start(STOP + rules.live_gmv_drop.window_minutes - 1)),
+        ("live_no_orders", "firing", minute_start(STOP + rules.live_no_orders.minutes)),
+        ("live_no_orders", "resolved", minute_start(STOP + rules.live_no_orders.minutes)),
+        ("live_gmv_drop", "resolved", minute_start(STOP + rules.live_gmv_drop.window_minutes - 1)),
+    ]
+    assert [a.resolved_window_end for a in changes if a.state == "resolved"] == [minute_start(STOP + 21)] * 2
+
+
+def test_minutes_are_judged_once_as_they_complete_with_the_same_result_as_all_at_once():
+    at_once = _evaluator(_Store(), M0 + 179).evaluate_business_sync(final=True)
+    stepwise = _evaluator(_Store(), M0)
+    changes = []
+    for through in range(M0, M0 + 180, 7):
+        stepwise.worker.scheduler.rolled_up_to_ms = (through + 2) * 60_000
+        changes += stepwise.evaluate_business_sync(final=True, now=datetime(2026, 11, 30, tzinfo=UTC))
+    assert [(a.alert_id, a.state) for a in changes] == [(a.alert_id, a.state) for a in at_once]
+
+
+def test_a_replay_over_stored_alerts_emits_nothing_and_completes_a_stored_firing_one():
+    first = _evaluator(_Store(), M0 + 179).evaluate_business_sync(final=True)
+    resolved = [a for a in first if a.state == "resolved"]
+    assert _evaluator(_Store(resolved), M0 + 179).evaluate_business_sync(final=True) == []
+    firing_only = [a for a in first if a.state == "firing"]  # a crash before the resolutions were stored
+    again = _evaluator(_Store(firing_only), M0 + 179).evaluate_business_sync(final=True)
+    assert [(a.alert_id, a.state) for a in again] == [(a.alert_id, "resolved") for a in resolved]
