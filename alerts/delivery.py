@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -32,6 +33,7 @@ log = logging.getLogger("gmv.alerts")
 # Queued changes per receiver before the oldest resolved ones are dropped (a receiver down for
 # days must not grow the worker without bound; firing alerts are never dropped).
 MAX_QUEUED = 10_000
+MAX_PER_ATTEMPT = 500  # alert changes per POST (a receiver back after a long outage gets them in parts)
 
 
 class Receiver:
@@ -53,6 +55,9 @@ class Receiver:
 class _Http(Receiver):
     def __init__(self, url: str, timeout_s: float) -> None:
         self.url = url
+        parts = urlsplit(url)
+        # What logs and errors show: a webhook's path, query or user part may carry its token.
+        self.shown_url = f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}"
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
 
@@ -65,9 +70,10 @@ class _Http(Receiver):
                     return
                 text = (await resp.text())[:300]
                 retriable = resp.status >= 500 or resp.status == 429
-                raise DeliveryError(f"{self.name} at {self.url} answered {resp.status}: {text}", retriable)
+                raise DeliveryError(f"{self.name} at {self.shown_url} answered {resp.status}: {text}", retriable)
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
-            raise DeliveryError(f"{self.name} at {self.url} unreachable: {type(e).__name__}: {e}", True) from e
+            # aiohttp's own message names the host and port only
+            raise DeliveryError(f"{self.name} at {self.shown_url} unreachable: {type(e).__name__}: {e}", True) from e
 
     async def close(self) -> None:
         if self._session is not None:
@@ -167,7 +173,7 @@ class Outlet:
         if self.receiver.resend_s is not None and now >= self._next_resend:
             for a in self.firing.values():
                 out.setdefault(self._key(a), a)
-        return list(out.values())
+        return list(out.values())[:MAX_PER_ATTEMPT]
 
     async def attempt(self) -> bool:
         """Send what is due; True when there was nothing to send or it went through."""
@@ -202,7 +208,8 @@ class Outlet:
 
     async def run(self, should_stop: Callable[[], bool]) -> None:
         while not should_stop():
-            await self.attempt()
+            if await self.attempt() and self.queued and time.monotonic() >= self._next_try:
+                continue  # more than one attempt's worth was queued: on with the rest
             wait = 1.0 if self.queued or self.firing else 5.0
             self._wake.clear()
             try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import urlsplit
 
 from gmv.alerts.delivery import (
     AlertmanagerReceiver,
@@ -51,7 +50,7 @@ def attach_alerts(worker: GmvWorker, config: AlertConfig, pipeline_rules: bool =
         receivers.append(AlertmanagerReceiver(s.alertmanager_url, dashboard, s.alert_resend_s))
     if s.alert_webhook_url is not None:
         hook = WebhookReceiver(s.alert_webhook_url.get_secret_value(), dashboard)
-        hook.name = f"webhook {urlsplit(hook.url).hostname}"  # its path or query may hold a token
+        hook.name = f"webhook {hook.shown_url}"
         receivers.append(hook)
     outlets = [Outlet(r, max_backoff_s=s.alert_retry_max_s) for r in receivers]
     evaluator = AlertEvaluator(config, worker, store, outlets, pipeline_rules)

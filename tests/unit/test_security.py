@@ -47,3 +47,7 @@ def test_alert_queries_take_every_value_as_a_parameter_and_webhook_urls_stay_sec
         assert not re.search(r"\{[a-z_]+\}", f.evidence.sql)
     s = Settings(alert_webhook_url="https://hooks.example/T0K3N")
     assert "T0K3N" not in repr(s) and "T0K3N" not in str(s.model_dump())
+    from gmv.alerts.delivery import WebhookReceiver
+
+    hook = WebhookReceiver("https://user:pw@hooks.example:8443/services/T0K3N?key=K3Y", "http://w/")
+    assert hook.shown_url == "https://hooks.example:8443"  # what its log lines and errors name
