@@ -55,6 +55,7 @@ class AlertEvaluator:
         self._samples: deque[tuple[float, dict[tuple[str, str], int]]] = deque()
         self._lag_since: float | None = None
         self._last_business = 0.0
+        self._to_resume: list[Alert] = []
 
     # -- business rules ----------------------------------------------------------------------
     def _variants(self, name: str) -> list:
@@ -96,6 +97,7 @@ class AlertEvaluator:
             stored = self.store.known(since)
             self.known = {a.alert_id: a for a in stored}
             self.business.seed(stored, minute_start(first))
+            self._to_resume = [a for a in stored if a.resolved_at is None]  # handed on in the event loop
         changes: list[Alert] = []
         while self.next_minute is not None and self.next_minute <= last:
             first, end = self.next_minute, min(last, self.next_minute + CHUNK_MINUTES - 1)
@@ -223,7 +225,10 @@ class AlertEvaluator:
 
     async def evaluate_business(self, final: bool = False) -> None:
         try:
-            self.emit(await asyncio.to_thread(self.evaluate_business_sync, final))
+            changes = await asyncio.to_thread(self.evaluate_business_sync, final)
+            self._resume(self._to_resume)
+            self._to_resume = []
+            self.emit(changes)
         except Exception as e:  # ClickHouse away: the next run judges the same minutes
             log.warning("alert evaluation could not read the rollups (%s: %s); trying again next run",
                         type(e).__name__, str(e).splitlines()[0] if str(e) else "")
@@ -239,6 +244,14 @@ class AlertEvaluator:
             log.warning("could not read the open pipeline alerts (%s); they resolve at a later start", e)
             return
         self.pipeline.seed(stored, datetime.now(UTC))
+        self._resume(stored)
+
+    def _resume(self, still_firing: list[Alert]) -> None:
+        """Alerts an earlier run left firing go to the receivers that keep state (Alertmanager)
+        again, so they stay firing there until they resolve here; the others had them already."""
+        for outlet in self.outlets:
+            if outlet.receiver.latest_only and still_firing:
+                outlet.put(still_firing)
 
     async def run(self, should_stop: Callable[[], bool]) -> None:
         """Evaluate on the timer and keep the receivers' queues moving, until told to stop."""
