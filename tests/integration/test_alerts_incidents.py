@@ -72,7 +72,7 @@ def test_the_incidents_fire_exactly_the_expected_alerts_in_time_once_and_resolve
         wait_for(lambda: (worker.poll() is None or pytest.fail(worker.stderr.read()))
                  and (worker_stats(port) or {}).get("partitions"), 90, "the worker to own its partitions", poll_s=0.5)
         subprocess.run([sys.executable, "-m", "gmv.tools.simulator", "--scenario", "incidents", "--start", START,
-                        "--kafka", env["GMV_KAFKA_BOOTSTRAP_SERVERS"], "--topic-prefix", prefix, "--rate", "1000",
+                        "--kafka", env["GMV_KAFKA_BOOTSTRAP_SERVERS"], "--topic-prefix", prefix, "--rate", "1500",
                         "--incident-pause", "10", "--truth", str(truth_path)], env=env, cwd=ROOT, check=True,
                        timeout=400, capture_output=True)
         truth = json.loads(truth_path.read_text())
