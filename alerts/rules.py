@@ -69,7 +69,7 @@ class LiveNoOrders(BusinessRule):
 
     severity: Severity = "critical"
     minutes: Minutes = 10
-    min_viewers: Annotated[int, Field(ge=1)] = Field(30, description="live enters in those minutes")
+    min_viewers: Annotated[int, Field(ge=1)] = Field(100, description="live enters in those minutes")
     warmup_minutes: Annotated[int, Field(ge=0, le=24 * 60)] = Field(
         10, description="the room had viewers this long before the window (a room just opening has no orders yet)")
 

@@ -45,7 +45,7 @@ def test_live_no_orders_waits_for_a_room_to_warm_up_and_for_enough_viewers():
     never_sold = _live(enters=50, orders_until=M0)
     assert c.live_no_orders(rule, never_sold, M0 + rule.minutes - 1, "gmv") is None  # just opened
     assert c.live_no_orders(rule, never_sold, M0 + rule.minutes + rule.warmup_minutes - 1, "gmv") is not None
-    few = _live(enters=2, orders_until=M0)  # 20 viewers in 10 minutes: below min_viewers (30)
+    few = _live(enters=2, orders_until=M0)  # 20 viewers in 10 minutes: below min_viewers (100)
     assert c.live_no_orders(rule, few, M0 + 60, "gmv") is None
 
 
