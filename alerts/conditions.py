@@ -35,12 +35,43 @@ def minute_start(m: int) -> datetime:
     return datetime.fromtimestamp(m * 60, tz=UTC)
 
 
-def _sum(series: dict[int, int], first: int, last: int) -> int:
-    return sum(series.get(i, 0) for i in range(first, last + 1))
+class Cumulative:
+    """Prefix sums of a per-minute series: any window's sum in O(1) (a catch-up judges thousands
+    of minutes, each over windows of up to an hour and more)."""
+
+    def __init__(self, series: dict[int, int]) -> None:
+        self.lo = min(series, default=0)
+        hi = max(series, default=-1)
+        self.acc = [0]
+        for m in range(self.lo, hi + 1):
+            self.acc.append(self.acc[-1] + series.get(m, 0))
+
+    def sum(self, first: int, last: int) -> int:
+        """Sum over minutes ``first``..``last`` (inclusive)."""
+        n = len(self.acc) - 1
+        a, b = max(first - self.lo, 0), min(last - self.lo + 1, n)
+        return self.acc[b] - self.acc[a] if b > a else 0
+
+
+class _Series:
+    """Per-minute series (dicts of epoch minute -> value) with window sums. Build the series
+    first: the sums are computed on first use."""
+
+    def total(self, name: str, first: int, last: int) -> int:
+        cache: dict[str, Cumulative] = self.__dict__.setdefault("_cumulative", {})
+        if name not in cache:
+            cache[name] = Cumulative(getattr(self, name))
+        return cache[name].sum(first, last)
+
+    def span(self) -> tuple[int, int]:
+        """The first and last minute holding data in any series (an empty span when none does)."""
+        minutes = [m for v in vars(self).values() if isinstance(v, dict) and v and isinstance(next(iter(v)), int)
+                   for m in (min(v), max(v))]
+        return (min(minutes), max(minutes)) if minutes else (1, 0)
 
 
 @dataclass
-class LiveSeries:
+class LiveSeries(_Series):
     """One live room, per event-time minute: enters (funnel_minute) and what was paid in it (content_minute)."""
 
     live_id: str
@@ -50,13 +81,9 @@ class LiveSeries:
     gmv_fen: dict[int, int] = field(default_factory=dict)
     orders: dict[int, int] = field(default_factory=dict)
 
-    @property
-    def first_minute(self) -> int | None:
-        return min(self.enters, default=None)
-
 
 @dataclass
-class ShopSeries:
+class ShopSeries(_Series):
     """One shop, per event-time minute: paid GMV and refunds (gmv_minute, last_touch)."""
 
     shop_id: str
@@ -102,11 +129,10 @@ def _param_time(t: datetime) -> str:
 
 def live_no_orders(rule: LiveNoOrders, live: LiveSeries, m: int, db: str) -> Finding | None:
     first = m - rule.minutes + 1
-    on_air_since = live.first_minute
-    if on_air_since is None or on_air_since > first - rule.warmup_minutes:
-        return None
-    enters = _sum(live.enters, first, m)
-    orders = _sum(live.orders, first, m)
+    if not live.enters or live.total("enters", -(1 << 40), first - rule.warmup_minutes) == 0:
+        return None  # no viewer yet by then: the room was not on air long enough
+    enters = live.total("enters", first, m)
+    orders = live.total("orders", first, m)
     if enters < rule.min_viewers or orders > 0:
         return None
     return Finding(0, 1, minute_start(first), minute_start(m + 1),
@@ -119,12 +145,12 @@ def live_no_orders(rule: LiveNoOrders, live: LiveSeries, m: int, db: str) -> Fin
 def live_gmv_drop(rule: LiveGmvDrop, live: LiveSeries, m: int, db: str) -> Finding | None:
     first = m - rule.window_minutes + 1
     base_first = first - rule.baseline_minutes
-    base_gmv = _sum(live.gmv_fen, base_first, first - 1) / rule.baseline_minutes
+    base_gmv = live.total("gmv_fen", base_first, first - 1) / rule.baseline_minutes
     if base_gmv <= 0 or base_gmv < rule.min_baseline_fen_per_minute:
         return None
-    gmv = _sum(live.gmv_fen, first, m) / rule.window_minutes
-    enters = _sum(live.enters, first, m) / rule.window_minutes
-    base_enters = _sum(live.enters, base_first, first - 1) / rule.baseline_minutes
+    gmv = live.total("gmv_fen", first, m) / rule.window_minutes
+    enters = live.total("enters", first, m) / rule.window_minutes
+    base_enters = live.total("enters", base_first, first - 1) / rule.baseline_minutes
     drop = 100.0 * (1 - gmv / base_gmv)
     if drop < rule.drop_pct or enters <= 0 or enters < rule.viewers_hold_pct / 100 * base_enters:
         return None
@@ -139,11 +165,11 @@ def live_gmv_drop(rule: LiveGmvDrop, live: LiveSeries, m: int, db: str) -> Findi
 def refund_spike(rule: RefundSpike, shop: ShopSeries, m: int, db: str) -> Finding | None:
     first = m - rule.window_minutes + 1
     base_first = first - rule.baseline_minutes
-    refunds = _sum(shop.refund_fen, first, m)
+    refunds = shop.total("refund_fen", first, m)
     if refunds < rule.min_refund_fen:
         return None
-    base = _sum(shop.refund_fen, base_first, first - 1) / rule.baseline_minutes * rule.window_minutes
-    gmv = _sum(shop.gmv_fen, first, m)
+    base = shop.total("refund_fen", base_first, first - 1) / rule.baseline_minutes * rule.window_minutes
+    gmv = shop.total("gmv_fen", first, m)
     over_baseline = refunds >= rule.factor * base
     over_rate = rule.max_refund_rate < 1 and gmv > 0 and refunds / gmv >= rule.max_refund_rate
     if not (over_baseline or over_rate):

@@ -102,40 +102,50 @@ class AlertEvaluator:
         while self.next_minute is not None and self.next_minute <= last:
             first, end = self.next_minute, min(last, self.next_minute + CHUNK_MINUTES - 1)
             lives, shops = self.store.series(first - self._lookback_minutes(), end)
-            for m in range(first, end + 1):
-                changes.extend(self._judge_minute(m, lives, shops, now))
+            changes.extend(self._judge(first, end, lives, shops, now))
             self.next_minute = end + 1
         return self._new(changes)
 
-    def _judge_minute(self, m: int, lives: dict[str, c.LiveSeries], shops: dict[str, c.ShopSeries],
-                      now: datetime) -> list[Alert]:
-        cfg, db, out = self.config, self.database, []
-        at = minute_start(m + 1)
-        live_rules = (("live_no_orders", c.live_no_orders), ("live_gmv_drop", c.live_gmv_drop))
-        for name, judge in live_rules:
-            if not getattr(cfg.rules, name).enabled:
-                continue
-            ids = set(lives) | {s.id for s in self.business.open if s.rule == name}
-            for live_id in sorted(ids):
+    def _judge(self, first: int, end: int, lives: dict[str, c.LiveSeries], shops: dict[str, c.ShopSeries],
+               now: datetime) -> list[Alert]:
+        """Every business rule for every subject over minutes ``first``..``end``; the changes in time order.
+
+        Subjects are independent, so each walks the minutes on its own. While it has no alert open,
+        only the minutes its data can reach are judged (from its first minute with data to its last
+        plus the longest window and baseline): elsewhere no rule can hold, so a catch-up over days
+        of hundreds of rooms judges only the hours each was on air."""
+        cfg, db, reach, out = self.config, self.database, self._lookback_minutes(), []
+        subjects: list[tuple[Subject, c.LiveSeries | c.ShopSeries, Callable, str, str]] = []
+        for name, judge in (("live_no_orders", c.live_no_orders), ("live_gmv_drop", c.live_gmv_drop)):
+            for live_id in sorted(set(lives) | {s.id for s in self.business.open if s.rule == name}):
                 live = lives.get(live_id) or c.LiveSeries(live_id)
-                rule = cfg.rule_for(name, live.shop_id, live.account_id)
-                finding = judge(rule, live, m, db) if rule.enabled else None
-                change = self.business.observe(
-                    Subject(name, "live", live_id), finding, at, timedelta(minutes=rule.cooldown_minutes), now,
-                    rule.severity, "event", (("shop_id", live.shop_id), ("account_id", live.account_id)))
+                subjects.append((Subject(name, "live", live_id), live, judge, live.shop_id, live.account_id))
+        for shop_id in sorted(set(shops) | {s.id for s in self.business.open if s.rule == "refund_spike"}):
+            subjects.append((Subject("refund_spike", "shop", shop_id), shops.get(shop_id) or c.ShopSeries(shop_id),
+                             c.refund_spike, shop_id, ""))
+        for subject, series, judge, shop_id, account_id in subjects:
+            rule = cfg.rule_for(subject.rule, shop_id, account_id)
+            if not getattr(cfg.rules, subject.rule).enabled:
+                continue
+            labels = (("shop_id", shop_id), ("account_id", account_id)) if subject.kind == "live" else \
+                (("shop_id", shop_id),)
+            cooldown = timedelta(minutes=rule.cooldown_minutes)
+            lo, hi = series.span()
+            m = first
+            while m <= end:
+                if subject not in self.business.open:
+                    if m > hi + reach:
+                        break
+                    m = max(m, lo)
+                    if m > end:
+                        break
+                finding = judge(rule, series, m, db) if rule.enabled else None
+                change = self.business.observe(subject, finding, minute_start(m + 1), cooldown, now, rule.severity,
+                                               "event", labels)
                 if change is not None:
                     out.append(change)
-        if cfg.rules.refund_spike.enabled:
-            ids = set(shops) | {s.id for s in self.business.open if s.rule == "refund_spike"}
-            for shop_id in sorted(ids):
-                shop = shops.get(shop_id) or c.ShopSeries(shop_id)
-                rule = cfg.rule_for("refund_spike", shop_id)
-                finding = c.refund_spike(rule, shop, m, db) if rule.enabled else None
-                change = self.business.observe(Subject("refund_spike", "shop", shop_id), finding, at,
-                                               timedelta(minutes=rule.cooldown_minutes), now, rule.severity,
-                                               "event", (("shop_id", shop_id),))
-                if change is not None:
-                    out.append(change)
+                m += 1
+        out.sort(key=lambda a: a.resolved_window_end or a.window_end)  # stable: a subject's changes stay in order
         return out
 
     def _new(self, changes: list[Alert]) -> list[Alert]:

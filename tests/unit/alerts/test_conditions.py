@@ -66,16 +66,16 @@ def test_live_gmv_drop_needs_the_drop_the_baseline_and_viewers_that_hold():
 
 def test_refund_spike_needs_the_floor_and_the_multiple_of_the_baseline():
     rule = RULES.refund_spike
-    shop = ShopSeries("s1")
-    for i in range(120):
-        shop.gmv_fen[M0 + i] = 100_000
-        shop.refund_fen[M0 + i] = 20_000  # ¥200 a minute: ¥2,000 per window, under the floor
-    assert c.refund_spike(rule, shop, M0 + 100, "gmv") is None
-    shop.refund_fen[M0 + 100] = 400_000  # one minute: ¥4,000 more
-    f = c.refund_spike(rule, shop, M0 + 100, "gmv")
-    assert f is None  # ¥5,800 in the window is 2.9x a ¥2,000 baseline: not 4x
-    shop.refund_fen[M0 + 100] = 800_000
-    f = c.refund_spike(rule, shop, M0 + 100, "gmv")
+
+    def shop(spike_fen: int) -> ShopSeries:
+        s = ShopSeries("s1", {M0 + i: 100_000 for i in range(120)},
+                       {M0 + i: 20_000 for i in range(120)})  # ¥200 a minute: ¥2,000 per window, under the floor
+        s.refund_fen[M0 + 100] = spike_fen
+        return s
+
+    assert c.refund_spike(rule, shop(20_000), M0 + 100, "gmv") is None
+    assert c.refund_spike(rule, shop(400_000), M0 + 100, "gmv") is None  # ¥5,800 is 2.9x a ¥2,000 baseline: not 4x
+    f = c.refund_spike(rule, shop(800_000), M0 + 100, "gmv")
     assert f is not None and f.value == 9 * 20_000 + 800_000 and f.threshold == 4 * 200_000
 
 
@@ -142,3 +142,16 @@ def test_a_seeded_open_alert_continues_instead_of_firing_again():
     later.seed([fired], minute_start(M0 + 5))
     changes = _walk(later, [True, True, False], start=M0 + 5)
     assert [(s, aid) for _, s, aid in changes] == [("resolved", fired.alert_id)]
+
+
+def test_window_sums_equal_the_plain_sums_over_any_window():
+    import random
+
+    rng = random.Random(7)
+    series = {m: rng.randrange(0, 100) for m in range(M0, M0 + 300) if rng.random() < 0.6}
+    cum = c.Cumulative(series)
+    for _ in range(500):
+        a = rng.randrange(M0 - 50, M0 + 350)
+        b = a + rng.randrange(-5, 80)
+        assert cum.sum(a, b) == sum(series.get(m, 0) for m in range(a, b + 1)), (a, b)
+    assert c.Cumulative({}).sum(M0, M0 + 10) == 0
