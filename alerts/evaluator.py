@@ -56,6 +56,7 @@ class AlertEvaluator:
         self._lag_since: float | None = None
         self._last_business = 0.0
         self._to_resume: list[Alert] = []
+        self._read_error: Exception | None = None  # a chunk that could not be read in the last run
 
     # -- business rules ----------------------------------------------------------------------
     def _variants(self, name: str) -> list:
@@ -92,18 +93,21 @@ class AlertEvaluator:
             # nothing, so a replay judges every minute of its input and fires the same alerts), but
             # at most MAX_CATCH_UP_MINUTES back (a refund of a months-old order is a minute too).
             first = max(int(earliest.timestamp()) // 60 - self._lookback_minutes(), last - MAX_CATCH_UP_MINUTES)
-            self.next_minute = first
             since = minute_start(first) - timedelta(minutes=self._cooldown_minutes())
-            stored = self.store.known(since)
+            stored = self.store.known(since)  # may raise (ClickHouse away): then nothing has changed yet
             self.known = {a.alert_id: a for a in stored}
             self.business.seed(stored, minute_start(first))
             self._to_resume = [a for a in stored if a.resolved_at is None]  # handed on in the event loop
+            self.next_minute = first
         changes: list[Alert] = []
-        while self.next_minute is not None and self.next_minute <= last:
-            first, end = self.next_minute, min(last, self.next_minute + CHUNK_MINUTES - 1)
-            lives, shops = self.store.series(first - self._lookback_minutes(), end)
-            changes.extend(self._judge(first, end, lives, shops, now))
-            self.next_minute = end + 1
+        try:
+            while self.next_minute is not None and self.next_minute <= last:
+                first, end = self.next_minute, min(last, self.next_minute + CHUNK_MINUTES - 1)
+                lives, shops = self.store.series(first - self._lookback_minutes(), end)
+                changes.extend(self._judge(first, end, lives, shops, now))
+                self.next_minute = end + 1
+        except Exception as e:  # a later chunk could not be read: deliver what was judged, retry the rest
+            self._read_error = e
         return self._new(changes)
 
     def _judge(self, first: int, end: int, lives: dict[str, c.LiveSeries], shops: dict[str, c.ShopSeries],
@@ -239,7 +243,10 @@ class AlertEvaluator:
             self._resume(self._to_resume)
             self._to_resume = []
             self.emit(changes)
-        except Exception as e:  # ClickHouse away: the next run judges the same minutes
+            error, self._read_error = self._read_error, None
+            if error is not None:
+                raise error
+        except Exception as e:  # ClickHouse away: the next run judges the minutes not judged yet
             log.warning("alert evaluation could not read the rollups (%s: %s); trying again next run",
                         type(e).__name__, str(e).splitlines()[0] if str(e) else "")
 

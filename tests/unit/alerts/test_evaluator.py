@@ -69,3 +69,30 @@ def test_a_replay_over_stored_alerts_emits_nothing_and_completes_a_stored_firing
     firing_only = [a for a in first if a.state == "firing"]  # a crash before the resolutions were stored
     again = _evaluator(_Store(firing_only), M0 + 179).evaluate_business_sync(final=True)
     assert [(a.alert_id, a.state) for a in again] == [(a.alert_id, "resolved") for a in resolved]
+
+
+class _Flaky(_Store):
+    """Reading the rollups fails once: the third chunk."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def series(self, first: int, last: int) -> tuple[dict, dict]:
+        self.reads += 1
+        if self.reads == 3:
+            raise ConnectionError("ClickHouse went away")
+        return super().series(first, last)
+
+
+def test_a_failed_read_loses_nothing_judged_and_the_next_run_goes_on_from_there(monkeypatch):
+    import gmv.alerts.evaluator as ev
+
+    monkeypatch.setattr(ev, "CHUNK_MINUTES", 70)  # the incident fires in the second chunk, resolves in the third
+    whole = _evaluator(_Store(), M0 + 179).evaluate_business_sync(final=True)
+    flaky = _evaluator(_Flaky(), M0 + 179)
+    first = flaky.evaluate_business_sync(final=True)
+    assert flaky._read_error is not None
+    assert {a.state for a in first} == {"firing"}  # judged before the failure: delivered, not lost
+    rest = flaky.evaluate_business_sync(final=True)
+    assert [(a.alert_id, a.state) for a in first + rest] == [(a.alert_id, a.state) for a in whole]
