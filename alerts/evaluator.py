@@ -168,6 +168,7 @@ class AlertEvaluator:
     def sample(self, now: datetime | None = None) -> PipelineSample:
         w = self.worker
         now = now or datetime.now(UTC)
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # as gmv.alerts stores it
         mono = time.monotonic()
         counts = dict(w.stats.counters.by_topic)
         self._samples.append((mono, counts))

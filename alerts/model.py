@@ -23,6 +23,8 @@ from zoneinfo import ZoneInfo
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 _RESOLVED_RANK = 1 << 42  # above any epoch-ms write time (2^42 ms is the year 2109)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
 
 
 def alert_id(rule: str, subject_kind: str, subject_id: str, window_start: datetime, window_end: datetime) -> str:
@@ -168,7 +170,9 @@ def shanghai_minute(t: datetime) -> str:
 
 
 def _ms(t: datetime) -> int:
-    return int(t.timestamp() * 1000)
+    """Epoch milliseconds, sub-millisecond dropped as DateTime64(3) stores it: an id recomputed from
+    a stored alert must match the one it was fired with."""
+    return (t - _EPOCH) // _ONE_MS
 
 
 def _iso(t: datetime | None) -> str | None:

@@ -11,7 +11,8 @@ import pytest
 
 from gmv.alerts.delivery import AlertmanagerReceiver, Outlet, WebhookReceiver
 from gmv.alerts.model import Alert, Evidence
-from tests.support.alertmanager import Alertmanager, WebhookRecorder, free_port
+from gmv.tools.embedded import free_port
+from tests.support.alertmanager import Alertmanager, WebhookRecorder
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration

@@ -16,8 +16,9 @@ import pytest
 from kafka import KafkaConsumer
 
 from gmv.alerts.rules import AlertConfig
+from gmv.tools.embedded import free_port
 from tests.integration.conftest import ROOT, fresh_env, gmv, parse_run_json, sql
-from tests.support.alertmanager import Alertmanager, WebhookRecorder, free_port
+from tests.support.alertmanager import Alertmanager, WebhookRecorder
 from tests.support.waiting import wait_for, worker_stats
 
 pytestmark = pytest.mark.integration

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from gmv.tools.embedded import free_port
 from tests.integration.conftest import ROOT, gmv, sql
-from tests.support.alertmanager import Alertmanager, WebhookRecorder, free_port
+from tests.support.alertmanager import Alertmanager, WebhookRecorder
 from tests.support.waiting import wait_for, worker_stats
 
 pytestmark = pytest.mark.integration

@@ -136,3 +136,14 @@ def test_firing_alerts_are_re_sent_until_resolved():
         return r
 
     assert asyncio.run(go()).got == [["L1:firing"], ["L1:firing"], ["L1:resolved"]]
+
+
+def test_alert_times_count_whole_milliseconds_exactly_as_clickhouse_stores_them():
+    from gmv.alerts.model import _ms
+
+    base = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    base_ms = 1_796_040_000_000
+    for ms in range(0, 100_000, 7):
+        t = base + timedelta(milliseconds=ms)
+        assert _ms(t) == base_ms + ms
+        assert _ms(t + timedelta(microseconds=999)) == base_ms + ms  # sub-millisecond is dropped, as stored
