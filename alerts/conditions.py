@@ -123,8 +123,10 @@ def _live_evidence(db: str, live: LiveSeries, first: int, last: int) -> Evidence
          "to": _param_time(minute_start(last + 1))})
 
 
-def _param_time(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+def _param_time(t: datetime, ms: bool = False) -> str:
+    """A query parameter for a DateTime (or, ``ms``, a DateTime64(3)) column, in UTC."""
+    text = t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return text[:-3] if ms else text[:-7]
 
 
 def live_no_orders(rule: LiveNoOrders, live: LiveSeries, m: int, db: str) -> Finding | None:
@@ -206,7 +208,7 @@ class PipelineSample:
 def _pipeline_evidence(db: str, since: datetime) -> Evidence:
     return Evidence("SELECT source_topic, outcome, count() AS n FROM {db:Identifier}.ingest_log "
                     "WHERE logged_at >= {since:DateTime64(3)} GROUP BY source_topic, outcome ORDER BY source_topic",
-                    {"db": db, "since": since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]})
+                    {"db": db, "since": _param_time(since, ms=True)})
 
 
 def dead_letter_rate(rule: DeadLetterRate, s: PipelineSample, topic: str, db: str) -> Finding | None:
@@ -220,7 +222,7 @@ def dead_letter_rate(rule: DeadLetterRate, s: PipelineSample, topic: str, db: st
                    Evidence("SELECT reason_code, count() AS n, any(reason) AS example FROM {db:Identifier}.dead_letters "
                             "WHERE source_topic = {topic:String} AND received_at >= {since:DateTime64(3)} "
                             "GROUP BY reason_code ORDER BY n DESC",
-                            {"db": db, "topic": topic, "since": since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]}))
+                            {"db": db, "topic": topic, "since": _param_time(since, ms=True)}))
 
 
 def consumer_lag(rule: ConsumerLag, s: PipelineSample, db: str) -> Finding | None:

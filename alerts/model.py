@@ -18,6 +18,7 @@ import json
 import shlex
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -99,7 +100,7 @@ class Alert:
     resolved_at: datetime | None = None
     resolved_window_end: datetime | None = None
 
-    @property
+    @cached_property
     def alert_id(self) -> str:
         return alert_id(self.rule, self.subject_kind, self.subject_id, self.window_start, self.window_end)
 
@@ -157,12 +158,17 @@ class Alert:
 def webhook_payload(alerts: list[Alert], receiver: str, external_url: str) -> dict[str, Any]:
     """Alertmanager's webhook JSON (version 4) for alerts of one rule and one status."""
     first = alerts[0]
-    common = {k: v for k, v in first.labels_for_receivers().items()
-              if all(a.labels_for_receivers().get(k) == v for a in alerts)}
+    labels = [a.labels_for_receivers() for a in alerts]
+    common = {k: v for k, v in labels[0].items() if all(other.get(k) == v for other in labels)}
     return {"version": "4", "groupKey": f'{{}}:{{alertname="{first.rule}"}}', "truncatedAlerts": 0,
             "status": first.state, "receiver": receiver, "groupLabels": {"alertname": first.rule},
             "commonLabels": common, "commonAnnotations": {}, "externalURL": external_url,
             "alerts": [a.webhook_alert(external_url) for a in alerts]}
+
+
+def as_utc(t: datetime) -> datetime:
+    """A time read back from ClickHouse (naive means UTC there) as an aware UTC datetime."""
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
 def shanghai_minute(t: datetime) -> str:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from clickhouse_connect.driver.client import Client
 
 from gmv.alerts.conditions import LiveSeries, ShopSeries, minute_start
-from gmv.alerts.model import ALERT_COLUMN_TYPES, Alert, AlertRow, Evidence
+from gmv.alerts.model import ALERT_COLUMN_TYPES, Alert, AlertRow, Evidence, as_utc
 
 _LIVE_ENTERS = """
 SELECT intDiv(toUInt32(minute), 60) AS m, content_id, any(account_id), any(shop_id), sum(live_enters)
@@ -107,6 +107,4 @@ class AlertStore:
 
 
 def _utc(t: datetime | None) -> datetime | None:
-    if t is None:
-        return None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    return None if t is None else as_utc(t)

@@ -6,7 +6,7 @@ import argparse
 import json
 from datetime import UTC, datetime
 
-from gmv.alerts.model import shanghai_minute
+from gmv.alerts.model import as_utc, shanghai_minute
 from gmv.alerts.service import load_rules
 from gmv.streams.settings import Settings
 from gmv.tools.runtime import query_readonly
@@ -58,5 +58,4 @@ def list_alerts(settings: Settings, args: argparse.Namespace) -> int:
 
 def _local(text: str) -> str:
     """A time as ClickHouse prints it (UTC), as the tables show times: Asia/Shanghai."""
-    t = datetime.fromisoformat(str(text).replace(" ", "T"))
-    return shanghai_minute(t if t.tzinfo else t.replace(tzinfo=UTC))
+    return shanghai_minute(as_utc(datetime.fromisoformat(str(text).replace(" ", "T"))))
