@@ -109,6 +109,10 @@ Id = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 OptionalId = Annotated[str, StringConstraints(max_length=256)]
 Fen = Annotated[int, Field(gt=0, le=MAX_FEN)]
 Traffic = Literal["public", "private"]
+Rating = Annotated[int, Field(ge=1, le=5)]
+RefundReason = Literal["quality", "not_as_described", "damaged", "wrong_item", "changed_mind", "logistics", "other"]
+# SPEC §7: the reasons that say the product itself failed the buyer (they weigh on the trust scores).
+QUALITY_REASONS: frozenset[str] = frozenset({"quality", "not_as_described", "damaged", "wrong_item"})
 
 
 class _Event(BaseModel):
@@ -183,6 +187,8 @@ class OrderEvent(_Event):
     channel: Literal["short_video", "live", "clip", "shelf"] | None = None
     channel_id: Id | None = None
     shelf_source: Literal["mall", "search", "store", "recommend"] | None = None
+    # On refunds (SPEC §7): why; absent means "other". Ignored on paid orders.
+    refund_reason: RefundReason | None = None
 
     @model_validator(mode="after")
     def _status_rules(self) -> OrderEvent:
@@ -211,18 +217,51 @@ class OrderEvent(_Event):
     def conversion_stage(self) -> str:
         return self.channel or "shelf"
 
+    @property
+    def reason(self) -> str:
+        """The refund's reason, ``other`` when the producer gave none."""
+        return self.refund_reason or "other"
 
-Event = Annotated[ViewEvent | LiveRoomEvent | OrderEvent, Field(discriminator="event_type")]
-EVENT_ADAPTER: TypeAdapter[ViewEvent | LiveRoomEvent | OrderEvent] = TypeAdapter(Event)
+
+class ReviewEvent(_Event):
+    """A buyer's review of a paid order (topic gmv.reviews, key user_id; SPEC §7)."""
+
+    event_type: Literal["review"]
+    order_id: Id
+    user_id: Id
+    product_rating: Rating
+    service_rating: Rating
+    logistics_rating: Rating
+
+
+class CsMessageEvent(_Event):
+    """One message of a customer-service conversation (topic gmv.service, key user_id; SPEC §7).
+
+    ``user_id`` is the buyer's on every message of the conversation, the agent's and bot's too."""
+
+    event_type: Literal["cs_message"]
+    conversation_id: Id
+    shop_id: Id
+    user_id: Id
+    sender: Literal["buyer", "agent", "bot"]
+
+
+AnyEvent = ViewEvent | LiveRoomEvent | OrderEvent | ReviewEvent | CsMessageEvent
+Event = Annotated[AnyEvent, Field(discriminator="event_type")]
+EVENT_ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(Event)
 
 EVENT_TYPES: dict[str, type[_Event]] = {
     "view": ViewEvent,
     "live_room": LiveRoomEvent,
     "order": OrderEvent,
+    "review": ReviewEvent,
+    "cs_message": CsMessageEvent,
 }
-AnyEvent = ViewEvent | LiveRoomEvent | OrderEvent
 
 
 def event_json_schemas() -> dict[str, dict[str, Any]]:
-    """JSON Schema of each event type, for producers (`gmv schema`)."""
-    return {name: model.model_json_schema() for name, model in EVENT_TYPES.items()}
+    """JSON Schema of each event type, for producers (`gmv schema`): the whole contract a single
+    event can be checked against (``gmv.schemas.json_schema``)."""
+    from gmv.schemas.json_schema import contract_schema
+
+    return {name: contract_schema(name, model.model_json_schema()) for name, model in EVENT_TYPES.items()}

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     attribution_delay: timedelta = timedelta(seconds=5)
     weights_retention: timedelta = Field(timedelta(days=90), description="how long an order's weights are kept for its refunds")
     orphan_refund_hold: timedelta = Field(timedelta(hours=1), description="event time a refund waits for its order")
+    orphan_review_hold: timedelta = Field(timedelta(hours=1), description="event time a review waits for its order")
+    cs_unanswered_after: timedelta = Field(
+        timedelta(hours=1), description="a buyer turn with no agent answer within this much event time is unanswered")
     dedup_horizon: timedelta = Field(timedelta(hours=24), description="event-time window of event_id de-duplication")
     max_future_skew: timedelta = Field(timedelta(days=1), description="event_time further ahead of the wall clock is rejected")
 
@@ -114,7 +117,7 @@ class Settings(BaseSettings):
                           "abandons the write in flight (uncommitted: the next start re-processes it)")
 
     @field_validator("lookback", "half_life", "attribution_delay", "weights_retention", "orphan_refund_hold",
-                     "dedup_horizon", "max_future_skew", "embedded_retention", mode="before")
+                     "orphan_review_hold", "cs_unanswered_after", "dedup_horizon", "max_future_skew", "embedded_retention", mode="before")
     @classmethod
     def _human_duration(cls, v: object) -> object:
         """Also accept '5s', '1500ms', '30m', '24h', '7d' (as the README and the flags write them)."""
@@ -136,7 +139,8 @@ class Settings(BaseSettings):
             unrouted_topic=self.unrouted_topic, engaged_ms=self.engaged_ms, lookback_ms=_ms(self.lookback),
             half_life_ms=_ms(self.half_life), attribution_delay_ms=_ms(self.attribution_delay),
             dedup_horizon_ms=_ms(self.dedup_horizon), weights_retention_ms=_ms(self.weights_retention),
-            orphan_refund_hold_ms=_ms(self.orphan_refund_hold), max_future_skew_ms=_ms(self.max_future_skew),
+            orphan_refund_hold_ms=_ms(self.orphan_refund_hold), orphan_review_hold_ms=_ms(self.orphan_review_hold),
+            cs_unanswered_after_ms=_ms(self.cs_unanswered_after), max_future_skew_ms=_ms(self.max_future_skew),
             max_message_bytes=self.max_message_bytes, max_batch_events=self.max_batch_events)
 
     @property
@@ -171,6 +175,8 @@ class Settings(BaseSettings):
             self.topic("views"): "view",
             self.topic("live_rooms"): "live_room",
             self.topic("orders"): "order",
+            self.topic("reviews"): "review",
+            self.topic("service"): "cs_message",
         }
 
     @property

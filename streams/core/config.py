@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 class PipelineConfig:
     partitions: int = 4
     source_topics: dict[str, str] = field(default_factory=lambda: {
-        "gmv.views": "view", "gmv.live_rooms": "live_room", "gmv.orders": "order"})  # topic -> event_type
+        "gmv.views": "view", "gmv.live_rooms": "live_room", "gmv.orders": "order",
+        "gmv.reviews": "review", "gmv.service": "cs_message"})  # topic -> event_type
     rekeyed_topic: str = "gmv.rekeyed"  # mis-keyed events forwarded to their user's partition
     unrouted_topic: str = "gmv.unrouted"  # lines `gmv run` could not route: dead-lettered here
     engaged_ms: int = 3000
@@ -22,6 +23,8 @@ class PipelineConfig:
     dedup_horizon_ms: int = 86_400_000
     weights_retention_ms: int = 90 * 86_400_000
     orphan_refund_hold_ms: int = 3_600_000
+    orphan_review_hold_ms: int = 3_600_000
+    cs_unanswered_after_ms: int = 3_600_000
     max_future_skew_ms: int = 86_400_000
     max_message_bytes: int = 1024 * 1024
     max_batch_events: int = 1000

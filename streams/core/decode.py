@@ -111,10 +111,10 @@ def _describe(err: ValidationError) -> tuple[str, str]:
         return "invalid_json", f"not valid JSON ({msg}); the producer must send one UTF-8 JSON object per message"
     if first == "union_tag_invalid":
         return "unknown_event_type", (
-            "unknown event_type; expected one of 'view', 'live_room', 'order'"
+            "unknown event_type; expected one of 'view', 'live_room', 'order', 'review', 'cs_message'"
         )
     if first == "union_tag_not_found":
-        return "missing_event_type", "no event_type field; every event needs event_type ('view', 'live_room' or 'order')"
+        return "missing_event_type", "no event_type field; every event needs event_type ('view', 'live_room', 'order', 'review' or 'cs_message')"
     if first in ("model_attributes_type", "model_type", "dict_type"):
         return "not_an_object", "the message is JSON but not an object; send one event object (or an array of them)"
     parts = []
