@@ -216,5 +216,114 @@ FUNNEL_MINUTE = StoredTable(
     partition_by="toYYYYMM(minute)",
 )
 
-STORED_TABLES: tuple[StoredTable, ...] = (EVENTS, INGEST_LOG, DEAD_LETTERS, ATTRIBUTED_GMV, FUNNEL_EVENTS)
+_SUBJECTS = (
+    Column("shop_id", "String", "shop of the order"),
+    Column("sku_id", "String", "SKU of the order"),
+    Column("seller_id", "String", "account that made the sale ('' for pure shelf sales)"),
+)
+
+REFUNDS = StoredTable(
+    name="refunds",
+    comment=("Applied refunds with their reason (SPEC §7), one row per refund event, with its order's shop, SKU "
+             "and seller. Quality refunds (is_quality) weigh on the trust scores."),
+    columns=(
+        Column("event_id", "String", "the refund event"),
+        Column("order_id", "String", "the refunded order"),
+        Column("user_id", "String", "buyer"),
+        *_SUBJECTS,
+        Column("refund_fen", "Int64", "refunded amount in fen (positive)"),
+        Column("reason", "LowCardinality(String)",
+               "refund_reason: quality | not_as_described | damaged | wrong_item | changed_mind | logistics | other"),
+        Column("is_quality", "UInt8", "1 for quality refunds (quality, not_as_described, damaged, wrong_item)"),
+        Column("event_time", TS, "time of the refund (UTC): the trust-score window that holds it counts it"),
+        Column("order_time", TS, "time the order was paid (UTC)"),
+        Column("settled_at", TS, "processing time the refund was applied (UTC)"),
+    ),
+    order_by="event_id",
+    partition_by="toYYYYMM(event_time)",
+)
+
+REVIEWS = StoredTable(
+    name="reviews",
+    comment=("Buyers' reviews of paid orders (SPEC §7), one per order, with the order's shop, SKU and seller. "
+             "Dead-lettered reviews (orphan_review, review_already_given, review_user_mismatch) are not here."),
+    columns=(
+        Column("event_id", "String", "the review event"),
+        Column("order_id", "String", "the reviewed order"),
+        Column("user_id", "String", "buyer (the order's)"),
+        *_SUBJECTS,
+        Column("product_rating", "UInt8", "1-5: the product (商品分, 商号体验分 P)"),
+        Column("service_rating", "UInt8", "1-5: the service (带货口碑分 with product_rating, 商号体验分 S)"),
+        Column("logistics_rating", "UInt8", "1-5: delivery (商号体验分 L)"),
+        Column("event_time", TS, "time of the review (UTC): the trust-score window that holds it counts it"),
+        Column("order_time", TS, "time the order was paid (UTC)"),
+        Column("reviewed_at", TS, "processing time the review was joined to its order (UTC)"),
+    ),
+    order_by="event_id",
+    partition_by="toYYYYMM(event_time)",
+)
+
+CS_TURNS = StoredTable(
+    name="cs_turns",
+    comment=("Customer-service buyer turns (SPEC §7): a turn starts at a buyer message that opens the conversation "
+             "or follows an agent message, and ends at the next agent message (bots answer nothing). Recomputed "
+             "from all the conversation's messages whenever one arrives, so arrival order never matters; the view "
+             "holds the turns only (is_turn = 1)."),
+    columns=(
+        Column("conversation_id", "String", "conversation"),
+        Column("start_event_id", "String", "the buyer message (event_id) that starts the turn"),
+        Column("shop_id", "String", "shop the conversation is with"),
+        Column("user_id", "String", "buyer"),
+        Column("is_turn", "UInt8", "1 = this buyer message starts a turn; 0 = it does not (any more)"),
+        Column("start_time", TS, "time of the turn's first buyer message (UTC): the window that holds it counts it"),
+        Column("answer_event_id", "String", "the agent message that ended the turn ('' if none yet)"),
+        Column("answer_time", f"Nullable({TS})", "time of that agent message (NULL if none yet)"),
+        Column("response_ms", "Nullable(Int64)", "answer_time - start_time in ms (NULL if no agent answered)"),
+        Column("answered", "UInt8", "1 = an agent answered within cs_unanswered_after (default 1 h of event time)"),
+        Column("fast", "UInt8", "1 = answered within 3 s (response_ms <= 3000): the platform's standard"),
+        Column("within_3min", "UInt8", "1 = answered within 3 min (response_ms <= 180000)"),
+        Column("version", "UInt64", "messages of the conversation the row was computed from; the highest wins"),
+        Column("computed_at", TS, "processing time of the computation (UTC)"),
+    ),
+    order_by="(conversation_id, start_event_id)",
+    version="version",
+    partition_by="",
+)
+
+STORED_TABLES: tuple[StoredTable, ...] = (EVENTS, INGEST_LOG, DEAD_LETTERS, ATTRIBUTED_GMV, FUNNEL_EVENTS, REFUNDS,
+                                          REVIEWS, CS_TURNS)
+TRUST_SCORES = StoredTable(
+    name="trust_scores",
+    comment=("Trust scores per Asia/Shanghai day and subject (SPEC §7): 商品分 (sku), 带货口碑分 (account), "
+             "商号体验分 (shop), each over the 30 days ending with day, with every input of its formula. "
+             "Recomputed by the worker from the de-duplicated facts (reviews, refunds, cs_turns, attributed_gmv): "
+             "a replay or a crash never changes a score. The current score: the row with the latest day."),
+    columns=(
+        Column("day", "Date", "the day D (Asia/Shanghai) whose window [D-29, D] the score covers"),
+        Column("subject_kind", "LowCardinality(String)", "sku | account | shop"),
+        Column("subject_id", "String", "sku_id, the selling account (seller_id) or shop_id"),
+        Column("score", "Float64", "the score, 0-5, unrounded (displays round to two decimals)"),
+        Column("reviews", "UInt64", "n: reviews in the window"),
+        Column("product_rating_sum", "UInt64", "Σ product_rating of those reviews"),
+        Column("service_rating_sum", "UInt64", "Σ service_rating"),
+        Column("logistics_rating_sum", "UInt64", "Σ logistics_rating"),
+        Column("rating_sum", "Float64", "the Σ this kind smooths: product (sku, shop), (product + service) / 2 (account)"),
+        Column("paid_orders", "UInt64", "paid orders in the window"),
+        Column("quality_refunded_orders", "UInt64", "orders with a quality refund in the window"),
+        Column("qrr", "Float64", "quality_refunded_orders / paid_orders (0 without paid orders)"),
+        Column("turns", "UInt64", "customer-service buyer turns starting in the window (shops)"),
+        Column("fast_turns", "UInt64", "of those, answered within 3 s"),
+        Column("within_3min_turns", "UInt64", "of those, answered within 3 min"),
+        Column("fast", "Nullable(Float64)", "fast_turns / turns, 1 without turns (shops; NULL otherwise)"),
+        Column("within_3min", "Nullable(Float64)", "within_3min_turns / turns, 1 without turns (shops; NULL otherwise)"),
+        Column("product_part", "Float64", "P = clamp(smooth(rating_sum, reviews) - 10 × qrr): the score of a sku or account"),
+        Column("service_part", "Nullable(Float64)", "S = 0.5 × smooth(service) + 0.5 × 5 × (fast + within_3min) / 2 (shops)"),
+        Column("logistics_part", "Nullable(Float64)", "L = smooth(logistics) (shops)"),
+        _ROLLUP_VERSION,
+    ),
+    order_by="(day, subject_kind, subject_id)",
+    version="refreshed_at",
+    partition_by="toYYYYMM(day)",
+)
+
 ROLLUP_TABLES: tuple[StoredTable, ...] = (GMV_MINUTE, FUNNEL_MINUTE)

@@ -20,30 +20,46 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from gmv.schemas.events import AnyEvent, LiveRoomEvent, OrderEvent, ViewEvent
+from gmv.schemas.events import (
+    QUALITY_REASONS,
+    AnyEvent,
+    CsMessageEvent,
+    LiveRoomEvent,
+    OrderEvent,
+    ReviewEvent,
+    ViewEvent,
+)
 from gmv.streams.core.attribution import OrderFacts, Touch, attribute, build_path
 from gmv.streams.core.config import PipelineConfig
 from gmv.streams.core.decode import Accepted, DeadLetter, MessageDecoder, SourceMessage
 from gmv.streams.core.refunds import RefundSettlement
+from gmv.streams.core.reviews import APPLIED, ReviewJudge, turn_rows
 from gmv.streams.core.routing import Rekeyed, RekeyRouter
 from gmv.streams.core.rows import (
     ROW_TYPES,
     CreditRow,
+    CsTurnRow,
     DeadLetterRow,
     EventRow,
     FunnelRow,
     IngestLogRow,
+    RefundRow,
+    ReviewRow,
     build,
     credit_rows,
     log_row,
 )
 from gmv.streams.core.state import (
     ATTR,
+    CS,
     OUTCOME,
+    REVIEWED,
+    CsMessageRec,
     Horizons,
     OrderRec,
     PartitionState,
     RefundRec,
+    ReviewRec,
     row_time,
     to_ms,
 )
@@ -136,7 +152,10 @@ class BatchProcessor:
         self.horizons = Horizons(config.dedup_horizon_ms, config.lookback_ms, config.weights_retention_ms)
         self.router = RekeyRouter(config.partitions)
         self.refunds = RefundSettlement(config)
+        self.reviews = ReviewJudge(config)
         self.partitions: dict[int, PartitionState] = {}
+        # Conversations that got a message since their turns were last derived: (partition, id).
+        self._changed_conversations: set[tuple[int, str]] = set()
 
     def partition_state(self, partition: int) -> PartitionState:
         ps = self.partitions.get(partition)
@@ -161,10 +180,16 @@ class BatchProcessor:
                 self._paid_rows(out, order, ps.attrs.get(order.event_id) or [], now_s)
             elif u.kind == OUTCOME.name and u.record.refund_event_id in ps.refunds:
                 refund, outcome = ps.refunds[u.record.refund_event_id], u.record.outcome
-                out.credit_rows.extend(self.refunds.rows(ps, refund, outcome, now_s))
+                self._refund_rows(out, ps, refund, outcome, now_s)
                 if outcome != "applied":  # this process never counted it: no recount
                     self._dead_letter(out, self.refunds.dead_letter(ps, refund, outcome), now_s, count=False)
+            elif u.kind == REVIEWED.name and u.record.review_event_id in ps.reviews:
+                self._review_outcome(out, ps, ps.reviews[u.record.review_event_id], u.record.outcome, now_s,
+                                     count=False)
+            elif u.kind == CS.name:
+                self._changed_conversations.add((partition, u.record.conversation_id))
         ps.unconfirmed.clear()
+        self._turn_rows(out, now_s)
         if any(out.rows.values()):
             out.touched_partitions.add(partition)
         return out
@@ -221,6 +246,7 @@ class BatchProcessor:
                 # Its ingest_log row ("accepted") is derived in ClickHouse from the events row.
                 ev_rows.append(_event_row(event, item, t_ms, now_s))
         out.counters.by_topic.update(counts)
+        self._turn_rows(out, now_s)
         return out
 
     def _apply_event(self, ps: PartitionState, item: Accepted, t_ms: int, now_ms: int, out: BatchResult,
@@ -248,6 +274,12 @@ class BatchProcessor:
             if event.status == "paid":
                 return self._paid(ps, item, event, t_ms, now_ms)
             return self._refund(ps, item, event, t_ms, out, row_time(now_ms))
+        elif isinstance(event, ReviewEvent):
+            return self._review(ps, item, event, t_ms, out, row_time(now_ms))
+        elif isinstance(event, CsMessageEvent):
+            ps.add_cs_message(build(CsMessageRec, (event.event_id, item.src, event.conversation_id, event.shop_id,
+                                                   event.user_id, event.sender, t_ms)))
+            self._changed_conversations.add((ps.partition, event.conversation_id))
         return None
 
     def _paid(self, ps: PartitionState, item: Accepted, event: OrderEvent, t_ms: int, now_ms: int) -> DeadLetter | None:
@@ -267,14 +299,15 @@ class BatchProcessor:
     def _refund(self, ps: PartitionState, item: Accepted, event: OrderEvent, t_ms: int, out: BatchResult,
                 now_s: float) -> DeadLetter | None:
         rec = RefundRec(event.event_id, item.src, item.msg.topic, item.msg.partition, item.msg.offset, item.index,
-                        event.user_id, event.order_id, event.refund_fen or 0, t_ms, event.model_dump_json())
+                        event.user_id, event.order_id, event.refund_fen or 0, t_ms, event.model_dump_json(),
+                        event.reason)
         outcome = ps.outcomes.get(rec.event_id)
         if outcome is None:
             ps.add_refund(rec)
             if not self.refunds.order_attributed(ps, rec):
                 return None  # held: its order is unknown or not attributed yet
             outcome = self.refunds.decide(ps, ps.refunds[rec.event_id])
-            out.credit_rows.extend(self.refunds.rows(ps, ps.refunds[rec.event_id], outcome, now_s))
+            self._refund_rows(out, ps, ps.refunds[rec.event_id], outcome, now_s)
         if outcome != "applied":
             return self.refunds.dead_letter(ps, ps.refunds.get(rec.event_id, rec), outcome)
         return None
@@ -317,12 +350,80 @@ class BatchProcessor:
                 else:
                     continue
                 out.touched_partitions.add(p)
-                out.credit_rows.extend(self.refunds.rows(ps, refund, outcome, now_s))
+                self._refund_rows(out, ps, refund, outcome, now_s)
                 if outcome != "applied":
                     # Counted as accepted when it arrived and was held: its outcome changes.
                     out.counters.add(refund.topic, "accepted", -1)
                     self._dead_letter(out, self.refunds.dead_letter(ps, refund, outcome), now_s)
+            for review in sorted(ps.unjudged.values(), key=lambda r: (r.t_ms, r.event_id)):
+                outcome = self.reviews.judge(ps, review, self._find_order, final)
+                if outcome is None:
+                    continue
+                out.touched_partitions.add(p)
+                if outcome != APPLIED:  # counted as accepted when it arrived and was held
+                    out.counters.add(review.topic, "accepted", -1)
+                self._review_outcome(out, ps, review, outcome, now_s)
         return out
+
+    # -- reviews and customer service (SPEC §7) -------------------------------------------------
+    def _review(self, ps: PartitionState, item: Accepted, event: ReviewEvent, t_ms: int, out: BatchResult,
+                now_s: float) -> DeadLetter | None:
+        rec = build(ReviewRec, (event.event_id, item.src, item.msg.topic, item.msg.partition, item.msg.offset,
+                                item.index, event.user_id, event.order_id, event.product_rating, event.service_rating,
+                                event.logistics_rating, t_ms, event.model_dump_json()))
+        outcome = ps.review_outcomes.get(rec.event_id)
+        if outcome is None:
+            ps.add_review(rec)
+            outcome = self.reviews.judge(ps, ps.reviews[rec.event_id], self._find_order, final=False)
+            if outcome is None:
+                return None  # held: its order is not known yet
+            if outcome == APPLIED:
+                self._review_outcome(out, ps, ps.reviews[rec.event_id], outcome, now_s)
+        if outcome != APPLIED:
+            return self.reviews.dead_letter(ps, ps.reviews.get(rec.event_id, rec), outcome, self._find_order)
+        return None
+
+    def _review_outcome(self, out: BatchResult, ps: PartitionState, review: ReviewRec, outcome: str, now_s: float,
+                        count: bool = True) -> None:
+        """The review's fact row, or its dead letter."""
+        if outcome == APPLIED:
+            row = self.reviews.row(ps, review, now_s)
+            if row is not None:
+                out.rows[ReviewRow.TABLE].append(row)
+        else:
+            self._dead_letter(out, self.reviews.dead_letter(ps, review, outcome, self._find_order), now_s, count)
+
+    def _find_order(self, order_id: str) -> OrderRec | None:
+        for ps in self.partitions.values():
+            order = ps.paid_order(order_id)
+            if order is not None:
+                return order
+        return None
+
+    def _turn_rows(self, out: BatchResult, now_s: float) -> None:
+        """Re-derive the turns of every conversation that changed (from all its messages)."""
+        unanswered_after = self.config.cs_unanswered_after_ms
+        for p, conversation_id in sorted(self._changed_conversations):
+            ps = self.partitions.get(p)
+            messages = ps.conversations.get(conversation_id) if ps is not None else None
+            if messages:
+                out.rows[CsTurnRow.TABLE].extend(turn_rows(messages, unanswered_after, now_s))
+                out.touched_partitions.add(p)
+        self._changed_conversations.clear()
+
+    def _refund_rows(self, out: BatchResult, ps: PartitionState, refund: RefundRec, outcome: str,
+                     now_s: float) -> None:
+        """An applied refund's credit rows and its fact row (with its reason)."""
+        credits = self.refunds.rows(ps, refund, outcome, now_s)
+        if not credits:
+            return
+        out.credit_rows.extend(credits)
+        order = ps.paid_order(refund.order_id)
+        assert order is not None
+        out.rows[RefundRow.TABLE].append(build(RefundRow, (
+            refund.event_id, refund.order_id, refund.user_id, order.shop_id, order.sku_id, order.seller_id,
+            refund.refund_fen, refund.reason, int(refund.reason in QUALITY_REASONS), row_time(refund.t_ms),
+            row_time(order.t_ms), now_s)))
 
     def attribution_watermark_ms(self, reading: Collection[int] = ()) -> int:
         """The event time up to which every order is attributed: the furthest event time read, held
@@ -335,10 +436,10 @@ class BatchProcessor:
         return min([seen, *behind, *waiting]) if seen else 0
 
     def pending(self) -> tuple[int, int]:
-        """(orders awaiting attribution, refunds held)."""
+        """(orders awaiting attribution, refunds and reviews held)."""
         orders = sum(len(ps.unattributed) for ps in self.partitions.values())
-        refunds = sum(len(ps.unsettled) for ps in self.partitions.values())
-        return orders, refunds
+        held = sum(len(ps.unsettled) + len(ps.unjudged) for ps in self.partitions.values())
+        return orders, held
 
     def commit_journal(self, out: BatchResult) -> None:
         for p in sorted(out.touched_partitions):

@@ -124,7 +124,67 @@ class FunnelRow(NamedTuple):
     source_live_id: str
 
 
-ROW_TYPES: tuple[type[tuple], ...] = (EventRow, IngestLogRow, DeadLetterRow, CreditRow, FunnelRow)
+class RefundRow(NamedTuple):
+    """``refunds``: an applied refund with its reason and its order's subjects (SPEC §7)."""
+
+    TABLE = "refunds"
+
+    event_id: str
+    order_id: str
+    user_id: str
+    shop_id: str
+    sku_id: str
+    seller_id: str
+    refund_fen: int
+    reason: str
+    is_quality: int
+    event_time: float
+    order_time: float
+    settled_at: float
+
+
+class ReviewRow(NamedTuple):
+    """``reviews``: an applied review with its order's subjects (SPEC §7)."""
+
+    TABLE = "reviews"
+
+    event_id: str
+    order_id: str
+    user_id: str
+    shop_id: str
+    sku_id: str
+    seller_id: str
+    product_rating: int
+    service_rating: int
+    logistics_rating: int
+    event_time: float
+    order_time: float
+    reviewed_at: float
+
+
+class CsTurnRow(NamedTuple):
+    """``cs_turns``: a buyer message of a conversation, and the turn it starts (``is_turn``) if any."""
+
+    TABLE = "cs_turns"
+
+    conversation_id: str
+    start_event_id: str
+    shop_id: str
+    user_id: str
+    is_turn: int
+    start_time: float
+    answer_event_id: str
+    answer_time: float | None
+    response_ms: int | None
+    answered: int
+    fast: int
+    within_3min: int
+    version: int
+    computed_at: float
+
+
+ROW_TYPES: tuple[type[tuple], ...] = (EventRow, IngestLogRow, DeadLetterRow, CreditRow, FunnelRow, RefundRow,
+                                      ReviewRow, CsTurnRow)
 
 
 # -- builders shared by the processor and refund settlement ----------------------------------

@@ -22,6 +22,11 @@ Kinds, each handled by one ``_Kind`` below:
 ``attr``     AttrRecord — an order's attribution path, kept for its refunds (``weights_retention``)
 ``refund``   RefundRec — a refund event, held until its order is attributed (``weights_retention``)
 ``settled``  RefundOutcome — what became of a refund: applied | orphan | over_refund (``weights_retention``)
+``review``   ReviewRec — a review, held until it is judged (``weights_retention``)
+``reviewed`` ReviewOutcome — what became of a review: applied | orphan_review | review_already_given |
+             review_user_mismatch (``weights_retention``)
+``cs``       CsMessageRec — a customer-service message; its conversation's turns are derived from all of
+             them (``weights_retention``)
 ``mark``     ``{"k": "mark", "n": nonce, "s": seq}`` under key ``<partition>|mark``: ClickHouse holds
              every row derived from the writer's own entries up to ``seq`` and from every other
              writer's entry before the mark. Batches are pipelined (batch N+1's journal goes out
@@ -154,6 +159,41 @@ class RefundRec(NamedTuple):
     refund_fen: int
     t_ms: int
     raw: str  # the validated event as JSON
+    reason: str = "other"  # refund_reason (journals from before SPEC §7 carried none)
+
+
+class ReviewRec(NamedTuple):
+    """A review event and where it came from (so it can be dead-lettered later, if it must be)."""
+
+    event_id: str
+    src: str
+    topic: str
+    partition: int
+    offset: int
+    index: int
+    user_id: str
+    order_id: str
+    product_rating: int
+    service_rating: int
+    logistics_rating: int
+    t_ms: int
+    raw: str  # the validated event as JSON
+
+
+class ReviewOutcome(NamedTuple):
+    review_event_id: str
+    order_id: str
+    outcome: str  # applied | orphan_review | review_already_given | review_user_mismatch
+
+
+class CsMessageRec(NamedTuple):
+    event_id: str
+    src: str
+    conversation_id: str
+    shop_id: str
+    user_id: str
+    sender: str  # buyer | agent | bot
+    t_ms: int
 
 
 class RefundOutcome(NamedTuple):
@@ -333,8 +373,73 @@ class _Outcome(_Kind):
             st.unsettled[rec.refund_event_id] = refund
 
 
-KINDS: dict[str, _Kind] = {k.name: k for k in (_Seen(), _Touch(), _Order(), _Attr(), _Refund(), _Outcome())}
-SEEN, TOUCH, ORDER, ATTR, REFUND, OUTCOME = (KINDS[n] for n in ("seen", "touch", "order", "attr", "refund", "settled"))
+class _Review(_Kind):
+    name = "review"
+
+    def decode(self, raw: list) -> ReviewRec:
+        return ReviewRec(*raw)
+
+    def apply(self, st: PartitionState, rec: ReviewRec) -> None:
+        st.reviews[rec.event_id] = rec
+        st.seen.setdefault(rec.event_id, rec.src)
+        if rec.event_id not in st.review_outcomes:
+            st.unjudged[rec.event_id] = rec
+
+    def unapply(self, st: PartitionState, rec: ReviewRec) -> None:
+        st.reviews.pop(rec.event_id, None)
+        st.unjudged.pop(rec.event_id, None)
+        st.forget_seen(rec.event_id, rec.src)
+
+    def expired(self, st: PartitionState, entry: JournalEntry, touch_ref_ms: int) -> bool:
+        return super().expired(st, entry, touch_ref_ms) and all(r.event_id in st.review_outcomes for r in entry.records)
+
+
+class _ReviewOutcome(_Kind):
+    name = "reviewed"
+    derived = True
+
+    def decode(self, raw: list) -> ReviewOutcome:
+        return ReviewOutcome(*raw)
+
+    def apply(self, st: PartitionState, rec: ReviewOutcome) -> None:
+        st.review_outcomes[rec.review_event_id] = rec.outcome
+        st.unjudged.pop(rec.review_event_id, None)
+        if rec.outcome == "applied":
+            st.reviewed.setdefault(rec.order_id, rec.review_event_id)
+
+    def unapply(self, st: PartitionState, rec: ReviewOutcome) -> None:
+        st.review_outcomes.pop(rec.review_event_id, None)
+        if st.reviewed.get(rec.order_id) == rec.review_event_id:
+            del st.reviewed[rec.order_id]
+        review = st.reviews.get(rec.review_event_id)
+        if review is not None:
+            st.unjudged[rec.review_event_id] = review
+
+
+class _CsMessage(_Kind):
+    name = "cs"
+    derived = True
+
+    def decode(self, raw: list) -> CsMessageRec:
+        return CsMessageRec(*raw)
+
+    def apply(self, st: PartitionState, rec: CsMessageRec) -> None:
+        st.conversations.setdefault(rec.conversation_id, {})[rec.event_id] = rec
+        st.seen.setdefault(rec.event_id, rec.src)
+
+    def unapply(self, st: PartitionState, rec: CsMessageRec) -> None:
+        messages = st.conversations.get(rec.conversation_id)
+        if messages is not None:
+            messages.pop(rec.event_id, None)
+            if not messages:
+                del st.conversations[rec.conversation_id]
+        st.forget_seen(rec.event_id, rec.src)
+
+
+KINDS: dict[str, _Kind] = {k.name: k for k in (_Seen(), _Touch(), _Order(), _Attr(), _Refund(), _Outcome(),
+                                               _Review(), _ReviewOutcome(), _CsMessage())}
+SEEN, TOUCH, ORDER, ATTR, REFUND, OUTCOME, REVIEW, REVIEWED, CS = (
+    KINDS[n] for n in ("seen", "touch", "order", "attr", "refund", "settled", "review", "reviewed", "cs"))
 
 
 class Unconfirmed(NamedTuple):
@@ -364,6 +469,11 @@ class PartitionState:
     unattributed: dict[str, OrderRec] = field(default_factory=dict)  # order event_id -> order without attrs
     unsettled: dict[str, RefundRec] = field(default_factory=dict)  # refund event_id -> refund without outcome
     refunds_of: dict[str, set[str]] = field(default_factory=dict)  # order_id -> its refunds' event_ids
+    reviews: dict[str, ReviewRec] = field(default_factory=dict)  # review event_id -> review
+    review_outcomes: dict[str, str] = field(default_factory=dict)  # review event_id -> its outcome
+    unjudged: dict[str, ReviewRec] = field(default_factory=dict)  # review event_id -> review without outcome
+    reviewed: dict[str, str] = field(default_factory=dict)  # order_id -> the review event_id applied to it
+    conversations: dict[str, dict[str, CsMessageRec]] = field(default_factory=dict)  # id -> event_id -> message
     entries: dict[str, JournalEntry] = field(default_factory=dict)
     watermark_ms: int = 0
     unconfirmed: list[Unconfirmed] = field(default_factory=list)
@@ -518,6 +628,20 @@ class PartitionState:
         rec = RefundOutcome(refund.event_id, outcome)
         OUTCOME.apply(self, rec)
         self.record(OUTCOME, rec, refund.t_ms)
+
+    def add_review(self, review: ReviewRec) -> None:
+        if review.event_id not in self.reviews:
+            self._apply_new(REVIEW, review, review.t_ms)
+
+    def record_review_outcome(self, review: ReviewRec, outcome: str) -> None:
+        rec = ReviewOutcome(review.event_id, review.order_id, outcome)
+        REVIEWED.apply(self, rec)
+        self.record(REVIEWED, rec, review.t_ms)
+
+    def add_cs_message(self, message: CsMessageRec) -> None:
+        known = self.conversations.get(message.conversation_id)
+        if known is None or message.event_id not in known:
+            self._apply_new(CS, message, message.t_ms)
 
     def _apply_new(self, kind: _Kind, rec: tuple, t_ms: int) -> None:
         """A new event's own record: applied, journalled, and carrying its de-duplication."""

@@ -100,7 +100,8 @@ def test_event_time_is_millisecond_precision_and_serialises_as_utc():
 
 def test_json_schemas_cover_every_event_type():
     schemas = event_json_schemas()
-    assert set(schemas) == {"view", "live_room", "order"}
+    assert set(schemas) == {"view", "live_room", "order", "review", "cs_message"}
+    assert schemas["review"]["properties"]["product_rating"]["maximum"] == 5
     assert "watch_ms" in schemas["view"]["required"]
     assert schemas["order"]["properties"]["currency"]["const"] == "CNY" or \
         schemas["order"]["properties"]["currency"].get("enum") == ["CNY"]
