@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from gmv.sinks.schema import STORED_TABLES, StoredTable
@@ -39,8 +39,10 @@ class BatchingSink(ABC):
         """Write everything buffered; returns the rows written. Raises a ``SinkError``."""
 
     @abstractmethod
-    async def refresh_rollups(self, gmv_minutes: set[datetime], funnel_minutes: set[datetime]) -> None:
-        """Recompute the minute rollups of these minutes from the facts (``gmv.sinks.rollups``)."""
+    async def refresh_rollups(self, gmv_minutes: set[datetime], funnel_minutes: set[datetime],
+                              score_days: set[date] | frozenset[date] = frozenset()) -> None:
+        """Recompute the minute rollups of these minutes from the facts (``gmv.sinks.rollups``), and
+        the trust scores that facts of these Asia/Shanghai days weigh on (``gmv.sinks.scores``)."""
 
     def refresh_coarse_sync(self) -> None:
         """Bring hour/day rollups up to date now (they also refresh every few seconds on their own).

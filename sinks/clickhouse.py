@@ -208,18 +208,25 @@ class ClickHouseSink(BatchingSink):
                                       "process is stopping") from e
                 delay = min(delay * 2, 10.0)
 
-    async def refresh_rollups(self, gmv_minutes: set, funnel_minutes: set) -> None:
-        """Recompute the minute rollups of the given minutes from the facts (see ``gmv.sinks.rollups``)."""
-        if gmv_minutes or funnel_minutes:
-            await asyncio.to_thread(self.refresh_rollups_sync, gmv_minutes, funnel_minutes)
+    async def refresh_rollups(self, gmv_minutes: set, funnel_minutes: set, score_days: set | frozenset = frozenset()
+                              ) -> None:
+        """Recompute the minute rollups of the given minutes from the facts (see ``gmv.sinks.rollups``)
+        and the trust scores of the given days (``gmv.sinks.scores``)."""
+        if gmv_minutes or funnel_minutes or score_days:
+            await asyncio.to_thread(self.refresh_rollups_sync, gmv_minutes, funnel_minutes, score_days)
 
-    def refresh_rollups_sync(self, gmv_minutes: set, funnel_minutes: set) -> None:
+    def refresh_rollups_sync(self, gmv_minutes: set, funnel_minutes: set, score_days: set | frozenset = frozenset()
+                             ) -> None:
         from gmv.sinks.rollups import refresh_statements
+        from gmv.sinks.scores import refresh_scores
 
         with self._lock:
             for sql, params in refresh_statements(self.database, gmv_minutes, funnel_minutes):
                 self._with_retry(lambda sql=sql, params=params: self.client.command(sql, parameters=params),
                                  "minute rollup refresh", "rollups")
+            if score_days:
+                self._with_retry(lambda: refresh_scores(self.client, self.database, score_days) and None,
+                                 "trust score refresh", "trust_scores")
 
     def refresh_coarse_sync(self) -> None:
         """Bring hour/day rollups up to date now (they also refresh every few seconds on their own)."""

@@ -24,7 +24,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from gmv.sinks.base import BatchingSink
@@ -90,11 +90,13 @@ class TopicSink(BatchingSink):
         self.inserts += sum(len(b) for b in encoded.values())
         return n
 
-    async def refresh_rollups(self, gmv_minutes: set[datetime], funnel_minutes: set[datetime]) -> None:
-        if not (gmv_minutes or funnel_minutes):
+    async def refresh_rollups(self, gmv_minutes: set[datetime], funnel_minutes: set[datetime],
+                              score_days: set[date] | frozenset[date] = frozenset()) -> None:
+        if not (gmv_minutes or funnel_minutes or score_days):
             return
         body = json.dumps({"gmv": sorted(m.isoformat() for m in gmv_minutes),
-                           "funnel": sorted(m.isoformat() for m in funnel_minutes)}).encode()
+                           "funnel": sorted(m.isoformat() for m in funnel_minutes),
+                           "scores": sorted(d.isoformat() for d in score_days)}).encode()
         producer = self._producer()
         fut = await producer.send(self.topic, value=body, partition=0, headers=[(TABLE_HEADER, ROLLUPS.encode())])
         await producer.flush()
@@ -146,6 +148,7 @@ class RowsWriter:
         counted = 0
         gmv: set[datetime] = set()
         funnel: set[datetime] = set()
+        score_days: set[date] = set()
         for r in records:
             headers = dict(r.headers or ())
             table = headers.get(TABLE_HEADER, b"").decode()
@@ -153,6 +156,7 @@ class RowsWriter:
                 doc = json.loads(r.value)
                 gmv.update(datetime.fromisoformat(m) for m in doc["gmv"])
                 funnel.update(datetime.fromisoformat(m) for m in doc["funnel"])
+                score_days.update(date.fromisoformat(d) for d in doc.get("scores", ()))
             elif table in self.sink.tables:
                 bodies.setdefault(table, []).append(r.value)
                 counted += int(headers.get(ROWS_HEADER, b"0") or 0)
@@ -166,6 +170,6 @@ class RowsWriter:
             else:
                 self.sink.insert_json_sync(table, b",".join(parts))
         self.rows_written += counted
-        if gmv or funnel:
-            self.sink.refresh_rollups_sync(gmv, funnel)
+        if gmv or funnel or score_days:
+            self.sink.refresh_rollups_sync(gmv, funnel, score_days)
         log.debug("rows writer: %d messages in %.3fs", len(records), time.perf_counter() - t0)

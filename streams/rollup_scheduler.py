@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
 
 from gmv.sinks.base import BatchingSink
+from gmv.sinks.scores import shanghai_day
 from gmv.streams.core.processor import BatchProcessor, BatchResult
+from gmv.streams.core.rows import CsTurnRow, ReviewRow
 from gmv.streams.core.state import from_ms
 from gmv.streams.stats import WorkerStats
 from gmv.streams.store import Outbox
@@ -31,6 +33,7 @@ class RollupScheduler:
         self.interval_s = interval_s
         self._gmv_minutes: set[datetime] = set()  # minutes whose rollups are due a refresh
         self._funnel_minutes: set[datetime] = set()
+        self._score_days: set[date] = set()  # Asia/Shanghai days of new trust-score facts
         self._marks_due: dict[int, int] = {}  # partition -> journal seq whose rows are in the facts
         self._last_refresh = 0.0
         self._watermark_due = 0
@@ -42,7 +45,7 @@ class RollupScheduler:
 
     @property
     def pending(self) -> bool:
-        return bool(self._gmv_minutes or self._funnel_minutes or self._marks_due)
+        return bool(self._gmv_minutes or self._funnel_minutes or self._score_days or self._marks_due)
 
     def interval_passed(self) -> bool:
         return time.monotonic() - self._last_refresh >= self.interval_s
@@ -52,6 +55,7 @@ class RollupScheduler:
         gmv, funnel = _minutes(r.event_time for r in result.credit_rows), _minutes(r.event_time for r in result.funnel_rows)
         self._gmv_minutes.update(gmv)
         self._funnel_minutes.update(funnel)
+        self._score_days.update(_score_days(result, gmv))
         if gmv or funnel:
             first = min(gmv | funnel)
             self.earliest_minute = first if self.earliest_minute is None else min(self.earliest_minute, first)
@@ -66,10 +70,10 @@ class RollupScheduler:
         if self.outbox.changelog is None:
             return  # the loop never started: nothing was written, nothing is due
         with self.stats.timing("rollups"):
-            gmv, funnel = self._gmv_minutes, self._funnel_minutes
+            gmv, funnel, days = self._gmv_minutes, self._funnel_minutes, self._score_days
             watermark = self._watermark_due
-            self._gmv_minutes, self._funnel_minutes = set(), set()
-            await self.sink.refresh_rollups(gmv, funnel)
+            self._gmv_minutes, self._funnel_minutes, self._score_days = set(), set(), set()
+            await self.sink.refresh_rollups(gmv, funnel, days)
             marks, self._marks_due = self._marks_due, {}
             for p, seq in marks.items():
                 ps = self.processor.partitions.get(p)  # the writer that journalled it (never a new one)
@@ -78,6 +82,13 @@ class RollupScheduler:
                     await self.outbox.put_mark(p, key, value)
             self._last_refresh = time.monotonic()
             self.rolled_up_to_ms = max(self.rolled_up_to_ms, watermark)
+
+
+def _score_days(result: BatchResult, credit_minutes: set[datetime]) -> set[date]:
+    """The Asia/Shanghai days of a batch's trust-score facts: paid orders and refunds (their credit
+    rows' minutes), reviews, refunds, and turns."""
+    times = [r.event_time for r in result.rows[ReviewRow.TABLE]] + [r.start_time for r in result.rows[CsTurnRow.TABLE]]
+    return {shanghai_day(m) for m in credit_minutes | _minutes(times)}
 
 
 def _minutes(times: Iterable[float]) -> set[datetime]:

@@ -1,4 +1,4 @@
-"""The ``gmv`` command: demo, run, sql, alerts, worker, explain, simulate, schema."""
+"""The ``gmv`` command: demo, run, sql, alerts, scores, worker, explain, simulate, schema."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ import json
 import logging
 import sys
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from gmv.alerts.exceptions import AlertError
+from gmv.schemas.events import EVENT_TYPES
 from gmv.streams.settings import Settings
 
 SCENARIO_NAMES = ("mixed", "cold_start", "takeoff", "clip_tail", "incidents")  # gmv.tools.simulator.SCENARIOS
@@ -89,6 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="table", choices=["table", "json"])
     _common(p)
 
+    p = sub.add_parser("scores", help="trust scores (SPEC §7): a shop's, account's or SKU's with its inputs and how "
+                                      "it was computed; with none, every shop's and the day's movers")
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--shop", help="商号体验分 of this shop_id")
+    who.add_argument("--account", help="带货口碑分 of this selling account (seller_id)")
+    who.add_argument("--sku", help="商品分 of this sku_id")
+    p.add_argument("--day", type=date.fromisoformat, help="Asia/Shanghai day YYYY-MM-DD (default: the latest)")
+    p.add_argument("--format", default="text", choices=["text", "json"])
+    _common(p)
+
     p = sub.add_parser("worker", help="the long-running pipeline worker")
     p.add_argument("--web-port", type=int, default=None, help="port of the dashboard/API (default 6066)")
     _common(p)
@@ -113,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "(gmv simulate --help)", add_help=False)
 
     p = sub.add_parser("schema", help="print the JSON Schema of each event type, for producers")
-    p.add_argument("--event-type", choices=["view", "live_room", "order"], help="only this one")
+    p.add_argument("--event-type", choices=sorted(EVENT_TYPES), help="only this one")
     return parser
 
 
@@ -170,6 +181,10 @@ def _dispatch(args: argparse.Namespace, wrap_client: Callable[[Any], Any] | None
         from gmv.tools.alerts_cli import list_alerts, print_rules
 
         return print_rules(settings) if args.what == "rules" else list_alerts(settings, args)
+    if args.command == "scores":
+        from gmv.tools.scores_cli import show_scores
+
+        return show_scores(settings, args)
     if args.command == "run":
         tune_gc()
         return _cmd_run(settings, args)

@@ -356,7 +356,8 @@ class BatchProcessor:
                     out.counters.add(refund.topic, "accepted", -1)
                     self._dead_letter(out, self.refunds.dead_letter(ps, refund, outcome), now_s)
             for review in sorted(ps.unjudged.values(), key=lambda r: (r.t_ms, r.event_id)):
-                outcome = self.reviews.judge(ps, review, self._find_order, final)
+                outcome = self.reviews.judge(ps, review, self._find_order, final,
+                                             None if read_to is None else read_to(p))
                 if outcome is None:
                     continue
                 out.touched_partitions.add(p)
@@ -370,7 +371,7 @@ class BatchProcessor:
                 now_s: float) -> DeadLetter | None:
         rec = build(ReviewRec, (event.event_id, item.src, item.msg.topic, item.msg.partition, item.msg.offset,
                                 item.index, event.user_id, event.order_id, event.product_rating, event.service_rating,
-                                event.logistics_rating, t_ms, event.model_dump_json()))
+                                event.logistics_rating, t_ms, event.model_dump_json(), item.msg.timestamp_ms))
         outcome = ps.review_outcomes.get(rec.event_id)
         if outcome is None:
             ps.add_review(rec)

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from gmv.schemas.trust import CsMessage, buyer_turns
 from gmv.streams.core.config import PipelineConfig
 from gmv.streams.core.decode import DeadLetter, SourceMessage
 from gmv.streams.core.rows import CsTurnRow, ReviewRow, build
 from gmv.streams.core.state import CsMessageRec, OrderRec, PartitionState, ReviewRec, row_time
-from gmv.streams.core.trust import CsMessage, buyer_turns
 
 APPLIED = "applied"
 # order_id -> the paid order, wherever this worker holds it (a review by another user lands on
@@ -31,8 +31,14 @@ class ReviewJudge:
     def __init__(self, config: PipelineConfig) -> None:
         self.hold_ms = config.orphan_review_hold_ms
 
-    def judge(self, ps: PartitionState, review: ReviewRec, find_order: FindOrder, final: bool) -> str | None:
-        """The review's outcome, journalled; None while it waits for its order."""
+    def judge(self, ps: PartitionState, review: ReviewRec, find_order: FindOrder, final: bool,
+              read_to: int | None = -1) -> str | None:
+        """The review's outcome, journalled; None while it waits for its order.
+
+        Reviews have a topic of their own, read at its own pace: one read before its order's topic
+        has caught up is an orphan only once the hold has passed in event time *and* every topic of
+        its partition is read past the review's own Kafka time (``read_to``: how far they are, None
+        once caught up; -1 on arrival, when nothing says the orders are read that far)."""
         order = ps.paid_order(review.order_id) or find_order(review.order_id)
         if order is not None:
             if order.user_id != review.user_id:
@@ -41,7 +47,8 @@ class ReviewJudge:
                 outcome = "review_already_given"
             else:
                 outcome = APPLIED
-        elif final or ps.watermark_ms >= review.t_ms + self.hold_ms:
+        elif final or (ps.watermark_ms >= review.t_ms + self.hold_ms
+                       and (read_to is None or review.produced_ms <= read_to)):
             outcome = "orphan_review"
         else:
             return None

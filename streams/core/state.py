@@ -178,6 +178,7 @@ class ReviewRec(NamedTuple):
     logistics_rating: int
     t_ms: int
     raw: str  # the validated event as JSON
+    produced_ms: int = 0  # the review message's Kafka timestamp: how far the orders topic must be read
 
 
 class ReviewOutcome(NamedTuple):

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ALLOWED = {
     "schemas": set(),
     "streams.core": {"schemas"},
-    "sinks": set(),
+    "sinks": {"schemas"},  # the contract: output names and the trust-score formulas (SPEC §7)
     "dashboards": {"schemas"},
     "streams": {"schemas", "streams.core", "sinks", "dashboards"},
     "alerts": {"schemas", "streams.core", "streams", "sinks"},
