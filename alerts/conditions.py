@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from gmv.alerts.model import Alert, Evidence, shanghai_minute
+from gmv.alerts.model import SHANGHAI, Alert, Evidence, shanghai_minute
 from gmv.alerts.rules import (
     ConsumerLag,
     DeadLetterRate,
@@ -25,6 +25,7 @@ from gmv.alerts.rules import (
     LiveGmvDrop,
     LiveNoOrders,
     RefundSpike,
+    ShopScoreDrop,
     SinkFailing,
 )
 
@@ -189,6 +190,29 @@ def refund_spike(rule: RefundSpike, shop: ShopSeries, m: int, db: str) -> Findin
                        "AND minute >= {from:DateTime} AND minute < {to:DateTime} GROUP BY minute ORDER BY minute",
                        {"db": db, "shop_id": shop.shop_id, "from": _param_time(minute_start(base_first)),
                         "to": _param_time(minute_start(m + 1))}))
+
+
+def shop_score_drop(rule: ShopScoreDrop, shop_id: str, day_start: datetime, day_end: datetime, score: float,
+                    before: float | None, db: str) -> Finding | None:
+    """One shop's 商号体验分 of one complete day (``before``: the day before's, None if it had none)."""
+    low = score < rule.min_score
+    drop = None if before is None else before - score
+    fell = drop is not None and drop > rule.max_drop
+    if not (low or fell):
+        return None
+    day = day_start.astimezone(SHANGHAI).date().isoformat()
+    why = []
+    if low:
+        why.append(f"{score:.2f} is below {rule.min_score:.2f}")
+    if fell:
+        why.append(f"it fell {drop:.2f} in a day (from {before:.2f})")
+    return Finding(round(score, 6), rule.min_score if low else round(before - rule.max_drop, 6), day_start, day_end,
+                   f"shop {shop_id}: 商号体验分 {score:.2f} on {day} ({'; '.join(why)}); see why with "
+                   f"gmv scores --shop {shop_id} --day {day}: reviews, quality refunds and service response times",
+                   Evidence("SELECT day, score, reviews, qrr, turns, fast, within_3min, product_part, service_part, "
+                            "logistics_part FROM {db:Identifier}.trust_scores WHERE subject_kind = 'shop' "
+                            "AND subject_id = {shop_id:String} AND day <= {day:Date} ORDER BY day DESC LIMIT 7",
+                            {"db": db, "shop_id": shop_id, "day": day}))
 
 
 # -- pipeline rules (wall clock) ----------------------------------------------------------------

@@ -85,6 +85,17 @@ class RefundSpike(BusinessRule):
     max_refund_rate: Share = Field(1.0, description="refunds / paid GMV in the window (1 = off)")
 
 
+class ShopScoreDrop(BusinessRule):
+    """A shop's 商号体验分 (SPEC §7) for a day falls below ``min_score``, or more than ``max_drop`` below
+    the day before's. Judged once the Asia/Shanghai day is complete in event time (a replay fires the
+    same alerts); it resolves on the first complete day the score is back."""
+
+    min_score: Annotated[float, Field(ge=0, le=5)] = Field(3.5, description="the score this shop must keep")
+    max_drop: Annotated[float, Field(gt=0, le=5)] = Field(0.2, description="the largest fall in one day")
+    cooldown_minutes: Minutes = Field(24 * 60, description="event-time minutes after a firing in which the "
+                                                           "same shop does not fire again")
+
+
 class DeadLetterRate(Rule):
     """Dead letters per source topic over the last ``window_s`` (wall clock) above a count and a share."""
 
@@ -127,13 +138,14 @@ class Rules(BaseModel):
     live_gmv_drop: LiveGmvDrop = LiveGmvDrop()
     live_no_orders: LiveNoOrders = LiveNoOrders()
     refund_spike: RefundSpike = RefundSpike()
+    shop_score_drop: ShopScoreDrop = ShopScoreDrop()
     dead_letter_rate: DeadLetterRate = DeadLetterRate()
     consumer_lag: ConsumerLag = ConsumerLag()
     flush_age: FlushAge = FlushAge()
     sink_failing: SinkFailing = SinkFailing()
 
 
-BUSINESS_RULES = ("live_gmv_drop", "live_no_orders", "refund_spike")
+BUSINESS_RULES = ("live_gmv_drop", "live_no_orders", "refund_spike", "shop_score_drop")
 PIPELINE_RULES = ("dead_letter_rate", "consumer_lag", "flush_age", "sink_failing")
 
 
@@ -142,7 +154,7 @@ class Override(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    rule: Literal["live_gmv_drop", "live_no_orders", "refund_spike"]
+    rule: Literal["live_gmv_drop", "live_no_orders", "refund_spike", "shop_score_drop"]
     shop_id: str | None = None
     account_id: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)

@@ -11,6 +11,8 @@ Definitions (the same as the README's outputs table):
 - SKUs have no views of their own: their GPM and conversion rate are over the views
   and viewers of content mounting the SKU's shop.
 - The alerts panel lists open alerts first, then those fired in the last ``ALERTS_HOURS``.
+- Trust scores (SPEC §7): every shop's 商号体验分 of the latest day, and the day's movers (any
+  subject whose score changed most since the day before).
 - The per-minute panels show the latest ``WINDOW_MINUTES`` minutes of event time that
   hold data (a replay of last month shows last month), labelled in Asia/Shanghai.
 """
@@ -101,6 +103,20 @@ WHERE state = 'firing' OR fired_at >= now64(3) - INTERVAL {alerts_hours:UInt32} 
 ORDER BY state = 'firing' DESC, fired_at DESC, alert_id LIMIT {top:UInt32}
 """
 ALERTS_HOURS = 24  # the alerts panel: every open alert, and those fired within this many hours
+# Trust scores (SPEC §7) of the latest day, with the change since the day before (NULL: no score then).
+_SCORES_OF_THE_DAY = """
+WITH (SELECT max(day) FROM {db:Identifier}.trust_scores) AS d
+SELECT t.subject_kind AS kind, t.subject_id AS id, t.score AS score, toString(d) AS day,
+       if(p.subject_id = '', NULL, t.score - p.score) AS change, t.reviews AS reviews, t.qrr AS qrr, t.fast AS fast,
+       t.paid_orders AS orders
+FROM (SELECT subject_kind, subject_id, score, reviews, qrr, fast, paid_orders FROM {db:Identifier}.trust_scores
+      WHERE day = d) AS t
+LEFT JOIN (SELECT subject_kind, subject_id, score FROM {db:Identifier}.trust_scores WHERE day = d - 1) AS p
+  ON p.subject_kind = t.subject_kind AND p.subject_id = t.subject_id
+"""
+SHOP_SCORES = _SCORES_OF_THE_DAY + "WHERE kind = 'shop' ORDER BY score DESC, id LIMIT {shops:UInt32}"
+SCORE_MOVERS = _SCORES_OF_THE_DAY + "WHERE change IS NOT NULL AND change != 0 ORDER BY abs(change) DESC, kind, id LIMIT {top:UInt32}"
+SHOPS_SHOWN = 20
 
 
 def _ratios(row: dict[str, Any]) -> dict[str, Any]:
@@ -115,7 +131,8 @@ def _ratios(row: dict[str, Any]) -> dict[str, Any]:
 def dashboard_data(run: Run, db: str, model: str) -> dict[str, Any]:
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; one of {', '.join(MODELS)}")
-    p = {"db": db, "model": model, "window": WINDOW_MINUTES, "top": TOP_N, "alerts_hours": ALERTS_HOURS}
+    p = {"db": db, "model": model, "window": WINDOW_MINUTES, "top": TOP_N, "alerts_hours": ALERTS_HOURS,
+         "shops": SHOPS_SHOWN}
     k = run(KPIS, p)[0]
     f = run(FUNNEL, p)[0]
     kpis = _ratios({"gmv_fen": k["k_gmv"], "refund_fen": k["k_refund"], "net_fen": k["k_net"],
@@ -142,11 +159,13 @@ def dashboard_data(run: Run, db: str, model: str) -> dict[str, Any]:
         "path_mix": run(PATH_MIX, p),
         "dead_letters": run(DEAD_LETTERS, p)[0]["n"],
         "alerts": run(ALERTS, p),
+        "shop_scores": run(SHOP_SCORES, p),
+        "score_movers": run(SCORE_MOVERS, p),
         "latest_minute": (run(LATEST, p)[0] or {}).get("latest"),
     }
 
 
-_COUNTS = frozenset({"orders", "buyers", "views", "viewers", "n", "k_gmv", "k_refund", "k_net", "k_orders", "k_buyers",
+_COUNTS = frozenset({"orders", "reviews", "buyers", "views", "viewers", "n", "k_gmv", "k_refund", "k_net", "k_orders", "k_buyers",
                      "f_video_views", "f_engaged", "f_enters", "f_viewers", "f_all_views", "m_gmv", "m_refund", "m_net"})
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from gmv.sinks.schema import STORED_TABLES, StoredTable
+from gmv.sinks.scores import ScoreDays
 
 
 class BatchingSink(ABC):
@@ -40,7 +41,7 @@ class BatchingSink(ABC):
 
     @abstractmethod
     async def refresh_rollups(self, gmv_minutes: set[datetime], funnel_minutes: set[datetime],
-                              score_days: set[date] | frozenset[date] = frozenset()) -> None:
+                              score_days: ScoreDays | None = None) -> None:
         """Recompute the minute rollups of these minutes from the facts (``gmv.sinks.rollups``), and
         the trust scores that facts of these Asia/Shanghai days weigh on (``gmv.sinks.scores``)."""
 

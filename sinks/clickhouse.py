@@ -24,6 +24,7 @@ from pydantic import SecretStr
 from gmv.sinks.base import BatchingSink
 from gmv.sinks.exceptions import SinkGaveUp, SinkRejected, SinkStopped, SinkUnavailable, classify
 from gmv.sinks.schema import STORED_TABLES, StoredTable
+from gmv.sinks.scores import ScoreDays
 
 log = logging.getLogger(__name__)
 
@@ -208,14 +209,14 @@ class ClickHouseSink(BatchingSink):
                                       "process is stopping") from e
                 delay = min(delay * 2, 10.0)
 
-    async def refresh_rollups(self, gmv_minutes: set, funnel_minutes: set, score_days: set | frozenset = frozenset()
+    async def refresh_rollups(self, gmv_minutes: set, funnel_minutes: set, score_days: ScoreDays | None = None
                               ) -> None:
         """Recompute the minute rollups of the given minutes from the facts (see ``gmv.sinks.rollups``)
         and the trust scores of the given days (``gmv.sinks.scores``)."""
         if gmv_minutes or funnel_minutes or score_days:
             await asyncio.to_thread(self.refresh_rollups_sync, gmv_minutes, funnel_minutes, score_days)
 
-    def refresh_rollups_sync(self, gmv_minutes: set, funnel_minutes: set, score_days: set | frozenset = frozenset()
+    def refresh_rollups_sync(self, gmv_minutes: set, funnel_minutes: set, score_days: ScoreDays | None = None
                              ) -> None:
         from gmv.sinks.rollups import refresh_statements
         from gmv.sinks.scores import refresh_scores

@@ -13,6 +13,7 @@ window inputs for those days (``INPUTS``); the formulas are the pure ones of
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -64,6 +65,23 @@ _INPUT_FIELDS = ("reviews", "product_rating_sum", "service_rating_sum", "logisti
                  "quality_refunded_orders", "turns", "fast_turns", "within_3min_turns")
 
 
+@dataclass
+class ScoreDays:
+    """The Asia/Shanghai days whose facts changed since the last refresh."""
+
+    facts: set[date] = field(default_factory=set)  # days of new facts (paid orders, refunds, reviews, turns)
+    # days of buyer messages that stopped starting a turn (a late message came before them): their days'
+    # scores change, but they are no fact of their own (no day is created for them)
+    stale: set[date] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return bool(self.facts or self.stale)
+
+    def update(self, other: ScoreDays) -> None:
+        self.facts |= other.facts
+        self.stale |= other.stale
+
+
 def shanghai_day(when: datetime) -> date:
     return when.astimezone(SHANGHAI).date()
 
@@ -73,14 +91,16 @@ def shanghai_midnight(day: date) -> datetime:
     return datetime.combine(day, time(), SHANGHAI).astimezone(UTC)
 
 
-def days_to_refresh(fact_days: Iterable[date], newest_stored: date | None) -> list[date]:
+def days_to_refresh(fact_days: Iterable[date], newest_stored: date | None, stale_days: Iterable[date] = ()
+                    ) -> list[date]:
     """The days whose scores the new facts change, up to the newest day there is, and the days
     between the newest stored score and it."""
     fact_days = set(fact_days)
-    if not fact_days:
+    stale_days = set(stale_days)
+    if not fact_days and not stale_days:
         return []
-    newest = max(fact_days | ({newest_stored} if newest_stored else set()))
-    days = {d + timedelta(days=k) for d in fact_days for k in range(WINDOW_DAYS)}
+    newest = max(fact_days | ({newest_stored} if newest_stored else set()) | {date.min})
+    days = {d + timedelta(days=k) for d in fact_days | stale_days for k in range(WINDOW_DAYS)}
     if newest_stored is not None:
         days |= {newest_stored + timedelta(days=k) for k in range(1, (newest - newest_stored).days + 1)}
     return sorted(d for d in days if d <= newest)
@@ -95,10 +115,10 @@ def score_row(day: date, kind: str, subject: str, inputs: ScoreInputs, refreshed
             s.service_part, s.logistics_part, refreshed_at)
 
 
-def refresh_scores(client: Client, db: str, fact_days: Iterable[date]) -> int:
-    """Recompute the scores the facts of these days weigh on; returns the rows written."""
+def refresh_scores(client: Client, db: str, changed: ScoreDays) -> int:
+    """Recompute the scores the changed facts weigh on; returns the rows written."""
     newest = client.query(NEWEST_STORED, parameters={"db": db}).result_rows[0][0]
-    days = days_to_refresh(fact_days, newest if newest and newest > EPOCH_DAY else None)
+    days = days_to_refresh(changed.facts, newest if newest and newest > EPOCH_DAY else None, changed.stale)
     if not days:
         return 0
     params: dict[str, Any] = {"db": db, "days": days,

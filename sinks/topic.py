@@ -30,6 +30,7 @@ from typing import Any
 from gmv.sinks.base import BatchingSink
 from gmv.sinks.clickhouse import BINARY_TABLES, ClickHouseSink, json_rows
 from gmv.sinks.schema import STORED_TABLES
+from gmv.sinks.scores import ScoreDays
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +92,13 @@ class TopicSink(BatchingSink):
         return n
 
     async def refresh_rollups(self, gmv_minutes: set[datetime], funnel_minutes: set[datetime],
-                              score_days: set[date] | frozenset[date] = frozenset()) -> None:
+                              score_days: ScoreDays | None = None) -> None:
         if not (gmv_minutes or funnel_minutes or score_days):
             return
         body = json.dumps({"gmv": sorted(m.isoformat() for m in gmv_minutes),
                            "funnel": sorted(m.isoformat() for m in funnel_minutes),
-                           "scores": sorted(d.isoformat() for d in score_days)}).encode()
+                           "scores": sorted(d.isoformat() for d in (score_days.facts if score_days else ())),
+                           "stale": sorted(d.isoformat() for d in (score_days.stale if score_days else ()))}).encode()
         producer = self._producer()
         fut = await producer.send(self.topic, value=body, partition=0, headers=[(TABLE_HEADER, ROLLUPS.encode())])
         await producer.flush()
@@ -148,7 +150,7 @@ class RowsWriter:
         counted = 0
         gmv: set[datetime] = set()
         funnel: set[datetime] = set()
-        score_days: set[date] = set()
+        score_days = ScoreDays()
         for r in records:
             headers = dict(r.headers or ())
             table = headers.get(TABLE_HEADER, b"").decode()
@@ -156,7 +158,8 @@ class RowsWriter:
                 doc = json.loads(r.value)
                 gmv.update(datetime.fromisoformat(m) for m in doc["gmv"])
                 funnel.update(datetime.fromisoformat(m) for m in doc["funnel"])
-                score_days.update(date.fromisoformat(d) for d in doc.get("scores", ()))
+                score_days.facts.update(date.fromisoformat(d) for d in doc.get("scores", ()))
+                score_days.stale.update(date.fromisoformat(d) for d in doc.get("stale", ()))
             elif table in self.sink.tables:
                 bodies.setdefault(table, []).append(r.value)
                 counted += int(headers.get(ROWS_HEADER, b"0") or 0)

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import datetime
 
 from gmv.sinks.base import BatchingSink
-from gmv.sinks.scores import shanghai_day
+from gmv.sinks.scores import ScoreDays, shanghai_day
 from gmv.streams.core.processor import BatchProcessor, BatchResult
 from gmv.streams.core.rows import CsTurnRow, ReviewRow
 from gmv.streams.core.state import from_ms
@@ -33,7 +33,7 @@ class RollupScheduler:
         self.interval_s = interval_s
         self._gmv_minutes: set[datetime] = set()  # minutes whose rollups are due a refresh
         self._funnel_minutes: set[datetime] = set()
-        self._score_days: set[date] = set()  # Asia/Shanghai days of new trust-score facts
+        self._score_days = ScoreDays()  # Asia/Shanghai days of new trust-score facts
         self._marks_due: dict[int, int] = {}  # partition -> journal seq whose rows are in the facts
         self._last_refresh = 0.0
         self._watermark_due = 0
@@ -72,7 +72,7 @@ class RollupScheduler:
         with self.stats.timing("rollups"):
             gmv, funnel, days = self._gmv_minutes, self._funnel_minutes, self._score_days
             watermark = self._watermark_due
-            self._gmv_minutes, self._funnel_minutes, self._score_days = set(), set(), set()
+            self._gmv_minutes, self._funnel_minutes, self._score_days = set(), set(), ScoreDays()
             await self.sink.refresh_rollups(gmv, funnel, days)
             marks, self._marks_due = self._marks_due, {}
             for p, seq in marks.items():
@@ -84,11 +84,14 @@ class RollupScheduler:
             self.rolled_up_to_ms = max(self.rolled_up_to_ms, watermark)
 
 
-def _score_days(result: BatchResult, credit_minutes: set[datetime]) -> set[date]:
+def _score_days(result: BatchResult, credit_minutes: set[datetime]) -> ScoreDays:
     """The Asia/Shanghai days of a batch's trust-score facts: paid orders and refunds (their credit
-    rows' minutes), reviews, refunds, and turns."""
-    times = [r.event_time for r in result.rows[ReviewRow.TABLE]] + [r.start_time for r in result.rows[CsTurnRow.TABLE]]
-    return {shanghai_day(m) for m in credit_minutes | _minutes(times)}
+    rows' minutes), reviews and turns; and of buyer messages that no longer start a turn."""
+    turns = result.rows[CsTurnRow.TABLE]
+    times = [r.event_time for r in result.rows[ReviewRow.TABLE]] + [r.start_time for r in turns if r.is_turn]
+    facts = {shanghai_day(m) for m in credit_minutes | _minutes(times)}
+    stale = {shanghai_day(m) for m in _minutes(r.start_time for r in turns if not r.is_turn)} - facts
+    return ScoreDays(facts, stale)
 
 
 def _minutes(times: Iterable[float]) -> set[datetime]:

@@ -43,6 +43,37 @@ RECONCILE_SQL = ("SELECT model, stage, toInt64(sum(credit_fen)) AS net_fen FROM 
                  "WHERE startsWith(event_id, {prefix:String}) GROUP BY model, stage")
 
 
+SCORES_SQL = ("SELECT toString(day), subject_kind, subject_id, score FROM {db:Identifier}.trust_scores "
+              "ORDER BY day, subject_kind, subject_id")
+SCORE_TOLERANCE = 1e-9
+
+
+@dataclass
+class ScoreReconciliation:
+    """Every trust score (SPEC §7) of ``gmv.trust_scores`` against the simulator's ground truth."""
+
+    truth: dict[tuple[str, str, str], float]
+    clickhouse: dict[tuple[str, str, str], float]
+
+    def mismatches(self) -> list[str]:
+        out = []
+        for key in sorted(self.truth.keys() | self.clickhouse.keys()):
+            t, c = self.truth.get(key), self.clickhouse.get(key)
+            if t is None or c is None or abs(t - c) > SCORE_TOLERANCE:
+                day, kind, subject = key
+                out.append(f"{kind} {subject} on {day}: truth {'-' if t is None else f'{t:.12g}'}, "
+                           f"ClickHouse {'-' if c is None else f'{c:.12g}'}")
+        return out
+
+    def line(self) -> str:
+        bad = self.mismatches()
+        verdict = "MATCH" if not bad else f"MISMATCH in {len(bad)} scores"
+        kinds = {k[1] for k in self.truth}
+        return (f"reconciliation: scores {verdict}: {len(self.truth)} expected trust scores "
+                f"({'/'.join(sorted(kinds)) or 'none'} × day), {len(self.clickhouse)} in gmv.trust_scores, "
+                f"compared to {SCORE_TOLERANCE:g}")
+
+
 ALERTS_SQL = ("SELECT rule, count() AS n, countIf(state = 'firing') FROM {db:Identifier}.alerts "
               "GROUP BY rule ORDER BY rule")
 
@@ -203,10 +234,14 @@ class Demo:
             if evaluator is not None:
                 await evaluator.finish()
             rec = await self._reconcile(runtime, state)
+            scores = await self._reconcile_scores()
             self._summary(worker, truth, rec)
+            for bad in scores.mismatches()[:20]:
+                print(f"  mismatch {bad}")
+            print(scores.line(), flush=True)
             if evaluator is not None:
                 await self._alerts_summary(state)
-            ok = not rec.mismatches()
+            ok = not rec.mismatches() and not scores.mismatches()
             if self.keep_serving and not worker.crashed:
                 self.stop.clear()
                 signals.signal_name = ""
@@ -304,6 +339,15 @@ class Demo:
             model, stage, fen = line.split("\t")
             ch.setdefault(model, {})[stage] = int(fen)
         return Reconciliation(truth, ch)
+
+    async def _reconcile_scores(self) -> ScoreReconciliation:
+        truth = json.loads(self.truth_path.read_text()).get("expected_scores", [])
+        out = await asyncio.to_thread(self._sql, SCORES_SQL, {})
+        ch = {}
+        for line in out.decode().splitlines():
+            day, kind, subject, value = line.split("\t")
+            ch[(day, kind, subject)] = float(value)
+        return ScoreReconciliation({(d, k, s): v for d, k, s, v in truth}, ch)
 
     async def _alerts_summary(self, state: DemoState) -> None:
         """The alerts of this demo's data: per rule, how many fired and how many are still open."""

@@ -123,6 +123,18 @@ function render(d, stats) {
     ["window", "窗口 Window", (r) => `${escapeHtml(r.window_from)}–${escapeHtml(r.window_to)}`],
     ["message", "说明 Message", (r) => escapeHtml(r.message)],
   ]);
+  const change = (r) => (r.change === null || r.change === undefined ? "—" : (r.change >= 0 ? "+" : "") + r.change.toFixed(2));
+  renderTable("table-shop-scores", d.shop_scores, [
+    ["id", "店铺 Shop", (r) => escapeHtml(r.id)], ["score", "分 Score", (r) => r.score.toFixed(2)],
+    ["change", "±", change], ["reviews", "评价 Reviews", (r) => num(r.reviews)],
+    ["qrr", "品退率 QRR", (r) => pct(r.qrr)], ["fast", "3秒回复 ≤3 s", (r) => (r.fast === null ? "—" : pct(r.fast))],
+  ]);
+  document.getElementById("scores-day").textContent = d.shop_scores.length ? d.shop_scores[0].day : "—";
+  const KINDS = { sku: "商品 SKU", account: "账号 account", shop: "店铺 shop" };
+  renderTable("table-score-movers", d.score_movers, [
+    ["kind", "类型 Kind", (r) => KINDS[r.kind] || escapeHtml(r.kind)], ["id", "对象 Subject", (r) => escapeHtml(r.id)],
+    ["score", "分 Score", (r) => r.score.toFixed(2)], ["change", "±", change],
+  ]);
   const st = document.getElementById("status");
   const c = stats && stats.counters ? stats.counters : {};
   st.dataset.model = d.model;

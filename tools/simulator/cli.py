@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         n = write_jsonl(world, a.out, truth, a.max_messages)
     else:
         topics = {"view": f"{a.topic_prefix}views", "live_room": f"{a.topic_prefix}live_rooms",
-                  "order": f"{a.topic_prefix}orders"}
+                  "order": f"{a.topic_prefix}orders", "review": f"{a.topic_prefix}reviews",
+                  "cs_message": f"{a.topic_prefix}service"}
         writer = KafkaWriter(a.kafka, topics, None if a.compression == "none" else a.compression)
         signal.signal(signal.SIGINT, lambda *_: setattr(writer, "stop", True))
         signal.signal(signal.SIGTERM, lambda *_: setattr(writer, "stop", True))
@@ -157,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         tmp.write_text(json.dumps(result, indent=1))
         tmp.replace(a.truth)
     if not a.progress:
-        print(json.dumps({k: v for k, v in result.items() if k != "net_by_model_stage"}), file=sys.stderr)
+        print(json.dumps({k: v for k, v in result.items() if k not in ("net_by_model_stage", "expected_scores")}),
+              file=sys.stderr)
     return 0
 
 

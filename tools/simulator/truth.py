@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
+from gmv.schemas.events import QUALITY_REASONS
 from gmv.schemas.outputs import MODELS, STAGES
+from gmv.schemas.trust import WINDOW_DAYS, CsMessage, ScoreInputs, buyer_turns, score
 from gmv.streams.core.attribution import OrderFacts, Touch, attribute, build_path, refund_credits
 from gmv.tools.simulator.delivery import Emitted
 from gmv.tools.simulator.scenarios import DAY_MS, MINUTE_MS
@@ -39,6 +41,13 @@ class GroundTruth:
     seen: set[str] = field(default_factory=set)
     last_event_ms: int = 0  # the latest event time sent so far
     expected_alerts: list[dict[str, Any]] = field(default_factory=list)  # the world's incidents (all planned)
+    cs_unanswered_after_ms: int = 3_600_000
+    # SPEC §7 facts as sent: order_id -> (user, shop, sku, seller, t); refunds (order_id, is_quality, t);
+    # reviews (order_id, product, service, logistics, t); conversation -> its messages
+    trust_orders: dict[str, tuple[str, str, str, str, int]] = field(default_factory=dict)
+    trust_refunds: list[tuple[str, bool, int]] = field(default_factory=list)
+    reviews: list[tuple[str, int, int, int, int]] = field(default_factory=list)
+    conversations: dict[str, list[CsMessage]] = field(default_factory=lambda: defaultdict(list))
 
     def observe(self, msg: Emitted) -> None:
         self.counts[msg.kind] += 1
@@ -61,8 +70,14 @@ class GroundTruth:
             stage = ev["channel"]
             self.orders[ev["order_id"]] = (ev["user_id"], OrderFacts(
                 t, ev["event_id"], ev["seller_id"], ev["shop_id"], stage, ev.get("channel_id") or ""), ev["amount_fen"])
+            self.trust_orders[ev["order_id"]] = (ev["user_id"], ev["shop_id"], ev["sku_id"], ev["seller_id"], t)
         elif et == "order":
             self.refunds.append((ev["order_id"], ev["refund_fen"]))
+            self.trust_refunds.append((ev["order_id"], ev.get("refund_reason") in QUALITY_REASONS, t))
+        elif et == "review":
+            self.reviews.append((ev["order_id"], ev["product_rating"], ev["service_rating"], ev["logistics_rating"], t))
+        elif et == "cs_message":
+            self.conversations[ev["conversation_id"]].append(CsMessage(t, ev["event_id"], ev["sender"], ev["shop_id"]))
 
     def net_by_model_stage(self) -> dict[str, dict[str, int]]:
         out = {m: dict.fromkeys(STAGES, 0) for m in MODELS}
@@ -79,6 +94,42 @@ class GroundTruth:
                     out[model][touch.stage] += c
         return out
 
+    def expected_scores(self) -> list[list[Any]]:
+        """Every trust score SPEC §7 defines on what was sent: [day (Asia/Shanghai), kind, subject, score],
+        for each day from the first fact's to the newest fact's and each subject with a fact in its window."""
+        daily: dict[tuple[str, str], dict[int, dict[str, Any]]] = defaultdict(dict)  # subject -> day -> sums
+
+        def add(order_id: str, t: int, **inputs: int) -> None:
+            _, shop, sku, seller, _ = self.trust_orders[order_id]
+            for kind, subject in (("sku", sku), ("account", seller), ("shop", shop)):
+                if subject:
+                    _add(daily[(kind, subject)], shanghai_day_number(t), inputs, order_id)
+
+        for order_id, (_, _, _, _, t) in self.trust_orders.items():
+            add(order_id, t, paid_orders=1)
+        for order_id, quality, t in self.trust_refunds:
+            if quality:
+                add(order_id, t, quality=1)
+        for order_id, p, s, lg, t in self.reviews:
+            add(order_id, t, reviews=1, product_rating_sum=p, service_rating_sum=s, logistics_rating_sum=lg)
+        for messages in self.conversations.values():
+            for turn in buyer_turns(messages, self.cs_unanswered_after_ms):
+                _add(daily[("shop", turn.shop_id)], shanghai_day_number(turn.start_ms),
+                     {"turns": 1, "fast_turns": int(turn.fast), "within_3min_turns": int(turn.within_3min)}, "")
+        days = [d for sums in daily.values() for d in sums]
+        if not days:
+            return []
+        out = []
+        for day in range(min(days), max(days) + 1):
+            for (kind, subject), sums in daily.items():
+                window = [sums[d] for d in range(day - WINDOW_DAYS + 1, day + 1) if d in sums]
+                if not window:
+                    continue
+                totals = {f: sum(w.get(f, 0) for w in window) for f in ScoreInputs.__dataclass_fields__}
+                totals["quality_refunded_orders"] = len(set().union(*(w.get("quality_orders", set()) for w in window)))
+                out.append([day_from_number(day), kind, subject, score(kind, ScoreInputs(**totals)).score])
+        return sorted(out)
+
     def alerts_due(self) -> list[dict[str, Any]]:
         """The expected alerts whose incident the stream sent in full, with time to be noticed
         (``ALERT_SETTLE_MS`` of event time after it started; wall-clock ones once they started)."""
@@ -90,8 +141,26 @@ class GroundTruth:
         refunded = sum(f for _, f in self.refunds)
         return {"orders": len(self.orders), "refunds": len(self.refunds), "gross_fen": gross,
                 "refund_fen": refunded, "net_fen": gross - refunded, "messages": dict(self.counts),
-                "expected_alerts": self.alerts_due(),
+                "expected_alerts": self.alerts_due(), "expected_scores": self.expected_scores(),
                 "net_by_model_stage": self.net_by_model_stage()}
+
+
+def _add(days: dict[int, dict[str, Any]], day: int, inputs: dict[str, int], order_id: str) -> None:
+    sums = days.setdefault(day, {})
+    for name, n in inputs.items():
+        if name == "quality":
+            sums.setdefault("quality_orders", set()).add(order_id)  # distinct orders over the window
+        else:
+            sums[name] = sums.get(name, 0) + n
+
+
+def shanghai_day_number(t_ms: int) -> int:
+    """The Asia/Shanghai day (UTC+8 all year since 1991) of an epoch-ms time, as days since 1970-01-01."""
+    return (t_ms + 8 * 3_600_000) // DAY_MS
+
+
+def day_from_number(n: int) -> str:
+    return (date(1970, 1, 1) + timedelta(days=n)).isoformat()
 
 
 def event_ms(t: str | int) -> int:

@@ -67,6 +67,72 @@ class Incidents:
                               "starts_at_ms": starts_ms, "ends_at_ms": ends_ms, "clock": clock})
 
 
+class TrustBehaviour:
+    """How buyers judge each shop after paying (SPEC §7), from a random stream of its own (so the
+    rest of the world is the same with it as without it): shop0-like shops sell good products and
+    answer within 3 s, shop1-like ones are middling and answer slowly, shop2-like ones sell poor
+    products and leave turns unanswered (every third shop alike)."""
+
+    review_rate = 0.35  # paid orders reviewed, 1-48 h later
+    conversation_rate = 0.12  # paid orders whose buyer talks to customer service, 5 min-12 h later
+    PROFILES = (
+        {"name": "fast", "quality": 4.6, "quality_refunds": 0.15},
+        {"name": "slow", "quality": 3.6, "quality_refunds": 0.35},
+        {"name": "absent", "quality": 2.8, "quality_refunds": 0.6},
+    )
+
+    def __init__(self, seed: str) -> None:
+        self.rng = random.Random(f"{seed}:trust")
+
+    def profile(self, shop_id: str) -> dict[str, Any]:
+        digits = "".join(c for c in shop_id if c.isdigit())
+        return self.PROFILES[int(digits or 0) % len(self.PROFILES)]
+
+    def _rating(self, mean: float) -> int:
+        return min(5, max(1, round(self.rng.gauss(mean, 0.7))))
+
+    def ratings(self, profile: dict[str, Any]) -> dict[str, int]:
+        q = profile["quality"]
+        return {"product_rating": self._rating(q), "service_rating": self._rating(q + 0.2),
+                "logistics_rating": self._rating(4.2)}
+
+    def refund_reason(self, profile: dict[str, Any]) -> str | None:
+        """A quality reason with the profile's share; otherwise another one, or none (means other)."""
+        rng = self.rng
+        if rng.random() < profile["quality_refunds"]:
+            return rng.choice(("quality", "not_as_described", "damaged", "wrong_item"))
+        return rng.choice(("changed_mind", "logistics", "other", None))
+
+    def _answer_after(self, profile: dict[str, Any]) -> int | None:
+        """How long the shop takes to answer a buyer turn (ms), None for never."""
+        rng, roll = self.rng, self.rng.random()
+        if profile["name"] == "fast":
+            return rng.randrange(300, 3_001) if roll < 0.9 else rng.randrange(3_001, 30_000)
+        if profile["name"] == "slow":
+            return rng.randrange(5_000, 180_001) if roll < 0.7 else rng.randrange(180_001, 900_000)
+        if roll < 0.35:
+            return None
+        return rng.randrange(20_000, 300_000) if roll < 0.9 else rng.randrange(HOUR_MS + 1, 2 * HOUR_MS)
+
+    def conversation(self, t_ms: int, profile: dict[str, Any]) -> list[tuple[int, str]]:
+        """A conversation's messages (time, sender): 1-3 buyer turns, some with a second buyer
+        message or a bot's auto-reply; it ends at a turn the shop leaves unanswered."""
+        rng, out, t = self.rng, [], t_ms
+        for _ in range(rng.randint(1, 3)):
+            out.append((t, "buyer"))
+            if rng.random() < 0.3:
+                out.append((t + rng.randrange(500, 20_000), "buyer"))
+            if rng.random() < 0.4:
+                out.append((t + 1_000, "bot"))
+            answer = self._answer_after(profile)
+            if answer is None:
+                break
+            t += answer
+            out.append((t, "agent"))
+            t += rng.randrange(10_000, 600_000)
+        return out
+
+
 class Ids:
     """Identifiers per kind, numbered in creation order within each kind."""
 
@@ -133,6 +199,7 @@ class World:
         self.future: list[tuple[int, int, str, dict[str, Any]]] = []  # (t_ms, seq, action, data)
         self.paid: dict[str, tuple[str, int]] = {}  # order_id -> (user, amount) for refunds
         self.incidents = Incidents()
+        self.trust = TrustBehaviour(f"{scenario.name}:{seed}")
         self._unrefunded: dict[str, deque[dict[str, Any]]] = defaultdict(lambda: deque(maxlen=500))
 
     # -- identities ------------------------------------------------------------------
@@ -290,6 +357,7 @@ class World:
         else:
             ev["channel_id"] = channel_id
         amount = price * qty
+        self._after_payment(t_ms, ev, shop)
         if rng.random() >= r.refund:
             self._unrefunded[shop["shop"]].append(ev)
         else:
@@ -311,7 +379,25 @@ class World:
             if optional in order:
                 ev[optional] = order[optional]
         ev.update({"event_id": self._id("e"), "event_time": t_ms, "status": "refunded", "refund_fen": refund_fen})
+        reason = self.trust.refund_reason(self.trust.profile(order["shop_id"]))
+        if reason is not None:
+            ev["refund_reason"] = reason
         return [ev]
+
+    # -- after the payment: reviews and customer service (SPEC §7) -------------------------------
+    def _after_payment(self, t_ms: int, order: dict[str, Any], shop: dict[str, Any]) -> None:
+        """Schedules the order's review and its buyer's conversation with the shop, if they come."""
+        trust, rng = self.trust, self.trust.rng
+        profile = trust.profile(shop["shop"])
+        if rng.random() < trust.review_rate:
+            heapq.heappush(self.future, (t_ms + rng.randrange(HOUR_MS, 48 * HOUR_MS), self._next(), "review",
+                                         {"order": order, "profile": profile}))
+        if rng.random() < trust.conversation_rate:
+            conversation = self._id("c")
+            for when, sender in trust.conversation(t_ms + rng.randrange(5 * MINUTE_MS, 12 * HOUR_MS), profile):
+                heapq.heappush(self.future, (when, self._next(), "cs", {
+                    "conversation_id": conversation, "shop_id": shop["shop"], "user_id": order["user_id"],
+                    "sender": sender}))
 
     def _fire(self, t_ms: int, action: str, d: dict[str, Any]) -> list[dict[str, Any]]:
         if action == "live_start" or action == "live_end":
@@ -347,6 +433,12 @@ class World:
             return self._order(t_ms, d["user"], shop, seller, d["channel"], d["channel_id"])
         if action == "refund":
             return self._refund(t_ms, d["order"], d["refund_fen"])
+        if action == "review":
+            order = d["order"]
+            return [{"event_type": "review", "event_id": self._id("rv"), "event_time": t_ms,
+                     "order_id": order["order_id"], "user_id": order["user_id"], **self.trust.ratings(d["profile"])}]
+        if action == "cs":
+            return [{"event_type": "cs_message", "event_id": self._id("m"), "event_time": t_ms, **d}]
         if action == "refund_spike":
             return self._refund_spike(t_ms, d["shop"])
         if action == "incident":
