@@ -1,6 +1,7 @@
 """The alert evaluator: a task in the worker that owns ClickHouse, on a timer.
 
-Business rules (``live_gmv_drop``, ``live_no_orders``, ``refund_spike``) run every
+Business rules (``live_gmv_drop``, ``live_no_orders``, ``refund_spike``; ``shop_score_drop``
+per Asia/Shanghai day, once the day is complete) run every
 ``evaluation_interval_s`` over every event-time minute that became complete since the
 last run: a minute is complete once the rollups hold every order up to its end
 (``RollupScheduler.rolled_up_to_ms``) plus ``grace_minutes`` for late events. Each
@@ -20,7 +21,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from gmv.alerts import conditions as c
 from gmv.alerts.conditions import Incidents, PipelineSample, Subject, minute_start
@@ -28,6 +29,7 @@ from gmv.alerts.delivery import Outlet
 from gmv.alerts.model import Alert
 from gmv.alerts.rules import BUSINESS_RULES, AlertConfig
 from gmv.alerts.store import AlertStore
+from gmv.sinks.scores import shanghai_day, shanghai_midnight
 from gmv.streams.core.processor import OUTCOMES
 from gmv.streams.worker import GmvWorker
 
@@ -36,6 +38,7 @@ log = logging.getLogger("gmv.alerts")
 CHUNK_MINUTES = 24 * 60  # minutes judged per read of the rollups (a replay of days reads them in chunks)
 MAX_CATCH_UP_MINUTES = 7 * 24 * 60  # how far back the first evaluation of a process judges
 SAMPLE_S = 1.0  # pipeline rules: how often the worker's counters are sampled
+ONE_DAY = timedelta(days=1)
 
 
 class AlertEvaluator:
@@ -51,6 +54,7 @@ class AlertEvaluator:
         self.pipeline = Incidents()
         self.known: dict[str, Alert] = {}  # business alerts already stored (loaded at the first run)
         self.next_minute: int | None = None  # the first event-time minute not judged yet
+        self.next_day: date | None = None  # the first Asia/Shanghai day whose shop scores are not judged yet
         self.fired: list[Alert] = []  # every change this process emitted (the tools' summaries read it)
         self._samples: deque[tuple[float, dict[tuple[str, str], int]]] = deque()
         self._lag_since: float | None = None
@@ -99,6 +103,7 @@ class AlertEvaluator:
             self.business.seed(stored, minute_start(first))
             self._to_resume = [a for a in stored if a.resolved_at is None]  # handed on in the event loop
             self.next_minute = first
+            self.next_day = shanghai_day(minute_start(first))
         changes: list[Alert] = []
         try:
             while self.next_minute is not None and self.next_minute <= last:
@@ -106,6 +111,7 @@ class AlertEvaluator:
                 lives, shops = self.store.series(first - self._lookback_minutes(), end)
                 changes.extend(self._judge(first, end, lives, shops, now))
                 self.next_minute = end + 1
+            changes.extend(self._judge_days(last, now))
         except Exception as e:  # a later chunk could not be read: deliver what was judged, retry the rest
             self._read_error = e
         return self._new(changes)
@@ -150,6 +156,35 @@ class AlertEvaluator:
                     out.append(change)
                 m += 1
         out.sort(key=lambda a: a.resolved_window_end or a.window_end)  # stable: a subject's changes stay in order
+        return out
+
+    def _judge_days(self, last: int, now: datetime) -> list[Alert]:
+        """``shop_score_drop`` for every Asia/Shanghai day complete through minute ``last``."""
+        if self.next_day is None:
+            return []
+        last_day = shanghai_day(minute_start(last + 1)) - ONE_DAY  # the latest day ended by then
+        if self.next_day > last_day:
+            return []
+        cfg, out = self.config, []
+        scores = self.store.shop_scores(self.next_day - ONE_DAY, last_day)
+        day = self.next_day
+        while day <= last_day:
+            start, end = shanghai_midnight(day), shanghai_midnight(day + ONE_DAY)
+            today, before = scores.get(day, {}), scores.get(day - ONE_DAY, {})
+            for shop_id in sorted(set(today) | {s.id for s in self.business.open if s.rule == "shop_score_drop"}):
+                rule = cfg.rule_for("shop_score_drop", shop_id)
+                if not cfg.rules.shop_score_drop.enabled:
+                    break
+                score = today.get(shop_id)
+                finding = None if score is None or not rule.enabled else \
+                    c.shop_score_drop(rule, shop_id, start, end, score, before.get(shop_id), self.database)
+                change = self.business.observe(Subject("shop_score_drop", "shop", shop_id), finding, end,
+                                               timedelta(minutes=rule.cooldown_minutes), now, rule.severity, "event",
+                                               (("shop_id", shop_id),))
+                if change is not None:
+                    out.append(change)
+            day += ONE_DAY
+        self.next_day = last_day + ONE_DAY
         return out
 
     def _new(self, changes: list[Alert]) -> list[Alert]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from clickhouse_connect.driver.client import Client
 
@@ -29,6 +29,10 @@ SELECT intDiv(toUInt32(minute), 60) AS m, shop_id, sum(gmv_fen), sum(refund_fen)
 FROM {db:Identifier}.gmv_minute
 WHERE model = 'last_touch' AND minute >= {from:DateTime('UTC')} AND minute < {to:DateTime('UTC')}
 GROUP BY m, shop_id
+"""
+_SHOP_SCORES = """
+SELECT day, subject_id, score FROM {db:Identifier}.trust_scores
+WHERE subject_kind = 'shop' AND day >= {from:Date} AND day <= {to:Date}
 """
 _COLUMNS = """
 SELECT alert_id, rule, severity, subject_kind, subject_id, value, threshold, window_start, window_end, clock,
@@ -73,6 +77,13 @@ class AlertStore:
             shop.gmv_fen[m] = shop.gmv_fen.get(m, 0) + int(gmv)
             shop.refund_fen[m] = shop.refund_fen.get(m, 0) + int(refund)
         return lives, shops
+
+    def shop_scores(self, first_day: date, last_day: date) -> dict[date, dict[str, float]]:
+        """Every shop's 商号体验分 per Asia/Shanghai day, ``first_day``..``last_day``."""
+        out: dict[date, dict[str, float]] = {}
+        for day, shop_id, score in self._rows(_SHOP_SCORES, {"from": first_day, "to": last_day}):
+            out.setdefault(day, {})[shop_id] = float(score)
+        return out
 
     def known(self, since: datetime) -> list[Alert]:
         """Business alerts still open, or whose window ended at or after ``since``."""

@@ -59,7 +59,9 @@ function renderKpis(k) {
 function renderTable(id, rows, columns) {
   const t = document.getElementById(id);
   const head = "<tr>" + columns.map((c) => `<th>${c[1]}</th>`).join("") + "</tr>";
-  const body = rows.map((r) => `<tr data-id="${escapeHtml(String(r.id))}" data-net-fen="${r.net_fen}">` +
+  const figure = (r) => (r.net_fen !== undefined ? ` data-net-fen="${r.net_fen}"` : "") +
+    (r.score !== undefined ? ` data-score="${r.score}"` : "");
+  const body = rows.map((r) => `<tr data-id="${escapeHtml(String(r.id))}"${figure(r)}>` +
     columns.map((c) => `<td>${c[2](r)}</td>`).join("") + "</tr>").join("");
   t.innerHTML = head + body;
   t.closest(".panel").dataset.rows = String(rows.length);

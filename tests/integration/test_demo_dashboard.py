@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 ARTIFACTS = ROOT / "test-artifacts"
 MODEL = "linear"
 PANELS = ("kpis", "panel-minute", "panel-gross-net", "panel-funnel", "panel-paths", "panel-lives",
-          "panel-accounts", "panel-skus")
+          "panel-accounts", "panel-skus", "panel-shop-scores")
 
 
 def chromium() -> str:
@@ -62,6 +62,7 @@ class DomFigures(HTMLParser):
         self.rows: dict[str, int] = {}
         self.funnel: dict[str, str] = {}
         self.table_rows: dict[str, list[tuple[str, int]]] = {}
+        self.scores: dict[str, list[tuple[str, float]]] = {}
         self.loaded = False
         self._table: str | None = None
 
@@ -79,7 +80,10 @@ class DomFigures(HTMLParser):
             self._table = a.get("id")
             self.table_rows[self._table or ""] = []
         if tag == "tr" and self._table and "data-id" in a:
-            self.table_rows[self._table].append((a["data-id"], int(a["data-net-fen"])))
+            if "data-net-fen" in a:
+                self.table_rows[self._table].append((a["data-id"], int(a["data-net-fen"])))
+            if "data-score" in a:
+                self.scores.setdefault(self._table, []).append((a["data-id"], float(a["data-score"])))
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +133,9 @@ def test_demo_reconciles_to_the_fen(demo):
     assert recon[0].startswith("reconciliation: MATCH"), out
     m = re.search(r"truth=(\d+) fen clickhouse=(\d+) fen diff=0 fen", recon[0])
     assert m and m.group(1) == m.group(2) and int(m.group(1)) > 0, recon[0]
+    assert len(recon) == 2 and recon[1].startswith("reconciliation: scores MATCH"), out
+    n = re.search(r"(\d+) expected trust scores .*, (\d+) in gmv.trust_scores", recon[1])
+    assert n and n.group(1) == n.group(2) and int(n.group(1)) > 0, recon[1]
     assert "summary:" in out and "orders" in out
 
 
@@ -163,6 +170,9 @@ def test_dashboard_shows_what_sql_says(demo):
     skus = sql(env, f"SELECT sku_id AS id, sum(credit_fen) AS net FROM {db}.attributed_gmv WHERE model = '{MODEL}' "
                     "GROUP BY id ORDER BY net DESC LIMIT 1")
     assert dom.table_rows["table-skus"][0] == (skus[0]["id"], int(skus[0]["net"]))
+    shops = sql(env, f"SELECT subject_id AS id, score FROM {db}.trust_scores WHERE subject_kind = 'shop' AND day = "
+                     f"(SELECT max(day) FROM {db}.trust_scores) ORDER BY score DESC, id")
+    assert [(r["id"], float(r["score"])) for r in shops] == dom.scores["table-shop-scores"] != []
     empty = [p for p in PANELS if dom.rows.get(p, 0) <= 0]
     assert not empty, f"panels without data: {empty}"
     ARTIFACTS.mkdir(exist_ok=True)

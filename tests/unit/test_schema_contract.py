@@ -84,3 +84,21 @@ def test_event_time_pattern_admits_leap_days_only_in_leap_years() -> None:
         assert valid is ok, text
         if ok:
             assert datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_every_event_the_simulator_sends_validates_against_the_exported_schema():
+    import itertools
+
+    from gmv.tools.simulator.scenarios import SCENARIOS, default_start
+    from gmv.tools.simulator.world import World
+
+    validators = {et: jsonschema.Draft202012Validator(s) for et, s in SCHEMAS.items()}
+    world = World(SCENARIOS["mixed"], seed=3, start=default_start(3))
+    seen: dict[str, int] = dict.fromkeys(SCHEMAS, 0)
+    for msg in itertools.islice((m for m in world.messages() if m.kind == "valid"), 25_000):
+        event = json.loads(msg.value)
+        errors = list(validators[event["event_type"]].iter_errors(event))
+        assert not errors, (event, [e.message for e in errors[:3]])
+        assert type(decode(event["event_type"], event)[0]) is Accepted
+        seen[event["event_type"]] += 1
+    assert all(n > 0 for n in seen.values()), seen  # every event type, the new ones included

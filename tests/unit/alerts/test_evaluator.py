@@ -3,12 +3,13 @@ replay over alerts already stored emits nothing again (the store and worker are 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 
 from gmv.alerts.conditions import LiveSeries, minute_start
 from gmv.alerts.evaluator import AlertEvaluator
 from gmv.alerts.rules import AlertConfig
+from gmv.sinks.scores import shanghai_day, shanghai_midnight
 
 M0 = 29_000_000
 STOP = M0 + 60  # the live stops selling here, for 20 minutes
@@ -17,8 +18,12 @@ STOP = M0 + 60  # the live stops selling here, for 20 minutes
 class _Store:
     database = "gmv"
 
-    def __init__(self, known: list | None = None) -> None:
+    def __init__(self, known: list | None = None, shop_scores: dict | None = None) -> None:
         self.stored = known or []
+        self.scores = shop_scores or {}
+
+    def shop_scores(self, first_day: date, last_day: date) -> dict:
+        return {d: s for d, s in self.scores.items() if first_day <= d <= last_day}
 
     def series(self, first: int, last: int) -> tuple[dict, dict]:
         live = LiveSeries("L1", "s1", "a1")
@@ -96,3 +101,30 @@ def test_a_failed_read_loses_nothing_judged_and_the_next_run_goes_on_from_there(
     assert {a.state for a in first} == {"firing"}  # judged before the failure: delivered, not lost
     rest = flaky.evaluate_business_sync(final=True)
     assert [(a.alert_id, a.state) for a in first + rest] == [(a.alert_id, a.state) for a in whole]
+
+
+def test_a_shop_score_drop_fires_once_the_day_is_complete_and_resolves_on_the_first_good_day():
+    d0 = shanghai_day(minute_start(M0))
+    days = [d0 + timedelta(days=k) for k in range(5)]
+    # S1 falls 0.3 in a day (over max_drop 0.2), holds, recovers; S2 stays under min_score 3.5 for two days
+    scores = {days[0]: {"S1": 4.2, "S2": 3.6}, days[1]: {"S1": 3.9, "S2": 3.4}, days[2]: {"S1": 3.85, "S2": 3.3},
+              days[3]: {"S1": 3.9, "S2": 3.7}, days[4]: {"S1": 3.0, "S2": 3.8}}
+    last_minute = int(shanghai_midnight(days[4]).timestamp()) // 60  # day 4 is not complete yet
+    changes = _evaluator(_Store(shop_scores=scores), last_minute).evaluate_business_sync(final=True)
+    got = [(a.rule, a.subject_id, a.state, a.window_start) for a in changes if a.rule == "shop_score_drop"]
+    assert got == [
+        ("shop_score_drop", "S1", "firing", shanghai_midnight(days[1])),
+        ("shop_score_drop", "S2", "firing", shanghai_midnight(days[1])),
+        ("shop_score_drop", "S1", "resolved", shanghai_midnight(days[1])),
+        ("shop_score_drop", "S2", "resolved", shanghai_midnight(days[1])),
+    ]
+    s2 = next(a for a in changes if a.subject_id == "S2")
+    assert "3.40 is below 3.50" in s2.message and "gmv scores --shop S2" in s2.message
+    # the same days judged in steps fire the same alerts
+    stepwise = _evaluator(_Store(shop_scores=scores), M0)
+    again = []
+    for day in days[1:5]:
+        stepwise.worker.scheduler.rolled_up_to_ms = (int(shanghai_midnight(day).timestamp()) // 60 + 2) * 60_000
+        again += [a for a in stepwise.evaluate_business_sync(final=True) if a.rule == "shop_score_drop"]
+    assert [(a.alert_id, a.state) for a in again] == [(a.alert_id, a.state) for a in changes
+                                                      if a.rule == "shop_score_drop"]
