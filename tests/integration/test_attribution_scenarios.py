@@ -12,10 +12,9 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from kafka.admin import KafkaAdminClient
 
 from tests.integration.conftest import fresh_env, gmv, run_counts, sql
-from tests.support.waiting import wait_for
+from tests.support.killing import kill_gmv_run_mid_way
 
 pytestmark = pytest.mark.integration
 
@@ -296,13 +295,7 @@ SNAPSHOT = ("SELECT model, stage, kind, sum(credit_fen) AS s, count() AS n FROM 
 
 
 def test_killing_the_worker_mid_run_then_rerunning_gives_the_same_sums(backend, tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-
     from gmv.tools.sample import write_sample
-    from tests.integration.conftest import ROOT
 
     path = tmp_path / "events.jsonl"
     write_sample(path, events=30_000, bad_per_kind=1, duplicates=30)
@@ -315,30 +308,7 @@ def test_killing_the_worker_mid_run_then_rerunning_gives_the_same_sums(backend, 
     assert expected
 
     env = fresh_env(backend)
-    lines = sum(1 for line in path.open("rb") if line.strip())
-    proc = subprocess.Popen([sys.executable, "-m", "gmv.tools.cli", "run", "--events", str(path)], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    # Kill -9 once some batches are committed but not all: the worker is mid-run whatever its speed.
-    admin = KafkaAdminClient(bootstrap_servers=env["GMV_KAFKA_BOOTSTRAP_SERVERS"])
-
-    def committed_mid_run() -> int:
-        if proc.poll() is not None:
-            return -1  # finished before it could be killed: fails below
-        try:
-            offsets = admin.list_group_offsets(env["GMV_APP_ID"]).get(env["GMV_APP_ID"], {})
-        except Exception:  # the group does not exist yet
-            offsets = {}
-        done = sum(max(m.offset, 0) for m in offsets.values())
-        return done if 0 < done < lines else 0
-
-    try:
-        committed = wait_for(committed_mid_run, 180, "a partial commit of the run", poll_s=0.02)
-    finally:
-        admin.close()
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
-    assert 0 < committed < lines  # it really died mid-run, with part of the input committed
+    kill_gmv_run_mid_way(env, path)
 
     again = run_counts(env, path)
     assert again["received"] == again["accepted"] + again["duplicates"] + again["dead_lettered"]

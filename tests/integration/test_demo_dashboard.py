@@ -107,7 +107,7 @@ def demo(backend: Backend, tmp_path_factory):
             if not line:
                 break
             lines.append(line)
-            if line.startswith("reconciliation:"):
+            if line.startswith("reconciliation: scores"):  # the last of the two lines
                 break
         yield {"proc": proc, "env": env, "port": port, "stdout": lines, "data_dir": data_dir, "log": log}
     finally:

@@ -10,18 +10,13 @@ fall 30 days before D: in the windows of D-30 .. D-1, not in D's.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from kafka.admin import KafkaAdminClient
 
-from tests.integration.conftest import ROOT, fresh_env, gmv, run_counts, sql
-from tests.support.waiting import wait_for
+from tests.integration.conftest import fresh_env, gmv, run_counts, sql
+from tests.support.killing import kill_gmv_run_mid_way
 
 pytestmark = pytest.mark.integration
 
@@ -231,31 +226,13 @@ def test_killing_the_worker_mid_run_leaves_every_score_unchanged(backend, tmp_pa
     write_sample(path, events=20_000, bad_per_kind=0, duplicates=0)
     with path.open("a") as fh:
         fh.write("\n".join(json.dumps(e, ensure_ascii=False) for e in scenario()) + "\n")
-    lines = sum(1 for line in path.open("rb") if line.strip())
+    clean = fresh_env(backend)
+    run_counts(clean, path)
     env = fresh_env(backend)
-    proc = subprocess.Popen([sys.executable, "-m", "gmv.tools.cli", "run", "--events", str(path)], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    admin = KafkaAdminClient(bootstrap_servers=env["GMV_KAFKA_BOOTSTRAP_SERVERS"])
-
-    def committed_mid_run() -> int:
-        if proc.poll() is not None:
-            return -1
-        try:
-            offsets = admin.list_group_offsets(env["GMV_APP_ID"]).get(env["GMV_APP_ID"], {})
-        except Exception:  # the group does not exist yet
-            offsets = {}
-        done = sum(max(m.offset, 0) for m in offsets.values())
-        return done if 0 < done < lines else 0
-
-    try:
-        wait_for(committed_mid_run, 180, "a partial commit of the run", poll_s=0.02)
-    finally:
-        admin.close()
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    kill_gmv_run_mid_way(env, path)
     run_counts(env, path)
     got = scores(env)
+    assert got == scores(clean)  # every score and input of every subject and day, the sample's too
     for key, value in EXPECTED.items():  # the sample's shops and SKUs have other names
         assert got[key]["score"] == pytest.approx(value, abs=1e-9), key
     assert turns(env) == TURNS
