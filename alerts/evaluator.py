@@ -111,7 +111,8 @@ class AlertEvaluator:
                 lives, shops = self.store.series(first - self._lookback_minutes(), end)
                 changes.extend(self._judge(first, end, lives, shops, now))
                 self.next_minute = end + 1
-            changes.extend(self._judge_days(last, now))
+            scored = self.worker.scheduler.scored_up_to_ms // 60_000 - 1 - (0 if final else self.config.grace_minutes)
+            changes.extend(self._judge_days(min(last, scored), now))
         except Exception as e:  # a later chunk could not be read: deliver what was judged, retry the rest
             self._read_error = e
         return self._new(changes)

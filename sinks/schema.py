@@ -292,6 +292,33 @@ CS_TURNS = StoredTable(
 
 STORED_TABLES: tuple[StoredTable, ...] = (EVENTS, INGEST_LOG, DEAD_LETTERS, ATTRIBUTED_GMV, FUNNEL_EVENTS, REFUNDS,
                                           REVIEWS, CS_TURNS)
+TRUST_DAILY = StoredTable(
+    name="trust_daily",
+    comment=("What each Asia/Shanghai day's facts add to the trust scores (SPEC §7), per subject: the scores of a "
+             "day sum the 30 days of this table ending with it. Recomputed by the worker from the facts of the "
+             "days that changed."),
+    columns=(
+        Column("day", "Date", "the day (Asia/Shanghai) the facts happened"),
+        Column("subject_kind", "LowCardinality(String)", "sku | account | shop"),
+        Column("subject_id", "String", "sku_id, the selling account (seller_id) or shop_id"),
+        Column("reviews", "UInt64", "reviews that day"),
+        Column("product_rating_sum", "UInt64", "Σ product_rating"),
+        Column("service_rating_sum", "UInt64", "Σ service_rating"),
+        Column("logistics_rating_sum", "UInt64", "Σ logistics_rating"),
+        Column("paid_orders", "UInt64", "paid orders that day"),
+        Column("refunds", "UInt64", "applied refunds that day (any reason)"),
+        Column("quality_refunded", "AggregateFunction(uniqExact, String)",
+               "orders with a quality refund that day: uniqExactMerge over a window counts each order once"),
+        Column("turns", "UInt64", "customer-service buyer turns starting that day (shops)"),
+        Column("fast_turns", "UInt64", "of those, answered within 3 s"),
+        Column("within_3min_turns", "UInt64", "of those, answered within 3 min"),
+        _ROLLUP_VERSION,
+    ),
+    order_by="(day, subject_kind, subject_id)",
+    version="refreshed_at",
+    partition_by="toYYYYMM(day)",
+)
+
 TRUST_SCORES = StoredTable(
     name="trust_scores",
     comment=("Trust scores per Asia/Shanghai day and subject (SPEC §7): 商品分 (sku), 带货口碑分 (account), "
@@ -309,6 +336,7 @@ TRUST_SCORES = StoredTable(
         Column("logistics_rating_sum", "UInt64", "Σ logistics_rating"),
         Column("rating_sum", "Float64", "the Σ this kind smooths: product (sku, shop), (product + service) / 2 (account)"),
         Column("paid_orders", "UInt64", "paid orders in the window"),
+        Column("refunds", "UInt64", "applied refunds in the window (any reason)"),
         Column("quality_refunded_orders", "UInt64", "orders with a quality refund in the window"),
         Column("qrr", "Float64", "quality_refunded_orders / paid_orders (0 without paid orders)"),
         Column("turns", "UInt64", "customer-service buyer turns starting in the window (shops)"),

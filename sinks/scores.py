@@ -1,13 +1,20 @@
 """Trust scores recomputed from the de-duplicated facts (SPEC §7), like the minute rollups.
 
-A fact (a paid order, an applied refund, a review, a turn) of Asia/Shanghai day d
-weighs on the scores of days d .. d+29. After each flush the worker recomputes those
-days that exist — up to the newest day of any fact, so no score is written for a day
-the stream has not reached — plus every day between the newest stored score and that
-day (a quiet day still gets its subjects' rows). One query reads every subject's
-window inputs for those days (``INPUTS``); the formulas are the pure ones of
-``gmv.schemas.trust``; the rows replace the earlier ones (ReplacingMergeTree on
-``refreshed_at``), so a score always equals the formula over the facts.
+Two steps, both after each flush the facts changed, before the journal is marked:
+
+1. ``trust_daily``: per Asia/Shanghai day and subject, what that day's facts add (reviews
+   and rating sums, paid orders, refunds, the quality-refunded orders as a uniqExact state,
+   turns answered fast and within 3 min), recomputed for the days that got facts from
+   those days' facts alone (``DAILY``; a subject that had a row that day is rewritten too,
+   with zeros if its facts went: a turn that is a turn no more).
+2. ``trust_scores``: for each day a changed day weighs on (it and the 29 after, up to the
+   newest day of any fact; plus every day since the newest stored score, so a quiet day
+   still gets its subjects' rows), every subject's window sums from ``trust_daily``
+   (``INPUTS``, a read of subjects × 30 days, never of the facts), then the pure formulas
+   of ``gmv.schemas.trust``.
+
+Both tables replace rows (ReplacingMergeTree on ``refreshed_at``): a score always equals the
+formula over the facts, however often and in whatever order it was recomputed.
 """
 
 from __future__ import annotations
@@ -29,40 +36,48 @@ EPOCH_DAY = date(1970, 1, 1)
 # Each source as (day, subject_kind, subject_id, its contribution); subjects '' (a shelf sale's
 # seller) are nobody's. Paid orders are the conversion rows of last_touch: one per order.
 _SUBJECTS = "[('sku', sku_id), ('account', seller_id), ('shop', shop_id)]"
+_SPAN = "{{lo:DateTime64(3, 'UTC')}} AND {col} < {{hi:DateTime64(3, 'UTC')}}"
+DAILY = f"""
+INSERT INTO {{db:Identifier}}.trust_daily_store
+SELECT fact_day, kind, subject, sum(review), sum(product), sum(service), sum(logistics), sum(paid), sum(refund),
+       uniqExactStateIf(order_id, quality = 1), sum(turn), sum(fast), sum(within_3min), now64(6)
+FROM (
+    SELECT toDate(event_time, 'Asia/Shanghai') AS fact_day, who.1 AS kind, who.2 AS subject,
+           toUInt64(1) AS review, toUInt64(product_rating) AS product, toUInt64(service_rating) AS service,
+           toUInt64(logistics_rating) AS logistics, toUInt64(0) AS paid, toUInt64(0) AS refund, '' AS order_id,
+           toUInt8(0) AS quality, toUInt64(0) AS turn, toUInt64(0) AS fast, toUInt64(0) AS within_3min
+    FROM {{db:Identifier}}.reviews ARRAY JOIN {_SUBJECTS} AS who
+    WHERE event_time >= {_SPAN.format(col="event_time")}
+    UNION ALL
+    SELECT toDate(event_time, 'Asia/Shanghai'), who.1, who.2, 0, 0, 0, 0, 1, 0, '', 0, 0, 0, 0
+    FROM {{db:Identifier}}.attributed_gmv ARRAY JOIN {_SUBJECTS} AS who
+    WHERE kind = 'paid' AND model = 'last_touch' AND is_conversion = 1 AND event_time >= {_SPAN.format(col="event_time")}
+    UNION ALL
+    SELECT toDate(event_time, 'Asia/Shanghai'), who.1, who.2, 0, 0, 0, 0, 0, 1, order_id, is_quality, 0, 0, 0
+    FROM {{db:Identifier}}.refunds ARRAY JOIN {_SUBJECTS} AS who
+    WHERE event_time >= {_SPAN.format(col="event_time")}
+    UNION ALL
+    SELECT toDate(start_time, 'Asia/Shanghai'), 'shop', shop_id, 0, 0, 0, 0, 0, 0, '', 0, 1, fast, within_3min
+    FROM {{db:Identifier}}.cs_turns
+    WHERE start_time >= {_SPAN.format(col="start_time")}
+    UNION ALL
+    SELECT day, subject_kind, subject_id, 0, 0, 0, 0, 0, 0, '', 0, 0, 0, 0
+    FROM {{db:Identifier}}.trust_daily WHERE day IN {{days:Array(Date)}}
+)
+WHERE fact_day IN {{days:Array(Date)}} AND subject != ''
+GROUP BY fact_day, kind, subject
+"""
 INPUTS = f"""
 SELECT day, subject_kind, subject_id,
-       sum(review) AS reviews, sum(product) AS product_rating_sum, sum(service) AS service_rating_sum,
-       sum(logistics) AS logistics_rating_sum, sum(paid) AS paid_orders,
-       uniqExactIf(order_id, quality = 1) AS quality_refunded_orders,
-       sum(turn) AS turns, sum(fast) AS fast_turns, sum(within_3min) AS within_3min_turns
-FROM (
-    SELECT toDate(event_time, 'Asia/Shanghai') AS fact_day, subject.1 AS subject_kind, subject.2 AS subject_id,
-           toUInt64(1) AS review, toUInt64(product_rating) AS product, toUInt64(service_rating) AS service,
-           toUInt64(logistics_rating) AS logistics, toUInt64(0) AS paid, '' AS order_id, toUInt8(0) AS quality,
-           toUInt64(0) AS turn, toUInt64(0) AS fast, toUInt64(0) AS within_3min
-    FROM {{db:Identifier}}.reviews ARRAY JOIN {_SUBJECTS} AS subject
-    WHERE event_time >= {{lo:DateTime64(3, 'UTC')}} AND event_time < {{hi:DateTime64(3, 'UTC')}}
-    UNION ALL
-    SELECT toDate(event_time, 'Asia/Shanghai'), subject.1, subject.2, 0, 0, 0, 0, 1, '', 0, 0, 0, 0
-    FROM {{db:Identifier}}.attributed_gmv ARRAY JOIN {_SUBJECTS} AS subject
-    WHERE kind = 'paid' AND model = 'last_touch' AND is_conversion = 1
-      AND event_time >= {{lo:DateTime64(3, 'UTC')}} AND event_time < {{hi:DateTime64(3, 'UTC')}}
-    UNION ALL
-    SELECT toDate(event_time, 'Asia/Shanghai'), subject.1, subject.2, 0, 0, 0, 0, 0, order_id, 1, 0, 0, 0
-    FROM {{db:Identifier}}.refunds ARRAY JOIN {_SUBJECTS} AS subject
-    WHERE is_quality = 1 AND event_time >= {{lo:DateTime64(3, 'UTC')}} AND event_time < {{hi:DateTime64(3, 'UTC')}}
-    UNION ALL
-    SELECT toDate(start_time, 'Asia/Shanghai'), 'shop', shop_id, 0, 0, 0, 0, 0, '', 0, 1, fast, within_3min
-    FROM {{db:Identifier}}.cs_turns
-    WHERE start_time >= {{lo:DateTime64(3, 'UTC')}} AND start_time < {{hi:DateTime64(3, 'UTC')}}
-)
+       sum(reviews), sum(product_rating_sum), sum(service_rating_sum), sum(logistics_rating_sum), sum(paid_orders),
+       uniqExactMerge(quality_refunded), sum(turns), sum(fast_turns), sum(within_3min_turns), sum(refunds)
+FROM (SELECT day AS fact_day, * EXCEPT day FROM {{db:Identifier}}.trust_daily
+      WHERE day >= {{first:Date}} - {WINDOW_DAYS - 1} AND day <= {{last:Date}})
 ARRAY JOIN arrayFilter(d -> d >= fact_day AND d <= fact_day + {WINDOW_DAYS - 1}, {{days:Array(Date)}}) AS day
-WHERE subject_id != ''
 GROUP BY day, subject_kind, subject_id
+HAVING sum(reviews) + sum(paid_orders) + sum(refunds) + sum(turns) > 0
 """
 NEWEST_STORED = "SELECT max(day) FROM {db:Identifier}.trust_scores_store"
-_INPUT_FIELDS = ("reviews", "product_rating_sum", "service_rating_sum", "logistics_rating_sum", "paid_orders",
-                 "quality_refunded_orders", "turns", "fast_turns", "within_3min_turns")
 
 
 @dataclass
@@ -106,28 +121,31 @@ def days_to_refresh(fact_days: Iterable[date], newest_stored: date | None, stale
     return sorted(d for d in days if d <= newest)
 
 
-def score_row(day: date, kind: str, subject: str, inputs: ScoreInputs, refreshed_at: datetime) -> tuple:
+def score_row(day: date, kind: str, subject: str, inputs: ScoreInputs, refunds: int, refreshed_at: datetime) -> tuple:
     """A ``trust_scores`` row in column order."""
     s = score(kind, inputs)
     return (day, kind, subject, s.score, inputs.reviews, inputs.product_rating_sum, inputs.service_rating_sum,
-            inputs.logistics_rating_sum, s.rating_sum, inputs.paid_orders, inputs.quality_refunded_orders, s.qrr,
-            inputs.turns, inputs.fast_turns, inputs.within_3min_turns, s.fast, s.within_3min, s.product_part,
+            inputs.logistics_rating_sum, s.rating_sum, inputs.paid_orders, refunds, inputs.quality_refunded_orders,
+            s.qrr, inputs.turns, inputs.fast_turns, inputs.within_3min_turns, s.fast, s.within_3min, s.product_part,
             s.service_part, s.logistics_part, refreshed_at)
 
 
 def refresh_scores(client: Client, db: str, changed: ScoreDays) -> int:
-    """Recompute the scores the changed facts weigh on; returns the rows written."""
+    """Recompute the daily inputs of the changed days, then the scores they weigh on; returns the
+    score rows written."""
+    fact_days = sorted(changed.facts | changed.stale)
+    if not fact_days:
+        return 0
+    client.command(DAILY, parameters={"db": db, "days": fact_days, "lo": shanghai_midnight(fact_days[0]),
+                                      "hi": shanghai_midnight(fact_days[-1] + timedelta(days=1))})
     newest = client.query(NEWEST_STORED, parameters={"db": db}).result_rows[0][0]
     days = days_to_refresh(changed.facts, newest if newest and newest > EPOCH_DAY else None, changed.stale)
     if not days:
         return 0
-    params: dict[str, Any] = {"db": db, "days": days,
-                              "lo": shanghai_midnight(days[0] - timedelta(days=WINDOW_DAYS - 1)),
-                              "hi": shanghai_midnight(days[-1] + timedelta(days=1))}
-    result = client.query(INPUTS, parameters=params)
+    params: dict[str, Any] = {"db": db, "days": days, "first": days[0], "last": days[-1]}
     now = datetime.now(UTC)
-    rows = [score_row(r[0], r[1], r[2], ScoreInputs(*(int(v) for v in r[3:])), now) for r in result.result_rows]
-    assert [c for c in result.column_names[3:]] == list(_INPUT_FIELDS)
+    rows = [score_row(day, kind, subject, ScoreInputs(*(int(v) for v in values[:-1])), int(values[-1]), now)
+            for day, kind, subject, *values in client.query(INPUTS, parameters=params).result_rows]
     if rows:
         client.insert(TRUST_SCORES.store, rows, database=db, column_names=TRUST_SCORES.column_names,
                       column_type_names=TRUST_SCORES.column_types)

@@ -1,4 +1,4 @@
--- migration 5: trust scores (SPEC §7): refunds with their reason, reviews, customer-service turns, trust_scores
+-- migration 5: trust scores (SPEC §7): refunds with their reason, reviews, customer-service turns, trust_daily, trust_scores
 -- Frozen: the DDL exactly as it shipped. Never edit it; add a new migration instead.
 -- Statements are separated by a line holding only ';'. {db} stands for the database.
 CREATE TABLE IF NOT EXISTS `{db}`.`refunds_store` (
@@ -112,6 +112,46 @@ CREATE VIEW IF NOT EXISTS `{db}`.`cs_turns` (
 ) AS SELECT `conversation_id`, `start_event_id`, `shop_id`, `user_id`, `is_turn`, `start_time`, `answer_event_id`, `answer_time`, `response_ms`, `answered`, `fast`, `within_3min`, `version`, `computed_at` FROM `{db}`.`cs_turns_store` FINAL WHERE `is_turn` = 1
 COMMENT 'Customer-service buyer turns (SPEC §7): a turn starts at a buyer message that opens the conversation or follows an agent message, and ends at the next agent message (bots answer nothing). Recomputed from all the conversation\'s messages whenever one arrives, so arrival order never matters; the view holds the turns only (is_turn = 1). Exact: each row once, however often it was written.'
 ;
+CREATE TABLE IF NOT EXISTS `{db}`.`trust_daily_store` (
+  `day` Date COMMENT 'the day (Asia/Shanghai) the facts happened',
+  `subject_kind` LowCardinality(String) COMMENT 'sku | account | shop',
+  `subject_id` String COMMENT 'sku_id, the selling account (seller_id) or shop_id',
+  `reviews` UInt64 COMMENT 'reviews that day',
+  `product_rating_sum` UInt64 COMMENT 'Σ product_rating',
+  `service_rating_sum` UInt64 COMMENT 'Σ service_rating',
+  `logistics_rating_sum` UInt64 COMMENT 'Σ logistics_rating',
+  `paid_orders` UInt64 COMMENT 'paid orders that day',
+  `refunds` UInt64 COMMENT 'applied refunds that day (any reason)',
+  `quality_refunded` AggregateFunction(uniqExact, String) COMMENT 'orders with a quality refund that day: uniqExactMerge over a window counts each order once',
+  `turns` UInt64 COMMENT 'customer-service buyer turns starting that day (shops)',
+  `fast_turns` UInt64 COMMENT 'of those, answered within 3 s',
+  `within_3min_turns` UInt64 COMMENT 'of those, answered within 3 min',
+  `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed from the facts; the latest wins'
+)
+ENGINE = ReplacingMergeTree(refreshed_at)
+PARTITION BY toYYYYMM(day)
+ORDER BY (day, subject_kind, subject_id)
+SETTINGS non_replicated_deduplication_window = 1000
+COMMENT 'What each Asia/Shanghai day\'s facts add to the trust scores (SPEC §7), per subject: the scores of a day sum the 30 days of this table ending with it. Recomputed by the worker from the facts of the days that changed. Stored rows; may hold not-yet-merged copies: query the view trust_daily.'
+;
+CREATE VIEW IF NOT EXISTS `{db}`.`trust_daily` (
+  `day` Date COMMENT 'the day (Asia/Shanghai) the facts happened',
+  `subject_kind` LowCardinality(String) COMMENT 'sku | account | shop',
+  `subject_id` String COMMENT 'sku_id, the selling account (seller_id) or shop_id',
+  `reviews` UInt64 COMMENT 'reviews that day',
+  `product_rating_sum` UInt64 COMMENT 'Σ product_rating',
+  `service_rating_sum` UInt64 COMMENT 'Σ service_rating',
+  `logistics_rating_sum` UInt64 COMMENT 'Σ logistics_rating',
+  `paid_orders` UInt64 COMMENT 'paid orders that day',
+  `refunds` UInt64 COMMENT 'applied refunds that day (any reason)',
+  `quality_refunded` AggregateFunction(uniqExact, String) COMMENT 'orders with a quality refund that day: uniqExactMerge over a window counts each order once',
+  `turns` UInt64 COMMENT 'customer-service buyer turns starting that day (shops)',
+  `fast_turns` UInt64 COMMENT 'of those, answered within 3 s',
+  `within_3min_turns` UInt64 COMMENT 'of those, answered within 3 min',
+  `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed from the facts; the latest wins'
+) AS SELECT `day`, `subject_kind`, `subject_id`, `reviews`, `product_rating_sum`, `service_rating_sum`, `logistics_rating_sum`, `paid_orders`, `refunds`, `quality_refunded`, `turns`, `fast_turns`, `within_3min_turns`, `refreshed_at` FROM `{db}`.`trust_daily_store` FINAL
+COMMENT 'What each Asia/Shanghai day\'s facts add to the trust scores (SPEC §7), per subject: the scores of a day sum the 30 days of this table ending with it. Recomputed by the worker from the facts of the days that changed. Exact: each row once, however often it was written.'
+;
 CREATE TABLE IF NOT EXISTS `{db}`.`trust_scores_store` (
   `day` Date COMMENT 'the day D (Asia/Shanghai) whose window [D-29, D] the score covers',
   `subject_kind` LowCardinality(String) COMMENT 'sku | account | shop',
@@ -123,6 +163,7 @@ CREATE TABLE IF NOT EXISTS `{db}`.`trust_scores_store` (
   `logistics_rating_sum` UInt64 COMMENT 'Σ logistics_rating',
   `rating_sum` Float64 COMMENT 'the Σ this kind smooths: product (sku, shop), (product + service) / 2 (account)',
   `paid_orders` UInt64 COMMENT 'paid orders in the window',
+  `refunds` UInt64 COMMENT 'applied refunds in the window (any reason)',
   `quality_refunded_orders` UInt64 COMMENT 'orders with a quality refund in the window',
   `qrr` Float64 COMMENT 'quality_refunded_orders / paid_orders (0 without paid orders)',
   `turns` UInt64 COMMENT 'customer-service buyer turns starting in the window (shops)',
@@ -152,6 +193,7 @@ CREATE VIEW IF NOT EXISTS `{db}`.`trust_scores` (
   `logistics_rating_sum` UInt64 COMMENT 'Σ logistics_rating',
   `rating_sum` Float64 COMMENT 'the Σ this kind smooths: product (sku, shop), (product + service) / 2 (account)',
   `paid_orders` UInt64 COMMENT 'paid orders in the window',
+  `refunds` UInt64 COMMENT 'applied refunds in the window (any reason)',
   `quality_refunded_orders` UInt64 COMMENT 'orders with a quality refund in the window',
   `qrr` Float64 COMMENT 'quality_refunded_orders / paid_orders (0 without paid orders)',
   `turns` UInt64 COMMENT 'customer-service buyer turns starting in the window (shops)',
@@ -163,5 +205,5 @@ CREATE VIEW IF NOT EXISTS `{db}`.`trust_scores` (
   `service_part` Nullable(Float64) COMMENT 'S = 0.5 × smooth(service) + 0.5 × 5 × (fast + within_3min) / 2 (shops)',
   `logistics_part` Nullable(Float64) COMMENT 'L = smooth(logistics) (shops)',
   `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed from the facts; the latest wins'
-) AS SELECT `day`, `subject_kind`, `subject_id`, `score`, `reviews`, `product_rating_sum`, `service_rating_sum`, `logistics_rating_sum`, `rating_sum`, `paid_orders`, `quality_refunded_orders`, `qrr`, `turns`, `fast_turns`, `within_3min_turns`, `fast`, `within_3min`, `product_part`, `service_part`, `logistics_part`, `refreshed_at` FROM `{db}`.`trust_scores_store` FINAL
+) AS SELECT `day`, `subject_kind`, `subject_id`, `score`, `reviews`, `product_rating_sum`, `service_rating_sum`, `logistics_rating_sum`, `rating_sum`, `paid_orders`, `refunds`, `quality_refunded_orders`, `qrr`, `turns`, `fast_turns`, `within_3min_turns`, `fast`, `within_3min`, `product_part`, `service_part`, `logistics_part`, `refreshed_at` FROM `{db}`.`trust_scores_store` FINAL
 COMMENT 'Trust scores per Asia/Shanghai day and subject (SPEC §7): 商品分 (sku), 带货口碑分 (account), 商号体验分 (shop), each over the 30 days ending with day, with every input of its formula. Recomputed by the worker from the de-duplicated facts (reviews, refunds, cs_turns, attributed_gmv): a replay or a crash never changes a score. The current score: the row with the latest day. Exact: each row once, however often it was written.'

@@ -160,6 +160,9 @@ def _invariants_hold(ps) -> None:
     for eid, r in ps.refunds.items():
         by_order.setdefault(r.order_id, set()).add(eid)
     assert ps.refunds_of == by_order
+    assert ps.unjudged == {eid: r for eid, r in ps.reviews.items() if eid not in ps.review_outcomes}
+    applied = {r.order_id: eid for eid, r in ps.reviews.items() if ps.review_outcomes.get(eid) == "applied"}
+    assert ps.reviewed == applied
 
 
 def test_pending_indexes_follow_the_state_through_batches_expiry_and_recovery():
@@ -178,7 +181,8 @@ def test_pending_indexes_follow_the_state_through_batches_expiry_and_recovery():
     for n, m in enumerate(world.messages()):
         if m.key is None:
             continue
-        topic = {"view": "views", "live_room": "live_rooms", "order": "orders"}[m.topic_type]
+        topic = {"view": "views", "live_room": "live_rooms", "order": "orders", "review": "reviews",
+                 "cs_message": "service"}[m.topic_type]
         p = partition_for_key(m.key, 4)
         batch.append(SourceMessage(f"gmv.{topic}", p, offset, m.key.encode(), m.value, f"gmv.{topic}:{p}:{offset}"))
         offset += 1
@@ -203,3 +207,5 @@ def test_pending_indexes_follow_the_state_through_batches_expiry_and_recovery():
         _invariants_hold(again)
         assert again.unattributed.keys() == ps.unattributed.keys()
         assert again.unsettled.keys() == ps.unsettled.keys()
+        assert again.unjudged.keys() == ps.unjudged.keys() and again.reviewed == ps.reviewed
+        assert {c: set(m) for c, m in again.conversations.items()} == {c: set(m) for c, m in ps.conversations.items()}

@@ -16,7 +16,7 @@ SHIPPED = {
     "0002_attribution.sql": "956e5722ca45f0e3c4dd6b35a05f75c620ad49321b9903277a82528fe15ed70f",
     "0003_events_log.sql": "e0677a327e7b83fdd84486ee77fa9320ff5cc061ca8f33320a038916cd4bb5c3",
     "0004_alerts.sql": "a0b7000522e2e810b97847fad901df517512c7957517d956cd4dc9df0174a908",
-    "0005_trust_scores.sql": "d28ff47f3a73f18931efb3216b994bae4fec0e11b721bde9c9f6cd46156afc32",
+    "0005_trust_scores.sql": "fe5a6af9cbee3a40b021f70a213c5768fca6574fb03f0e09b42e4c27e34923a8",
 }
 
 

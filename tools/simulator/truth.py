@@ -107,9 +107,8 @@ class GroundTruth:
 
         for order_id, (_, _, _, _, t) in self.trust_orders.items():
             add(order_id, t, paid_orders=1)
-        for order_id, quality, t in self.trust_refunds:
-            if quality:
-                add(order_id, t, quality=1)
+        for order_id, quality, t in self.trust_refunds:  # any refund gives its subjects a row; quality ones weigh
+            add(order_id, t, refunds=1, **({"quality": 1} if quality else {}))
         for order_id, p, s, lg, t in self.reviews:
             add(order_id, t, reviews=1, product_rating_sum=p, service_rating_sum=s, logistics_rating_sum=lg)
         for messages in self.conversations.values():

@@ -38,7 +38,8 @@ class _Store:
 
 
 def _evaluator(store: _Store, through_minute: int) -> AlertEvaluator:
-    scheduler = SimpleNamespace(rolled_up_to_ms=(through_minute + 2) * 60_000, earliest_minute=minute_start(M0))
+    scheduler = SimpleNamespace(rolled_up_to_ms=(through_minute + 2) * 60_000, earliest_minute=minute_start(M0),
+                                scored_up_to_ms=(through_minute + 2) * 60_000)
     worker = SimpleNamespace(scheduler=scheduler)
     return AlertEvaluator(AlertConfig(), worker, store, [], pipeline_rules=False)  # type: ignore[arg-type]
 
@@ -125,6 +126,7 @@ def test_a_shop_score_drop_fires_once_the_day_is_complete_and_resolves_on_the_fi
     again = []
     for day in days[1:5]:
         stepwise.worker.scheduler.rolled_up_to_ms = (int(shanghai_midnight(day).timestamp()) // 60 + 2) * 60_000
+        stepwise.worker.scheduler.scored_up_to_ms = stepwise.worker.scheduler.rolled_up_to_ms
         again += [a for a in stepwise.evaluate_business_sync(final=True) if a.rule == "shop_score_drop"]
     assert [(a.alert_id, a.state) for a in again] == [(a.alert_id, a.state) for a in changes
                                                       if a.rule == "shop_score_drop"]
