@@ -1,11 +1,13 @@
-"""Event contract models (SPEC §2)."""
+"""Event contract models (SPEC §2, §7), the exported JSON Schema, output names and the trust-score formulas."""
 
 from gmv.schemas.events import (
     EVENT_ADAPTER,
     EVENT_TYPES,
     AnyEvent,
+    CsMessageEvent,
     LiveRoomEvent,
     OrderEvent,
+    ReviewEvent,
     ViewEvent,
     event_json_schemas,
     parse_event_time,
@@ -18,8 +20,10 @@ __all__ = [
     "MODELS",
     "STAGES",
     "AnyEvent",
+    "CsMessageEvent",
     "LiveRoomEvent",
     "OrderEvent",
+    "ReviewEvent",
     "ViewEvent",
     "event_json_schemas",
     "parse_event_time",

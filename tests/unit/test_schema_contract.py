@@ -32,7 +32,7 @@ def decode(event_type: str, event: dict) -> list:
 
 @pytest.mark.parametrize("event_type", sorted(EVENT_TYPES))
 def test_every_event_the_exported_schema_admits_the_pipeline_accepts(event_type: str) -> None:
-    @settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
     @given(from_schema(SCHEMAS[event_type]))
     def check(event: dict) -> None:
         out = decode(event_type, event)
