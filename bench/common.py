@@ -12,11 +12,12 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from gmv.schemas.events import TOPIC_NAMES
 from gmv.streams.core.routing import partition_for_key
 from gmv.tools.simulator import SCENARIOS, World
 
 PARTITIONS = 4
-TOPIC_NAMES = {"view": "views", "live_room": "live_rooms", "order": "orders"}
+
 
 
 def emit(figure: str, **fields: Any) -> dict[str, Any]:

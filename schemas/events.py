@@ -250,6 +250,10 @@ AnyEvent = ViewEvent | LiveRoomEvent | OrderEvent | ReviewEvent | CsMessageEvent
 Event = Annotated[AnyEvent, Field(discriminator="event_type")]
 EVENT_ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(Event)
 
+# Each event type's topic (SPEC §2, §7), after the topic prefix (``gmv.`` by default).
+TOPIC_NAMES: dict[str, str] = {"view": "views", "live_room": "live_rooms", "order": "orders", "review": "reviews",
+                               "cs_message": "service"}
+
 EVENT_TYPES: dict[str, type[_Event]] = {
     "view": ViewEvent,
     "live_room": LiveRoomEvent,

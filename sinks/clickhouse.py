@@ -175,7 +175,7 @@ class ClickHouseSink(BatchingSink):
 
         self._with_retry(insert, f"insert of {len(rows)} rows into {self.database}.{table.store}", table.store)
 
-    def _with_retry(self, action: Callable[[], None], what: str, target: str) -> None:
+    def _with_retry(self, action: Callable[[], object], what: str, target: str) -> None:
         deadline = time.monotonic() + self.retry_for_s
         attempt, delay = 0, 0.2
         while True:
@@ -226,7 +226,7 @@ class ClickHouseSink(BatchingSink):
                 self._with_retry(lambda sql=sql, params=params: self.client.command(sql, parameters=params),
                                  "minute rollup refresh", "rollups")
             if score_days:
-                self._with_retry(lambda: refresh_scores(self.client, self.database, score_days) and None,
+                self._with_retry(lambda: refresh_scores(self.client, self.database, score_days),
                                  "trust score refresh", "trust_scores")
 
     def refresh_coarse_sync(self) -> None:

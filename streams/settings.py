@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gmv.schemas.events import TOPIC_NAMES
 from gmv.streams.core.config import PipelineConfig
 
 
@@ -172,11 +173,7 @@ class Settings(BaseSettings):
     def source_topics(self) -> dict[str, str]:
         """Source topic name -> the event_type it carries."""
         return {
-            self.topic("views"): "view",
-            self.topic("live_rooms"): "live_room",
-            self.topic("orders"): "order",
-            self.topic("reviews"): "review",
-            self.topic("service"): "cs_message",
+            **{self.topic(name): event_type for event_type, name in TOPIC_NAMES.items()},
         }
 
     @property

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
-from gmv.schemas.trust import ScoreInputs, score
+from gmv.schemas.trust import WINDOW_DAYS, ScoreInputs, score
 from gmv.streams.settings import Settings
 from gmv.tools.runtime import query_readonly
 
@@ -67,7 +67,7 @@ def show_scores(settings: Settings, args: argparse.Namespace) -> int:
         print(json.dumps({"kind": kind, "subject_id": subject_id, **today, "score": result.score,
                           "previous": before}, ensure_ascii=False))
         return 0
-    start = date.fromordinal(date.fromisoformat(today['day_iso']).toordinal() - 29)
+    start = date.fromisoformat(today['day_iso']) - timedelta(days=WINDOW_DAYS - 1)
     print(f"{KIND_NAMES[kind]} {subject_id} on {today['day_iso']} (the 30 days from {start}, Asia/Shanghai): "
           f"{result.score:.2f}  ({result.score:.10g})")
     if before is not None:

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gmv.schemas.events import TOPIC_NAMES
+
 
 @dataclass(frozen=True, slots=True)
 class PipelineConfig:
     partitions: int = 4
     source_topics: dict[str, str] = field(default_factory=lambda: {
-        "gmv.views": "view", "gmv.live_rooms": "live_room", "gmv.orders": "order",
-        "gmv.reviews": "review", "gmv.service": "cs_message"})  # topic -> event_type
+        f"gmv.{name}": event_type for event_type, name in TOPIC_NAMES.items()})  # topic -> event_type
     rekeyed_topic: str = "gmv.rekeyed"  # mis-keyed events forwarded to their user's partition
     unrouted_topic: str = "gmv.unrouted"  # lines `gmv run` could not route: dead-lettered here
     engaged_ms: int = 3000

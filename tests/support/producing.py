@@ -8,7 +8,8 @@ from pathlib import Path
 
 from kafka import KafkaProducer
 
-TOPICS = {"view": "views", "live_room": "live_rooms", "order": "orders"}
+from gmv.schemas.events import TOPIC_NAMES
+
 
 
 def produce_events(bootstrap: str, prefix: str, path: Path) -> int:
@@ -18,7 +19,7 @@ def produce_events(bootstrap: str, prefix: str, path: Path) -> int:
     try:
         for line in path.read_bytes().splitlines():
             doc = json.loads(line)
-            producer.send(f"{prefix}{TOPICS[doc['event_type']]}", value=line, key=doc["user_id"].encode())
+            producer.send(f"{prefix}{TOPIC_NAMES[doc['event_type']]}", value=line, key=doc["user_id"].encode())
             n += 1
         producer.flush()
     finally:

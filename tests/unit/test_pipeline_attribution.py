@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+from gmv.schemas.events import TOPIC_NAMES
 from gmv.streams.core.decode import SourceMessage
 from gmv.streams.core.processor import BatchProcessor
 from gmv.streams.core.progress import ReadProgress
@@ -181,8 +182,7 @@ def test_pending_indexes_follow_the_state_through_batches_expiry_and_recovery():
     for n, m in enumerate(world.messages()):
         if m.key is None:
             continue
-        topic = {"view": "views", "live_room": "live_rooms", "order": "orders", "review": "reviews",
-                 "cs_message": "service"}[m.topic_type]
+        topic = TOPIC_NAMES[m.topic_type]
         p = partition_for_key(m.key, 4)
         batch.append(SourceMessage(f"gmv.{topic}", p, offset, m.key.encode(), m.value, f"gmv.{topic}:{p}:{offset}"))
         offset += 1

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from gmv.schemas.events import TOPIC_NAMES
 from gmv.tools.simulator.scenarios import DAY_MS, HOUR_MS, SCENARIOS, default_start
 from gmv.tools.simulator.truth import GroundTruth
 from gmv.tools.simulator.world import World
@@ -140,9 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.out:
         n = write_jsonl(world, a.out, truth, a.max_messages)
     else:
-        topics = {"view": f"{a.topic_prefix}views", "live_room": f"{a.topic_prefix}live_rooms",
-                  "order": f"{a.topic_prefix}orders", "review": f"{a.topic_prefix}reviews",
-                  "cs_message": f"{a.topic_prefix}service"}
+        topics = {event_type: f"{a.topic_prefix}{name}" for event_type, name in TOPIC_NAMES.items()}
         writer = KafkaWriter(a.kafka, topics, None if a.compression == "none" else a.compression)
         signal.signal(signal.SIGINT, lambda *_: setattr(writer, "stop", True))
         signal.signal(signal.SIGTERM, lambda *_: setattr(writer, "stop", True))
