@@ -11,7 +11,6 @@ from kafka import KafkaProducer
 from gmv.schemas.events import TOPIC_NAMES
 
 
-
 def produce_events(bootstrap: str, prefix: str, path: Path) -> int:
     """Every line (one valid event each) to ``<prefix><its topic>``; returns how many were sent."""
     producer = KafkaProducer(bootstrap_servers=bootstrap)
