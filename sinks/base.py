@@ -16,7 +16,13 @@ from gmv.sinks.scores import ScoreDays
 
 
 class BatchingSink(ABC):
-    """Buffers rows per stored table until ``flush``."""
+    """Buffers rows per stored table until ``flush``.
+
+    Rows of ``deferrable`` tables may stay buffered past a ``flush(everything=False)``, until the
+    next full flush: only the trust scores read them, and the journal marks wait for the score
+    refresh (which flushes everything first), so a crash re-derives whatever was still buffered."""
+
+    deferrable: frozenset[str] = frozenset()
 
     def __init__(self, tables: Sequence[StoredTable] = STORED_TABLES) -> None:
         self.tables = {t.name: t for t in tables}
@@ -27,17 +33,20 @@ class BatchingSink(ABC):
     def add(self, table: str, rows: Sequence[Sequence[Any]]) -> None:
         self._buffers[table].extend(rows)
 
-    def pending(self) -> int:
-        return sum(len(b) for b in self._buffers.values())
+    def pending(self, everything: bool = True) -> int:
+        return sum(len(b) for name, b in self._buffers.items() if everything or name not in self.deferrable)
 
-    def _take_buffers(self) -> dict[str, list[Sequence[Any]]]:
-        batches = {name: rows for name, rows in self._buffers.items() if rows}
-        self._buffers = {name: [] for name in self.tables}
+    def _take_buffers(self, everything: bool = True) -> dict[str, list[Sequence[Any]]]:
+        batches = {name: rows for name, rows in self._buffers.items()
+                   if rows and (everything or name not in self.deferrable)}
+        for name in batches:
+            self._buffers[name] = []
         return batches
 
     @abstractmethod
-    async def flush(self) -> int:
-        """Write everything buffered; returns the rows written. Raises a ``SinkError``."""
+    async def flush(self, everything: bool = True) -> int:
+        """Write what is buffered (``everything=False``: but the deferrable tables' rows); returns the
+        rows written. Raises a ``SinkError``."""
 
     @abstractmethod
     async def refresh_rollups(self, gmv_minutes: set[datetime], funnel_minutes: set[datetime],

@@ -72,8 +72,8 @@ class TopicSink(BatchingSink):
         self._producer = producer  # the worker's aiokafka producer, once started
         self.topic = topic
 
-    async def flush(self) -> int:
-        batches = self._take_buffers()
+    async def flush(self, everything: bool = True) -> int:
+        batches = self._take_buffers()  # nothing waits here: the rows writer inserts them in bulk anyway
         if not batches:
             return 0
         encoded = await asyncio.to_thread(lambda: {n: encode_rows(n, r) for n, r in batches.items()})

@@ -134,7 +134,7 @@ class StorePipeline:
             for table, rows in result.rows.items():
                 if rows:
                     self.sink.add(table, rows)
-            await self.sink.flush()
+            await self.sink.flush(everything=final)  # the trust facts wait for the score refresh
         # Offsets may go before the marks: rows of unmarked entries are re-emitted on recovery,
         # and their minutes re-rolled, so a crash here loses nothing.
         with self.stats.timing("commit"):
