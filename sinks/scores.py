@@ -124,8 +124,9 @@ def days_to_refresh(fact_days: Iterable[date], newest_stored: date | None, stale
 def score_row(day: date, kind: str, subject: str, inputs: ScoreInputs, refunds: int, refreshed_at: datetime) -> tuple:
     """A ``trust_scores`` row in column order."""
     s = score(kind, inputs)
-    return (day, kind, subject, s.score, inputs.reviews, inputs.product_rating_sum, inputs.service_rating_sum,
-            inputs.logistics_rating_sum, s.rating_sum, inputs.paid_orders, refunds, inputs.quality_refunded_orders,
+    return (day, kind, subject, s.score, inputs.reviews, inputs.reviews, inputs.product_rating_sum,
+            inputs.service_rating_sum, inputs.logistics_rating_sum, s.rating_sum, inputs.paid_orders, refunds,
+            inputs.quality_refunded_orders,
             s.qrr, inputs.turns, inputs.fast_turns, inputs.within_3min_turns, s.fast, s.within_3min, s.product_part,
             s.service_part, s.logistics_part, refreshed_at)
 

@@ -157,7 +157,8 @@ CREATE TABLE IF NOT EXISTS `{db}`.`trust_scores_store` (
   `subject_kind` LowCardinality(String) COMMENT 'sku | account | shop',
   `subject_id` String COMMENT 'sku_id, the selling account (seller_id) or shop_id',
   `score` Float64 COMMENT 'the score, 0-5, unrounded (displays round to two decimals)',
-  `reviews` UInt64 COMMENT 'n: reviews in the window',
+  `n` UInt64 COMMENT 'n of the formula (SPEC §7): reviews in the window, as the column reviews',
+  `reviews` UInt64 COMMENT 'reviews in the window',
   `product_rating_sum` UInt64 COMMENT 'Σ product_rating of those reviews',
   `service_rating_sum` UInt64 COMMENT 'Σ service_rating',
   `logistics_rating_sum` UInt64 COMMENT 'Σ logistics_rating',
@@ -187,7 +188,8 @@ CREATE VIEW IF NOT EXISTS `{db}`.`trust_scores` (
   `subject_kind` LowCardinality(String) COMMENT 'sku | account | shop',
   `subject_id` String COMMENT 'sku_id, the selling account (seller_id) or shop_id',
   `score` Float64 COMMENT 'the score, 0-5, unrounded (displays round to two decimals)',
-  `reviews` UInt64 COMMENT 'n: reviews in the window',
+  `n` UInt64 COMMENT 'n of the formula (SPEC §7): reviews in the window, as the column reviews',
+  `reviews` UInt64 COMMENT 'reviews in the window',
   `product_rating_sum` UInt64 COMMENT 'Σ product_rating of those reviews',
   `service_rating_sum` UInt64 COMMENT 'Σ service_rating',
   `logistics_rating_sum` UInt64 COMMENT 'Σ logistics_rating',
@@ -205,5 +207,5 @@ CREATE VIEW IF NOT EXISTS `{db}`.`trust_scores` (
   `service_part` Nullable(Float64) COMMENT 'S = 0.5 × smooth(service) + 0.5 × 5 × (fast + within_3min) / 2 (shops)',
   `logistics_part` Nullable(Float64) COMMENT 'L = smooth(logistics) (shops)',
   `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed from the facts; the latest wins'
-) AS SELECT `day`, `subject_kind`, `subject_id`, `score`, `reviews`, `product_rating_sum`, `service_rating_sum`, `logistics_rating_sum`, `rating_sum`, `paid_orders`, `refunds`, `quality_refunded_orders`, `qrr`, `turns`, `fast_turns`, `within_3min_turns`, `fast`, `within_3min`, `product_part`, `service_part`, `logistics_part`, `refreshed_at` FROM `{db}`.`trust_scores_store` FINAL
+) AS SELECT `day`, `subject_kind`, `subject_id`, `score`, `n`, `reviews`, `product_rating_sum`, `service_rating_sum`, `logistics_rating_sum`, `rating_sum`, `paid_orders`, `refunds`, `quality_refunded_orders`, `qrr`, `turns`, `fast_turns`, `within_3min_turns`, `fast`, `within_3min`, `product_part`, `service_part`, `logistics_part`, `refreshed_at` FROM `{db}`.`trust_scores_store` FINAL
 COMMENT 'Trust scores per Asia/Shanghai day and subject (SPEC §7): 商品分 (sku), 带货口碑分 (account), 商号体验分 (shop), each over the 30 days ending with day, with every input of its formula. Recomputed by the worker from the de-duplicated facts (reviews, refunds, cs_turns, attributed_gmv): a replay or a crash never changes a score. The current score: the row with the latest day. Exact: each row once, however often it was written.'

@@ -129,7 +129,7 @@ EXPECTED = {
     (D - timedelta(days=1), "shop", "S1"): 0.4 * 0.0 + 0.3 * OLD_S + 0.3 * (40 + 3) / 11,
 }
 
-SCORES = ("SELECT toString(day) AS day, subject_kind, subject_id, score, reviews, paid_orders, "
+SCORES = ("SELECT toString(day) AS day, subject_kind, subject_id, score, n, reviews, paid_orders, "
           "quality_refunded_orders, turns, fast_turns, within_3min_turns FROM {db}.trust_scores "
           "ORDER BY day, subject_kind, subject_id")
 TURNS_SQL = ("SELECT conversation_id, start_event_id, response_ms, answered, fast, within_3min FROM {db}.cs_turns "
@@ -165,6 +165,7 @@ def test_every_score_equals_the_hand_worked_value(scored):
         assert key in got, f"no score for {key}"
         assert got[key]["score"] == pytest.approx(value, abs=1e-9), key
     s1 = got[(D, "shop", "S1")]
+    assert s1["n"] == s1["reviews"]  # SPEC §7 names the review count n
     assert (s1["reviews"], s1["paid_orders"], s1["quality_refunded_orders"], s1["turns"], s1["fast_turns"],
             s1["within_3min_turns"]) == (3, 7, 1, 5, 1, 3)
     # a subject has a row for each day whose window holds one of its facts, and only those
