@@ -222,13 +222,18 @@ class ClickHouseSink(BatchingSink):
 
     def refresh_rollups_sync(self, gmv_minutes: set, funnel_minutes: set, score_days: ScoreDays | None = None
                              ) -> None:
+        from gmv.sinks.levels import coarser_statements, minute_statements
         from gmv.sinks.rollups import refresh_statements
         from gmv.sinks.scores import refresh_scores
 
         with self._lock:
-            for sql, params in refresh_statements(self.database, gmv_minutes, funnel_minutes):
+            # The content, SKU and path rollups' hour and day rows are recomputed from their minute
+            # rows, so those come first (``gmv.sinks.levels``).
+            statements = [*refresh_statements(self.database, gmv_minutes, funnel_minutes),
+                          *minute_statements(self.database, gmv_minutes), *coarser_statements(self.database, gmv_minutes)]
+            for sql, params in statements:
                 self._with_retry(lambda sql=sql, params=params: self.client.command(sql, parameters=params),
-                                 "minute rollup refresh", "rollups")
+                                 "rollup refresh", "rollups")
             if score_days:
                 self._with_retry(lambda: refresh_scores(self.client, self.database, score_days),
                                  "trust score refresh", "trust_scores")

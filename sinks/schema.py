@@ -356,3 +356,37 @@ TRUST_SCORES = StoredTable(
 )
 
 ROLLUP_TABLES: tuple[StoredTable, ...] = (GMV_MINUTE, FUNNEL_MINUTE)
+
+# Dimension data (``gmv load-dim``): what the facts do not say. A reload upserts by the ORDER BY key
+# (the latest load wins); tables are unpartitioned so that one file is one insert, one part.
+DIM_ACCOUNTS = StoredTable(
+    name="dim_accounts",
+    comment=("Account to shop bindings (一店多号): each account that sells for a shop, the shop's brand, and "
+             "whether the account is the brand's own (self) or a distributor's. Loaded with gmv load-dim."),
+    columns=(
+        Column("account_id", "String", "the account (seller_id / author_id / anchor_id in the events)"),
+        Column("shop_id", "String", "the shop it is bound to"),
+        Column("brand_id", "String", "the shop's brand"),
+        Column("brand_name", "String", "the brand's display name"),
+        Column("role", "LowCardinality(String)", "self: the brand's own account (自播) | distributor: 达人/分销 (川流)"),
+        Column("loaded_at", TS, "when the row was loaded (UTC); the latest load of a binding wins"),
+    ),
+    order_by="(account_id, shop_id)",
+    version="loaded_at",
+)
+DIM_SKUS = StoredTable(
+    name="dim_skus",
+    comment=("SKU catalog: the SKUs each shop listed on each Asia/Shanghai day (the denominator of 动销率). "
+             "Loaded with gmv load-dim."),
+    columns=(
+        Column("day", "Date", "the day (Asia/Shanghai) the SKU was listed"),
+        Column("shop_id", "String", "shop"),
+        Column("sku_id", "String", "SKU (sku_id in the events)"),
+        Column("title", "String", "product title ('' if not given)"),
+        Column("price_fen", "Int64", "list price in fen (0 if not given)"),
+        Column("loaded_at", TS, "when the row was loaded (UTC); the latest load of a listing wins"),
+    ),
+    order_by="(shop_id, day, sku_id)",
+    version="loaded_at",
+)
+DIMENSION_TABLES: tuple[StoredTable, ...] = (DIM_ACCOUNTS, DIM_SKUS)

@@ -80,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tsv (default), tsvh (with header), json (one object per row), pretty, csv")
     _common(p)
 
+    p = sub.add_parser("load-dim", help="load dimension data (account bindings, SKU catalog) from CSV or JSONL; "
+                                        "a file with any bad line loads nothing")
+    p.add_argument("kind", choices=["accounts", "skus"], help="accounts: account→shop bindings with brand and role; "
+                   "skus: the SKUs each shop listed per day")
+    p.add_argument("file", type=Path, help=".csv with a header row, or .jsonl (one object per line)")
+    _common(p)
+
     p = sub.add_parser("alerts", help="open and recent alerts (gmv alerts rules: the effective rules)")
     p.add_argument("what", nargs="?", default="list", choices=["list", "rules"])
     p.add_argument("--open", action="store_true", help="only alerts still firing")
@@ -181,6 +188,10 @@ def _dispatch(args: argparse.Namespace, wrap_client: Callable[[Any], Any] | None
         from gmv.tools.alerts_cli import list_alerts, print_rules
 
         return print_rules(settings) if args.what == "rules" else list_alerts(settings, args)
+    if args.command == "load-dim":
+        from gmv.tools.load_dim import main as load_dim
+
+        return load_dim(settings, args.kind, args.file)
     if args.command == "scores":
         from gmv.tools.scores_cli import show_scores
 

@@ -57,7 +57,7 @@ def test_every_valid_message_satisfies_the_contract_and_noise_is_present(mixed):
 def test_refunds_are_5_to_10_percent_partial_and_full_never_over(mixed):
     _, truth = mixed
     by_order: dict[str, int] = defaultdict(int)
-    for oid, fen in truth.refunds:
+    for oid, fen, _ in truth.refunds:
         by_order[oid] += fen
     assert all(fen <= truth.orders[oid][2] for oid, fen in by_order.items())
     full = sum(1 for oid, fen in by_order.items() if fen == truth.orders[oid][2])

@@ -5,6 +5,7 @@ The same scenario, seed, scale and ``--start`` give byte-identical output.
 
 from __future__ import annotations
 
+import csv
 import json
 import signal
 import sys
@@ -92,6 +93,19 @@ class KafkaWriter:
         return n
 
 
+def write_dimension_files(dims: dict[str, list[dict]], folder: Path) -> dict[str, Path]:
+    """``accounts.csv`` and ``skus.csv`` in ``folder``, in the shape ``gmv load-dim`` reads."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for kind, rows in dims.items():
+        path = out[kind] = folder / f"{kind}.csv"
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """``gmv simulate``: write a scenario to JSONL or Kafka, and its ground truth."""
     import argparse
@@ -112,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-messages", type=int, help="stop after this many messages")
     ap.add_argument("--skip", type=int, default=0, help="regenerate but do not send the first N messages (resume)")
     ap.add_argument("--truth", type=Path, help="write the ground truth JSON here")
+    ap.add_argument("--dims", type=Path, help="write the matching dimension files here (accounts.csv, skus.csv) "
+                                              "for gmv load-dim")
     ap.add_argument("--engaged-ms", type=int, default=3000)
     ap.add_argument("--lookback-days", type=float, default=7.0)
     ap.add_argument("--half-life-hours", type=float, default=24.0)
@@ -134,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     world = World(sc, a.seed, start, engaged_ms=a.engaged_ms)
     truth = GroundTruth(a.engaged_ms, int(a.lookback_days * DAY_MS), int(a.half_life_hours * HOUR_MS))
     truth.expected_alerts = world.incidents.expected  # filled in as the world plans its days
+    dims = world.dimensions()
+    truth.set_dimensions(dims)
+    if a.dims:
+        write_dimension_files(dims, a.dims)
     if a.incident_pause is not None:
         world.incidents.pause_s = a.incident_pause
     header = {"scenario": sc.name, "seed": a.seed, "scale": a.scale, "start": start.isoformat()}
@@ -157,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp.write_text(json.dumps(result, indent=1))
         tmp.replace(a.truth)
     if not a.progress:
-        print(json.dumps({k: v for k, v in result.items() if k not in ("net_by_model_stage", "expected_scores")}),
+        print(json.dumps({k: v for k, v in result.items() if k not in ("net_by_model_stage", "expected_scores", "expected_cookbook")}),
               file=sys.stderr)
     return 0
 

@@ -42,6 +42,7 @@ class Scenario:
     audience: float = 1.0  # views per minute of a video of popularity 1 (scales everything)
     self_lives: tuple[tuple[float, float], ...] = ((19.0, 3.0),)  # daily (start hour in Shanghai, hours)
     distributor_lives: tuple[tuple[float, float], ...] = ((20.5, 2.0),)
+    distributor_live_share: float = 1.0  # share of days a distributor goes live (other days: videos only)
     live_audience: float = 6.0  # live enters per minute (at popularity 1), before referrals
     videos_per_day: int = 2  # short videos per account per day
     growth: float = 1.0  # daily audience multiplier
@@ -66,7 +67,7 @@ class Scenario:
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("mixed", "Three shops, brand self-broadcast and distributors, every stage and source of noise",
-             days=3, shops=3, distributors=2, users=12_000, audience=0.5),
+             days=3, shops=3, distributors=2, users=12_000, audience=0.5, distributor_live_share=0.6),
     Scenario("cold_start", "Brand cold start: one shop lives ~16 h a day and posts 5+ short videos a day",
              days=5, shops=1, distributors=1, users=8_000, audience=0.35,
              self_lives=((8.0, 8.0), (16.0, 8.0)), distributor_lives=(), videos_per_day=6, growth=1.35,

@@ -36,7 +36,7 @@ class GroundTruth:
     half_life_ms: int = DAY_MS
     touches: dict[str, list[Touch]] = field(default_factory=lambda: defaultdict(list))
     orders: dict[str, tuple[str, OrderFacts, int]] = field(default_factory=dict)  # order_id -> (user, facts, fen)
-    refunds: list[tuple[str, int]] = field(default_factory=list)
+    refunds: list[tuple[str, int, int]] = field(default_factory=list)  # (order_id, fen, event time)
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     seen: set[str] = field(default_factory=set)
     last_event_ms: int = 0  # the latest event time sent so far
@@ -48,6 +48,13 @@ class GroundTruth:
     trust_refunds: list[tuple[str, bool, int]] = field(default_factory=list)
     reviews: list[tuple[str, int, int, int, int]] = field(default_factory=list)
     conversations: dict[str, list[CsMessage]] = field(default_factory=lambda: defaultdict(list))
+    # The world's dimension data (World.dimensions): (account, shop) -> (brand, role); listed (day, shop, sku)
+    bindings: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    catalog: set[tuple[str, str, str]] = field(default_factory=set)
+
+    def set_dimensions(self, dims: dict[str, list[dict[str, Any]]]) -> None:
+        self.bindings = {(a["account_id"], a["shop_id"]): (a["brand_id"], a["role"]) for a in dims["accounts"]}
+        self.catalog = {(s["day"], s["shop_id"], s["sku_id"]) for s in dims["skus"]}
 
     def observe(self, msg: Emitted) -> None:
         self.counts[msg.kind] += 1
@@ -72,22 +79,27 @@ class GroundTruth:
                 t, ev["event_id"], ev["seller_id"], ev["shop_id"], stage, ev.get("channel_id") or ""), ev["amount_fen"])
             self.trust_orders[ev["order_id"]] = (ev["user_id"], ev["shop_id"], ev["sku_id"], ev["seller_id"], t)
         elif et == "order":
-            self.refunds.append((ev["order_id"], ev["refund_fen"]))
+            self.refunds.append((ev["order_id"], ev["refund_fen"], t))
             self.trust_refunds.append((ev["order_id"], ev.get("refund_reason") in QUALITY_REASONS, t))
         elif et == "review":
             self.reviews.append((ev["order_id"], ev["product_rating"], ev["service_rating"], ev["logistics_rating"], t))
         elif et == "cs_message":
             self.conversations[ev["conversation_id"]].append(CsMessage(t, ev["event_id"], ev["sender"], ev["shop_id"]))
 
+    def paths(self) -> dict[str, list[Touch]]:
+        """Each paid order's path (SPEC §3), from every touch its buyer made."""
+        return {order_id: build_path(self.touches.get(user, ()), facts, self.lookback_ms)
+                for order_id, (user, facts, _) in self.orders.items()}
+
     def net_by_model_stage(self) -> dict[str, dict[str, int]]:
         out = {m: dict.fromkeys(STAGES, 0) for m in MODELS}
-        paths: dict[str, list[Touch]] = {}
-        for order_id, (user, facts, amount) in self.orders.items():
-            path = paths[order_id] = build_path(self.touches.get(user, ()), facts, self.lookback_ms)
+        paths = self.paths()
+        for order_id, (_, _, amount) in self.orders.items():
+            path = paths[order_id]
             for model, credits in attribute(amount, path, self.half_life_ms).items():
                 for touch, fen in zip(path, credits, strict=True):
                     out[model][touch.stage] += fen
-        for order_id, fen in self.refunds:
+        for order_id, fen, _ in self.refunds:
             path = paths[order_id]  # the simulator only refunds orders it sent, after sending them
             for model, credits in refund_credits(fen, path, self.half_life_ms).items():
                 for touch, c in zip(path, credits, strict=True):
@@ -129,6 +141,53 @@ class GroundTruth:
                 out.append([day_from_number(day), kind, subject, score(kind, ScoreInputs(**totals)).score])
         return sorted(out)
 
+    def expected_cookbook(self) -> dict[str, list[list[Any]]]:
+        """What the cookbook's 一店多号, 川流 and 动销率 answers must be, from what was sent and the
+        world's dimension data; paid amounts on their order's Asia/Shanghai day, refunds on theirs.
+
+        - ``store_gmv``: [day, shop, self net, distributor net, unbound net, all net] (fen);
+        - ``chuanliu``: [day, brand, self GMV, self net, assisted GMV, assisted net] (fen), where
+          self means sold by the brand's own account and assisted that a touch before the
+          conversion was by one of the brand's distributor accounts;
+        - ``sell_through``: [day, shop, listed SKUs, listed SKUs with a paid order that day]."""
+        paths = self.paths()
+        distributors: dict[str, set[str]] = defaultdict(set)
+        for (account, _), (brand, role) in self.bindings.items():
+            if role == "distributor":
+                distributors[brand].add(account)
+        store: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        chuanliu: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        sold: set[tuple[str, str, str]] = set()
+
+        def book(order_id: str, t: int, paid: int, net: int) -> None:
+            _, facts, _ = self.orders[order_id]
+            day = day_from_number(shanghai_day_number(t))
+            brand, role = self.bindings.get((facts.seller_id, facts.shop_id), ("", ""))
+            cell = store[(day, facts.shop_id)]
+            cell[{"self": 0, "distributor": 1}.get(role, 2)] += net
+            cell[3] += net
+            if role == "self":
+                assisted = any(t.account_id in distributors[brand] for t in paths[order_id][:-1])
+                c = chuanliu[(day, brand)]
+                c[0] += paid
+                c[1] += net
+                c[2] += paid if assisted else 0
+                c[3] += net if assisted else 0
+
+        for order_id, (_, facts, amount) in self.orders.items():
+            book(order_id, facts.t_ms, amount, amount)
+            _, shop, sku, _, t = self.trust_orders[order_id]
+            sold.add((day_from_number(shanghai_day_number(t)), shop, sku))
+        for order_id, fen, t in self.refunds:
+            book(order_id, t, 0, -fen)
+        listed: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+        for day, shop, sku in self.catalog:
+            listed[(day, shop)][0] += 1
+            listed[(day, shop)][1] += (day, shop, sku) in sold
+        return {"store_gmv": sorted([*k, *v] for k, v in store.items()),
+                "chuanliu": sorted([*k, *v] for k, v in chuanliu.items()),
+                "sell_through": sorted([*k, *v] for k, v in listed.items())}
+
     def alerts_due(self) -> list[dict[str, Any]]:
         """The expected alerts whose incident the stream sent in full, with time to be noticed
         (``ALERT_SETTLE_MS`` of event time after it started; wall-clock ones once they started)."""
@@ -137,11 +196,11 @@ class GroundTruth:
 
     def summary(self) -> dict[str, Any]:
         gross = sum(a for _, _, a in self.orders.values())
-        refunded = sum(f for _, f in self.refunds)
+        refunded = sum(f for _, f, _ in self.refunds)
         return {"orders": len(self.orders), "refunds": len(self.refunds), "gross_fen": gross,
                 "refund_fen": refunded, "net_fen": gross - refunded, "messages": dict(self.counts),
                 "expected_alerts": self.alerts_due(), "expected_scores": self.expected_scores(),
-                "net_by_model_stage": self.net_by_model_stage()}
+                "net_by_model_stage": self.net_by_model_stage(), "expected_cookbook": self.expected_cookbook()}
 
 
 def _add(days: dict[int, dict[str, Any]], day: int, inputs: dict[str, int], order_id: str) -> None:

@@ -24,7 +24,7 @@ import random
 from collections import defaultdict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from gmv.tools.simulator.delivery import INCIDENT, Delivery, Emitted
@@ -32,10 +32,13 @@ from gmv.tools.simulator.scenarios import (
     DAY_MS,
     HOUR_MS,
     MINUTE_MS,
+    SHANGHAI,
     SHELF_SOURCES,
     SKU_PRICES_FEN,
     Scenario,
 )
+
+BRAND_NAMES = ("露米 Lumi", "山野 Shanye", "青禾 Qinghe", "星辰 Xingchen", "云朵 Yunduo")
 
 
 class Incidents:
@@ -186,6 +189,8 @@ class World:
         self.engaged_ms = engaged_ms
         self._ties = itertools.count()  # heap ties of scheduled actions: never an id
         self.prefix = f"{scenario.name[:3]}{seed}"
+        self.seed_label = f"{scenario.name}:{seed}"
+        self._days_off = random.Random(f"{self.seed_label}:days-off")  # its own stream: the rest stays as it was
         self.ids = Ids(self.prefix)
         self.shops: list[dict[str, Any]] = []
         for s in range(scenario.shops):
@@ -228,6 +233,8 @@ class World:
                     self.contents.append(Content("short_video", self._id("v"), acct, shop["shop"], t,
                                                  t + 2 * DAY_MS, pop))
                 sessions = sc.self_lives if acct == shop["brand"] else sc.distributor_lives
+                if acct != shop["brand"] and self._days_off.random() >= sc.distributor_live_share:
+                    sessions = ()  # a day of short videos only (the linkage-lift views compare these)
                 for h, hours in sessions:
                     t = day_ms + int(h * HOUR_MS) + rng.randrange(0, 20) * MINUTE_MS
                     pop = sc.live_audience * growth * rng.uniform(0.7, 1.3) * (1.0 if acct == shop["brand"] else 0.6)
@@ -284,6 +291,35 @@ class World:
         for i, order in enumerate(orders):
             out.extend(self._refund(t_ms + i * 1_500, order, order["amount_fen"]))
         return out
+
+    def dimensions(self) -> dict[str, list[dict[str, Any]]]:
+        """The dimension data matching this world (``gmv load-dim``), from a random stream of its own:
+        ``accounts``, each shop's brand account (self) and distributors; ``skus``, the catalog of each
+        Asia/Shanghai day of the story: each SKU the shop sells is listed on 9 days in 10, and three
+        long-tail SKUs nobody buys on half the days (so 动销率 is below 1)."""
+        rng = random.Random(f"{self.seed_label}:catalog")
+        accounts, skus = [], []
+        first_day = datetime.fromtimestamp(self.start_ms / 1000, SHANGHAI).date()
+        for i, shop in enumerate(self.shops):
+            brand = f"B{i}"
+            name = BRAND_NAMES[i % len(BRAND_NAMES)]
+            accounts.append({"account_id": shop["brand"], "shop_id": shop["shop"], "brand_id": brand,
+                             "role": "self", "brand_name": name})
+            accounts.extend({"account_id": d, "shop_id": shop["shop"], "brand_id": brand, "role": "distributor",
+                             "brand_name": name} for d in shop["distributors"])
+        for day in range(self.sc.days + 1):  # the story may end in the day after its last full one
+            when = (first_day + timedelta(days=day)).isoformat()
+            for shop in self.shops:
+                tail = [(f"{shop['shop']}-sku{8 + k}", SKU_PRICES_FEN[k]) for k in range(3)]
+                for sku, price in shop["skus"]:
+                    if rng.random() < 0.9:
+                        skus.append({"day": when, "shop_id": shop["shop"], "sku_id": sku, "price_fen": price,
+                                     "title": f"{shop['shop']} 商品 {sku.rsplit('-', 1)[1]}"})
+                for sku, price in tail:
+                    if rng.random() < 0.5:
+                        skus.append({"day": when, "shop_id": shop["shop"], "sku_id": sku, "price_fen": price,
+                                     "title": f"{shop['shop']} 长尾 {sku.rsplit('-', 1)[1]}"})
+        return {"accounts": accounts, "skus": skus}
 
     def _next(self) -> int:
         """The tie-breaker of the next scheduled action (same time: scheduled first, fired first)."""

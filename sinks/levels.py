@@ -1,0 +1,169 @@
+"""Content-, SKU- and path-level rollups at three grains, each recomputed from the one below.
+
+The dashboard and the cookbook views read these instead of the facts, so a refresh costs the
+same at 10M facts as at 10k. Each family has a minute table recomputed from the de-duplicated
+facts (``attributed_gmv``) for the minutes a batch touched, with the other minute rollups; an
+hour table recomputed from the minute table for the hours those minutes fall in; and a day
+table (Asia/Shanghai days) recomputed from the hour table. Every table is a
+ReplacingMergeTree on ``refreshed_at`` behind a FINAL view, keyed by its grain and the
+family's keys, so each row always equals an aggregate of the facts: a replay or a crash
+rewrites rows, it never adds to them.
+
+Families (keys; measures are the same for all: ``gmv_fen``, ``refund_fen`` (positive),
+``net_fen``, ``orders``, ``refunds``, ``buyers`` as a uniq state):
+
+- ``content_credit``: GMV *credited* under each model to each touch (stage, account, content);
+  orders and buyers are counted on the conversion touch, once per order and model.
+- ``sku_gmv``: whole amounts per SKU, shop, seller, the channel paid in and the conversion's
+  traffic (one row per order: the last-touch conversion row carries the whole amount).
+- ``path_gmv``: whole amounts per path (its stages), shop, seller, channel and the sorted
+  distinct accounts of the path's touches before the conversion (``touch_accounts``): what
+  川流 (distributor content assisting self-broadcast sales) is measured by.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from gmv.sinks.schema import Column
+
+GRAINS = ("minute", "hour", "day")
+GRAIN_COLUMNS = {
+    "minute": Column("minute", "DateTime('UTC')", "minute of event_time (UTC)"),
+    "hour": Column("hour", "DateTime('UTC')", "hour of event_time (UTC)"),
+    "day": Column("day", "Date", "day of event_time in Asia/Shanghai (the business day)"),
+}
+MEASURES = (
+    Column("gmv_fen", "Int64", "paid GMV (fen)"),
+    Column("refund_fen", "Int64", "refunds, as a positive number (fen)"),
+    Column("net_fen", "Int64", "gmv_fen - refund_fen"),
+    Column("orders", "UInt64", "paid orders (counted once per order)"),
+    Column("refunds", "UInt64", "refund events"),
+    Column("buyers", "AggregateFunction(uniq, String)", "distinct buyers of those orders: uniqMerge(buyers)"),
+    Column("refreshed_at", "DateTime64(6, 'UTC')", "when this row was recomputed; the latest wins"),
+)
+_SUMS = "sum(gmv_fen), sum(refund_fen), sum(net_fen), sum(orders), sum(refunds), uniqMergeState(buyers), now64(6)"
+# The measures of credit rows (``c``: the rows counted as orders; whole amounts or credits).
+_FROM_FACTS = ("sumIf(credit_fen, kind = 'paid'), -sumIf(credit_fen, kind = 'refund'), sum(credit_fen), "
+               "countIf(kind = 'paid' AND {c}), countIf(kind = 'refund' AND {c}), "
+               "uniqStateIf(user_id, kind = 'paid' AND {c}), now64(6)")
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    comment: str
+    keys: tuple[Column, ...]
+    minute_sql: str  # INSERT INTO {store} SELECT minute, keys..., measures FROM facts of {minutes}
+
+    def table(self, grain: str) -> str:
+        return f"{self.name}_{grain}"
+
+    def columns(self, grain: str) -> tuple[Column, ...]:
+        return (GRAIN_COLUMNS[grain], *self.keys, *MEASURES)
+
+    @property
+    def key_names(self) -> str:
+        return ", ".join(c.name for c in self.keys)
+
+    def coarser_sql(self, grain: str) -> str:
+        """Recompute ``grain`` (hour or day) rows from the grain below, for the given periods."""
+        below = GRAINS[GRAINS.index(grain) - 1]
+        period = "toStartOfHour(minute)" if grain == "hour" else "toDate(hour, 'Asia/Shanghai')"
+        return (f"INSERT INTO {{db:Identifier}}.{self.table(grain)}_store "
+                f"SELECT {period} AS p, {self.key_names}, {_SUMS} FROM {{db:Identifier}}.{self.table(below)} "
+                f"WHERE {below} IN {{periods:Array(DateTime('UTC'))}} GROUP BY p, {self.key_names}")
+
+
+_KEY = {
+    "model": Column("model", "LowCardinality(String)", "attribution model"),
+    "stage": Column("stage", "LowCardinality(String)", "funnel stage of the touch credited"),
+    "account_id": Column("account_id", "String", "account of the touch (video author / live anchor / the seller)"),
+    "content_id": Column("content_id", "String", "content of the touch (video_id / live_id; '' for shelf)"),
+    "is_self": Column("is_self", "UInt8", "1 = the touch account is the order's seller"),
+    "shop_id": Column("shop_id", "String", "shop of the order"),
+    "seller_id": Column("seller_id", "String", "account that made the sale ('' for pure shelf sales)"),
+    "sku_id": Column("sku_id", "String", "SKU"),
+    "channel": Column("channel", "LowCardinality(String)", "where the order was paid: short_video | live | clip | shelf"),
+    "traffic": Column("traffic", "LowCardinality(String)", "public | private traffic of the conversion touch"),
+    "path": Column("path", "String", "the path's stages, e.g. short_video>live"),
+    "touch_accounts": Column("touch_accounts", "Array(String)",
+                             "sorted distinct accounts of the path's touches before the conversion"),
+}
+_MINUTES = "toStartOfMinute(event_time) IN {minutes:Array(DateTime('UTC'))}"
+
+CONTENT_CREDIT = Family(
+    "content_credit", "GMV credited per attribution model to each touch: stage, account and content",
+    tuple(_KEY[k] for k in ("model", "stage", "account_id", "content_id", "is_self", "shop_id")),
+    "INSERT INTO {db:Identifier}.content_credit_minute_store "
+    "SELECT toStartOfMinute(event_time) AS m, model, stage, touch_account_id, touch_content_id, is_self, shop_id, "
+    + _FROM_FACTS.format(c="is_conversion = 1") +
+    f" FROM {{db:Identifier}}.attributed_gmv WHERE {_MINUTES} "
+    "GROUP BY m, model, stage, touch_account_id, touch_content_id, is_self, shop_id",
+)
+SKU_GMV = Family(
+    "sku_gmv", "Whole order amounts per SKU, shop, seller, channel paid in and traffic of the conversion",
+    tuple(_KEY[k] for k in ("shop_id", "sku_id", "seller_id", "channel", "traffic")),
+    "INSERT INTO {db:Identifier}.sku_gmv_minute_store "
+    "SELECT toStartOfMinute(event_time) AS m, shop_id, sku_id, seller_id, channel, traffic, "
+    + _FROM_FACTS.format(c="1") +
+    f" FROM {{db:Identifier}}.attributed_gmv WHERE {_MINUTES} AND model = 'last_touch' AND is_conversion = 1 "
+    "GROUP BY m, shop_id, sku_id, seller_id, channel, traffic",
+)
+# One row per order event first (its whole amount and the accounts of its touches), then the grain.
+PATH_GMV = Family(
+    "path_gmv", "Whole order amounts per path, shop, seller, channel and the accounts of the path's touches",
+    tuple(_KEY[k] for k in ("path", "shop_id", "seller_id", "channel", "touch_accounts")),
+    "INSERT INTO {db:Identifier}.path_gmv_minute_store "
+    "SELECT m, path, shop_id, seller_id, channel, touch_accounts, "
+    "sumIf(amount, kind = 'paid'), -sumIf(amount, kind = 'refund'), sum(amount), countIf(kind = 'paid'), "
+    "countIf(kind = 'refund'), uniqStateIf(user_id, kind = 'paid'), now64(6) "
+    "FROM (SELECT event_id, toStartOfMinute(any(event_time)) AS m, any(path) AS path, any(shop_id) AS shop_id, "
+    "any(seller_id) AS seller_id, any(channel) AS channel, any(kind) AS kind, any(user_id) AS user_id, "
+    "sum(credit_fen) AS amount, "
+    "arraySort(groupUniqArrayIf(touch_account_id, is_conversion = 0 AND touch_account_id != '')) AS touch_accounts "
+    f"FROM {{db:Identifier}}.attributed_gmv WHERE {_MINUTES} AND model = 'last_touch' GROUP BY event_id) "
+    "GROUP BY m, path, shop_id, seller_id, channel, touch_accounts",
+)
+FAMILIES = (CONTENT_CREDIT, SKU_GMV, PATH_GMV)
+
+
+def hours_of(minutes: Iterable[datetime]) -> list[datetime]:
+    return sorted({m.replace(minute=0, second=0, microsecond=0) for m in minutes})
+
+
+def days_of(hours: Iterable[datetime]) -> list[date]:
+    return sorted({(h + timedelta(hours=8)).date() for h in hours})  # Asia/Shanghai: UTC+8 all year
+
+
+def _minutes_in(hours: list[datetime]) -> list[datetime]:
+    return [h + timedelta(minutes=i) for h in hours for i in range(60)]
+
+
+def _hours_in(days: list[date]) -> list[datetime]:
+    return [datetime(d.year, d.month, d.day, tzinfo=UTC) - timedelta(hours=8) + timedelta(hours=i)
+            for d in days for i in range(24)]
+
+
+def minute_statements(db: str, minutes: set[datetime]) -> list[tuple[str, dict]]:
+    """(SQL, parameters) recomputing the families' minute rows of these minutes from the facts."""
+    ordered = sorted(minutes)
+    return [(f.minute_sql, {"db": db, "minutes": ordered[i:i + 500]})
+            for f in FAMILIES for i in range(0, len(ordered), 500)]
+
+
+def coarser_statements(db: str, minutes: set[datetime]) -> list[tuple[str, dict]]:
+    """(SQL, parameters) recomputing the hour rows those minutes fall in, then their days' rows.
+    The periods are listed as the grain below's key values, so each read is a primary-key lookup."""
+    hours = hours_of(minutes)
+    days = days_of(hours)
+    out: list[tuple[str, dict]] = []
+    for f in FAMILIES:
+        for i in range(0, len(hours), 24):
+            out.append((f.coarser_sql("hour"), {"db": db, "periods": _minutes_in(hours[i:i + 24])}))
+    for f in FAMILIES:
+        for i in range(0, len(days), 7):
+            out.append((f.coarser_sql("day"), {"db": db, "periods": _hours_in(days[i:i + 7])}))
+    return out
