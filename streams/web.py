@@ -85,7 +85,8 @@ def register_views(app: faust.App, worker: GmvWorker) -> None:
                 return json_rows(runner(query, "json", params))
 
             try:
-                data = await asyncio.to_thread(dashboard_data, run, worker.settings.clickhouse_database, model)
+                data = await asyncio.to_thread(dashboard_data, run, worker.settings.clickhouse_database, model,
+                                               worker.scheduler.rolled_up_to_ms)
             except ValueError as e:
                 return self.json({"error": str(e)}, status=400)
             except Exception as e:  # ClickHouse busy or down: the page shows it and retries

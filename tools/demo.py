@@ -25,6 +25,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +186,7 @@ class Demo:
             print(f"gmv demo: scenario {scenario.name!r} ({scenario.title}), seed {state.seed}; "
                   f"data in {s.data_path}", file=sys.stderr, flush=True)
             runtime.open_clickhouse()
+            self._load_dimensions(runtime, state)
             bootstrap = runtime.open_kafka()
             self.settings = s = runtime.settings  # partitions may follow existing topics
             port = self.web_port or s.web_port or (6066 if not port_open(s.web_host, 6066) else free_port())
@@ -262,6 +264,22 @@ class Demo:
             if evaluator is not None:
                 await evaluator.close()
             runtime.close()
+
+    def _load_dimensions(self, runtime: Runtime, state: DemoState) -> None:
+        """The scenario's account bindings and SKU catalog, written under the data dir (as ``gmv
+        simulate --dims`` would) and loaded as ``gmv load-dim`` would: the cookbook views need them."""
+        from gmv.tools.load_dim import insert_rows, validate_file
+        from gmv.tools.simulator.cli import write_dimension_files
+        from gmv.tools.simulator.world import World
+
+        world = World(SCENARIOS[state.scenario].scaled(state.scale), state.seed, datetime.fromisoformat(state.start))
+        for kind, path in write_dimension_files(world.dimensions(), self.settings.data_path / "dims").items():
+            rows, errors = validate_file(kind, path)
+            if errors:
+                raise RuntimeError(f"the simulator's {kind} file does not validate: {errors[0]}")
+            insert_rows(runtime.client, self.settings.clickhouse_database, kind, rows)
+        print(f"gmv demo: dimension data loaded from {self.settings.data_path / 'dims'} "
+              "(account bindings, SKU catalog; gmv load-dim)", file=sys.stderr, flush=True)
 
     def _start_simulator(self, bootstrap: str, state: DemoState) -> subprocess.Popen:
         s = self.settings

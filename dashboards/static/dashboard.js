@@ -65,6 +65,12 @@ function renderTable(id, rows, columns) {
     columns.map((c) => `<td>${c[2](r)}</td>`).join("") + "</tr>").join("");
   t.innerHTML = head + body;
   t.closest(".panel").dataset.rows = String(rows.length);
+  // The page reports whether the table fits its panel (no horizontal scrolling), for its own check.
+  t.dataset.fits = t.scrollWidth <= t.parentElement.clientWidth ? "1" : "0";
+}
+function idCell(id, under) {
+  const sub = under ? `<small>${escapeHtml(under)}</small>` : "";
+  return `<span class="id" title="${escapeHtml(id)}">${escapeHtml(id)}</span>${sub}`;
 }
 function escapeHtml(s) {
   return s.replace(/[&<>"']/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[ch]));
@@ -78,23 +84,36 @@ const RANK_COLUMNS = [
 
 function render(d, stats) {
   renderKpis(d.kpis);
+  // Every minute of the window up to the attribution watermark (an empty minute is a zero):
+  // paid GMV stacked by stage above the axis, refunds below it, net as a line.
   const labels = d.per_minute.map((m) => m.label);
+  const paid = d.stages.map((s) => ({ type: "bar", label: "支付 Paid · " + STAGES[s], stack: "gmv", order: 2,
+                                       data: d.per_minute.map((m) => m["gmv_" + s] / 100), backgroundColor: COLORS[s] }));
   chart("chart-minute", {
     type: "bar",
-    data: { labels, datasets: d.stages.map((s) => ({ label: STAGES[s], data: d.per_minute.map((m) => m["net_" + s] / 100),
-                                                     backgroundColor: COLORS[s], stack: "net" })) },
-    options: { animation: false, maintainAspectRatio: false, scales: { x: { stacked: true }, y: { stacked: true, title: { display: true, text: "元 yuan" } } } },
+    data: { labels, datasets: [
+      { type: "line", label: "净GMV Net", data: d.per_minute.map((m) => m.net_fen / 100), borderColor: "#1d2129",
+        borderWidth: 1.5, pointRadius: 0, order: 0 },
+      ...paid,
+      { type: "bar", label: "退款 Refunds", stack: "gmv", order: 1, data: d.per_minute.map((m) => -m.refund_fen / 100),
+        backgroundColor: "#86909c" },
+    ] },
+    options: { animation: false, maintainAspectRatio: false,
+               scales: { x: { stacked: true, ticks: { maxTicksLimit: 18 } }, y: { stacked: true, title: { display: true, text: "元 yuan" } } } },
   });
-  document.getElementById("panel-minute").dataset.rows = String(labels.length);
-  chart("chart-gross-net", {
+  const minutePanel = document.getElementById("panel-minute");
+  minutePanel.dataset.rows = String(labels.length);
+  minutePanel.dataset.first = labels.length ? labels[0] : "";
+  minutePanel.dataset.last = labels.length ? labels[labels.length - 1] : "";
+  chart("chart-orders", {
     type: "line",
     data: { labels, datasets: [
-      { label: "GMV 总额 Gross", data: d.per_minute.map((m) => m.gmv_fen / 100), borderColor: "#3491fa", pointRadius: 0 },
-      { label: "净GMV Net", data: d.per_minute.map((m) => m.net_fen / 100), borderColor: "#fe2c55", pointRadius: 0 },
+      { label: "订单 Paid orders", data: d.per_minute.map((m) => m.orders), borderColor: "#3491fa", pointRadius: 0 },
+      { label: "退款笔数 Refunds", data: d.per_minute.map((m) => m.refunds), borderColor: "#fe2c55", pointRadius: 0 },
     ] },
-    options: { animation: false, maintainAspectRatio: false },
+    options: { animation: false, maintainAspectRatio: false, scales: { x: { ticks: { maxTicksLimit: 8 } } } },
   });
-  document.getElementById("panel-gross-net").dataset.rows = String(labels.length);
+  document.getElementById("panel-orders").dataset.rows = String(labels.length);
   const f = d.funnel;
   chart("chart-funnel", {
     type: "bar",
@@ -114,10 +133,10 @@ function render(d, stats) {
                scales: { y: { ticks: { autoSkip: false } } } },
   });
   document.getElementById("panel-paths").dataset.rows = String(d.path_mix.length);
-  renderTable("table-lives", d.top_lives, [["id", "直播间 Live", (r) => escapeHtml(r.id)], ["account", "主播 Anchor", (r) => escapeHtml(r.account)], ...RANK_COLUMNS]);
-  renderTable("table-accounts", d.top_accounts, [["id", "账号 Account", (r) => escapeHtml(r.id)], ...RANK_COLUMNS.slice(0, 1),
+  renderTable("table-lives", d.top_lives, [["id", "直播间 · 主播 Live · anchor", (r) => idCell(r.id, r.account)], ...RANK_COLUMNS]);
+  renderTable("table-accounts", d.top_accounts, [["id", "账号 Account", (r) => idCell(r.id)], ...RANK_COLUMNS.slice(0, 1),
     ["self_net_fen", "自播 Self", (r) => yuan(r.self_net_fen)], ...RANK_COLUMNS.slice(1)]);
-  renderTable("table-skus", d.top_skus, [["id", "商品 SKU", (r) => escapeHtml(r.id)], ...RANK_COLUMNS]);
+  renderTable("table-skus", d.top_skus, [["id", "商品 SKU", (r) => idCell(r.id, r.shop)], ...RANK_COLUMNS]);
   renderTable("table-alerts", d.alerts, [
     ["state", "状态 State", (r) => (r.state === "firing" ? "🔴 告警中 firing" : "已恢复 resolved")],
     ["rule", "规则 Rule", (r) => `${escapeHtml(r.rule)} <small>${escapeHtml(r.severity)}</small>`],
@@ -141,7 +160,7 @@ function render(d, stats) {
   const c = stats && stats.counters ? stats.counters : {};
   st.dataset.model = d.model;
   st.dataset.updated = new Date().toISOString();
-  st.textContent = `最新数据 latest ${d.per_minute.length ? labels[labels.length - 1] : "—"} (Asia/Shanghai) · ` +
+  st.textContent = `已归因至 attributed to ${d.per_minute.length ? labels[labels.length - 1] : "—"} (Asia/Shanghai) · ` +
     `已接收 received ${num(c.received || 0)} · 延迟 lag ${num(stats ? stats.lag : 0)} · 死信 dead letters ${num(d.dead_letters)} · ` +
     `更新 updated ${new Date().toLocaleTimeString("zh-CN", { timeZone: "Asia/Shanghai", hour12: false })}`;
   document.body.dataset.loaded = "1";
