@@ -10,6 +10,7 @@ continue the story and match again. The screenshot is saved under
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -18,6 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from datetime import datetime
 from html.parser import HTMLParser
 
 import pytest
@@ -28,7 +31,7 @@ from tests.integration.conftest import ROOT, Backend, fresh_env, gmv, sql
 pytestmark = pytest.mark.integration
 ARTIFACTS = ROOT / "test-artifacts"
 MODEL = "linear"
-PANELS = ("kpis", "panel-minute", "panel-gross-net", "panel-funnel", "panel-paths", "panel-lives",
+PANELS = ("kpis", "panel-minute", "panel-orders", "panel-funnel", "panel-paths", "panel-lives",
           "panel-accounts", "panel-skus", "panel-shop-scores")
 
 
@@ -39,13 +42,13 @@ def chromium() -> str:
     pytest.fail("headless Chromium is needed for the dashboard test: apt-get install chromium (.ci/run does)")
 
 
-def run_chromium(url: str, *extra: str) -> str:
+def run_chromium(url: str, *extra: str, width: int = 1500) -> str:
     profile = tempfile.mkdtemp(prefix="gmv-chromium-")
     try:
         proc = subprocess.run(
             [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}", "--window-size=1500,1300", "--virtual-time-budget=8000", *extra, url],
+             f"--user-data-dir={profile}", f"--window-size={width},1300", "--virtual-time-budget=8000", *extra, url],
             capture_output=True, text=True, errors="replace", timeout=120)
         assert proc.returncode == 0, proc.stderr[-2000:]
         return proc.stdout
@@ -63,6 +66,7 @@ class DomFigures(HTMLParser):
         self.funnel: dict[str, str] = {}
         self.table_rows: dict[str, list[tuple[str, int]]] = {}
         self.scores: dict[str, list[tuple[str, float]]] = {}
+        self.fits: dict[str, str] = {}  # table id -> "1" if it fits its panel without scrolling
         self.loaded = False
         self._table: str | None = None
 
@@ -78,6 +82,7 @@ class DomFigures(HTMLParser):
             self.funnel = {k: v for k, v in a.items() if k.startswith("data-") and k != "data-rows"}
         if tag == "table":
             self._table = a.get("id")
+            self.fits[self._table or ""] = a.get("data-fits", "")
             self.table_rows[self._table or ""] = []
         if tag == "tr" and self._table and "data-id" in a:
             if "data-net-fen" in a:
@@ -180,6 +185,37 @@ def test_dashboard_shows_what_sql_says(demo):
     shot.unlink(missing_ok=True)
     run_chromium(f"http://127.0.0.1:{port}/dashboard/?model={MODEL}", f"--screenshot={shot}")
     assert shot.is_file() and shot.stat().st_size > 20_000, "the screenshot is missing or blank"
+
+
+def test_top_tables_fit_their_panels_at_1400_px(demo):
+    dom = DomFigures()
+    dom.feed(run_chromium(f"http://127.0.0.1:{demo['port']}/dashboard/?model={MODEL}", "--dump-dom", width=1400))
+    assert dom.loaded
+    tops = {t: dom.fits.get(t) for t in ("table-lives", "table-accounts", "table-skus")}
+    assert tops == dict.fromkeys(tops, "1"), f"tables that need a horizontal scrollbar at 1400 px: {tops}"
+
+
+def test_per_minute_panels_end_at_the_watermark_with_every_minute(demo):
+    env, port = demo["env"], demo["port"]
+    db = env["GMV_CLICKHOUSE_DATABASE"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/gmv/dashboard/data/?model={MODEL}", timeout=60) as resp:
+        data = json.loads(resp.read())
+    minutes = data["per_minute"]
+    # 180 whole minutes, one per minute (an empty one is a zero), ending at the attribution watermark
+    assert len(minutes) == 180
+    assert [b["t"] - a["t"] for a, b in zip(minutes, minutes[1:], strict=False)] == [60] * 179
+    end = datetime.fromisoformat(data["window_end"]).timestamp()
+    assert minutes[-1]["t"] + 60 == end <= data["watermark_ms"] / 1000 < end + 60
+    assert any(m["gmv_fen"] == 0 for m in minutes) or all(m["gmv_fen"] > 0 for m in minutes)
+    # paid and refunds apart, each as the facts say for the window (refunds on their own minute)
+    first, stop = minutes[0]["t"], end
+    facts = sql(env, f"SELECT sumIf(credit_fen, kind = 'paid') AS paid, -sumIf(credit_fen, kind = 'refund') AS refunds "
+                     f"FROM {db}.attributed_gmv WHERE model = '{MODEL}' AND event_time >= toDateTime({first}) "
+                     f"AND event_time < toDateTime({int(stop)})")[0]
+    assert sum(m["gmv_fen"] for m in minutes) == int(facts["paid"]) > 0
+    assert sum(m["refund_fen"] for m in minutes) == int(facts["refunds"])
+    assert all(m["net_fen"] == m["gmv_fen"] - m["refund_fen"] for m in minutes)
+    assert all(m["gmv_fen"] == sum(m[f"gmv_{s}"] for s in data["stages"]) for m in minutes)
 
 
 def test_model_switch_changes_stage_split_not_total(demo):
