@@ -90,7 +90,7 @@ def main() -> int:
         if "dashboard" in only:
             facts = 2_000_000 if a.quick else 10_000_000
             progress(f"dashboard queries over {facts:,} attributed facts")
-            emit("dashboard", **phases.dashboard_p95(client, "bench_dash", facts))
+            emit("dashboard", **phases.dashboard_p95(client, dsn, "bench_dash", facts))
         client.close()
     finally:
         broker.stop()
