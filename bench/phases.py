@@ -277,7 +277,7 @@ def dashboard_p95(client, dsn: str, db: str, facts: int, runs: int = 20) -> dict
     page is served."""
     from bench import dashboard_before
     from gmv.dashboards.queries import dashboard_data, json_rows
-    from gmv.sinks.levels import coarser_statements, minute_statements
+    from gmv.sinks.levels import level_statements
     from gmv.sinks.schema import ATTRIBUTED_GMV
     from gmv.tools.runtime import ReadonlyClients
 
@@ -308,7 +308,7 @@ def dashboard_p95(client, dsn: str, db: str, facts: int, runs: int = 20) -> dict
     minutes = {r[0] for r in client.query(
         f"SELECT DISTINCT toStartOfMinute(event_time) FROM `{db}`.`{ATTRIBUTED_GMV.store}`").result_rows}
     minutes = {m.replace(tzinfo=UTC) if m.tzinfo is None else m for m in minutes}
-    for sql, params in [*minute_statements(db, minutes), *coarser_statements(db, minutes)]:
+    for sql, params in level_statements(db, minutes):
         client.command(sql, parameters=params)
     rollups_s = time.perf_counter() - t0
 

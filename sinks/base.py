@@ -50,8 +50,9 @@ class BatchingSink(ABC):
 
     @abstractmethod
     async def refresh_rollups(self, gmv_minutes: set[datetime], funnel_minutes: set[datetime],
-                              score_days: ScoreDays | None = None) -> None:
-        """Recompute the minute rollups of these minutes from the facts (``gmv.sinks.rollups``), and
+                              score_days: ScoreDays | None = None, level_minutes: set[datetime] | None = None) -> None:
+        """Recompute the minute rollups of these minutes from the facts (``gmv.sinks.rollups``), the
+        content, SKU and path rollups of ``level_minutes`` at every grain (``gmv.sinks.levels``), and
         the trust scores that facts of these Asia/Shanghai days weigh on (``gmv.sinks.scores``)."""
 
     def refresh_coarse_sync(self) -> None:

@@ -213,24 +213,23 @@ class ClickHouseSink(BatchingSink):
                                       "process is stopping") from e
                 delay = min(delay * 2, 10.0)
 
-    async def refresh_rollups(self, gmv_minutes: set, funnel_minutes: set, score_days: ScoreDays | None = None
-                              ) -> None:
-        """Recompute the minute rollups of the given minutes from the facts (see ``gmv.sinks.rollups``)
-        and the trust scores of the given days (``gmv.sinks.scores``)."""
-        if gmv_minutes or funnel_minutes or score_days:
-            await asyncio.to_thread(self.refresh_rollups_sync, gmv_minutes, funnel_minutes, score_days)
+    async def refresh_rollups(self, gmv_minutes: set, funnel_minutes: set, score_days: ScoreDays | None = None,
+                              level_minutes: set | None = None) -> None:
+        """Recompute the minute rollups of the given minutes from the facts (see ``gmv.sinks.rollups``),
+        the content/SKU/path rollups of ``level_minutes`` (``gmv.sinks.levels``) and the trust scores
+        of the given days (``gmv.sinks.scores``)."""
+        if gmv_minutes or funnel_minutes or score_days or level_minutes:
+            await asyncio.to_thread(self.refresh_rollups_sync, gmv_minutes, funnel_minutes, score_days, level_minutes)
 
-    def refresh_rollups_sync(self, gmv_minutes: set, funnel_minutes: set, score_days: ScoreDays | None = None
-                             ) -> None:
-        from gmv.sinks.levels import coarser_statements, minute_statements
+    def refresh_rollups_sync(self, gmv_minutes: set, funnel_minutes: set, score_days: ScoreDays | None = None,
+                             level_minutes: set | None = None) -> None:
+        from gmv.sinks.levels import level_statements
         from gmv.sinks.rollups import refresh_statements
         from gmv.sinks.scores import refresh_scores
 
         with self._lock:
-            # The content, SKU and path rollups' hour and day rows are recomputed from their minute
-            # rows, so those come first (``gmv.sinks.levels``).
             statements = [*refresh_statements(self.database, gmv_minutes, funnel_minutes),
-                          *minute_statements(self.database, gmv_minutes), *coarser_statements(self.database, gmv_minutes)]
+                          *level_statements(self.database, level_minutes or set())]
             for sql, params in statements:
                 self._with_retry(lambda sql=sql, params=params: self.client.command(sql, parameters=params),
                                  "rollup refresh", "rollups")

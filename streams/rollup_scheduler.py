@@ -22,10 +22,11 @@ from gmv.streams.core.state import from_ms
 from gmv.streams.stats import WorkerStats
 from gmv.streams.store import Outbox
 
-# Trust scores are recomputed at most this often while batches flow (always when input stops, at
-# the end of a run, on a rebalance): one refresh is two statements over the changed days' facts,
-# ~0.15 s at 100k facts here, against ~0.03 s for the minute rollups every batch needs. Under a
-# backlog, catching up matters more (the bench's 60k-event runs lost ~0.7 s to it at 2 s).
+# Trust scores and the content/SKU/path rollups (``gmv.sinks.levels``) are recomputed at most this
+# often while batches flow (always when input stops, at the end of a run, on a rebalance): the scores
+# are two statements over the changed days' facts, ~0.15 s at 100k facts here, the levels nine,
+# against ~0.03 s for the minute rollups every batch needs (nine more per batch cost the bench ~15%).
+# Under a backlog, catching up matters more (the bench's 60k-event runs lost ~0.7 s to it at 2 s).
 SCORES_INTERVAL_S = 2.0
 SCORES_BACKLOG_INTERVAL_S = 10.0
 
@@ -41,6 +42,7 @@ class RollupScheduler:
         self._gmv_minutes: set[datetime] = set()  # minutes whose rollups are due a refresh
         self._funnel_minutes: set[datetime] = set()
         self._score_days = ScoreDays()  # Asia/Shanghai days of new trust-score facts
+        self._level_minutes: set[datetime] = set()  # minutes whose content/SKU/path rollups are due
         self._marks_due: dict[int, int] = {}  # partition -> journal seq whose rows are in the facts
         self._last_refresh = 0.0
         self._last_scores = 0.0
@@ -54,7 +56,8 @@ class RollupScheduler:
 
     @property
     def pending(self) -> bool:
-        return bool(self._gmv_minutes or self._funnel_minutes or self._score_days or self._marks_due)
+        return bool(self._gmv_minutes or self._funnel_minutes or self._score_days or self._level_minutes
+                    or self._marks_due)
 
     def interval_passed(self) -> bool:
         return time.monotonic() - self._last_refresh >= self.interval_s
@@ -64,6 +67,7 @@ class RollupScheduler:
         gmv, funnel = _minutes(r.event_time for r in result.credit_rows), _minutes(r.event_time for r in result.funnel_rows)
         self._gmv_minutes.update(gmv)
         self._funnel_minutes.update(funnel)
+        self._level_minutes.update(gmv)
         self._score_days.update(_score_days(result, gmv))
         if gmv or funnel:
             first = min(gmv | funnel)
@@ -75,26 +79,28 @@ class RollupScheduler:
             await self.refresh_rollups_and_mark(scores=final or time.monotonic() - self._last_scores >= interval)
 
     async def refresh_rollups_and_mark(self, scores: bool = True) -> None:
-        """Recompute the minutes noted since the last refresh (and, ``scores``, the trust scores);
-        then mark the journal entries whose rows are now in the facts and the rollups (a mark
-        must never precede its rollup: while scores wait for their next refresh, marks wait too)."""
+        """Recompute the minutes noted since the last refresh (and, ``scores``, the trust scores and
+        the content/SKU/path rollups, ``gmv.sinks.levels``); then mark the journal entries whose rows
+        are now in the facts and the rollups (a mark must never precede its rollup: while scores and
+        those rollups wait for their next refresh, marks wait too)."""
         if self.outbox.changelog is None:
             return  # the loop never started: nothing was written, nothing is due
         with self.stats.timing("rollups"):
             gmv, funnel = self._gmv_minutes, self._funnel_minutes
             days = self._score_days if scores else ScoreDays()
+            levels = self._level_minutes if scores else set()
             watermark = self._watermark_due
             self._gmv_minutes, self._funnel_minutes = set(), set()
             if scores:
-                self._score_days = ScoreDays()
+                self._score_days, self._level_minutes = ScoreDays(), set()
                 await self.sink.flush()  # the trust facts that waited for this refresh
-            await self.sink.refresh_rollups(gmv, funnel, days)
+            await self.sink.refresh_rollups(gmv, funnel, days, levels)
             self._last_refresh = time.monotonic()
             self.rolled_up_to_ms = max(self.rolled_up_to_ms, watermark)
             if scores:
                 self._last_scores = self._last_refresh
-            if self._score_days:
-                return  # the marks wait for the scores
+            if self._score_days or self._level_minutes:
+                return  # the marks wait for the scores and the content/SKU/path rollups
             self.scored_up_to_ms = max(self.scored_up_to_ms, watermark)
             marks, self._marks_due = self._marks_due, {}
             for p, seq in marks.items():
