@@ -160,7 +160,7 @@ async def pipeline(settings: Settings, bootstrap: str, client, broker_pid: int |
             await asyncio.sleep(0.05)
         t_consumed = time.monotonic()
         # Hour/day rollups refresh on their own every 5 s; the minute rollups are part of the run.
-        await worker.drain(final=True, coarse=False)
+        await worker.drain(final=True)
         drain_s = time.monotonic() - t_consumed
         # From the first message handed to the pipeline (the loop may be busy with it before
         # this coroutine runs again) to everything attributed and flushed.

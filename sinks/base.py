@@ -55,11 +55,6 @@ class BatchingSink(ABC):
         content, SKU and path rollups of ``level_minutes`` at every grain (``gmv.sinks.levels``), and
         the trust scores that facts of these Asia/Shanghai days weigh on (``gmv.sinks.scores``)."""
 
-    def refresh_coarse_sync(self) -> None:
-        """Bring hour/day rollups up to date now (they also refresh every few seconds on their own).
-        Nothing to do for a sink that does not own ClickHouse."""
-        return None
-
     def abort(self) -> None:
         """Stop retrying: the process is stopping (a write in progress raises ``SinkStopped``).
         A sink without retries of its own has nothing to stop."""

@@ -236,13 +236,3 @@ class ClickHouseSink(BatchingSink):
             if score_days:
                 self._with_retry(lambda: refresh_scores(self.client, self.database, score_days),
                                  "trust score refresh", "trust_scores")
-
-    def refresh_coarse_sync(self) -> None:
-        """Bring hour/day rollups up to date now (they also refresh every few seconds on their own)."""
-        from gmv.sinks.rollups import COARSE_VIEWS
-
-        with self._lock:
-            for view in COARSE_VIEWS:
-                self.client.command(f"SYSTEM REFRESH VIEW `{self.database}`.`{view}`")
-            for view in COARSE_VIEWS:
-                self.client.command(f"SYSTEM WAIT VIEW `{self.database}`.`{view}`")

@@ -21,6 +21,8 @@ Families (keys; measures are the same for all: ``gmv_fen``, ``refund_fen`` (posi
 - ``path_gmv``: whole amounts per path (its stages), shop, seller, channel and the sorted
   distinct accounts of the path's touches before the conversion (``touch_accounts``): what
   川流 (distributor content assisting self-broadcast sales) is measured by.
+- ``gmv`` and ``funnel``: the hours and days of the minute rollups ``gmv_minute`` and
+  ``funnel_minute`` (refreshed after every batch by ``gmv.sinks.rollups``).
 """
 
 from __future__ import annotations
@@ -58,25 +60,41 @@ class Family:
     name: str
     comment: str
     keys: tuple[Column, ...]
-    minute_sql: str  # INSERT INTO {store} SELECT minute, keys..., measures FROM facts of {minutes}
+    # SELECT minute, keys..., measures FROM the facts WHERE {where}: None when the minute table is
+    # one of the minute rollups refreshed after every batch (``gmv.sinks.rollups``).
+    minute_select: str | None
+    measures: tuple[Column, ...] = MEASURES
+    sums: str = _SUMS  # the measures of a coarser row from the finer rows'
+    day_type: str = "Date"  # gmv_day and funnel_day keep the type they had: DateTime('Asia/Shanghai')
 
     def table(self, grain: str) -> str:
         return f"{self.name}_{grain}"
 
     def columns(self, grain: str) -> tuple[Column, ...]:
-        return (GRAIN_COLUMNS[grain], *self.keys, *MEASURES)
+        first = GRAIN_COLUMNS[grain]
+        if grain == "day" and self.day_type != "Date":
+            first = Column("day", self.day_type, "day in Asia/Shanghai (the business day)")
+        return (first, *self.keys, *self.measures)
 
     @property
     def key_names(self) -> str:
         return ", ".join(c.name for c in self.keys)
 
-    def coarser_sql(self, grain: str) -> str:
+    @property
+    def minute_sql(self) -> str:
+        assert self.minute_select is not None
+        return (f"INSERT INTO {{db:Identifier}}.{self.table('minute')}_store "
+                + self.minute_select.replace("{where}", _MINUTES))
+
+    def coarser_sql(self, grain: str, periods: str = "{periods:Array(DateTime('UTC'))}") -> str:
         """Recompute ``grain`` (hour or day) rows from the grain below, for the given periods."""
         below = GRAINS[GRAINS.index(grain) - 1]
-        period = "toStartOfHour(minute)" if grain == "hour" else "toDate(hour, 'Asia/Shanghai')"
+        day = "toDate(hour, 'Asia/Shanghai')" if self.day_type == "Date" else "toStartOfDay(hour, 'Asia/Shanghai')"
+        period = "toStartOfHour(minute)" if grain == "hour" else day
+        where = f"WHERE {below} IN {periods} " if periods else ""
         return (f"INSERT INTO {{db:Identifier}}.{self.table(grain)}_store "
-                f"SELECT {period} AS p, {self.key_names}, {_SUMS} FROM {{db:Identifier}}.{self.table(below)} "
-                f"WHERE {below} IN {{periods:Array(DateTime('UTC'))}} GROUP BY p, {self.key_names}")
+                f"SELECT {period} AS p, {self.key_names}, {self.sums} FROM {{db:Identifier}}.{self.table(below)} "
+                f"{where}GROUP BY p, {self.key_names}")
 
 
 _KEY = {
@@ -99,26 +117,23 @@ _MINUTES = "toStartOfMinute(event_time) IN {minutes:Array(DateTime('UTC'))}"
 CONTENT_CREDIT = Family(
     "content_credit", "GMV credited per attribution model to each touch: stage, account and content",
     tuple(_KEY[k] for k in ("model", "stage", "account_id", "content_id", "is_self", "shop_id")),
-    "INSERT INTO {db:Identifier}.content_credit_minute_store "
     "SELECT toStartOfMinute(event_time) AS m, model, stage, touch_account_id, touch_content_id, is_self, shop_id, "
     + _FROM_FACTS.format(c="is_conversion = 1") +
-    f" FROM {{db:Identifier}}.attributed_gmv WHERE {_MINUTES} "
+    " FROM {db:Identifier}.attributed_gmv WHERE {where} "
     "GROUP BY m, model, stage, touch_account_id, touch_content_id, is_self, shop_id",
 )
 SKU_GMV = Family(
     "sku_gmv", "Whole order amounts per SKU, shop, seller, channel paid in and traffic of the conversion",
     tuple(_KEY[k] for k in ("shop_id", "sku_id", "seller_id", "channel", "traffic")),
-    "INSERT INTO {db:Identifier}.sku_gmv_minute_store "
     "SELECT toStartOfMinute(event_time) AS m, shop_id, sku_id, seller_id, channel, traffic, "
     + _FROM_FACTS.format(c="1") +
-    f" FROM {{db:Identifier}}.attributed_gmv WHERE {_MINUTES} AND model = 'last_touch' AND is_conversion = 1 "
+    " FROM {db:Identifier}.attributed_gmv WHERE {where} AND model = 'last_touch' AND is_conversion = 1 "
     "GROUP BY m, shop_id, sku_id, seller_id, channel, traffic",
 )
 # One row per order event first (its whole amount and the accounts of its touches), then the grain.
 PATH_GMV = Family(
     "path_gmv", "Whole order amounts per path, shop, seller, channel and the accounts of the path's touches",
     tuple(_KEY[k] for k in ("path", "shop_id", "seller_id", "channel", "touch_accounts")),
-    "INSERT INTO {db:Identifier}.path_gmv_minute_store "
     "SELECT m, path, shop_id, seller_id, channel, touch_accounts, "
     "sumIf(amount, kind = 'paid'), -sumIf(amount, kind = 'refund'), sum(amount), countIf(kind = 'paid'), "
     "countIf(kind = 'refund'), uniqStateIf(user_id, kind = 'paid'), now64(6) "
@@ -126,10 +141,42 @@ PATH_GMV = Family(
     "any(seller_id) AS seller_id, any(channel) AS channel, any(kind) AS kind, any(user_id) AS user_id, "
     "sum(credit_fen) AS amount, "
     "arraySort(groupUniqArrayIf(touch_account_id, is_conversion = 0 AND touch_account_id != '')) AS touch_accounts "
-    f"FROM {{db:Identifier}}.attributed_gmv WHERE {_MINUTES} AND model = 'last_touch' GROUP BY event_id) "
+    "FROM {db:Identifier}.attributed_gmv WHERE {where} AND model = 'last_touch' GROUP BY event_id) "
     "GROUP BY m, path, shop_id, seller_id, channel, touch_accounts",
 )
-FAMILIES = (CONTENT_CREDIT, SKU_GMV, PATH_GMV)
+# The hour and day rollups of gmv_minute and funnel_minute (the same names, columns and grains they
+# had as ClickHouse refreshable views, which recomputed the whole history every 5 s).
+GMV = Family(
+    "gmv", "Attributed GMV; same columns as gmv_minute",
+    (_KEY["model"], _KEY["stage"], Column("channel", "LowCardinality(String)", "where the orders were paid"),
+     Column("traffic", "LowCardinality(String)", "public | private"), Column("shop_id", "String", "shop"),
+     Column("seller_id", "String", "seller account"), Column("touch_account_id", "String", "credited account"),
+     Column("is_self", "UInt8", "1 = credited account is the seller itself")),
+    None,
+    (Column("gmv_fen", "Int64", "paid GMV credited (fen)"),
+     Column("refund_fen", "Int64", "refunds credited, as a positive number (fen)"),
+     Column("net_fen", "Int64", "gmv_fen - refund_fen"),
+     Column("orders", "UInt64", "paid orders converting here (counted on the conversion touch, so once per order and model)"),
+     Column("refunds", "UInt64", "refund events (counted on the conversion touch)"),
+     Column("buyers", "AggregateFunction(uniq, String)", "distinct buyers of those orders: uniqMerge(buyers)"),
+     MEASURES[-1]),
+    day_type="DateTime('Asia/Shanghai')",
+)
+FUNNEL = Family(
+    "funnel", "Funnel (views, engaged views, live enters, unique viewers); same columns as funnel_minute",
+    (Column("stage", "LowCardinality(String)", "short_video | clip | live"),
+     Column("account_id", "String", "video author / live anchor"), Column("content_id", "String", "video_id / live_id"),
+     Column("shop_id", "String", "mounted shop"), Column("traffic", "LowCardinality(String)", "public | private")),
+    None,
+    (Column("views", "UInt64", "views (video views; live enters for stage live)"),
+     Column("engaged_views", "UInt64", "views with watch_ms >= engaged_ms (touchpoints); live enters for live"),
+     Column("live_enters", "UInt64", "live room enters"),
+     Column("viewers", "AggregateFunction(uniq, String)", "unique viewers (UV): uniqMerge(viewers)"),
+     MEASURES[-1]),
+    "sum(views), sum(engaged_views), sum(live_enters), uniqMergeState(viewers), now64(6)",
+    day_type="DateTime('Asia/Shanghai')",
+)
+FAMILIES = (CONTENT_CREDIT, SKU_GMV, PATH_GMV, GMV, FUNNEL)
 
 
 def hours_of(minutes: Iterable[datetime]) -> list[datetime]:
@@ -158,7 +205,7 @@ def minute_statements(db: str, minutes: set[datetime]) -> list[tuple[str, dict]]
     """(SQL, parameters) recomputing the families' minute rows of these minutes from the facts."""
     ordered = sorted(minutes)
     return [(f.minute_sql, {"db": db, "minutes": ordered[i:i + 500]})
-            for f in FAMILIES for i in range(0, len(ordered), 500)]
+            for f in FAMILIES if f.minute_select is not None for i in range(0, len(ordered), 500)]
 
 
 def coarser_statements(db: str, minutes: set[datetime]) -> list[tuple[str, dict]]:

@@ -5,8 +5,8 @@ After each flush the worker recomputes the minutes its batch touched:
 (``gmv_minute``, ``content_minute`` from the credits; ``funnel_minute`` from the funnel events).
 A recomputed row replaces the previous one (ReplacingMergeTree on ``refreshed_at``),
 so the rollup always equals an aggregate of the facts — never a running sum that
-a replayed batch could inflate. Hour and day rollups are refreshable materialized
-views over these (migration 2, ``gmv.sinks.migrations``).
+a replayed batch could inflate. Their hours and days are recomputed from these
+(``gmv.sinks.levels``).
 """
 
 from __future__ import annotations
@@ -54,8 +54,6 @@ FROM `{db}`.`funnel_events`
 WHERE toStartOfMinute(event_time) IN {{minutes:Array(DateTime('UTC'))}}
 GROUP BY minute, stage, account_id, content_id, shop_id, traffic
 """
-
-COARSE_VIEWS = ("gmv_hour_refresh", "gmv_day_refresh", "funnel_hour_refresh", "funnel_day_refresh")
 
 
 def refresh_statements(db: str, gmv_minutes: set[datetime], funnel_minutes: set[datetime]

@@ -67,7 +67,7 @@ class RollupScheduler:
         gmv, funnel = _minutes(r.event_time for r in result.credit_rows), _minutes(r.event_time for r in result.funnel_rows)
         self._gmv_minutes.update(gmv)
         self._funnel_minutes.update(funnel)
-        self._level_minutes.update(gmv)
+        self._level_minutes.update(gmv | funnel)
         self._score_days.update(_score_days(result, gmv))
         if gmv or funnel:
             first = min(gmv | funnel)

@@ -169,12 +169,10 @@ class GmvWorker:
     def crash_reason(self) -> str:
         return f"{type(self._crash).__name__}: {self._crash}" if self._crash else "stopped"
 
-    async def drain(self, final: bool = True, coarse: bool = True) -> None:
-        """End of input: attribute everything pending (``final``), store, commit; hour/day rollups
-        brought up to date (``coarse``)."""
+    async def drain(self, final: bool = True) -> None:
+        """End of input: attribute everything pending (``final``), store, commit, and bring every
+        rollup and score up to date."""
         await self.loop.drain(final)
-        if coarse and self.own_sink is not None and self.loop.consumer is not None:
-            await asyncio.to_thread(self.own_sink.refresh_coarse_sync)
 
     def sink_failing_for(self) -> float | None:
         """Seconds ClickHouse writes have been failing (None while they succeed)."""
@@ -189,7 +187,7 @@ class GmvWorker:
         failing = self.sink_failing_for()
         if failing is None:
             try:
-                await asyncio.wait_for(self.drain(final=drain, coarse=drain), timeout_s)
+                await asyncio.wait_for(self.drain(final=drain), timeout_s)
             except TimeoutError:
                 failing = self.sink_failing_for()
             except SinkStopped:

@@ -1,4 +1,4 @@
--- migration 6: dimension data (account bindings, SKU catalog), content/SKU/path rollups at minute, hour and day, the cookbook views
+-- migration 6: dimension data (account bindings, SKU catalog), content/SKU/path rollups at minute, hour and day, gmv/funnel hours and days kept by the worker, the cookbook views
 -- Frozen: the DDL exactly as it shipped. Never edit it; add a new migration instead.
 -- Statements are separated by a line holding only ';'. {db} stands for the database.
 CREATE TABLE IF NOT EXISTS `{db}`.`dim_accounts_store` (
@@ -45,6 +45,22 @@ CREATE VIEW IF NOT EXISTS `{db}`.`dim_skus` (
 ) AS SELECT `day`, `shop_id`, `sku_id`, `title`, `price_fen`, `loaded_at` FROM `{db}`.`dim_skus_store` FINAL
 COMMENT 'SKU catalog: the SKUs each shop listed on each Asia/Shanghai day (the denominator of 动销率). Loaded with gmv load-dim. Exact: each row once, however often it was written.'
 ;
+DROP VIEW IF EXISTS `{db}`.`gmv_hour_refresh`
+;
+DROP TABLE IF EXISTS `{db}`.`gmv_hour`
+;
+DROP VIEW IF EXISTS `{db}`.`gmv_day_refresh`
+;
+DROP TABLE IF EXISTS `{db}`.`gmv_day`
+;
+DROP VIEW IF EXISTS `{db}`.`funnel_hour_refresh`
+;
+DROP TABLE IF EXISTS `{db}`.`funnel_hour`
+;
+DROP VIEW IF EXISTS `{db}`.`funnel_day_refresh`
+;
+DROP TABLE IF EXISTS `{db}`.`funnel_day`
+;
 CREATE TABLE IF NOT EXISTS `{db}`.`content_credit_minute_store` (
   `minute` DateTime('UTC') COMMENT 'minute of event_time (UTC)',
   `model` LowCardinality(String) COMMENT 'attribution model',
@@ -65,7 +81,7 @@ ENGINE = ReplacingMergeTree(refreshed_at)
 PARTITION BY toYYYYMM(minute)
 ORDER BY (minute, model, stage, account_id, content_id, is_self, shop_id)
 SETTINGS non_replicated_deduplication_window = 1000
-COMMENT 'GMV credited per attribution model to each touch: stage, account and content, per minute; recomputed by the worker from the de-duplicated facts (attributed_gmv) for the minutes each batch touched: exact, never a running sum. Stored rows; may hold not-yet-merged copies: query the view content_credit_minute.'
+COMMENT 'GMV credited per attribution model to each touch: stage, account and content, per minute; recomputed by the worker from the de-duplicated facts (attributed_gmv) for the minutes batches touched, with the trust scores: exact, never a running sum. Stored rows; may hold not-yet-merged copies: query the view content_credit_minute.'
 ;
 CREATE VIEW IF NOT EXISTS `{db}`.`content_credit_minute` (
   `minute` DateTime('UTC') COMMENT 'minute of event_time (UTC)',
@@ -83,7 +99,7 @@ CREATE VIEW IF NOT EXISTS `{db}`.`content_credit_minute` (
   `buyers` AggregateFunction(uniq, String) COMMENT 'distinct buyers of those orders: uniqMerge(buyers)',
   `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed; the latest wins'
 ) AS SELECT `minute`, `model`, `stage`, `account_id`, `content_id`, `is_self`, `shop_id`, `gmv_fen`, `refund_fen`, `net_fen`, `orders`, `refunds`, `buyers`, `refreshed_at` FROM `{db}`.`content_credit_minute_store` FINAL
-COMMENT 'GMV credited per attribution model to each touch: stage, account and content, per minute; recomputed by the worker from the de-duplicated facts (attributed_gmv) for the minutes each batch touched: exact, never a running sum. Exact: each row once, however often it was written.'
+COMMENT 'GMV credited per attribution model to each touch: stage, account and content, per minute; recomputed by the worker from the de-duplicated facts (attributed_gmv) for the minutes batches touched, with the trust scores: exact, never a running sum. Exact: each row once, however often it was written.'
 ;
 CREATE TABLE IF NOT EXISTS `{db}`.`content_credit_hour_store` (
   `hour` DateTime('UTC') COMMENT 'hour of event_time (UTC)',
@@ -184,7 +200,7 @@ ENGINE = ReplacingMergeTree(refreshed_at)
 PARTITION BY toYYYYMM(minute)
 ORDER BY (minute, shop_id, sku_id, seller_id, channel, traffic)
 SETTINGS non_replicated_deduplication_window = 1000
-COMMENT 'Whole order amounts per SKU, shop, seller, channel paid in and traffic of the conversion, per minute; recomputed by the worker from the de-duplicated facts (attributed_gmv) for the minutes each batch touched: exact, never a running sum. Stored rows; may hold not-yet-merged copies: query the view sku_gmv_minute.'
+COMMENT 'Whole order amounts per SKU, shop, seller, channel paid in and traffic of the conversion, per minute; recomputed by the worker from the de-duplicated facts (attributed_gmv) for the minutes batches touched, with the trust scores: exact, never a running sum. Stored rows; may hold not-yet-merged copies: query the view sku_gmv_minute.'
 ;
 CREATE VIEW IF NOT EXISTS `{db}`.`sku_gmv_minute` (
   `minute` DateTime('UTC') COMMENT 'minute of event_time (UTC)',
@@ -201,7 +217,7 @@ CREATE VIEW IF NOT EXISTS `{db}`.`sku_gmv_minute` (
   `buyers` AggregateFunction(uniq, String) COMMENT 'distinct buyers of those orders: uniqMerge(buyers)',
   `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed; the latest wins'
 ) AS SELECT `minute`, `shop_id`, `sku_id`, `seller_id`, `channel`, `traffic`, `gmv_fen`, `refund_fen`, `net_fen`, `orders`, `refunds`, `buyers`, `refreshed_at` FROM `{db}`.`sku_gmv_minute_store` FINAL
-COMMENT 'Whole order amounts per SKU, shop, seller, channel paid in and traffic of the conversion, per minute; recomputed by the worker from the de-duplicated facts (attributed_gmv) for the minutes each batch touched: exact, never a running sum. Exact: each row once, however often it was written.'
+COMMENT 'Whole order amounts per SKU, shop, seller, channel paid in and traffic of the conversion, per minute; recomputed by the worker from the de-duplicated facts (attributed_gmv) for the minutes batches touched, with the trust scores: exact, never a running sum. Exact: each row once, however often it was written.'
 ;
 CREATE TABLE IF NOT EXISTS `{db}`.`sku_gmv_hour_store` (
   `hour` DateTime('UTC') COMMENT 'hour of event_time (UTC)',
@@ -298,7 +314,7 @@ ENGINE = ReplacingMergeTree(refreshed_at)
 PARTITION BY toYYYYMM(minute)
 ORDER BY (minute, path, shop_id, seller_id, channel, touch_accounts)
 SETTINGS non_replicated_deduplication_window = 1000
-COMMENT 'Whole order amounts per path, shop, seller, channel and the accounts of the path\'s touches, per minute; recomputed by the worker from the de-duplicated facts (attributed_gmv) for the minutes each batch touched: exact, never a running sum. Stored rows; may hold not-yet-merged copies: query the view path_gmv_minute.'
+COMMENT 'Whole order amounts per path, shop, seller, channel and the accounts of the path\'s touches, per minute; recomputed by the worker from the de-duplicated facts (attributed_gmv) for the minutes batches touched, with the trust scores: exact, never a running sum. Stored rows; may hold not-yet-merged copies: query the view path_gmv_minute.'
 ;
 CREATE VIEW IF NOT EXISTS `{db}`.`path_gmv_minute` (
   `minute` DateTime('UTC') COMMENT 'minute of event_time (UTC)',
@@ -315,7 +331,7 @@ CREATE VIEW IF NOT EXISTS `{db}`.`path_gmv_minute` (
   `buyers` AggregateFunction(uniq, String) COMMENT 'distinct buyers of those orders: uniqMerge(buyers)',
   `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed; the latest wins'
 ) AS SELECT `minute`, `path`, `shop_id`, `seller_id`, `channel`, `touch_accounts`, `gmv_fen`, `refund_fen`, `net_fen`, `orders`, `refunds`, `buyers`, `refreshed_at` FROM `{db}`.`path_gmv_minute_store` FINAL
-COMMENT 'Whole order amounts per path, shop, seller, channel and the accounts of the path\'s touches, per minute; recomputed by the worker from the de-duplicated facts (attributed_gmv) for the minutes each batch touched: exact, never a running sum. Exact: each row once, however often it was written.'
+COMMENT 'Whole order amounts per path, shop, seller, channel and the accounts of the path\'s touches, per minute; recomputed by the worker from the de-duplicated facts (attributed_gmv) for the minutes batches touched, with the trust scores: exact, never a running sum. Exact: each row once, however often it was written.'
 ;
 CREATE TABLE IF NOT EXISTS `{db}`.`path_gmv_hour_store` (
   `hour` DateTime('UTC') COMMENT 'hour of event_time (UTC)',
@@ -392,6 +408,188 @@ CREATE VIEW IF NOT EXISTS `{db}`.`path_gmv_day` (
   `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed; the latest wins'
 ) AS SELECT `day`, `path`, `shop_id`, `seller_id`, `channel`, `touch_accounts`, `gmv_fen`, `refund_fen`, `net_fen`, `orders`, `refunds`, `buyers`, `refreshed_at` FROM `{db}`.`path_gmv_day_store` FINAL
 COMMENT 'Whole order amounts per path, shop, seller, channel and the accounts of the path\'s touches, per Asia/Shanghai day; recomputed by the worker from path_gmv_hour for the days those hours fall in: exact, never a running sum. Exact: each row once, however often it was written.'
+;
+CREATE TABLE IF NOT EXISTS `{db}`.`gmv_hour_store` (
+  `hour` DateTime('UTC') COMMENT 'hour of event_time (UTC)',
+  `model` LowCardinality(String) COMMENT 'attribution model',
+  `stage` LowCardinality(String) COMMENT 'funnel stage of the touch credited',
+  `channel` LowCardinality(String) COMMENT 'where the orders were paid',
+  `traffic` LowCardinality(String) COMMENT 'public | private',
+  `shop_id` String COMMENT 'shop',
+  `seller_id` String COMMENT 'seller account',
+  `touch_account_id` String COMMENT 'credited account',
+  `is_self` UInt8 COMMENT '1 = credited account is the seller itself',
+  `gmv_fen` Int64 COMMENT 'paid GMV credited (fen)',
+  `refund_fen` Int64 COMMENT 'refunds credited, as a positive number (fen)',
+  `net_fen` Int64 COMMENT 'gmv_fen - refund_fen',
+  `orders` UInt64 COMMENT 'paid orders converting here (counted on the conversion touch, so once per order and model)',
+  `refunds` UInt64 COMMENT 'refund events (counted on the conversion touch)',
+  `buyers` AggregateFunction(uniq, String) COMMENT 'distinct buyers of those orders: uniqMerge(buyers)',
+  `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed; the latest wins'
+)
+ENGINE = ReplacingMergeTree(refreshed_at)
+PARTITION BY toYYYYMM(hour)
+ORDER BY (hour, model, stage, channel, traffic, shop_id, seller_id, touch_account_id, is_self)
+SETTINGS non_replicated_deduplication_window = 1000
+COMMENT 'Attributed GMV; same columns as gmv_minute, per hour; recomputed by the worker from gmv_minute for the hours those minutes fall in: exact, never a running sum. Stored rows; may hold not-yet-merged copies: query the view gmv_hour.'
+;
+CREATE VIEW IF NOT EXISTS `{db}`.`gmv_hour` (
+  `hour` DateTime('UTC') COMMENT 'hour of event_time (UTC)',
+  `model` LowCardinality(String) COMMENT 'attribution model',
+  `stage` LowCardinality(String) COMMENT 'funnel stage of the touch credited',
+  `channel` LowCardinality(String) COMMENT 'where the orders were paid',
+  `traffic` LowCardinality(String) COMMENT 'public | private',
+  `shop_id` String COMMENT 'shop',
+  `seller_id` String COMMENT 'seller account',
+  `touch_account_id` String COMMENT 'credited account',
+  `is_self` UInt8 COMMENT '1 = credited account is the seller itself',
+  `gmv_fen` Int64 COMMENT 'paid GMV credited (fen)',
+  `refund_fen` Int64 COMMENT 'refunds credited, as a positive number (fen)',
+  `net_fen` Int64 COMMENT 'gmv_fen - refund_fen',
+  `orders` UInt64 COMMENT 'paid orders converting here (counted on the conversion touch, so once per order and model)',
+  `refunds` UInt64 COMMENT 'refund events (counted on the conversion touch)',
+  `buyers` AggregateFunction(uniq, String) COMMENT 'distinct buyers of those orders: uniqMerge(buyers)',
+  `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed; the latest wins'
+) AS SELECT `hour`, `model`, `stage`, `channel`, `traffic`, `shop_id`, `seller_id`, `touch_account_id`, `is_self`, `gmv_fen`, `refund_fen`, `net_fen`, `orders`, `refunds`, `buyers`, `refreshed_at` FROM `{db}`.`gmv_hour_store` FINAL
+COMMENT 'Attributed GMV; same columns as gmv_minute, per hour; recomputed by the worker from gmv_minute for the hours those minutes fall in: exact, never a running sum. Exact: each row once, however often it was written.'
+;
+CREATE TABLE IF NOT EXISTS `{db}`.`gmv_day_store` (
+  `day` DateTime('Asia/Shanghai') COMMENT 'day in Asia/Shanghai (the business day)',
+  `model` LowCardinality(String) COMMENT 'attribution model',
+  `stage` LowCardinality(String) COMMENT 'funnel stage of the touch credited',
+  `channel` LowCardinality(String) COMMENT 'where the orders were paid',
+  `traffic` LowCardinality(String) COMMENT 'public | private',
+  `shop_id` String COMMENT 'shop',
+  `seller_id` String COMMENT 'seller account',
+  `touch_account_id` String COMMENT 'credited account',
+  `is_self` UInt8 COMMENT '1 = credited account is the seller itself',
+  `gmv_fen` Int64 COMMENT 'paid GMV credited (fen)',
+  `refund_fen` Int64 COMMENT 'refunds credited, as a positive number (fen)',
+  `net_fen` Int64 COMMENT 'gmv_fen - refund_fen',
+  `orders` UInt64 COMMENT 'paid orders converting here (counted on the conversion touch, so once per order and model)',
+  `refunds` UInt64 COMMENT 'refund events (counted on the conversion touch)',
+  `buyers` AggregateFunction(uniq, String) COMMENT 'distinct buyers of those orders: uniqMerge(buyers)',
+  `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed; the latest wins'
+)
+ENGINE = ReplacingMergeTree(refreshed_at)
+PARTITION BY toYYYYMM(day)
+ORDER BY (day, model, stage, channel, traffic, shop_id, seller_id, touch_account_id, is_self)
+SETTINGS non_replicated_deduplication_window = 1000
+COMMENT 'Attributed GMV; same columns as gmv_minute, per Asia/Shanghai day; recomputed by the worker from gmv_hour for the days those hours fall in: exact, never a running sum. Stored rows; may hold not-yet-merged copies: query the view gmv_day.'
+;
+CREATE VIEW IF NOT EXISTS `{db}`.`gmv_day` (
+  `day` DateTime('Asia/Shanghai') COMMENT 'day in Asia/Shanghai (the business day)',
+  `model` LowCardinality(String) COMMENT 'attribution model',
+  `stage` LowCardinality(String) COMMENT 'funnel stage of the touch credited',
+  `channel` LowCardinality(String) COMMENT 'where the orders were paid',
+  `traffic` LowCardinality(String) COMMENT 'public | private',
+  `shop_id` String COMMENT 'shop',
+  `seller_id` String COMMENT 'seller account',
+  `touch_account_id` String COMMENT 'credited account',
+  `is_self` UInt8 COMMENT '1 = credited account is the seller itself',
+  `gmv_fen` Int64 COMMENT 'paid GMV credited (fen)',
+  `refund_fen` Int64 COMMENT 'refunds credited, as a positive number (fen)',
+  `net_fen` Int64 COMMENT 'gmv_fen - refund_fen',
+  `orders` UInt64 COMMENT 'paid orders converting here (counted on the conversion touch, so once per order and model)',
+  `refunds` UInt64 COMMENT 'refund events (counted on the conversion touch)',
+  `buyers` AggregateFunction(uniq, String) COMMENT 'distinct buyers of those orders: uniqMerge(buyers)',
+  `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed; the latest wins'
+) AS SELECT `day`, `model`, `stage`, `channel`, `traffic`, `shop_id`, `seller_id`, `touch_account_id`, `is_self`, `gmv_fen`, `refund_fen`, `net_fen`, `orders`, `refunds`, `buyers`, `refreshed_at` FROM `{db}`.`gmv_day_store` FINAL
+COMMENT 'Attributed GMV; same columns as gmv_minute, per Asia/Shanghai day; recomputed by the worker from gmv_hour for the days those hours fall in: exact, never a running sum. Exact: each row once, however often it was written.'
+;
+CREATE TABLE IF NOT EXISTS `{db}`.`funnel_hour_store` (
+  `hour` DateTime('UTC') COMMENT 'hour of event_time (UTC)',
+  `stage` LowCardinality(String) COMMENT 'short_video | clip | live',
+  `account_id` String COMMENT 'video author / live anchor',
+  `content_id` String COMMENT 'video_id / live_id',
+  `shop_id` String COMMENT 'mounted shop',
+  `traffic` LowCardinality(String) COMMENT 'public | private',
+  `views` UInt64 COMMENT 'views (video views; live enters for stage live)',
+  `engaged_views` UInt64 COMMENT 'views with watch_ms >= engaged_ms (touchpoints); live enters for live',
+  `live_enters` UInt64 COMMENT 'live room enters',
+  `viewers` AggregateFunction(uniq, String) COMMENT 'unique viewers (UV): uniqMerge(viewers)',
+  `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed; the latest wins'
+)
+ENGINE = ReplacingMergeTree(refreshed_at)
+PARTITION BY toYYYYMM(hour)
+ORDER BY (hour, stage, account_id, content_id, shop_id, traffic)
+SETTINGS non_replicated_deduplication_window = 1000
+COMMENT 'Funnel (views, engaged views, live enters, unique viewers); same columns as funnel_minute, per hour; recomputed by the worker from funnel_minute for the hours those minutes fall in: exact, never a running sum. Stored rows; may hold not-yet-merged copies: query the view funnel_hour.'
+;
+CREATE VIEW IF NOT EXISTS `{db}`.`funnel_hour` (
+  `hour` DateTime('UTC') COMMENT 'hour of event_time (UTC)',
+  `stage` LowCardinality(String) COMMENT 'short_video | clip | live',
+  `account_id` String COMMENT 'video author / live anchor',
+  `content_id` String COMMENT 'video_id / live_id',
+  `shop_id` String COMMENT 'mounted shop',
+  `traffic` LowCardinality(String) COMMENT 'public | private',
+  `views` UInt64 COMMENT 'views (video views; live enters for stage live)',
+  `engaged_views` UInt64 COMMENT 'views with watch_ms >= engaged_ms (touchpoints); live enters for live',
+  `live_enters` UInt64 COMMENT 'live room enters',
+  `viewers` AggregateFunction(uniq, String) COMMENT 'unique viewers (UV): uniqMerge(viewers)',
+  `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed; the latest wins'
+) AS SELECT `hour`, `stage`, `account_id`, `content_id`, `shop_id`, `traffic`, `views`, `engaged_views`, `live_enters`, `viewers`, `refreshed_at` FROM `{db}`.`funnel_hour_store` FINAL
+COMMENT 'Funnel (views, engaged views, live enters, unique viewers); same columns as funnel_minute, per hour; recomputed by the worker from funnel_minute for the hours those minutes fall in: exact, never a running sum. Exact: each row once, however often it was written.'
+;
+CREATE TABLE IF NOT EXISTS `{db}`.`funnel_day_store` (
+  `day` DateTime('Asia/Shanghai') COMMENT 'day in Asia/Shanghai (the business day)',
+  `stage` LowCardinality(String) COMMENT 'short_video | clip | live',
+  `account_id` String COMMENT 'video author / live anchor',
+  `content_id` String COMMENT 'video_id / live_id',
+  `shop_id` String COMMENT 'mounted shop',
+  `traffic` LowCardinality(String) COMMENT 'public | private',
+  `views` UInt64 COMMENT 'views (video views; live enters for stage live)',
+  `engaged_views` UInt64 COMMENT 'views with watch_ms >= engaged_ms (touchpoints); live enters for live',
+  `live_enters` UInt64 COMMENT 'live room enters',
+  `viewers` AggregateFunction(uniq, String) COMMENT 'unique viewers (UV): uniqMerge(viewers)',
+  `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed; the latest wins'
+)
+ENGINE = ReplacingMergeTree(refreshed_at)
+PARTITION BY toYYYYMM(day)
+ORDER BY (day, stage, account_id, content_id, shop_id, traffic)
+SETTINGS non_replicated_deduplication_window = 1000
+COMMENT 'Funnel (views, engaged views, live enters, unique viewers); same columns as funnel_minute, per Asia/Shanghai day; recomputed by the worker from funnel_hour for the days those hours fall in: exact, never a running sum. Stored rows; may hold not-yet-merged copies: query the view funnel_day.'
+;
+CREATE VIEW IF NOT EXISTS `{db}`.`funnel_day` (
+  `day` DateTime('Asia/Shanghai') COMMENT 'day in Asia/Shanghai (the business day)',
+  `stage` LowCardinality(String) COMMENT 'short_video | clip | live',
+  `account_id` String COMMENT 'video author / live anchor',
+  `content_id` String COMMENT 'video_id / live_id',
+  `shop_id` String COMMENT 'mounted shop',
+  `traffic` LowCardinality(String) COMMENT 'public | private',
+  `views` UInt64 COMMENT 'views (video views; live enters for stage live)',
+  `engaged_views` UInt64 COMMENT 'views with watch_ms >= engaged_ms (touchpoints); live enters for live',
+  `live_enters` UInt64 COMMENT 'live room enters',
+  `viewers` AggregateFunction(uniq, String) COMMENT 'unique viewers (UV): uniqMerge(viewers)',
+  `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed; the latest wins'
+) AS SELECT `day`, `stage`, `account_id`, `content_id`, `shop_id`, `traffic`, `views`, `engaged_views`, `live_enters`, `viewers`, `refreshed_at` FROM `{db}`.`funnel_day_store` FINAL
+COMMENT 'Funnel (views, engaged views, live enters, unique viewers); same columns as funnel_minute, per Asia/Shanghai day; recomputed by the worker from funnel_hour for the days those hours fall in: exact, never a running sum. Exact: each row once, however often it was written.'
+;
+INSERT INTO `{db}`.`content_credit_minute_store` SELECT toStartOfMinute(event_time) AS m, model, stage, touch_account_id, touch_content_id, is_self, shop_id, sumIf(credit_fen, kind = 'paid'), -sumIf(credit_fen, kind = 'refund'), sum(credit_fen), countIf(kind = 'paid' AND is_conversion = 1), countIf(kind = 'refund' AND is_conversion = 1), uniqStateIf(user_id, kind = 'paid' AND is_conversion = 1), now64(6) FROM `{db}`.attributed_gmv WHERE 1 GROUP BY m, model, stage, touch_account_id, touch_content_id, is_self, shop_id
+;
+INSERT INTO `{db}`.`sku_gmv_minute_store` SELECT toStartOfMinute(event_time) AS m, shop_id, sku_id, seller_id, channel, traffic, sumIf(credit_fen, kind = 'paid'), -sumIf(credit_fen, kind = 'refund'), sum(credit_fen), countIf(kind = 'paid' AND 1), countIf(kind = 'refund' AND 1), uniqStateIf(user_id, kind = 'paid' AND 1), now64(6) FROM `{db}`.attributed_gmv WHERE 1 AND model = 'last_touch' AND is_conversion = 1 GROUP BY m, shop_id, sku_id, seller_id, channel, traffic
+;
+INSERT INTO `{db}`.`path_gmv_minute_store` SELECT m, path, shop_id, seller_id, channel, touch_accounts, sumIf(amount, kind = 'paid'), -sumIf(amount, kind = 'refund'), sum(amount), countIf(kind = 'paid'), countIf(kind = 'refund'), uniqStateIf(user_id, kind = 'paid'), now64(6) FROM (SELECT event_id, toStartOfMinute(any(event_time)) AS m, any(path) AS path, any(shop_id) AS shop_id, any(seller_id) AS seller_id, any(channel) AS channel, any(kind) AS kind, any(user_id) AS user_id, sum(credit_fen) AS amount, arraySort(groupUniqArrayIf(touch_account_id, is_conversion = 0 AND touch_account_id != '')) AS touch_accounts FROM `{db}`.attributed_gmv WHERE 1 AND model = 'last_touch' GROUP BY event_id) GROUP BY m, path, shop_id, seller_id, channel, touch_accounts
+;
+INSERT INTO `{db}`.content_credit_hour_store SELECT toStartOfHour(minute) AS p, model, stage, account_id, content_id, is_self, shop_id, sum(gmv_fen), sum(refund_fen), sum(net_fen), sum(orders), sum(refunds), uniqMergeState(buyers), now64(6) FROM `{db}`.content_credit_minute GROUP BY p, model, stage, account_id, content_id, is_self, shop_id
+;
+INSERT INTO `{db}`.sku_gmv_hour_store SELECT toStartOfHour(minute) AS p, shop_id, sku_id, seller_id, channel, traffic, sum(gmv_fen), sum(refund_fen), sum(net_fen), sum(orders), sum(refunds), uniqMergeState(buyers), now64(6) FROM `{db}`.sku_gmv_minute GROUP BY p, shop_id, sku_id, seller_id, channel, traffic
+;
+INSERT INTO `{db}`.path_gmv_hour_store SELECT toStartOfHour(minute) AS p, path, shop_id, seller_id, channel, touch_accounts, sum(gmv_fen), sum(refund_fen), sum(net_fen), sum(orders), sum(refunds), uniqMergeState(buyers), now64(6) FROM `{db}`.path_gmv_minute GROUP BY p, path, shop_id, seller_id, channel, touch_accounts
+;
+INSERT INTO `{db}`.gmv_hour_store SELECT toStartOfHour(minute) AS p, model, stage, channel, traffic, shop_id, seller_id, touch_account_id, is_self, sum(gmv_fen), sum(refund_fen), sum(net_fen), sum(orders), sum(refunds), uniqMergeState(buyers), now64(6) FROM `{db}`.gmv_minute GROUP BY p, model, stage, channel, traffic, shop_id, seller_id, touch_account_id, is_self
+;
+INSERT INTO `{db}`.funnel_hour_store SELECT toStartOfHour(minute) AS p, stage, account_id, content_id, shop_id, traffic, sum(views), sum(engaged_views), sum(live_enters), uniqMergeState(viewers), now64(6) FROM `{db}`.funnel_minute GROUP BY p, stage, account_id, content_id, shop_id, traffic
+;
+INSERT INTO `{db}`.content_credit_day_store SELECT toDate(hour, 'Asia/Shanghai') AS p, model, stage, account_id, content_id, is_self, shop_id, sum(gmv_fen), sum(refund_fen), sum(net_fen), sum(orders), sum(refunds), uniqMergeState(buyers), now64(6) FROM `{db}`.content_credit_hour GROUP BY p, model, stage, account_id, content_id, is_self, shop_id
+;
+INSERT INTO `{db}`.sku_gmv_day_store SELECT toDate(hour, 'Asia/Shanghai') AS p, shop_id, sku_id, seller_id, channel, traffic, sum(gmv_fen), sum(refund_fen), sum(net_fen), sum(orders), sum(refunds), uniqMergeState(buyers), now64(6) FROM `{db}`.sku_gmv_hour GROUP BY p, shop_id, sku_id, seller_id, channel, traffic
+;
+INSERT INTO `{db}`.path_gmv_day_store SELECT toDate(hour, 'Asia/Shanghai') AS p, path, shop_id, seller_id, channel, touch_accounts, sum(gmv_fen), sum(refund_fen), sum(net_fen), sum(orders), sum(refunds), uniqMergeState(buyers), now64(6) FROM `{db}`.path_gmv_hour GROUP BY p, path, shop_id, seller_id, channel, touch_accounts
+;
+INSERT INTO `{db}`.gmv_day_store SELECT toStartOfDay(hour, 'Asia/Shanghai') AS p, model, stage, channel, traffic, shop_id, seller_id, touch_account_id, is_self, sum(gmv_fen), sum(refund_fen), sum(net_fen), sum(orders), sum(refunds), uniqMergeState(buyers), now64(6) FROM `{db}`.gmv_hour GROUP BY p, model, stage, channel, traffic, shop_id, seller_id, touch_account_id, is_self
+;
+INSERT INTO `{db}`.funnel_day_store SELECT toStartOfDay(hour, 'Asia/Shanghai') AS p, stage, account_id, content_id, shop_id, traffic, sum(views), sum(engaged_views), sum(live_enters), uniqMergeState(viewers), now64(6) FROM `{db}`.funnel_hour GROUP BY p, stage, account_id, content_id, shop_id, traffic
 ;
 CREATE VIEW IF NOT EXISTS `{db}`.`store_gmv_daily` (
   `day` Date COMMENT 'business day (Asia/Shanghai)',
