@@ -270,7 +270,7 @@ def sink_throughput(client, db: str, rows_n: int) -> dict[str, Any]:
             "ratio": round(raw / ours, 2)}
 
 
-def dashboard_p95(client, dsn: str, db: str, facts: int, runs: int = 20) -> dict[str, Any]:
+def dashboard_p95(client, dsn: str, db: str, facts: int, runs: int = 40) -> dict[str, Any]:
     """p95 of one dashboard refresh (every panel) over ``facts`` attributed rows (synthetic, in SQL): the
     dashboard as it is (rollups only) beside the one before it (``bench.dashboard_before``: top-N and path
     panels over the facts), alternating on the same data, each through a read-only client as the worker's
@@ -311,6 +311,11 @@ def dashboard_p95(client, dsn: str, db: str, facts: int, runs: int = 20) -> dict
     for sql, params in level_statements(db, minutes):
         client.command(sql, parameters=params)
     rollups_s = time.perf_counter() - t0
+    # Time a steady state: the inserts above leave background merges running for a while.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and client.query(
+            "SELECT count() FROM system.merges WHERE database = {db:String}", parameters={"db": db}).result_rows[0][0]:
+        time.sleep(0.5)
 
     queries: dict[str, int] = {}
 
