@@ -46,7 +46,7 @@ Run = Callable[[str, dict[str, Any]], list[dict[str, Any]]]
 KPIS = """
 SELECT toInt64(sum(gmv_fen)) AS k_gmv, toInt64(sum(refund_fen)) AS k_refund, toInt64(sum(net_fen)) AS k_net,
        toUInt64(sum(orders)) AS k_orders, toUInt64(uniqMerge(buyers)) AS k_buyers
-FROM {db:Identifier}.sku_gmv_day_store FINAL
+FROM {db:Identifier}.shop_gmv_day_store FINAL
 """
 FUNNEL = """
 SELECT toUInt64(sumIf(views, stage != 'live')) AS f_video_views,
@@ -63,32 +63,44 @@ FROM {db:Identifier}.gmv_minute_store FINAL
 WHERE model = {model:String} AND minute >= {from:DateTime('UTC')} AND minute < {to:DateTime('UTC')}
 GROUP BY minute, stage
 """
-# The top-N tables rank on the day rollups; their views come after, for the ranked ids only
-# (``TOP_VIEWS``): a JOIN with funnel_day cost ~18 ms per table here, a lookup by ids ~3 ms.
+# The top-N tables rank on sums of the day rollups; the buyers and views of the ranked rows come
+# after, for their ids only (``TOP_DETAILS``): merging every row's buyer state to rank on sums cost
+# ~12 ms per table at 10M facts here, and a JOIN with funnel_day ~18 ms; looking up 8 ids, ~2 ms.
 TOP_LIVES = """
 SELECT content_id AS id, any(account_id) AS account, toInt64(sum(net_fen)) AS g_net, toInt64(sum(gmv_fen)) AS gmv_fen,
-       toUInt64(sum(orders)) AS orders, toUInt64(uniqMerge(buyers)) AS buyers
+       toUInt64(sum(orders)) AS orders
 FROM {db:Identifier}.content_credit_day_store FINAL WHERE model = {model:String} AND stage = 'live'
 GROUP BY id ORDER BY g_net DESC, id LIMIT {top:UInt32}
 """
 TOP_ACCOUNTS = """
 SELECT account_id AS id, toInt64(sum(net_fen)) AS g_net, toInt64(sum(gmv_fen)) AS gmv_fen,
-       toInt64(sumIf(net_fen, is_self = 1)) AS self_net_fen, toUInt64(sum(orders)) AS orders,
-       toUInt64(uniqMerge(buyers)) AS buyers
+       toInt64(sumIf(net_fen, is_self = 1)) AS self_net_fen, toUInt64(sum(orders)) AS orders
 FROM {db:Identifier}.content_credit_day_store FINAL WHERE model = {model:String} AND account_id != ''
 GROUP BY id ORDER BY g_net DESC, id LIMIT {top:UInt32}
 """
 TOP_SKUS = """
 SELECT sku_id AS id, any(shop_id) AS shop, toInt64(sum(net_fen)) AS g_net, toInt64(sum(gmv_fen)) AS gmv_fen,
-       toUInt64(sum(orders)) AS orders, toUInt64(uniqMerge(buyers)) AS buyers
+       toUInt64(sum(orders)) AS orders
 FROM {db:Identifier}.sku_gmv_day_store FINAL GROUP BY id ORDER BY g_net DESC, id LIMIT {top:UInt32}
 """
-# Views and unique viewers of the ranked lives, accounts, and the shops of the ranked SKUs (a SKU
-# has no views of its own: those of content mounting its shop), in one read of funnel_day.
-TOP_VIEWS = """
-SELECT multiIf(grouping(content_id) = 0, 'lives', grouping(account_id) = 0, 'accounts', 'shops') AS panel,
-       multiIf(grouping(content_id) = 0, content_id, grouping(account_id) = 0, account_id, shop_id) AS id,
-       toUInt64(sum(views)) AS f_views, toUInt64(uniqMerge(viewers)) AS f_viewers
+# The ranked rows' distinct buyers, and the views and unique viewers of the ranked lives, accounts and
+# the ranked SKUs' shops (a SKU has no views of its own: those of content mounting its shop).
+TOP_DETAILS = """
+SELECT 'lives' AS panel, content_id AS id, toUInt64(uniqMerge(buyers)) AS d_buyers, toUInt64(0) AS f_views,
+       toUInt64(0) AS f_viewers
+FROM {db:Identifier}.content_credit_day_store FINAL
+WHERE model = {model:String} AND stage = 'live' AND content_id IN {lives:Array(String)} GROUP BY id
+UNION ALL
+SELECT 'accounts', account_id AS id, toUInt64(uniqMerge(buyers)), 0, 0
+FROM {db:Identifier}.content_credit_day_store FINAL
+WHERE model = {model:String} AND account_id IN {accounts:Array(String)} GROUP BY id
+UNION ALL
+SELECT 'skus', sku_id AS id, toUInt64(uniqMerge(buyers)), 0, 0
+FROM {db:Identifier}.sku_gmv_day_store FINAL WHERE sku_id IN {skus:Array(String)} GROUP BY id
+UNION ALL
+SELECT multiIf(grouping(content_id) = 0, 'live_views', grouping(account_id) = 0, 'account_views', 'shop_views'),
+       multiIf(grouping(content_id) = 0, content_id, grouping(account_id) = 0, account_id, shop_id), 0,
+       toUInt64(sum(views)), toUInt64(uniqMerge(viewers))
 FROM {db:Identifier}.funnel_day_store FINAL
 WHERE (stage = 'live' AND content_id IN {lives:Array(String)}) OR account_id IN {accounts:Array(String)}
    OR shop_id IN {shops:Array(String)}
@@ -113,10 +125,10 @@ SELECT subject_kind AS kind, subject_id AS id, toString(day) AS day, score, revi
 FROM {db:Identifier}.trust_scores_store FINAL WHERE day >= (SELECT max(day) FROM {db:Identifier}.trust_scores_store FINAL) - 1
 """
 SHOPS_SHOWN = 20
-# A refresh is two statements run at once (then ``TOP_VIEWS``), each a UNION ALL of panels whose
-# rows come back as JSON objects: the statements' planning and reading run on both cores, where
-# one statement ran its branches one after the other (measured: ~60 ms against ~110 ms over 2M facts).
-# The halves are balanced by what each panel cost here.
+# A refresh runs two lines of statements at once, each statement a UNION ALL of panels whose rows
+# come back as JSON objects: the ranking, then the ranked rows' details (``TOP_DETAILS``); and every
+# other panel. Two statements at once use both cores, where one statement ran its branches one after
+# the other (over 2M facts: ~60 ms against ~110 ms), and the details wait for the ranking only.
 PANELS = {"kpis": KPIS, "funnel": FUNNEL, "dead_letters": DEAD_LETTERS, "per_minute": PER_MINUTE,
           "top_lives": TOP_LIVES, "top_accounts": TOP_ACCOUNTS, "top_skus": TOP_SKUS, "path_mix": PATH_MIX,
           "alerts": ALERTS, "scores": SCORES}
@@ -128,8 +140,8 @@ def _union(names: tuple[str, ...]) -> str:
         for name in names)
 
 
-REFRESH = (_union(("per_minute", "top_lives", "top_accounts")),
-           _union(("kpis", "funnel", "dead_letters", "top_skus", "path_mix", "alerts", "scores")))
+RANKING = _union(("top_lives", "top_accounts", "top_skus"))
+OTHERS = _union(("per_minute", "kpis", "funnel", "dead_letters", "path_mix", "alerts", "scores"))
 
 
 def _ratios(row: dict[str, Any]) -> dict[str, Any]:
@@ -179,23 +191,31 @@ def per_minute(rows: list[dict[str, Any]], window: tuple[datetime, datetime] | N
     return list(minutes.values())
 
 
-def _top_views(run: Run, p: dict[str, Any], panels: dict[str, list[dict[str, Any]]]) -> dict[str, dict]:
+def _top_details(run: Run, p: dict[str, Any], panels: dict[str, list[dict[str, Any]]]) -> dict[str, dict]:
+    """panel -> id -> (buyers, views, viewers) of the ranked rows (views of a SKU's shop under 'skus')."""
     ids = {"lives": [r["id"] for r in panels["top_lives"]], "accounts": [r["id"] for r in panels["top_accounts"]],
-           "shops": sorted({r["shop"] for r in panels["top_skus"]})}
-    out: dict[str, dict] = {name: {} for name in ids}
+           "skus": [r["id"] for r in panels["top_skus"]], "shops": sorted({r["shop"] for r in panels["top_skus"]})}
+    found: dict[str, dict[str, dict[str, int]]] = {}
     if any(ids.values()):
-        for r in run(TOP_VIEWS, {**p, **ids}):
-            out[r["panel"]][r["id"]] = (r["f_views"], r["f_viewers"])
+        for r in run(TOP_DETAILS, {**p, **ids}):
+            found.setdefault(r["panel"], {})[r["id"]] = r
+    out: dict[str, dict] = {}
+    for panel, views, key in (("lives", "live_views", "id"), ("accounts", "account_views", "id"),
+                              ("skus", "shop_views", "shop")):
+        rows = {r["id"]: r for r in panels[f"top_{panel}"]}
+        out[panel] = {i: (found.get(panel, {}).get(i, {}).get("d_buyers", 0),
+                          found.get(views, {}).get(r[key], {}).get("f_views", 0),
+                          found.get(views, {}).get(r[key], {}).get("f_viewers", 0)) for i, r in rows.items()}
     return out
 
 
-def _ranked(rows: list[dict[str, Any]], views: dict[str, tuple[int, int]], by: str = "id") -> list[dict[str, Any]]:
-    """A top-N table's rows, largest net GMV first, with their views and ratios."""
+def _ranked(rows: list[dict[str, Any]], details: dict[str, tuple[int, int, int]]) -> list[dict[str, Any]]:
+    """A top-N table's rows, largest net GMV first, with their buyers, views and ratios."""
     out = []
     for r in sorted(rows, key=lambda r: (-r["g_net"], r["id"])):
-        v, uv = views.get(r[by], (0, 0))
-        out.append(_ratios({**{k: x for k, x in r.items() if k != "g_net"}, "net_fen": r["g_net"], "views": v,
-                            "viewers": uv}))
+        buyers, views, viewers = details.get(r["id"], (0, 0, 0))
+        out.append(_ratios({**{k: x for k, x in r.items() if k != "g_net"}, "net_fen": r["g_net"], "buyers": buyers,
+                            "views": views, "viewers": viewers}))
     return out
 
 
@@ -214,10 +234,11 @@ def score_panels(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list
 
 
 def dashboard_data(run: Run, db: str, model: str, watermark_ms: int | None = None) -> dict[str, Any]:
-    """Every figure of the page, in two read-only statements over the rollups: every panel, then the
-    views of the ranked lives, accounts and shops (one more when the serving process has no
-    attribution watermark yet: the latest minute stored then ends the window).
-    ``watermark_ms``: that watermark (event time, epoch ms), where the per-minute panels end."""
+    """Every figure of the page, in three read-only statements over the rollups: the ranking, then
+    the ranked rows' buyers and views, while the other panels run beside them (``run`` must allow
+    concurrent calls). One more before them when the serving process has no attribution watermark
+    yet: the latest minute stored then ends the window. ``watermark_ms``: that watermark (event
+    time, epoch ms), where the per-minute panels end."""
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; one of {', '.join(MODELS)}")
     p: dict[str, Any] = {"db": db, "model": model, "top": TOP_N, "alerts_hours": ALERTS_HOURS}
@@ -226,11 +247,19 @@ def dashboard_data(run: Run, db: str, model: str, watermark_ms: int | None = Non
     # An empty window (no data yet) still runs: from == to selects nothing.
     start, end = window or (datetime.fromtimestamp(0, UTC), datetime.fromtimestamp(0, UTC))
     panels: dict[str, list[dict[str, Any]]] = {name: [] for name in PANELS}
-    with ThreadPoolExecutor(len(REFRESH)) as pool:
-        for rows in pool.map(lambda sql: run(sql, {**p, "from": start, "to": end}), REFRESH):
-            for r in rows:
-                panels[r["panel"]].append(json.loads(r["row"]))
-    views = _top_views(run, p, panels)
+
+    def take(sql: str) -> None:
+        for r in run(sql, {**p, "from": start, "to": end}):
+            panels[r["panel"]].append(json.loads(r["row"]))
+
+    def ranked_with_details() -> dict[str, dict]:
+        take(RANKING)
+        return _top_details(run, p, panels)
+
+    with ThreadPoolExecutor(2) as pool:
+        others = pool.submit(take, OTHERS)
+        details = pool.submit(ranked_with_details).result()
+        others.result()
     k, f = panels["kpis"][0], panels["funnel"][0]
     kpis = _ratios({"gmv_fen": k["k_gmv"], "refund_fen": k["k_refund"], "net_fen": k["k_net"],
                     "orders": k["k_orders"], "buyers": k["k_buyers"], "views": f["f_all_views"],
@@ -245,9 +274,9 @@ def dashboard_data(run: Run, db: str, model: str, watermark_ms: int | None = Non
         "window_end": window[1].isoformat() if window else None,
         "watermark_ms": watermark_ms or None,
         "stages": list(STAGES),
-        "top_lives": _ranked(panels["top_lives"], views["lives"]),
-        "top_accounts": _ranked(panels["top_accounts"], views["accounts"]),
-        "top_skus": _ranked(panels["top_skus"], views["shops"], by="shop"),
+        "top_lives": _ranked(panels["top_lives"], details["lives"]),
+        "top_accounts": _ranked(panels["top_accounts"], details["accounts"]),
+        "top_skus": _ranked(panels["top_skus"], details["skus"]),
         "path_mix": panels["path_mix"],
         "dead_letters": panels["dead_letters"][0]["n"],
         "alerts": panels["alerts"],
@@ -258,7 +287,7 @@ def dashboard_data(run: Run, db: str, model: str, watermark_ms: int | None = Non
 
 _COUNTS = frozenset({"orders", "reviews", "buyers", "views", "viewers", "n", "k_gmv", "k_refund", "k_net", "k_orders", "k_buyers",
                      "f_video_views", "f_engaged", "f_enters", "f_viewers", "f_all_views", "m_gmv", "m_refund", "m_net",
-                     "m_orders", "m_refunds", "latest_s", "t", "f_views"})
+                     "m_orders", "m_refunds", "latest_s", "t", "f_views", "d_buyers"})
 
 
 def json_rows(raw: bytes) -> list[dict[str, Any]]:

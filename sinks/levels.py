@@ -18,6 +18,8 @@ Families (keys; measures are the same for all: ``gmv_fen``, ``refund_fen`` (posi
   orders and buyers are counted on the conversion touch, once per order and model.
 - ``sku_gmv``: whole amounts per SKU, shop, seller, the channel paid in and the conversion's
   traffic (one row per order: the last-touch conversion row carries the whole amount).
+- ``shop_gmv``: the same per shop only: the dashboard's KPIs merge a buyer state per shop and day
+  (at 10M facts, 12 ms less than one per SKU).
 - ``path_gmv``: whole amounts per path (its stages), shop, seller, channel and the sorted
   distinct accounts of the path's touches before the conversion (``touch_accounts``): what
   川流 (distributor content assisting self-broadcast sales) is measured by.
@@ -66,6 +68,13 @@ class Family:
     measures: tuple[Column, ...] = MEASURES
     sums: str = _SUMS  # the measures of a coarser row from the finer rows'
     day_type: str = "Date"  # gmv_day and funnel_day keep the type they had: DateTime('Asia/Shanghai')
+    # The day table's sort key when readers look rows up by key rather than by day, with small
+    # granules: reading a buyers state column decodes whole granules, so the dashboard's lookup of
+    # 8 live rooms' buyers took ~18 ms at 10M facts in 8,192-row granules, ~8 ms in 256-row ones.
+    day_order: str = ""
+
+    def order_by(self, grain: str) -> str:
+        return self.day_order if grain == "day" and self.day_order else f"({grain}, {self.key_names})"
 
     def table(self, grain: str) -> str:
         return f"{self.name}_{grain}"
@@ -121,6 +130,7 @@ CONTENT_CREDIT = Family(
     + _FROM_FACTS.format(c="is_conversion = 1") +
     " FROM {db:Identifier}.attributed_gmv WHERE {where} "
     "GROUP BY m, model, stage, touch_account_id, touch_content_id, is_self, shop_id",
+    day_order="(model, stage, content_id, account_id, is_self, shop_id, day)",
 )
 SKU_GMV = Family(
     "sku_gmv", "Whole order amounts per SKU, shop, seller, channel paid in and traffic of the conversion",
@@ -129,6 +139,14 @@ SKU_GMV = Family(
     + _FROM_FACTS.format(c="1") +
     " FROM {db:Identifier}.attributed_gmv WHERE {where} AND model = 'last_touch' AND is_conversion = 1 "
     "GROUP BY m, shop_id, sku_id, seller_id, channel, traffic",
+    day_order="(sku_id, shop_id, seller_id, channel, traffic, day)",
+)
+SHOP_GMV = Family(
+    "shop_gmv", "Whole order amounts per shop (the dashboard's KPIs: a few buyer states to merge, not one per SKU)",
+    (_KEY["shop_id"],),
+    "SELECT toStartOfMinute(event_time) AS m, shop_id, " + _FROM_FACTS.format(c="1") +
+    " FROM {db:Identifier}.attributed_gmv WHERE {where} AND model = 'last_touch' AND is_conversion = 1 "
+    "GROUP BY m, shop_id",
 )
 # One row per order event first (its whole amount and the accounts of its touches), then the grain.
 PATH_GMV = Family(
@@ -176,7 +194,7 @@ FUNNEL = Family(
     "sum(views), sum(engaged_views), sum(live_enters), uniqMergeState(viewers), now64(6)",
     day_type="DateTime('Asia/Shanghai')",
 )
-FAMILIES = (CONTENT_CREDIT, SKU_GMV, PATH_GMV, GMV, FUNNEL)
+FAMILIES = (CONTENT_CREDIT, SKU_GMV, SHOP_GMV, PATH_GMV, GMV, FUNNEL)
 
 
 def hours_of(minutes: Iterable[datetime]) -> list[datetime]:

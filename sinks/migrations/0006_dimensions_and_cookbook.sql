@@ -159,8 +159,8 @@ CREATE TABLE IF NOT EXISTS `{db}`.`content_credit_day_store` (
 )
 ENGINE = ReplacingMergeTree(refreshed_at)
 PARTITION BY toYYYYMM(day)
-ORDER BY (day, model, stage, account_id, content_id, is_self, shop_id)
-SETTINGS non_replicated_deduplication_window = 1000
+ORDER BY (model, stage, content_id, account_id, is_self, shop_id, day)
+SETTINGS index_granularity = 256, non_replicated_deduplication_window = 1000
 COMMENT 'GMV credited per attribution model to each touch: stage, account and content, per Asia/Shanghai day; recomputed by the worker from content_credit_hour for the days those hours fall in: exact, never a running sum. Stored rows; may hold not-yet-merged copies: query the view content_credit_day.'
 ;
 CREATE VIEW IF NOT EXISTS `{db}`.`content_credit_day` (
@@ -274,8 +274,8 @@ CREATE TABLE IF NOT EXISTS `{db}`.`sku_gmv_day_store` (
 )
 ENGINE = ReplacingMergeTree(refreshed_at)
 PARTITION BY toYYYYMM(day)
-ORDER BY (day, shop_id, sku_id, seller_id, channel, traffic)
-SETTINGS non_replicated_deduplication_window = 1000
+ORDER BY (sku_id, shop_id, seller_id, channel, traffic, day)
+SETTINGS index_granularity = 256, non_replicated_deduplication_window = 1000
 COMMENT 'Whole order amounts per SKU, shop, seller, channel paid in and traffic of the conversion, per Asia/Shanghai day; recomputed by the worker from sku_gmv_hour for the days those hours fall in: exact, never a running sum. Stored rows; may hold not-yet-merged copies: query the view sku_gmv_day.'
 ;
 CREATE VIEW IF NOT EXISTS `{db}`.`sku_gmv_day` (
@@ -294,6 +294,96 @@ CREATE VIEW IF NOT EXISTS `{db}`.`sku_gmv_day` (
   `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed; the latest wins'
 ) AS SELECT `day`, `shop_id`, `sku_id`, `seller_id`, `channel`, `traffic`, `gmv_fen`, `refund_fen`, `net_fen`, `orders`, `refunds`, `buyers`, `refreshed_at` FROM `{db}`.`sku_gmv_day_store` FINAL
 COMMENT 'Whole order amounts per SKU, shop, seller, channel paid in and traffic of the conversion, per Asia/Shanghai day; recomputed by the worker from sku_gmv_hour for the days those hours fall in: exact, never a running sum. Exact: each row once, however often it was written.'
+;
+CREATE TABLE IF NOT EXISTS `{db}`.`shop_gmv_minute_store` (
+  `minute` DateTime('UTC') COMMENT 'minute of event_time (UTC)',
+  `shop_id` String COMMENT 'shop of the order',
+  `gmv_fen` Int64 COMMENT 'paid GMV (fen)',
+  `refund_fen` Int64 COMMENT 'refunds, as a positive number (fen)',
+  `net_fen` Int64 COMMENT 'gmv_fen - refund_fen',
+  `orders` UInt64 COMMENT 'paid orders (counted once per order)',
+  `refunds` UInt64 COMMENT 'refund events',
+  `buyers` AggregateFunction(uniq, String) COMMENT 'distinct buyers of those orders: uniqMerge(buyers)',
+  `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed; the latest wins'
+)
+ENGINE = ReplacingMergeTree(refreshed_at)
+PARTITION BY toYYYYMM(minute)
+ORDER BY (minute, shop_id)
+SETTINGS non_replicated_deduplication_window = 1000
+COMMENT 'Whole order amounts per shop (the dashboard\'s KPIs: a few buyer states to merge, not one per SKU), per minute; recomputed by the worker from the de-duplicated facts (attributed_gmv) for the minutes batches touched, with the trust scores: exact, never a running sum. Stored rows; may hold not-yet-merged copies: query the view shop_gmv_minute.'
+;
+CREATE VIEW IF NOT EXISTS `{db}`.`shop_gmv_minute` (
+  `minute` DateTime('UTC') COMMENT 'minute of event_time (UTC)',
+  `shop_id` String COMMENT 'shop of the order',
+  `gmv_fen` Int64 COMMENT 'paid GMV (fen)',
+  `refund_fen` Int64 COMMENT 'refunds, as a positive number (fen)',
+  `net_fen` Int64 COMMENT 'gmv_fen - refund_fen',
+  `orders` UInt64 COMMENT 'paid orders (counted once per order)',
+  `refunds` UInt64 COMMENT 'refund events',
+  `buyers` AggregateFunction(uniq, String) COMMENT 'distinct buyers of those orders: uniqMerge(buyers)',
+  `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed; the latest wins'
+) AS SELECT `minute`, `shop_id`, `gmv_fen`, `refund_fen`, `net_fen`, `orders`, `refunds`, `buyers`, `refreshed_at` FROM `{db}`.`shop_gmv_minute_store` FINAL
+COMMENT 'Whole order amounts per shop (the dashboard\'s KPIs: a few buyer states to merge, not one per SKU), per minute; recomputed by the worker from the de-duplicated facts (attributed_gmv) for the minutes batches touched, with the trust scores: exact, never a running sum. Exact: each row once, however often it was written.'
+;
+CREATE TABLE IF NOT EXISTS `{db}`.`shop_gmv_hour_store` (
+  `hour` DateTime('UTC') COMMENT 'hour of event_time (UTC)',
+  `shop_id` String COMMENT 'shop of the order',
+  `gmv_fen` Int64 COMMENT 'paid GMV (fen)',
+  `refund_fen` Int64 COMMENT 'refunds, as a positive number (fen)',
+  `net_fen` Int64 COMMENT 'gmv_fen - refund_fen',
+  `orders` UInt64 COMMENT 'paid orders (counted once per order)',
+  `refunds` UInt64 COMMENT 'refund events',
+  `buyers` AggregateFunction(uniq, String) COMMENT 'distinct buyers of those orders: uniqMerge(buyers)',
+  `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed; the latest wins'
+)
+ENGINE = ReplacingMergeTree(refreshed_at)
+PARTITION BY toYYYYMM(hour)
+ORDER BY (hour, shop_id)
+SETTINGS non_replicated_deduplication_window = 1000
+COMMENT 'Whole order amounts per shop (the dashboard\'s KPIs: a few buyer states to merge, not one per SKU), per hour; recomputed by the worker from shop_gmv_minute for the hours those minutes fall in: exact, never a running sum. Stored rows; may hold not-yet-merged copies: query the view shop_gmv_hour.'
+;
+CREATE VIEW IF NOT EXISTS `{db}`.`shop_gmv_hour` (
+  `hour` DateTime('UTC') COMMENT 'hour of event_time (UTC)',
+  `shop_id` String COMMENT 'shop of the order',
+  `gmv_fen` Int64 COMMENT 'paid GMV (fen)',
+  `refund_fen` Int64 COMMENT 'refunds, as a positive number (fen)',
+  `net_fen` Int64 COMMENT 'gmv_fen - refund_fen',
+  `orders` UInt64 COMMENT 'paid orders (counted once per order)',
+  `refunds` UInt64 COMMENT 'refund events',
+  `buyers` AggregateFunction(uniq, String) COMMENT 'distinct buyers of those orders: uniqMerge(buyers)',
+  `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed; the latest wins'
+) AS SELECT `hour`, `shop_id`, `gmv_fen`, `refund_fen`, `net_fen`, `orders`, `refunds`, `buyers`, `refreshed_at` FROM `{db}`.`shop_gmv_hour_store` FINAL
+COMMENT 'Whole order amounts per shop (the dashboard\'s KPIs: a few buyer states to merge, not one per SKU), per hour; recomputed by the worker from shop_gmv_minute for the hours those minutes fall in: exact, never a running sum. Exact: each row once, however often it was written.'
+;
+CREATE TABLE IF NOT EXISTS `{db}`.`shop_gmv_day_store` (
+  `day` Date COMMENT 'day of event_time in Asia/Shanghai (the business day)',
+  `shop_id` String COMMENT 'shop of the order',
+  `gmv_fen` Int64 COMMENT 'paid GMV (fen)',
+  `refund_fen` Int64 COMMENT 'refunds, as a positive number (fen)',
+  `net_fen` Int64 COMMENT 'gmv_fen - refund_fen',
+  `orders` UInt64 COMMENT 'paid orders (counted once per order)',
+  `refunds` UInt64 COMMENT 'refund events',
+  `buyers` AggregateFunction(uniq, String) COMMENT 'distinct buyers of those orders: uniqMerge(buyers)',
+  `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed; the latest wins'
+)
+ENGINE = ReplacingMergeTree(refreshed_at)
+PARTITION BY toYYYYMM(day)
+ORDER BY (day, shop_id)
+SETTINGS non_replicated_deduplication_window = 1000
+COMMENT 'Whole order amounts per shop (the dashboard\'s KPIs: a few buyer states to merge, not one per SKU), per Asia/Shanghai day; recomputed by the worker from shop_gmv_hour for the days those hours fall in: exact, never a running sum. Stored rows; may hold not-yet-merged copies: query the view shop_gmv_day.'
+;
+CREATE VIEW IF NOT EXISTS `{db}`.`shop_gmv_day` (
+  `day` Date COMMENT 'day of event_time in Asia/Shanghai (the business day)',
+  `shop_id` String COMMENT 'shop of the order',
+  `gmv_fen` Int64 COMMENT 'paid GMV (fen)',
+  `refund_fen` Int64 COMMENT 'refunds, as a positive number (fen)',
+  `net_fen` Int64 COMMENT 'gmv_fen - refund_fen',
+  `orders` UInt64 COMMENT 'paid orders (counted once per order)',
+  `refunds` UInt64 COMMENT 'refund events',
+  `buyers` AggregateFunction(uniq, String) COMMENT 'distinct buyers of those orders: uniqMerge(buyers)',
+  `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed; the latest wins'
+) AS SELECT `day`, `shop_id`, `gmv_fen`, `refund_fen`, `net_fen`, `orders`, `refunds`, `buyers`, `refreshed_at` FROM `{db}`.`shop_gmv_day_store` FINAL
+COMMENT 'Whole order amounts per shop (the dashboard\'s KPIs: a few buyer states to merge, not one per SKU), per Asia/Shanghai day; recomputed by the worker from shop_gmv_hour for the days those hours fall in: exact, never a running sum. Exact: each row once, however often it was written.'
 ;
 CREATE TABLE IF NOT EXISTS `{db}`.`path_gmv_minute_store` (
   `minute` DateTime('UTC') COMMENT 'minute of event_time (UTC)',
@@ -569,11 +659,15 @@ INSERT INTO `{db}`.`content_credit_minute_store` SELECT toStartOfMinute(event_ti
 ;
 INSERT INTO `{db}`.`sku_gmv_minute_store` SELECT toStartOfMinute(event_time) AS m, shop_id, sku_id, seller_id, channel, traffic, sumIf(credit_fen, kind = 'paid'), -sumIf(credit_fen, kind = 'refund'), sum(credit_fen), countIf(kind = 'paid' AND 1), countIf(kind = 'refund' AND 1), uniqStateIf(user_id, kind = 'paid' AND 1), now64(6) FROM `{db}`.attributed_gmv WHERE 1 AND model = 'last_touch' AND is_conversion = 1 GROUP BY m, shop_id, sku_id, seller_id, channel, traffic
 ;
+INSERT INTO `{db}`.`shop_gmv_minute_store` SELECT toStartOfMinute(event_time) AS m, shop_id, sumIf(credit_fen, kind = 'paid'), -sumIf(credit_fen, kind = 'refund'), sum(credit_fen), countIf(kind = 'paid' AND 1), countIf(kind = 'refund' AND 1), uniqStateIf(user_id, kind = 'paid' AND 1), now64(6) FROM `{db}`.attributed_gmv WHERE 1 AND model = 'last_touch' AND is_conversion = 1 GROUP BY m, shop_id
+;
 INSERT INTO `{db}`.`path_gmv_minute_store` SELECT m, path, shop_id, seller_id, channel, touch_accounts, sumIf(amount, kind = 'paid'), -sumIf(amount, kind = 'refund'), sum(amount), countIf(kind = 'paid'), countIf(kind = 'refund'), uniqStateIf(user_id, kind = 'paid'), now64(6) FROM (SELECT event_id, toStartOfMinute(any(event_time)) AS m, any(path) AS path, any(shop_id) AS shop_id, any(seller_id) AS seller_id, any(channel) AS channel, any(kind) AS kind, any(user_id) AS user_id, sum(credit_fen) AS amount, arraySort(groupUniqArrayIf(touch_account_id, is_conversion = 0 AND touch_account_id != '')) AS touch_accounts FROM `{db}`.attributed_gmv WHERE 1 AND model = 'last_touch' GROUP BY event_id) GROUP BY m, path, shop_id, seller_id, channel, touch_accounts
 ;
 INSERT INTO `{db}`.content_credit_hour_store SELECT toStartOfHour(minute) AS p, model, stage, account_id, content_id, is_self, shop_id, sum(gmv_fen), sum(refund_fen), sum(net_fen), sum(orders), sum(refunds), uniqMergeState(buyers), now64(6) FROM `{db}`.content_credit_minute GROUP BY p, model, stage, account_id, content_id, is_self, shop_id
 ;
 INSERT INTO `{db}`.sku_gmv_hour_store SELECT toStartOfHour(minute) AS p, shop_id, sku_id, seller_id, channel, traffic, sum(gmv_fen), sum(refund_fen), sum(net_fen), sum(orders), sum(refunds), uniqMergeState(buyers), now64(6) FROM `{db}`.sku_gmv_minute GROUP BY p, shop_id, sku_id, seller_id, channel, traffic
+;
+INSERT INTO `{db}`.shop_gmv_hour_store SELECT toStartOfHour(minute) AS p, shop_id, sum(gmv_fen), sum(refund_fen), sum(net_fen), sum(orders), sum(refunds), uniqMergeState(buyers), now64(6) FROM `{db}`.shop_gmv_minute GROUP BY p, shop_id
 ;
 INSERT INTO `{db}`.path_gmv_hour_store SELECT toStartOfHour(minute) AS p, path, shop_id, seller_id, channel, touch_accounts, sum(gmv_fen), sum(refund_fen), sum(net_fen), sum(orders), sum(refunds), uniqMergeState(buyers), now64(6) FROM `{db}`.path_gmv_minute GROUP BY p, path, shop_id, seller_id, channel, touch_accounts
 ;
@@ -584,6 +678,8 @@ INSERT INTO `{db}`.funnel_hour_store SELECT toStartOfHour(minute) AS p, stage, a
 INSERT INTO `{db}`.content_credit_day_store SELECT toDate(hour, 'Asia/Shanghai') AS p, model, stage, account_id, content_id, is_self, shop_id, sum(gmv_fen), sum(refund_fen), sum(net_fen), sum(orders), sum(refunds), uniqMergeState(buyers), now64(6) FROM `{db}`.content_credit_hour GROUP BY p, model, stage, account_id, content_id, is_self, shop_id
 ;
 INSERT INTO `{db}`.sku_gmv_day_store SELECT toDate(hour, 'Asia/Shanghai') AS p, shop_id, sku_id, seller_id, channel, traffic, sum(gmv_fen), sum(refund_fen), sum(net_fen), sum(orders), sum(refunds), uniqMergeState(buyers), now64(6) FROM `{db}`.sku_gmv_hour GROUP BY p, shop_id, sku_id, seller_id, channel, traffic
+;
+INSERT INTO `{db}`.shop_gmv_day_store SELECT toDate(hour, 'Asia/Shanghai') AS p, shop_id, sum(gmv_fen), sum(refund_fen), sum(net_fen), sum(orders), sum(refunds), uniqMergeState(buyers), now64(6) FROM `{db}`.shop_gmv_hour GROUP BY p, shop_id
 ;
 INSERT INTO `{db}`.path_gmv_day_store SELECT toDate(hour, 'Asia/Shanghai') AS p, path, shop_id, seller_id, channel, touch_accounts, sum(gmv_fen), sum(refund_fen), sum(net_fen), sum(orders), sum(refunds), uniqMergeState(buyers), now64(6) FROM `{db}`.path_gmv_hour GROUP BY p, path, shop_id, seller_id, channel, touch_accounts
 ;
