@@ -121,7 +121,7 @@ ORDER BY state = 'firing' DESC, fired_at DESC, alert_id LIMIT {top:UInt32}
 ALERTS_HOURS = 24  # the alerts panel: every open alert, and those fired within this many hours
 # Trust scores (SPEC §7) of the latest day and the day before; ``score_panels`` ranks them.
 SCORES = """
-SELECT subject_kind AS kind, subject_id AS id, toString(day) AS day, score, reviews, qrr, fast, paid_orders AS orders
+SELECT subject_kind AS kind, subject_id AS id, day, score, reviews, qrr, fast, paid_orders AS orders
 FROM {db:Identifier}.trust_scores_store FINAL WHERE day >= (SELECT max(day) FROM {db:Identifier}.trust_scores_store FINAL) - 1
 """
 SHOPS_SHOWN = 20

@@ -240,15 +240,14 @@ def test_killing_the_worker_mid_run_leaves_every_score_unchanged(backend, tmp_pa
 
 
 def test_the_dashboard_lists_shop_scores_and_the_days_movers(scored):
-    from gmv.dashboards.queries import SCORES
+    from gmv.dashboards.queries import SCORES, score_panels
 
     env = scored["env"]
-    params = ["--param", f"db={env['GMV_CLICKHOUSE_DATABASE']}", "--param", "top=8", "--param", "shops=20"]
+    params = ["--param", f"db={env['GMV_CLICKHOUSE_DATABASE']}"]
     rows = [json.loads(line) for line in gmv(env, "sql", SCORES, *params, "--format", "json").stdout.splitlines()]
-    shops = [r for r in rows if r["panel"] == "shops"]
+    shops, movers = score_panels(rows)
     assert [(r["id"], r["day"]) for r in shops] == [("S1", D.isoformat()), ("S2", D.isoformat())]
     assert shops[0]["score"] == pytest.approx(EXPECTED[(D, "shop", "S1")], abs=1e-9)
-    movers = [r for r in rows if r["panel"] == "movers"]
     # since D-1 (whose window still held O5): K1 and A1 rose from 0, S1 from its D-1 score; S2, K2, K3 and A2
     # had no score on D-1 (no change to show)
     got = {(r["kind"], r["id"]): r["change"] for r in movers}
