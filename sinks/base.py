@@ -50,9 +50,10 @@ class BatchingSink(ABC):
 
     @abstractmethod
     async def refresh_rollups(self, gmv_minutes: set[datetime], funnel_minutes: set[datetime],
-                              score_days: ScoreDays | None = None, level_minutes: set[datetime] | None = None) -> None:
+                              score_days: ScoreDays | None = None,
+                              levels: tuple[set[datetime], set[datetime]] = (set(), set())) -> None:
         """Recompute the minute rollups of these minutes from the facts (``gmv.sinks.rollups``), the
-        content, SKU and path rollups of ``level_minutes`` at every grain (``gmv.sinks.levels``), and
+        levels of ``levels`` (credit minutes, funnel minutes) at every grain (``gmv.sinks.levels``), and
         the trust scores that facts of these Asia/Shanghai days weigh on (``gmv.sinks.scores``)."""
 
     def abort(self) -> None:

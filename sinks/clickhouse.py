@@ -127,7 +127,7 @@ class ClickHouseSink(BatchingSink):
     def abort(self) -> None:
         self._stop.set()
 
-    # The trust-score facts wait for the score refresh (``SCORES_INTERVAL_S``): three more inserts
+    # The trust-score facts wait for the score refresh (``SLOW_INTERVAL_S``): three more inserts
     # per flush cost ~0.5 s in a 60k-event bench run (each insert is a part written).
     deferrable = frozenset({"reviews", "refunds", "cs_turns"})
 
@@ -214,22 +214,22 @@ class ClickHouseSink(BatchingSink):
                 delay = min(delay * 2, 10.0)
 
     async def refresh_rollups(self, gmv_minutes: set, funnel_minutes: set, score_days: ScoreDays | None = None,
-                              level_minutes: set | None = None) -> None:
+                              levels: tuple[set, set] = (set(), set())) -> None:
         """Recompute the minute rollups of the given minutes from the facts (see ``gmv.sinks.rollups``),
-        the content/SKU/path rollups of ``level_minutes`` (``gmv.sinks.levels``) and the trust scores
+        the levels of ``levels`` (credit and funnel minutes, ``gmv.sinks.levels``) and the trust scores
         of the given days (``gmv.sinks.scores``)."""
-        if gmv_minutes or funnel_minutes or score_days or level_minutes:
-            await asyncio.to_thread(self.refresh_rollups_sync, gmv_minutes, funnel_minutes, score_days, level_minutes)
+        if gmv_minutes or funnel_minutes or score_days or any(levels):
+            await asyncio.to_thread(self.refresh_rollups_sync, gmv_minutes, funnel_minutes, score_days, levels)
 
     def refresh_rollups_sync(self, gmv_minutes: set, funnel_minutes: set, score_days: ScoreDays | None = None,
-                             level_minutes: set | None = None) -> None:
+                             levels: tuple[set, set] = (set(), set())) -> None:
         from gmv.sinks.levels import level_statements
         from gmv.sinks.rollups import refresh_statements
         from gmv.sinks.scores import refresh_scores
 
         with self._lock:
             statements = [*refresh_statements(self.database, gmv_minutes, funnel_minutes),
-                          *level_statements(self.database, level_minutes or set())]
+                          *level_statements(self.database, *levels)]
             for sql, params in statements:
                 self._with_retry(lambda sql=sql, params=params: self.client.command(sql, parameters=params),
                                  "rollup refresh", "rollups")

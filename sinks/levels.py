@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from gmv.sinks.schema import Column
 
@@ -95,12 +95,17 @@ class Family:
         return (f"INSERT INTO {{db:Identifier}}.{self.table('minute')}_store "
                 + self.minute_select.replace("{where}", _MINUTES))
 
-    def coarser_sql(self, grain: str, periods: str = "{periods:Array(DateTime('UTC'))}") -> str:
-        """Recompute ``grain`` (hour or day) rows from the grain below, for the given periods."""
+    def coarser_sql(self, grain: str, periods: bool = True) -> str:
+        """Recompute ``grain`` (hour or day) rows from the grain below, for the given periods (by a
+        function of the grain below's key: ClickHouse reads only their granules)."""
         below = GRAINS[GRAINS.index(grain) - 1]
-        day = "toDate(hour, 'Asia/Shanghai')" if self.day_type == "Date" else "toStartOfDay(hour, 'Asia/Shanghai')"
-        period = "toStartOfHour(minute)" if grain == "hour" else day
-        where = f"WHERE {below} IN {periods} " if periods else ""
+        if grain == "hour":
+            period, key = "toStartOfHour(minute)", "toStartOfHour(minute) IN {periods:Array(DateTime('UTC'))}"
+        else:
+            to_day = "toDate" if self.day_type == "Date" else "toStartOfDay"
+            period = f"{to_day}(hour, 'Asia/Shanghai')"
+            key = "toDate(hour, 'Asia/Shanghai') IN {periods:Array(Date)}"
+        where = f"WHERE {key} " if periods else ""
         return (f"INSERT INTO {{db:Identifier}}.{self.table(grain)}_store "
                 f"SELECT {period} AS p, {self.key_names}, {self.sums} FROM {{db:Identifier}}.{self.table(below)} "
                 f"{where}GROUP BY p, {self.key_names}")
@@ -205,37 +210,29 @@ def days_of(hours: Iterable[datetime]) -> list[date]:
     return sorted({(h + timedelta(hours=8)).date() for h in hours})  # Asia/Shanghai: UTC+8 all year
 
 
-def _minutes_in(hours: list[datetime]) -> list[datetime]:
-    return [h + timedelta(minutes=i) for h in hours for i in range(60)]
+# Periods per statement: one statement per family and grain in all but the longest catch-ups
+# (each INSERT costs ~20 ms here whatever its size, most of it writing a part).
+CHUNK = 5_000
 
 
-def _hours_in(days: list[date]) -> list[datetime]:
-    return [datetime(d.year, d.month, d.day, tzinfo=UTC) - timedelta(hours=8) + timedelta(hours=i)
-            for d in days for i in range(24)]
+def _chunks(periods: list, n: int = CHUNK) -> list[list]:
+    return [periods[i:i + n] for i in range(0, len(periods), n)]
 
 
-def level_statements(db: str, minutes: set[datetime]) -> list[tuple[str, dict]]:
-    """Everything these minutes' facts change: the families' minute rows, then their hours, then days."""
-    return [*minute_statements(db, minutes), *coarser_statements(db, minutes)]
+def level_statements(db: str, minutes: set[datetime], funnel_minutes: set[datetime] = frozenset()
+                     ) -> list[tuple[str, dict]]:
+    """Everything these minutes change: the families' minute rows (from the facts), then the hours
+    and days of every family; ``funnel_minutes`` (of funnel events) only those of ``funnel``."""
+    out = minute_statements(db, minutes)
+    for grain in ("hour", "day"):
+        for f in FAMILIES:
+            touched = funnel_minutes if f is FUNNEL else minutes
+            periods: list = hours_of(touched) if grain == "hour" else days_of(hours_of(touched))
+            out += [(f.coarser_sql(grain), {"db": db, "periods": chunk}) for chunk in _chunks(periods)]
+    return out
 
 
 def minute_statements(db: str, minutes: set[datetime]) -> list[tuple[str, dict]]:
     """(SQL, parameters) recomputing the families' minute rows of these minutes from the facts."""
-    ordered = sorted(minutes)
-    return [(f.minute_sql, {"db": db, "minutes": ordered[i:i + 500]})
-            for f in FAMILIES if f.minute_select is not None for i in range(0, len(ordered), 500)]
-
-
-def coarser_statements(db: str, minutes: set[datetime]) -> list[tuple[str, dict]]:
-    """(SQL, parameters) recomputing the hour rows those minutes fall in, then their days' rows.
-    The periods are listed as the grain below's key values, so each read is a primary-key lookup."""
-    hours = hours_of(minutes)
-    days = days_of(hours)
-    out: list[tuple[str, dict]] = []
-    for f in FAMILIES:
-        for i in range(0, len(hours), 24):
-            out.append((f.coarser_sql("hour"), {"db": db, "periods": _minutes_in(hours[i:i + 24])}))
-    for f in FAMILIES:
-        for i in range(0, len(days), 7):
-            out.append((f.coarser_sql("day"), {"db": db, "periods": _hours_in(days[i:i + 7])}))
-    return out
+    return [(f.minute_sql, {"db": db, "minutes": chunk})
+            for f in FAMILIES if f.minute_select is not None for chunk in _chunks(sorted(minutes))]

@@ -92,11 +92,13 @@ class TopicSink(BatchingSink):
         return n
 
     async def refresh_rollups(self, gmv_minutes: set[datetime], funnel_minutes: set[datetime],
-                              score_days: ScoreDays | None = None, level_minutes: set[datetime] | None = None) -> None:
-        if not (gmv_minutes or funnel_minutes or score_days or level_minutes):
+                              score_days: ScoreDays | None = None,
+                              levels: tuple[set[datetime], set[datetime]] = (set(), set())) -> None:
+        if not (gmv_minutes or funnel_minutes or score_days or any(levels)):
             return
         body = json.dumps({"gmv": sorted(m.isoformat() for m in gmv_minutes),
-                           "levels": sorted(m.isoformat() for m in level_minutes or ()),
+                           "levels": sorted(m.isoformat() for m in levels[0]),
+                           "funnel_levels": sorted(m.isoformat() for m in levels[1]),
                            "funnel": sorted(m.isoformat() for m in funnel_minutes),
                            "scores": sorted(d.isoformat() for d in (score_days.facts if score_days else ())),
                            "stale": sorted(d.isoformat() for d in (score_days.stale if score_days else ()))}).encode()
@@ -152,6 +154,7 @@ class RowsWriter:
         gmv: set[datetime] = set()
         funnel: set[datetime] = set()
         levels: set[datetime] = set()
+        funnel_levels: set[datetime] = set()
         score_days = ScoreDays()
         for r in records:
             headers = dict(r.headers or ())
@@ -161,6 +164,7 @@ class RowsWriter:
                 gmv.update(datetime.fromisoformat(m) for m in doc["gmv"])
                 funnel.update(datetime.fromisoformat(m) for m in doc["funnel"])
                 levels.update(datetime.fromisoformat(m) for m in doc.get("levels", ()))
+                funnel_levels.update(datetime.fromisoformat(m) for m in doc.get("funnel_levels", ()))
                 score_days.facts.update(date.fromisoformat(d) for d in doc.get("scores", ()))
                 score_days.stale.update(date.fromisoformat(d) for d in doc.get("stale", ()))
             elif table in self.sink.tables:
@@ -176,6 +180,6 @@ class RowsWriter:
             else:
                 self.sink.insert_json_sync(table, b",".join(parts))
         self.rows_written += counted
-        if gmv or funnel or score_days or levels:
-            self.sink.refresh_rollups_sync(gmv, funnel, score_days, levels)
+        if gmv or funnel or score_days or levels or funnel_levels:
+            self.sink.refresh_rollups_sync(gmv, funnel, score_days, (levels, funnel_levels))
         log.debug("rows writer: %d messages in %.3fs", len(records), time.perf_counter() - t0)

@@ -169,7 +169,8 @@ class IngestLoop:
         elif self.store.idle and self._commit_owed:
             await self.commit(self.next_offsets)  # a commit lost to a rebalance, with no traffic since
         elif self.store.idle and self.scheduler.pending and self.scheduler.interval_passed():
-            await self.scheduler.refresh_rollups_and_mark()  # input went quiet: the last minutes must not wait
+            # input went quiet: the last minutes must not wait (the slow part keeps its cadence)
+            await self.scheduler.refresh_rollups_and_mark(slow=self.scheduler.slow_due())
         if final:
             await self.store.wait_stored()
 

@@ -22,13 +22,12 @@ from gmv.streams.core.state import from_ms
 from gmv.streams.stats import WorkerStats
 from gmv.streams.store import Outbox
 
-# Trust scores and the content/SKU/path rollups (``gmv.sinks.levels``) are recomputed at most this
-# often while batches flow (always when input stops, at the end of a run, on a rebalance): the scores
-# are two statements over the changed days' facts, ~0.15 s at 100k facts here, the levels nine,
-# against ~0.03 s for the minute rollups every batch needs (nine more per batch cost the bench ~15%).
-# Under a backlog, catching up matters more (the bench's 60k-event runs lost ~0.7 s to it at 2 s).
-SCORES_INTERVAL_S = 2.0
-SCORES_BACKLOG_INTERVAL_S = 10.0
+# The slow refresh (trust scores, and the hour/day and content/SKU/shop/path rollups of
+# ``gmv.sinks.levels``) runs at most this often while batches flow, and always at the end of a run and
+# on a rebalance: it is ~18 statements (~20 ms each here, most of it writing a part), against three
+# for the minute rollups every batch needs. Under a backlog, catching up matters more.
+SLOW_INTERVAL_S = 5.0
+SLOW_BACKLOG_INTERVAL_S = 15.0
 
 
 class RollupScheduler:
@@ -42,7 +41,8 @@ class RollupScheduler:
         self._gmv_minutes: set[datetime] = set()  # minutes whose rollups are due a refresh
         self._funnel_minutes: set[datetime] = set()
         self._score_days = ScoreDays()  # Asia/Shanghai days of new trust-score facts
-        self._level_minutes: set[datetime] = set()  # minutes whose content/SKU/path rollups are due
+        self._level_minutes: set[datetime] = set()  # credit minutes whose levels (hour, day, ...) are due
+        self._level_funnel_minutes: set[datetime] = set()  # the same for the funnel's hours and days
         self._marks_due: dict[int, int] = {}  # partition -> journal seq whose rows are in the facts
         self._last_refresh = 0.0
         self._last_scores = 0.0
@@ -50,24 +50,30 @@ class RollupScheduler:
         # Event time (epoch ms) up to which every order is attributed, stored and in the minute
         # rollups: what event-time readers of the rollups (the alert evaluator) may trust.
         self.rolled_up_to_ms = 0
-        self.scored_up_to_ms = 0  # the same, for the trust scores (refreshed every SCORES_INTERVAL_S)
+        self.scored_up_to_ms = 0  # the same, for the trust scores (refreshed every SLOW_INTERVAL_S)
         self.earliest_minute: datetime | None = None  # the earliest minute of any row this process stored
         self.backlog = True  # some assigned partition is not read to its high watermark (the loop says)
 
     @property
     def pending(self) -> bool:
         return bool(self._gmv_minutes or self._funnel_minutes or self._score_days or self._level_minutes
-                    or self._marks_due)
+                    or self._level_funnel_minutes or self._marks_due)
 
     def interval_passed(self) -> bool:
         return time.monotonic() - self._last_refresh >= self.interval_s
+
+    def slow_due(self) -> bool:
+        """Whether the slow refresh (scores, levels) is due (``SLOW_INTERVAL_S``)."""
+        interval = SLOW_BACKLOG_INTERVAL_S if self.backlog else SLOW_INTERVAL_S
+        return time.monotonic() - self._last_scores >= interval
 
     async def stored(self, result: BatchResult, marks: dict[int, int], final: bool) -> None:
         """A batch's rows are in the facts: note their minutes and marks; refresh if it is time."""
         gmv, funnel = _minutes(r.event_time for r in result.credit_rows), _minutes(r.event_time for r in result.funnel_rows)
         self._gmv_minutes.update(gmv)
         self._funnel_minutes.update(funnel)
-        self._level_minutes.update(gmv | funnel)
+        self._level_minutes.update(gmv)
+        self._level_funnel_minutes.update(funnel)
         self._score_days.update(_score_days(result, gmv))
         if gmv or funnel:
             first = min(gmv | funnel)
@@ -75,32 +81,31 @@ class RollupScheduler:
         self._marks_due.update(marks)
         self._watermark_due = max(self._watermark_due, result.watermark_ms)
         if final or not self.backlog or self.interval_passed():
-            interval = SCORES_BACKLOG_INTERVAL_S if self.backlog else SCORES_INTERVAL_S
-            await self.refresh_rollups_and_mark(scores=final or time.monotonic() - self._last_scores >= interval)
+            await self.refresh_rollups_and_mark(slow=final or self.slow_due())
 
-    async def refresh_rollups_and_mark(self, scores: bool = True) -> None:
-        """Recompute the minutes noted since the last refresh (and, ``scores``, the trust scores and
-        the content/SKU/path rollups, ``gmv.sinks.levels``); then mark the journal entries whose rows
-        are now in the facts and the rollups (a mark must never precede its rollup: while scores and
-        those rollups wait for their next refresh, marks wait too)."""
+    async def refresh_rollups_and_mark(self, slow: bool = True) -> None:
+        """Recompute the minutes noted since the last refresh (and, ``slow``, the trust scores and
+        the levels of ``gmv.sinks.levels``); then mark the journal entries whose rows are now in the
+        facts and the rollups (a mark must never precede its rollup: while the slow refresh waits,
+        marks wait too)."""
         if self.outbox.changelog is None:
             return  # the loop never started: nothing was written, nothing is due
         with self.stats.timing("rollups"):
             gmv, funnel = self._gmv_minutes, self._funnel_minutes
-            days = self._score_days if scores else ScoreDays()
-            levels = self._level_minutes if scores else set()
+            days = self._score_days if slow else ScoreDays()
+            levels = (self._level_minutes, self._level_funnel_minutes) if slow else (set(), set())
             watermark = self._watermark_due
             self._gmv_minutes, self._funnel_minutes = set(), set()
-            if scores:
-                self._score_days, self._level_minutes = ScoreDays(), set()
+            if slow:
+                self._score_days, self._level_minutes, self._level_funnel_minutes = ScoreDays(), set(), set()
                 await self.sink.flush()  # the trust facts that waited for this refresh
             await self.sink.refresh_rollups(gmv, funnel, days, levels)
             self._last_refresh = time.monotonic()
             self.rolled_up_to_ms = max(self.rolled_up_to_ms, watermark)
-            if scores:
+            if slow:
                 self._last_scores = self._last_refresh
-            if self._score_days or self._level_minutes:
-                return  # the marks wait for the scores and the content/SKU/path rollups
+            if self._score_days or self._level_minutes or self._level_funnel_minutes:
+                return  # the marks wait for the slow refresh
             self.scored_up_to_ms = max(self.scored_up_to_ms, watermark)
             marks, self._marks_due = self._marks_due, {}
             for p, seq in marks.items():

@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from gmv.dashboards.queries import WINDOW_MINUTES, minute_window, per_minute
-from gmv.sinks.levels import FAMILIES, coarser_statements, days_of, hours_of, minute_statements
+from gmv.sinks.levels import (
+    FAMILIES,
+    FUNNEL,
+    days_of,
+    hours_of,
+    level_statements,
+    minute_statements,
+)
 
 
 def test_a_minute_refreshes_its_hour_and_its_asia_shanghai_day():
@@ -16,17 +23,19 @@ def test_a_minute_refreshes_its_hour_and_its_asia_shanghai_day():
     assert days_of([datetime(2026, 11, 29, 15, 0, tzinfo=UTC)]) == [date(2026, 11, 29)]
 
 
-def test_each_coarser_grain_reads_every_period_of_the_grain_below_by_its_key():
+def test_a_refresh_recomputes_the_touched_hours_and_days_of_every_family_once():
     minute = datetime(2026, 11, 29, 16, 5, tzinfo=UTC)
-    statements = coarser_statements("gmv", {minute})
-    hour_reads = [p["periods"] for sql, p in statements if "_hour_store" in sql]
-    day_reads = [p["periods"] for sql, p in statements if "_day_store" in sql]
-    assert len(hour_reads) == len(day_reads) == len(FAMILIES)
-    assert hour_reads[0] == [datetime(2026, 11, 29, 16, 0, tzinfo=UTC) + timedelta(minutes=i) for i in range(60)]
-    # the Shanghai day 11-30 is UTC 11-29 16:00 to 11-30 16:00: its 24 hours
-    assert day_reads[0][0] == datetime(2026, 11, 29, 16, tzinfo=UTC) and len(day_reads[0]) == 24
-    assert day_reads[0][-1] == datetime(2026, 11, 30, 15, tzinfo=UTC)
-    assert len(minute_statements("gmv", {minute})) == sum(f.minute_select is not None for f in FAMILIES)
+    funnel_minute = datetime(2026, 11, 29, 14, 59, tzinfo=UTC)  # 22:59 in Shanghai: day 11-29
+    statements = level_statements("gmv", {minute, minute + timedelta(minutes=1)}, {funnel_minute})
+    minutes = sum(f.minute_select is not None for f in FAMILIES)
+    assert len(statements) == minutes + 2 * len(FAMILIES)  # one statement per family and grain
+    hours = {sql.split("INTO ")[1].split()[0]: p["periods"] for sql, p in statements if "_hour_store" in sql}
+    days = {sql.split("INTO ")[1].split()[0]: p["periods"] for sql, p in statements if "_day_store" in sql}
+    assert hours["{db:Identifier}.sku_gmv_hour_store"] == [datetime(2026, 11, 29, 16, tzinfo=UTC)]
+    assert days["{db:Identifier}.sku_gmv_day_store"] == [date(2026, 11, 30)]
+    assert hours[f"{{db:Identifier}}.{FUNNEL.table('hour')}_store"] == [datetime(2026, 11, 29, 14, tzinfo=UTC)]
+    assert days[f"{{db:Identifier}}.{FUNNEL.table('day')}_store"] == [date(2026, 11, 29)]
+    assert len(minute_statements("gmv", {minute})) == minutes
 
 
 def test_the_window_ends_at_the_watermarks_minute_else_after_the_latest_data():
