@@ -1,5 +1,6 @@
 """The dashboard as it was before it read rollups only (issue 13): the baseline `python -m bench`
-times beside the current one, on the same facts in the same run. Kept verbatim; not shipped."""
+times beside the current one, on the same facts in the same run. Kept verbatim but for its JSON
+decoding (the bench decodes both dashboards' rows with the current ``json_rows``); not shipped."""
 # ruff: noqa
 
 from __future__ import annotations
@@ -148,19 +149,3 @@ def dashboard_data(run: Run, db: str, model: str) -> dict[str, Any]:
         "score_movers": run(SCORE_MOVERS, p),
         "latest_minute": (run(LATEST, p)[0] or {}).get("latest"),
     }
-
-
-_COUNTS = frozenset({"orders", "reviews", "buyers", "views", "viewers", "n", "k_gmv", "k_refund", "k_net", "k_orders", "k_buyers",
-                     "f_video_views", "f_engaged", "f_enters", "f_viewers", "f_all_views", "m_gmv", "m_refund", "m_net"})
-
-
-def json_rows(raw: bytes) -> list[dict[str, Any]]:
-    """JSONEachRow -> dicts; ClickHouse quotes 64-bit integers in JSON, so money and counts are
-    turned back into ints here (readonly SQL may not change the output settings)."""
-    out = []
-    for line in raw.splitlines():
-        if line.strip():
-            row = json.loads(line)
-            out.append({k: int(v) if (k.endswith("_fen") or k in _COUNTS) and v is not None else v
-                        for k, v in row.items()})
-    return out

@@ -128,7 +128,7 @@ class IngestLoop:
                     for records in data.values() for r in records]
             if data:  # each partition's first record is its oldest
                 self.stats.read(min(records[0].timestamp for records in data.values() if records))
-            self.progress.note(msgs)
+            self.progress.returned_by_consumer(msgs)
             # Bounded pieces: one piece's ClickHouse write (C++, off the GIL) overlaps the next
             # one's processing, even when a fetch is a few 1,000-event producer batches.
             for piece in _pieces(msgs, PIECE_BYTES):
@@ -151,6 +151,7 @@ class IngestLoop:
             result = self.processor.process(msgs, now) if msgs else BatchResult()
             for key, off in result.next_offsets.items():
                 self.handled[key] = max(self.handled.get(key, 0), off)
+            self.progress.note(msgs)  # read means processed: later pieces of the fetch are not yet
             if self._recovered.has_output():
                 result.merge(self._recovered)
                 self._recovered = BatchResult()
@@ -201,8 +202,9 @@ class IngestLoop:
                 pos = await c.position(tp)
             except Exception:  # not assigned any more (a rebalance under way)
                 continue
-            if high is not None and pos >= high:
-                done.add((tp.topic, tp.partition))
+            key = (tp.topic, tp.partition)
+            if self.progress.is_caught_up(key, high, pos, self.handled.get(key, 0)):
+                done.add(key)
         self.progress.caught_up = done
         self.scheduler.backlog = len(done) < len(assigned)
 

@@ -15,11 +15,27 @@ from gmv.streams.core.decode import SourceMessage
 class ReadProgress:
     def __init__(self, state_topics: Iterable[str]) -> None:
         self.state_topics = tuple(state_topics)
-        self.read_ts: dict[tuple[str, int], int] = {}  # newest Kafka timestamp read
+        self.read_ts: dict[tuple[str, int], int] = {}  # newest Kafka timestamp read (processed)
         self.first_offset: dict[tuple[str, int], int] = {}  # the first offset this process read
         self.caught_up: set[tuple[str, int]] = set()  # read to the high watermark (last look)
+        # Next offset after the records the consumer returned: a fetch is processed in pieces, and
+        # the consumer's position runs ahead of what the pieces so far held.
+        self.returned: dict[tuple[str, int], int] = {}
+
+    def returned_by_consumer(self, msgs: Iterable[SourceMessage]) -> None:
+        for m in msgs:
+            key = (m.topic, m.partition)
+            if m.offset >= self.returned.get(key, 0):
+                self.returned[key] = m.offset + 1
+
+    def is_caught_up(self, key: tuple[str, int], high: int | None, position: int, processed: int) -> bool:
+        """Read to the high watermark: the consumer's position is there and every record it returned
+        is processed (``processed``: the next offset after them). Counting a later piece of the same
+        fetch as read let a review be judged an orphan while its order waited in that piece."""
+        return high is not None and position >= high and processed >= self.returned.get(key, 0)
 
     def note(self, msgs: Iterable[SourceMessage]) -> None:
+        """Processed messages: how far each topic of each partition is read."""
         read, first = self.read_ts, self.first_offset
         for m in msgs:
             key = (m.topic, m.partition)
@@ -31,6 +47,7 @@ class ReadProgress:
     def forget(self, partitions: set[int]) -> None:
         """Partitions that went elsewhere: a later owner of them reads from the committed offsets again."""
         self.read_ts = {k: v for k, v in self.read_ts.items() if k[1] not in partitions}
+        self.returned = {k: v for k, v in self.returned.items() if k[1] not in partitions}
 
     def read_to(self, partition: int) -> int | None:
         """How far (Kafka time) every topic feeding a partition's state has been read; None once

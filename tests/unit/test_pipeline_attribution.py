@@ -209,3 +209,22 @@ def test_pending_indexes_follow_the_state_through_batches_expiry_and_recovery():
         assert again.unsettled.keys() == ps.unsettled.keys()
         assert again.unjudged.keys() == ps.unjudged.keys() and again.reviewed == ps.reviewed
         assert {c: set(m) for c, m in again.conversations.items()} == {c: set(m) for c, m in ps.conversations.items()}
+
+
+def test_a_topic_is_caught_up_only_once_every_record_the_consumer_returned_is_processed():
+    """A fetch is processed in pieces: the consumer's position reaches the high watermark as soon as
+    it returns a partition's records, before the piece holding them is processed."""
+    progress = ReadProgress(CONFIG.state_topics)
+    key = ("gmv.orders", 0)
+    returned = [msg("orders", order(f"o{i}", T), i) for i in range(3)]
+    progress.returned_by_consumer(returned)
+    assert progress.is_caught_up(("gmv.views", 0), high=0, position=0, processed=0)  # an empty topic
+    assert not progress.is_caught_up(key, high=3, position=3, processed=0)  # returned, not processed yet
+    assert not progress.is_caught_up(key, high=3, position=3, processed=2)
+    assert progress.is_caught_up(key, high=3, position=3, processed=3)
+    assert not progress.is_caught_up(key, high=None, position=3, processed=3)  # nothing known of the topic
+    # what a piece held counts as read; what waits in a later piece does not
+    progress.note(returned[:1])
+    assert progress.read_ts == {key: returned[0].timestamp_ms}
+    progress.forget({0})
+    assert progress.is_caught_up(key, high=3, position=3, processed=0)  # another owner's now
