@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from gmv.sinks.schema import Column
+from gmv.sinks.schema import FUNNEL_MINUTE, GMV_MINUTE, Column, StoredTable
 
 GRAINS = ("minute", "hour", "day")
 GRAIN_COLUMNS = {
@@ -167,38 +167,23 @@ PATH_GMV = Family(
     "FROM {db:Identifier}.attributed_gmv WHERE {where} AND model = 'last_touch' GROUP BY event_id) "
     "GROUP BY m, path, shop_id, seller_id, channel, touch_accounts",
 )
+def _keys_and_measures(minute_table: StoredTable) -> tuple[tuple[Column, ...], tuple[Column, ...]]:
+    """A minute rollup's columns (``gmv.sinks.schema``) as a family's keys and measures."""
+    keys = minute_table.order_by.strip("()").split(", ")[1:]  # (minute, key, ...)
+    columns = [c for c in minute_table.columns if c.name != "minute"]
+    return tuple(c for c in columns if c.name in keys), tuple(c for c in columns if c.name not in keys)
+
+
+_GMV_KEYS, _GMV_MEASURES = _keys_and_measures(GMV_MINUTE)
+_FUNNEL_KEYS, _FUNNEL_MEASURES = _keys_and_measures(FUNNEL_MINUTE)
 # The hour and day rollups of gmv_minute and funnel_minute (the same names, columns and grains they
 # had as ClickHouse refreshable views, which recomputed the whole history every 5 s).
-GMV = Family(
-    "gmv", "Attributed GMV; same columns as gmv_minute",
-    (_KEY["model"], _KEY["stage"], Column("channel", "LowCardinality(String)", "where the orders were paid"),
-     Column("traffic", "LowCardinality(String)", "public | private"), Column("shop_id", "String", "shop"),
-     Column("seller_id", "String", "seller account"), Column("touch_account_id", "String", "credited account"),
-     Column("is_self", "UInt8", "1 = credited account is the seller itself")),
-    None,
-    (Column("gmv_fen", "Int64", "paid GMV credited (fen)"),
-     Column("refund_fen", "Int64", "refunds credited, as a positive number (fen)"),
-     Column("net_fen", "Int64", "gmv_fen - refund_fen"),
-     Column("orders", "UInt64", "paid orders converting here (counted on the conversion touch, so once per order and model)"),
-     Column("refunds", "UInt64", "refund events (counted on the conversion touch)"),
-     Column("buyers", "AggregateFunction(uniq, String)", "distinct buyers of those orders: uniqMerge(buyers)"),
-     MEASURES[-1]),
-    day_type="DateTime('Asia/Shanghai')",
-)
-FUNNEL = Family(
-    "funnel", "Funnel (views, engaged views, live enters, unique viewers); same columns as funnel_minute",
-    (Column("stage", "LowCardinality(String)", "short_video | clip | live"),
-     Column("account_id", "String", "video author / live anchor"), Column("content_id", "String", "video_id / live_id"),
-     Column("shop_id", "String", "mounted shop"), Column("traffic", "LowCardinality(String)", "public | private")),
-    None,
-    (Column("views", "UInt64", "views (video views; live enters for stage live)"),
-     Column("engaged_views", "UInt64", "views with watch_ms >= engaged_ms (touchpoints); live enters for live"),
-     Column("live_enters", "UInt64", "live room enters"),
-     Column("viewers", "AggregateFunction(uniq, String)", "unique viewers (UV): uniqMerge(viewers)"),
-     MEASURES[-1]),
-    "sum(views), sum(engaged_views), sum(live_enters), uniqMergeState(viewers), now64(6)",
-    day_type="DateTime('Asia/Shanghai')",
-)
+GMV = Family("gmv", "Attributed GMV; same columns as gmv_minute", _GMV_KEYS, None, _GMV_MEASURES,
+             day_type="DateTime('Asia/Shanghai')")
+FUNNEL = Family("funnel", "Funnel (views, engaged views, live enters, unique viewers); same columns as funnel_minute",
+                _FUNNEL_KEYS, None, _FUNNEL_MEASURES,
+                "sum(views), sum(engaged_views), sum(live_enters), uniqMergeState(viewers), now64(6)",
+                day_type="DateTime('Asia/Shanghai')")
 FAMILIES = (CONTENT_CREDIT, SKU_GMV, SHOP_GMV, PATH_GMV, GMV, FUNNEL)
 
 

@@ -502,7 +502,7 @@ COMMENT 'Whole order amounts per path, shop, seller, channel and the accounts of
 CREATE TABLE IF NOT EXISTS `{db}`.`gmv_hour_store` (
   `hour` DateTime('UTC') COMMENT 'hour of event_time (UTC)',
   `model` LowCardinality(String) COMMENT 'attribution model',
-  `stage` LowCardinality(String) COMMENT 'funnel stage of the touch credited',
+  `stage` LowCardinality(String) COMMENT 'funnel stage credited',
   `channel` LowCardinality(String) COMMENT 'where the orders were paid',
   `traffic` LowCardinality(String) COMMENT 'public | private',
   `shop_id` String COMMENT 'shop',
@@ -515,7 +515,7 @@ CREATE TABLE IF NOT EXISTS `{db}`.`gmv_hour_store` (
   `orders` UInt64 COMMENT 'paid orders converting here (counted on the conversion touch, so once per order and model)',
   `refunds` UInt64 COMMENT 'refund events (counted on the conversion touch)',
   `buyers` AggregateFunction(uniq, String) COMMENT 'distinct buyers of those orders: uniqMerge(buyers)',
-  `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed; the latest wins'
+  `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed from the facts; the latest wins'
 )
 ENGINE = ReplacingMergeTree(refreshed_at)
 PARTITION BY toYYYYMM(hour)
@@ -526,7 +526,7 @@ COMMENT 'Attributed GMV; same columns as gmv_minute, per hour; recomputed by the
 CREATE VIEW IF NOT EXISTS `{db}`.`gmv_hour` (
   `hour` DateTime('UTC') COMMENT 'hour of event_time (UTC)',
   `model` LowCardinality(String) COMMENT 'attribution model',
-  `stage` LowCardinality(String) COMMENT 'funnel stage of the touch credited',
+  `stage` LowCardinality(String) COMMENT 'funnel stage credited',
   `channel` LowCardinality(String) COMMENT 'where the orders were paid',
   `traffic` LowCardinality(String) COMMENT 'public | private',
   `shop_id` String COMMENT 'shop',
@@ -539,14 +539,14 @@ CREATE VIEW IF NOT EXISTS `{db}`.`gmv_hour` (
   `orders` UInt64 COMMENT 'paid orders converting here (counted on the conversion touch, so once per order and model)',
   `refunds` UInt64 COMMENT 'refund events (counted on the conversion touch)',
   `buyers` AggregateFunction(uniq, String) COMMENT 'distinct buyers of those orders: uniqMerge(buyers)',
-  `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed; the latest wins'
+  `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed from the facts; the latest wins'
 ) AS SELECT `hour`, `model`, `stage`, `channel`, `traffic`, `shop_id`, `seller_id`, `touch_account_id`, `is_self`, `gmv_fen`, `refund_fen`, `net_fen`, `orders`, `refunds`, `buyers`, `refreshed_at` FROM `{db}`.`gmv_hour_store` FINAL
 COMMENT 'Attributed GMV; same columns as gmv_minute, per hour; recomputed by the worker from gmv_minute for the hours those minutes fall in: exact, never a running sum. Exact: each row once, however often it was written.'
 ;
 CREATE TABLE IF NOT EXISTS `{db}`.`gmv_day_store` (
   `day` DateTime('Asia/Shanghai') COMMENT 'day in Asia/Shanghai (the business day)',
   `model` LowCardinality(String) COMMENT 'attribution model',
-  `stage` LowCardinality(String) COMMENT 'funnel stage of the touch credited',
+  `stage` LowCardinality(String) COMMENT 'funnel stage credited',
   `channel` LowCardinality(String) COMMENT 'where the orders were paid',
   `traffic` LowCardinality(String) COMMENT 'public | private',
   `shop_id` String COMMENT 'shop',
@@ -559,7 +559,7 @@ CREATE TABLE IF NOT EXISTS `{db}`.`gmv_day_store` (
   `orders` UInt64 COMMENT 'paid orders converting here (counted on the conversion touch, so once per order and model)',
   `refunds` UInt64 COMMENT 'refund events (counted on the conversion touch)',
   `buyers` AggregateFunction(uniq, String) COMMENT 'distinct buyers of those orders: uniqMerge(buyers)',
-  `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed; the latest wins'
+  `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed from the facts; the latest wins'
 )
 ENGINE = ReplacingMergeTree(refreshed_at)
 PARTITION BY toYYYYMM(day)
@@ -570,7 +570,7 @@ COMMENT 'Attributed GMV; same columns as gmv_minute, per Asia/Shanghai day; reco
 CREATE VIEW IF NOT EXISTS `{db}`.`gmv_day` (
   `day` DateTime('Asia/Shanghai') COMMENT 'day in Asia/Shanghai (the business day)',
   `model` LowCardinality(String) COMMENT 'attribution model',
-  `stage` LowCardinality(String) COMMENT 'funnel stage of the touch credited',
+  `stage` LowCardinality(String) COMMENT 'funnel stage credited',
   `channel` LowCardinality(String) COMMENT 'where the orders were paid',
   `traffic` LowCardinality(String) COMMENT 'public | private',
   `shop_id` String COMMENT 'shop',
@@ -583,7 +583,7 @@ CREATE VIEW IF NOT EXISTS `{db}`.`gmv_day` (
   `orders` UInt64 COMMENT 'paid orders converting here (counted on the conversion touch, so once per order and model)',
   `refunds` UInt64 COMMENT 'refund events (counted on the conversion touch)',
   `buyers` AggregateFunction(uniq, String) COMMENT 'distinct buyers of those orders: uniqMerge(buyers)',
-  `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed; the latest wins'
+  `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed from the facts; the latest wins'
 ) AS SELECT `day`, `model`, `stage`, `channel`, `traffic`, `shop_id`, `seller_id`, `touch_account_id`, `is_self`, `gmv_fen`, `refund_fen`, `net_fen`, `orders`, `refunds`, `buyers`, `refreshed_at` FROM `{db}`.`gmv_day_store` FINAL
 COMMENT 'Attributed GMV; same columns as gmv_minute, per Asia/Shanghai day; recomputed by the worker from gmv_hour for the days those hours fall in: exact, never a running sum. Exact: each row once, however often it was written.'
 ;
@@ -598,7 +598,7 @@ CREATE TABLE IF NOT EXISTS `{db}`.`funnel_hour_store` (
   `engaged_views` UInt64 COMMENT 'views with watch_ms >= engaged_ms (touchpoints); live enters for live',
   `live_enters` UInt64 COMMENT 'live room enters',
   `viewers` AggregateFunction(uniq, String) COMMENT 'unique viewers (UV): uniqMerge(viewers)',
-  `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed; the latest wins'
+  `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed from the facts; the latest wins'
 )
 ENGINE = ReplacingMergeTree(refreshed_at)
 PARTITION BY toYYYYMM(hour)
@@ -617,7 +617,7 @@ CREATE VIEW IF NOT EXISTS `{db}`.`funnel_hour` (
   `engaged_views` UInt64 COMMENT 'views with watch_ms >= engaged_ms (touchpoints); live enters for live',
   `live_enters` UInt64 COMMENT 'live room enters',
   `viewers` AggregateFunction(uniq, String) COMMENT 'unique viewers (UV): uniqMerge(viewers)',
-  `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed; the latest wins'
+  `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed from the facts; the latest wins'
 ) AS SELECT `hour`, `stage`, `account_id`, `content_id`, `shop_id`, `traffic`, `views`, `engaged_views`, `live_enters`, `viewers`, `refreshed_at` FROM `{db}`.`funnel_hour_store` FINAL
 COMMENT 'Funnel (views, engaged views, live enters, unique viewers); same columns as funnel_minute, per hour; recomputed by the worker from funnel_minute for the hours those minutes fall in: exact, never a running sum. Exact: each row once, however often it was written.'
 ;
@@ -632,7 +632,7 @@ CREATE TABLE IF NOT EXISTS `{db}`.`funnel_day_store` (
   `engaged_views` UInt64 COMMENT 'views with watch_ms >= engaged_ms (touchpoints); live enters for live',
   `live_enters` UInt64 COMMENT 'live room enters',
   `viewers` AggregateFunction(uniq, String) COMMENT 'unique viewers (UV): uniqMerge(viewers)',
-  `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed; the latest wins'
+  `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed from the facts; the latest wins'
 )
 ENGINE = ReplacingMergeTree(refreshed_at)
 PARTITION BY toYYYYMM(day)
@@ -651,7 +651,7 @@ CREATE VIEW IF NOT EXISTS `{db}`.`funnel_day` (
   `engaged_views` UInt64 COMMENT 'views with watch_ms >= engaged_ms (touchpoints); live enters for live',
   `live_enters` UInt64 COMMENT 'live room enters',
   `viewers` AggregateFunction(uniq, String) COMMENT 'unique viewers (UV): uniqMerge(viewers)',
-  `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed; the latest wins'
+  `refreshed_at` DateTime64(6, 'UTC') COMMENT 'when this row was recomputed from the facts; the latest wins'
 ) AS SELECT `day`, `stage`, `account_id`, `content_id`, `shop_id`, `traffic`, `views`, `engaged_views`, `live_enters`, `viewers`, `refreshed_at` FROM `{db}`.`funnel_day_store` FINAL
 COMMENT 'Funnel (views, engaged views, live enters, unique viewers); same columns as funnel_minute, per Asia/Shanghai day; recomputed by the worker from funnel_hour for the days those hours fall in: exact, never a running sum. Exact: each row once, however often it was written.'
 ;

@@ -17,7 +17,7 @@ SHIPPED = {
     "0003_events_log.sql": "e0677a327e7b83fdd84486ee77fa9320ff5cc061ca8f33320a038916cd4bb5c3",
     "0004_alerts.sql": "a0b7000522e2e810b97847fad901df517512c7957517d956cd4dc9df0174a908",
     "0005_trust_scores.sql": "e0049733667b01fd1c3a79dc104ab269355773339468c8ffd7c1aa1c7d45acf1",
-    "0006_dimensions_and_cookbook.sql": "4df7a2279da8af615fe018d71982cb49dc0e11a6b437beb60fc580211c3f94a5",
+    "0006_dimensions_and_cookbook.sql": "cfdf29aad20e2bddb5ff2b99652e0e42c59dda02d7c8d556c16840232227b12e",
 }
 
 
