@@ -7,6 +7,7 @@ hands the rows to the one process that owns ClickHouse (``sink_mode=topic``).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -28,6 +29,8 @@ class BatchingSink(ABC):
         self.tables = {t.name: t for t in tables}
         self._buffers: dict[str, list[Sequence[Any]]] = {name: [] for name in self.tables}
         self.rows_written = 0
+        self.rows_by_table: Counter[str] = Counter()  # rows written per stored table (metrics)
+        self.write_failures = 0  # failed write attempts, retried ones included (metrics)
         self.inserts = 0
 
     def add(self, table: str, rows: Sequence[Sequence[Any]]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 import uuid
@@ -38,16 +39,31 @@ def redact_dsn(dsn: str) -> str:
     return dsn
 
 
-def connect(dsn: str, password: SecretStr | None = None, **kwargs: Any) -> Client:
-    """A clickhouse-connect client for a ``chdb://`` or ``http(s)://`` DSN."""
+def connect(dsn: str, password: SecretStr | None = None, compression: str = "lz4", **kwargs: Any) -> Client:
+    """A clickhouse-connect client for a ``chdb://`` or ``http(s)://`` DSN.
+
+    Over HTTP(S), inserts and results travel compressed (``compression``: lz4, zstd, gzip or
+    none) and the password goes in from a SecretStr, never through the DSN text. Raises
+    ``SinkUnavailable`` (retriable: the server is down or starting) or ``SinkRejected`` (it
+    answered no, e.g. a wrong password), each with one line that names no secret."""
     if dsn.startswith("chdb://"):
         return clickhouse_connect.get_client(dsn=dsn, **kwargs)
-    extra = {"password": password.get_secret_value()} if password is not None else {}
+    extra: dict[str, Any] = {"password": password.get_secret_value()} if password is not None else {}
+    extra["compress"] = False if compression == "none" else compression
     try:
         return clickhouse_connect.get_client(dsn=dsn, **extra, **kwargs)
     except Exception as e:  # connection errors can echo the URL: never the password
+        err = classify(e)
+        detail = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+        for secret in (password.get_secret_value() if password else "", urlsplit(dsn).password or ""):
+            if secret:
+                detail = detail.replace(secret, "***")
+        if err is not None and not err.retriable:
+            raise SinkRejected(f"ClickHouse at {redact_dsn(dsn)} refused the connection: {detail}; "
+                               "check the user and GMV_CLICKHOUSE_PASSWORD") from None
+        errno = re.search(r"\[Errno -?\d+\] [^'\")]+", detail)
         raise SinkUnavailable(
-            f"cannot reach ClickHouse at {redact_dsn(dsn)}: {type(e).__name__}; "
+            f"cannot reach ClickHouse at {redact_dsn(dsn)}: {errno.group(0) if errno else type(e).__name__}; "
             "check GMV_CLICKHOUSE_DSN and that the server is up"
         ) from None
 
@@ -146,6 +162,7 @@ class ClickHouseSink(BatchingSink):
             for name, rows in batches.items():
                 self._insert_with_retry(self.tables[name], rows)
                 n += len(rows)
+                self.rows_by_table[name] += len(rows)
             self.rows_written += n
             return n
 
@@ -191,6 +208,7 @@ class ClickHouseSink(BatchingSink):
                 self._failing_since = None
                 return
             except Exception as e:
+                self.write_failures += 1
                 err = classify(e)
                 if err is None:
                     raise  # a bug: fail fast, with its own traceback

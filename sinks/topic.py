@@ -88,6 +88,7 @@ class TopicSink(BatchingSink):
         await asyncio.gather(*futures)  # acknowledged by the broker before offsets move on
         n = sum(len(r) for r in batches.values())
         self.rows_written += n
+        self.rows_by_table.update({name: len(rows) for name, rows in batches.items()})
         self.inserts += sum(len(b) for b in encoded.values())
         return n
 

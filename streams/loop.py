@@ -257,15 +257,21 @@ class IngestLoop:
     def lag(self) -> int:
         """Messages on the assigned partitions not yet stored (-1 if unknown)."""
         c = self.consumer
-        if c is None:
+        if c is None or any(c.highwater(tp) is None for tp in c.assignment()):
             return -1
-        total = 0
-        for tp in c.assignment():
+        return sum(self.lag_per_partition().values())
+
+    def lag_per_partition(self) -> dict[tuple[str, int], int]:
+        """Messages not yet stored, per assigned (topic, partition) whose high watermark is known."""
+        c = self.consumer
+        out: dict[tuple[str, int], int] = {}
+        if c is None:
+            return out
+        for tp in list(c.assignment()):
             high = c.highwater(tp)
-            if high is None:
-                return -1
-            total += max(0, high - self.next_offsets.get((tp.topic, tp.partition), 0))
-        return total
+            if high is not None:
+                out[(tp.topic, tp.partition)] = max(0, high - self.next_offsets.get((tp.topic, tp.partition), 0))
+        return out
 
     async def end_offsets(self, topic: str) -> dict[tuple[str, int], int]:
         if self.consumer is None:

@@ -58,6 +58,17 @@ class Settings(BaseSettings):
     )
     clickhouse_password: SecretStr | None = Field(None, description="ClickHouse server password (never logged)")
     clickhouse_database: str = Field("gmv", description="database holding every table")
+    clickhouse_compression: Literal["lz4", "zstd", "gzip", "none"] = Field(
+        "lz4", description="http(s) only: compression of inserts and query results on the wire (lz4 costs "
+                           "little CPU and shrinks the JSON rows several times)")
+    migration_lock_wait_s: Annotated[float, Field(gt=0)] = Field(
+        300.0, description="how long a worker waits for another one's schema migration before taking over "
+                           "its lock (a migrator killed mid-way leaves it behind)")
+    startup_wait_s: Annotated[float, Field(ge=0)] = Field(
+        60.0, description="at start, how long to wait for Kafka and for ClickHouse to answer (each) before "
+                          "exiting non-zero: compose starts services in any order")
+    startup_backoff_max_s: Annotated[float, Field(gt=0)] = Field(
+        5.0, description="longest pause between two start-up attempts (backoff from 0.5 s)")
 
     app_id: str = Field("gmv", description="the ingest loop's Kafka consumer group (and the state changelog's name)")
     topic_prefix: str = Field("gmv.", description="prefix of every topic name")
@@ -97,6 +108,13 @@ class Settings(BaseSettings):
     # Worker runtime.
     web_host: str = "127.0.0.1"
     web_port: int = Field(0, description="dashboard / API port; 0 = pick a free loopback port")
+    web_token: SecretStr | None = Field(
+        None, description="bearer token the web endpoints ask for; unset = the one in <data_dir>/web-token, "
+                          "generated at first start (gmv sql and the dashboard link read it from there)")
+    web_allowed_hosts: str = Field(
+        "", description="comma-separated Host names (no port) the web endpoints answer, besides localhost, "
+                        "127.0.0.1 and ::1; '*' = any (behind a proxy that checks Host itself)")
+    metrics_port: int = Field(0, description="Prometheus metrics on http://<web_host>:<port>/metrics; 0 = off")
     session_timeout_s: float = 6.0
     worker_instance_id: str = Field("worker-0", description="static group member id, unique per concurrently running "
                                     "worker; '' = dynamic membership (for scale-out workers that come and go)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -22,6 +23,10 @@ class WorkerStats:
     started_at: float = field(default_factory=time.monotonic)
     seconds_in: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
     oldest_read_ms: int = 0  # oldest Kafka timestamp read since the alert evaluator last asked (0 = none)
+    started_wall: float = field(default_factory=time.time)
+    # Metrics hooks (``gmv.streams.metrics``): each timed phase's duration, each batch's size.
+    phase_observers: dict[str, Callable[[float], None]] = field(default_factory=dict)
+    size_observer: Callable[[float], None] | None = None
 
     @contextmanager
     def timing(self, phase: str):
@@ -29,11 +34,16 @@ class WorkerStats:
         try:
             yield
         finally:
-            self.seconds_in[phase] += time.perf_counter() - t0
+            took = time.perf_counter() - t0
+            self.seconds_in[phase] += took
+            if (observe := self.phase_observers.get(phase)) is not None:
+                observe(took)
 
     def arrived(self, msgs: list[SourceMessage]) -> None:
         if msgs and self.first_batch_at is None:
             self.first_batch_at = time.monotonic()
+        if msgs and self.size_observer is not None:
+            self.size_observer(len(msgs))
 
     def read(self, oldest_timestamp_ms: int) -> None:
         """A fetch held data as old as this (Kafka time): how far behind the worker reads."""

@@ -6,19 +6,33 @@ reaches ClickHouse while this process owns the embedded engine.
 ``/dashboard/`` — the live dashboard page; ``/gmv/dashboard/data/?model=`` its figures as JSON;
 ``/dashboard/static/<file>`` its script, style and the charting library (served from the
 package, never a CDN: the machines it runs on may have no internet).
+
+Access (``WebAccess``): every request must name an allowed Host (loopback names, the bind
+address, ``GMV_WEB_ALLOWED_HOSTS``), or it gets 403: a page on another site that re-points its
+own name at 127.0.0.1 (DNS rebinding) still sends its own name, and a browser that sends an
+``Origin`` must send one of those hosts too. The data endpoints (``/gmv/sql/``,
+``/gmv/dashboard/data/``) also need ``Authorization: Bearer <GMV_WEB_TOKEN>``, or get 401.
+The page and its static files carry no data and need no token: the page takes it from the
+``#token=`` fragment of the link the worker prints (a fragment never leaves the browser) and
+sends it with each request. ``/gmv/stats/`` (pipeline counters, no GMV figures) needs none,
+for healthchecks. SQL stays read-only (``readonly=1`` sessions) whoever asks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
+import secrets
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import faust
 from faust.web import Request, Response, View
+from pydantic import SecretStr
 
 if TYPE_CHECKING:
     from gmv.streams.worker import GmvWorker
@@ -29,14 +43,85 @@ STATIC_TYPES = {"index.html": "text/html", "dashboard.js": "application/javascri
                 "dashboard.css": "text/css", "chart.umd.min.js": "application/javascript"}
 
 
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+ANY_ADDRESS = frozenset({"0.0.0.0", "::", ""})
+
+
+def host_name(value: str) -> str:
+    """'Example.COM:6066' -> 'example.com'; '[::1]:6066' -> '::1'."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1:value.index("]")] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+class WebAccess:
+    """Who may use the web endpoints: an allowed Host (and Origin, if sent) for every request,
+    and the bearer token for the data endpoints. Decisions are pure: ``refusal`` returns
+    (status, message) or None."""
+
+    def __init__(self, token: SecretStr | None, allowed_hosts: str = "", bind_host: str = "127.0.0.1") -> None:
+        # No token configured (a worker built without a Runtime, as the bench does): a random one
+        # nobody knows, so the data endpoints are closed rather than open.
+        self._token = (token.get_secret_value() if token else secrets.token_urlsafe(32)).encode()
+        names = {host_name(h) for h in allowed_hosts.split(",") if h.strip()}
+        self.any_host = "*" in names
+        self.hosts = frozenset(LOOPBACK_HOSTS | (names - {"*"}) |
+                               ({host_name(bind_host)} if bind_host not in ANY_ADDRESS else set()))
+
+    def host_refusal(self, host: str | None, origin: str | None) -> str | None:
+        if self.any_host:
+            return None
+        name = host_name(host or "")
+        if name not in self.hosts:
+            return (f"Host {name or '(none)'!r} is not allowed here; open the page by one of "
+                    f"{', '.join(sorted(self.hosts))}, or add the name to GMV_WEB_ALLOWED_HOSTS")
+        if origin and origin != "null" and host_name(urlsplit(origin).netloc) not in self.hosts:
+            return f"Origin {origin!r} is not allowed here (add its host to GMV_WEB_ALLOWED_HOSTS)"
+        return None
+
+    def token_refusal(self, authorization: str | None) -> str | None:
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self._token):
+            return None
+        return ("a bearer token is needed (Authorization: Bearer <token>): the dashboard link printed at start "
+                "carries it, `gmv sql` reads it from the data dir, and GMV_WEB_TOKEN sets it")
+
+    def refusal(self, request: Request, needs_token: bool) -> tuple[int, str] | None:
+        why = self.host_refusal(request.headers.get("Host"), request.headers.get("Origin"))
+        if why:
+            return 403, why
+        if needs_token and (why := self.token_refusal(request.headers.get("Authorization"))):
+            return 401, why
+        return None
+
+
 def register_views(app: faust.App, worker: GmvWorker) -> None:
+    s = worker.settings
+    access = WebAccess(s.web_token, s.web_allowed_hosts, s.web_host)
+
+    def guarded(needs_token: bool):
+        """Wrap a view method: refused requests get 403 or 401 with the reason as JSON."""
+        def wrap(method):
+            async def checked(self: View, request: Request) -> Response:
+                refused = access.refusal(request, needs_token)
+                if refused is not None:
+                    status, why = refused
+                    headers = {"WWW-Authenticate": 'Bearer realm="gmv"'} if status == 401 else None
+                    return self.json({"error": why}, status=status, headers=headers)
+                return await method(self, request)
+            return checked
+        return wrap
+
     @app.page("/gmv/stats/")
     class Stats(View):
+        @guarded(needs_token=False)
         async def get(self, request: Request) -> Response:
             return self.json(worker.stats_snapshot())
 
     @app.page("/gmv/sql/")
     class Sql(View):
+        @guarded(needs_token=True)
         async def post(self, request: Request) -> Response:
             if worker.sql_runner is None:
                 return self.json({"error": "this worker does not serve SQL"}, status=404)
@@ -54,6 +139,7 @@ def register_views(app: faust.App, worker: GmvWorker) -> None:
 
     @app.page("/dashboard/")
     class Dashboard(View):
+        @guarded(needs_token=False)
         async def get(self, request: Request) -> Response:
             return self.bytes((STATIC / "index.html").read_bytes(), content_type=STATIC_TYPES["index.html"])
 
@@ -63,6 +149,7 @@ def register_views(app: faust.App, worker: GmvWorker) -> None:
 
         def static_view(filename: str) -> type[View]:
             class Static(View):
+                @guarded(needs_token=False)
                 async def get(self, request: Request) -> Response:
                     return self.bytes((STATIC / filename).read_bytes(), content_type=STATIC_TYPES[filename])
 
@@ -73,6 +160,7 @@ def register_views(app: faust.App, worker: GmvWorker) -> None:
 
     @app.page("/gmv/dashboard/data/")
     class DashboardData(View):
+        @guarded(needs_token=True)
         async def get(self, request: Request) -> Response:
             from gmv.dashboards.queries import dashboard_data, json_rows
 

@@ -5,6 +5,7 @@
 - ``Outbox`` and ``StorePipeline`` (``store.py``): journal and dead letters, then rows, then offsets;
 - ``RollupScheduler`` (``rollup_scheduler.py``): minute rollups, then journal marks;
 - ``WorkerStats`` (``stats.py``): counters and where the time went;
+- ``WorkerMetrics`` (``metrics.py``): the same, for Prometheus (``GMV_METRICS_PORT``);
 - the sink (``gmv.sinks``): ClickHouse directly, or the rows topic (``sink_mode=topic``).
 
 faust hosts the lifecycle and the web views only: its own Kafka consumer and
@@ -30,6 +31,7 @@ from gmv.sinks.topic import RowsWriter, TopicSink
 from gmv.streams.core.processor import BatchProcessor, IngestCounters
 from gmv.streams.kafka_compat import install_aiokafka_tuning
 from gmv.streams.loop import IngestLoop
+from gmv.streams.metrics import WorkerMetrics
 from gmv.streams.rollup_scheduler import RollupScheduler
 from gmv.streams.settings import Settings
 from gmv.streams.stats import WorkerStats
@@ -87,6 +89,11 @@ class GmvWorker:
         self._crash: BaseException | None = None
         self._abandoned = False
         self.reporters: dict[str, Callable[[], Any]] = {}  # extra sections of ``stats_snapshot`` (add-ons)
+        self.metrics = WorkerMetrics()
+        self.metrics.watch(self)
+        self.stats.phase_observers.update({"process": self.metrics.batch_seconds.observe,
+                                           "sink": self.metrics.flush_seconds.observe})
+        self.stats.size_observer = self.metrics.batch_messages.observe
         self.web_port = web_port
         self.app = self._host(web_port)
 
@@ -248,9 +255,12 @@ class GmvWorker:
                               redirect_stdouts=False, loop=asyncio.get_running_loop(),
                               override_logging=False)
         self._faust_worker = worker
+        if self.settings.metrics_port:
+            self.metrics.serve(self.settings.web_host, self.settings.metrics_port)
         return asyncio.create_task(worker.start(), name="faust-worker")
 
     async def stop(self) -> None:
         worker = getattr(self, "_faust_worker", None)
         if worker is not None:
             await worker.stop()
+        self.metrics.close()

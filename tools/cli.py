@@ -250,7 +250,7 @@ async def _cmd_worker(settings: Settings, web_port: int | None,
                       wrap_client: Callable[[Any], Any] | None = None) -> int:
     from gmv.alerts.service import attach_alerts, load_rules
     from gmv.streams.worker import GmvWorker
-    from gmv.tools.runtime import ClickHouseBusy, Runtime
+    from gmv.tools.runtime import ClickHouseBusy, Runtime, dashboard_link
     from gmv.tools.signals import StopSignals
 
     rules = load_rules(settings) if settings.alerts else None  # a bad rules file stops us before anything starts
@@ -283,7 +283,10 @@ async def _cmd_worker(settings: Settings, web_port: int | None,
 
         signals = StopSignals("worker", left).install()
         print(f"gmv worker: consuming {', '.join(settings.source_topics)} from {bootstrap}; "
-              f"API on http://{settings.web_host}:{port}/gmv/stats/ ; Ctrl-C stops", file=sys.stderr, flush=True)
+              f"dashboard on {dashboard_link(settings, port)} ; Ctrl-C stops", file=sys.stderr, flush=True)
+        if settings.metrics_port:
+            print(f"gmv worker: Prometheus metrics on http://{settings.web_host}:{settings.metrics_port}/metrics",
+                  file=sys.stderr, flush=True)
         task = await worker.start()
         while not signals.requested.is_set() and not task.done() and not worker.crashed:
             with contextlib.suppress(TimeoutError):

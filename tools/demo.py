@@ -36,7 +36,7 @@ from gmv.streams.settings import Settings
 from gmv.streams.worker import GmvWorker
 from gmv.tools.embedded import free_port, port_open
 from gmv.tools.run import wait_ready
-from gmv.tools.runtime import Runtime
+from gmv.tools.runtime import Runtime, dashboard_link
 from gmv.tools.signals import StopSignals
 from gmv.tools.simulator import SCENARIOS, default_start
 
@@ -197,7 +197,7 @@ class Demo:
             runtime.advertise(port)
             task = await worker.start()
             await wait_ready(worker, task)
-            url = f"http://{s.web_host}:{port}/dashboard/"
+            url = dashboard_link(s, port)
             print(f"gmv demo: dashboard on {url}  (gmv sql works meanwhile; Ctrl-C stops)", file=sys.stderr,
                   flush=True)
             resumed = state.emitted

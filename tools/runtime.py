@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import secrets
 import sys
 import threading
 import time
@@ -16,7 +18,7 @@ from pathlib import Path
 from clickhouse_connect.driver.client import Client
 from pydantic import SecretStr
 
-from gmv.sinks.clickhouse import ClickHouseSink, connect
+from gmv.sinks.clickhouse import ClickHouseSink, connect, redact_dsn
 from gmv.sinks.migrations import migrate
 from gmv.streams.settings import Settings
 from gmv.tools.embedded import (
@@ -25,6 +27,7 @@ from gmv.tools.embedded import (
     ensure_topics,
     existing_partitions,
 )
+from gmv.tools.startup import clickhouse_retriable, wait_for, wait_for_kafka
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +57,9 @@ def run_readonly_sql(client: Client, query: str, fmt: str = "tsv", parameters: d
     return client.raw_query(query, parameters=parameters or None, fmt=ch_format, settings=settings)
 
 
-def connect_readonly(dsn: str, password: SecretStr | None = None) -> Client:
+def connect_readonly(dsn: str, password: SecretStr | None = None, compression: str = "lz4") -> Client:
     """A client whose session is read-only: ClickHouse refuses its writes and DDL."""
-    return connect(dsn, password, settings={"readonly": 1})
+    return connect(dsn, password, compression, settings={"readonly": 1})
 
 
 class ReadonlyClients:
@@ -65,8 +68,9 @@ class ReadonlyClients:
     refresh took ~60 ms that way against ~110 ms on one client). Never the session the sink writes
     through: a read-only session cannot be made writable again."""
 
-    def __init__(self, dsn: str, password: SecretStr | None = None, size: int = 2) -> None:
-        self.dsn, self.password, self.size = dsn, password, size
+    def __init__(self, dsn: str, password: SecretStr | None = None, size: int = 2,
+                 compression: str = "lz4") -> None:
+        self.dsn, self.password, self.size, self.compression = dsn, password, size, compression
         self._idle: list[Client] = []
         self._opened: list[Client] = []
         self._cond = threading.Condition()
@@ -77,7 +81,7 @@ class ReadonlyClients:
                 self._cond.wait()
             if self._idle:
                 return self._idle.pop()
-            client = connect_readonly(self.dsn, self.password)
+            client = connect_readonly(self.dsn, self.password, self.compression)
             self._opened.append(client)
             return client
 
@@ -98,13 +102,48 @@ class ReadonlyClients:
             self._opened, self._idle = [], []
 
 
+WEB_TOKEN_FILE = "web-token"
+
+
+def web_token(settings: Settings) -> SecretStr:
+    """``GMV_WEB_TOKEN``, or the token in ``<data_dir>/web-token``, generated there (mode 0600) the
+    first time: every gmv process on the same data dir (``gmv sql``, the printed dashboard link)
+    finds it without the user typing it."""
+    if settings.web_token is not None:
+        return settings.web_token
+    path = settings.data_path / WEB_TOKEN_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        token = path.read_text(encoding="ascii").strip()
+        if token:
+            return SecretStr(token)
+        raise RuntimeError(f"{path} is empty; delete it (a new token is generated) or set GMV_WEB_TOKEN") from None
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(secrets.token_urlsafe(32) + "\n")
+    return SecretStr(path.read_text(encoding="ascii").strip())
+
+
+def dashboard_link(settings: Settings, port: int) -> str:
+    """The dashboard's address with the access token in its fragment (which the browser keeps to
+    itself: it is not sent to the server, nor in a Referer). Only a token generated into the data
+    dir is spelled out (the user's own file, as Jupyter prints its link); one set by GMV_WEB_TOKEN
+    is a configured secret and is never printed."""
+    host = "127.0.0.1" if settings.web_host in ("0.0.0.0", "::", "") else settings.web_host
+    token = web_token(settings).get_secret_value()
+    path = settings.data_path / WEB_TOKEN_FILE
+    generated = path.is_file() and path.read_text(encoding="ascii").strip() == token
+    return f"http://{host}:{port}/dashboard/#token={token if generated else '<GMV_WEB_TOKEN>'}"
+
+
 class Runtime:
     """Kafka and ClickHouse for one gmv process; ``close`` stops what it started."""
 
     def __init__(self, settings: Settings, wrap_client: Callable[[Client], Client] | None = None) -> None:
         """``wrap_client`` wraps the client the sink writes through (the chaos harness and the
         outage tests fail its writes on demand; production passes none)."""
-        self.settings = settings
+        self.settings = settings.model_copy(update={"web_token": web_token(settings)})
         self.wrap_client = wrap_client
         self.kafka: EmbeddedKafka | None = None
         self.ownership: ClickHouseOwnership | None = None
@@ -127,6 +166,7 @@ class Runtime:
             bootstrap = self.kafka.start()
         else:
             bootstrap = s.kafka_bootstrap_servers or ""
+            wait_for_kafka(s)
         self._adopt_partitions(bootstrap)
         s = self.settings
         ensure_topics(bootstrap, self.topic_partitions(), s.replication_factor,
@@ -164,8 +204,23 @@ class Runtime:
                     "stop it first, or query it with `gmv sql` while it runs"
                 )
             path.mkdir(parents=True, exist_ok=True)
-        self._client = connect(dsn, s.clickhouse_password)
-        migrate(self._client, s.clickhouse_database)
+        if path is not None:
+            self._client = connect(dsn)
+            migrate(self._client, s.clickhouse_database)
+            return self._client
+
+        def reach_and_migrate() -> Client:
+            client = connect(dsn, s.clickhouse_password, s.clickhouse_compression)
+            try:
+                migrate(client, s.clickhouse_database, lock_wait_s=s.migration_lock_wait_s,
+                        on_wait=lambda line: print(f"gmv: {line}", file=sys.stderr, flush=True))
+            except BaseException:
+                client.close()
+                raise
+            return client
+
+        self._client = wait_for("ClickHouse", "GMV_CLICKHOUSE_DSN", redact_dsn(dsn), reach_and_migrate, s,
+                                clickhouse_retriable)
         return self._client
 
     @property
@@ -183,7 +238,9 @@ class Runtime:
         """Read-only SQL (``gmv sql`` forwarded here, the dashboard) on clients of their own, safe
         to call from several threads at once."""
         if self._readers is None:
-            self._readers = ReadonlyClients(self.settings.resolved_clickhouse_dsn, self.settings.clickhouse_password)
+            s = self.settings
+            self._readers = ReadonlyClients(s.resolved_clickhouse_dsn, s.clickhouse_password,
+                                            compression=s.clickhouse_compression)
         return self._readers.run
 
     def advertise(self, web_port: int) -> None:
@@ -213,7 +270,7 @@ def query_readonly(settings: Settings, query: str, fmt: str = "tsv", parameters:
     dsn = settings.resolved_clickhouse_dsn
     path = chdb_path(dsn)
     if path is None:
-        client = connect_readonly(dsn, settings.clickhouse_password)
+        client = connect_readonly(dsn, settings.clickhouse_password, settings.clickhouse_compression)
         try:
             return run_readonly_sql(client, query, fmt, parameters)
         finally:
@@ -236,7 +293,8 @@ def query_readonly(settings: Settings, query: str, fmt: str = "tsv", parameters:
     req = urllib.request.Request(
         f"http://127.0.0.1:{owner['web_port']}/gmv/sql/",
         data=json.dumps({"query": query, "format": fmt, "parameters": parameters or {}}).encode(),
-        headers={"Content-Type": "application/json"}, method="POST",
+        headers={"Content-Type": "application/json",
+                 "Authorization": f"Bearer {web_token(settings).get_secret_value()}"}, method="POST",
     )
     try:
         with urllib.request.urlopen(req, timeout=120) as resp:

@@ -166,12 +166,24 @@ function render(d, stats) {
   document.body.dataset.loaded = "1";
 }
 
+// The access token arrives in the link's fragment (#token=...), which the browser never sends to
+// a server; it is kept for this tab only and taken out of the address bar.
+const TOKEN = (() => {
+  const fromLink = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (fromLink) {
+    sessionStorage.setItem("gmv-token", fromLink);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  return fromLink || sessionStorage.getItem("gmv-token") || "";
+})();
+
 async function refresh() {
   if (inFlight) return;
   inFlight = true;
   try {
+    const auth = { headers: { Authorization: "Bearer " + TOKEN } };
     const [d, s] = await Promise.all([
-      fetch("/gmv/dashboard/data/?model=" + encodeURIComponent(model)).then((r) => r.json()),
+      fetch("/gmv/dashboard/data/?model=" + encodeURIComponent(model), auth).then((r) => r.json()),
       fetch("/gmv/stats/").then((r) => r.json()).catch(() => null),
     ]);
     if (d.error) throw new Error(d.error);
