@@ -8,7 +8,6 @@ import json
 import signal
 import subprocess
 import sys
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from gmv.tools.embedded import free_port
 from tests.integration.conftest import ROOT, fresh_env, gmv, parse_run_json, sql
 from tests.support.alertmanager import Alertmanager, WebhookRecorder
 from tests.support.waiting import wait_for, worker_stats
+from tests.support.web import get_json
 
 pytestmark = pytest.mark.integration
 
@@ -87,8 +87,7 @@ def test_the_incidents_fire_exactly_the_expected_alerts_in_time_once_and_resolve
             return rows if set(got) >= set(expected) and all(r["state"] == "resolved" for r in rows) else []
 
         rows = wait_for(all_resolved, 180, "every expected alert to fire and resolve", poll_s=1.0)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/gmv/dashboard/data/?model=last_touch", timeout=30) as r:
-            panel = json.loads(r.read())["alerts"]  # the dashboard's alerts panel, its SQL on the real engine
+        panel = get_json(port, "/gmv/dashboard/data/?model=last_touch", env)["alerts"]  # its SQL on the real engine
         assert {(a["id"], a["rule"], a["state"]) for a in panel} == {(r["alert_id"], r["rule"], "resolved")
                                                                       for r in rows}
     finally:

@@ -10,7 +10,6 @@ continue the story and match again. The screenshot is saved under
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -19,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from datetime import datetime
 from html.parser import HTMLParser
 
@@ -27,6 +25,7 @@ import pytest
 
 from gmv.tools.embedded import free_port
 from tests.integration.conftest import ROOT, Backend, fresh_env, gmv, sql
+from tests.support.web import get_json, printed_dashboard_link
 
 pytestmark = pytest.mark.integration
 ARTIFACTS = ROOT / "test-artifacts"
@@ -144,10 +143,21 @@ def test_demo_reconciles_to_the_fen(demo):
     assert "summary:" in out and "orders" in out
 
 
+def page_url(demo: dict) -> str:
+    """The dashboard link the demo printed (its token in the fragment: no extra step for the user),
+    with the model chosen."""
+    return printed_dashboard_link(_log_tail_all(demo)).replace("/dashboard/#", f"/dashboard/?model={MODEL}#")
+
+
+def _log_tail_all(demo: dict) -> str:
+    demo["log"].flush()
+    return (demo["data_dir"] / "demo.log").read_text(errors="replace")
+
+
 def test_dashboard_shows_what_sql_says(demo):
-    env, port = demo["env"], demo["port"]
+    env = demo["env"]
     db = env["GMV_CLICKHOUSE_DATABASE"]
-    dom_html = run_chromium(f"http://127.0.0.1:{port}/dashboard/?model={MODEL}", "--dump-dom")
+    dom_html = run_chromium(page_url(demo), "--dump-dom")
     dom = DomFigures()
     dom.feed(dom_html)
     assert dom.loaded, f"the page never rendered its data:\n{dom_html[:3000]}"
@@ -183,13 +193,13 @@ def test_dashboard_shows_what_sql_says(demo):
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "dashboard.png"
     shot.unlink(missing_ok=True)
-    run_chromium(f"http://127.0.0.1:{port}/dashboard/?model={MODEL}", f"--screenshot={shot}")
+    run_chromium(page_url(demo), f"--screenshot={shot}")
     assert shot.is_file() and shot.stat().st_size > 20_000, "the screenshot is missing or blank"
 
 
 def test_top_tables_fit_their_panels_at_1400_px(demo):
     dom = DomFigures()
-    dom.feed(run_chromium(f"http://127.0.0.1:{demo['port']}/dashboard/?model={MODEL}", "--dump-dom", width=1400))
+    dom.feed(run_chromium(page_url(demo), "--dump-dom", width=1400))
     assert dom.loaded
     tops = {t: dom.fits.get(t) for t in ("table-lives", "table-accounts", "table-skus")}
     assert tops == dict.fromkeys(tops, "1"), f"tables that need a horizontal scrollbar at 1400 px: {tops}"
@@ -198,8 +208,7 @@ def test_top_tables_fit_their_panels_at_1400_px(demo):
 def test_per_minute_panels_end_at_the_watermark_with_every_minute(demo):
     env, port = demo["env"], demo["port"]
     db = env["GMV_CLICKHOUSE_DATABASE"]
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/gmv/dashboard/data/?model={MODEL}", timeout=60) as resp:
-        data = json.loads(resp.read())
+    data = get_json(port, f"/gmv/dashboard/data/?model={MODEL}", env)
     minutes = data["per_minute"]
     # 180 whole minutes, one per minute (an empty one is a zero), ending at the attribution watermark
     assert len(minutes) == 180
