@@ -119,3 +119,22 @@ def run_counts(env: dict[str, str], path: Path) -> dict:
 def parse_run_json(stdout: str) -> dict:
     """The `gmv run --json` report (faust may write terminal control codes before it)."""
     return json.loads(stdout[stdout.rindex('{"lines"'):].splitlines()[0])
+
+
+@pytest.fixture(scope="session")
+def demo_data(backend: Backend, tmp_path_factory):
+    """One `gmv demo --duration 45` data set in database ``gmv`` (as the cookbook and the Grafana
+    dashboard name it), shared by the tests that only read it."""
+    data_dir = tmp_path_factory.mktemp("cookbook")
+    env = fresh_env(backend)
+    env["GMV_DATA_DIR"] = str(data_dir)
+    env["GMV_CLICKHOUSE_DATABASE"] = "gmv"  # the cookbook names its database
+    if backend.name == "embedded":
+        env["GMV_CLICKHOUSE_DSN"] = f"chdb://{data_dir / 'clickhouse'}"
+    else:
+        pytest.skip("the cookbook and Grafana name database gmv: run on a server of its own")
+    proc = subprocess.run([sys.executable, "-m", "gmv.tools.cli", "demo", "--duration", "45"], env=env, cwd=ROOT,
+                          capture_output=True, text=True, errors="replace", timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    truth = json.loads((data_dir / "demo-truth.json").read_text())
+    return {"env": env, "truth": truth["expected_cookbook"]}

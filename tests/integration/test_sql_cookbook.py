@@ -8,14 +8,11 @@ to the fen. `gmv load-dim` refuses a file with bad rows whole.
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
 
 import pytest
 
-from tests.integration.conftest import ROOT, Backend, fresh_env, gmv, sql
+from tests.integration.conftest import ROOT, gmv, sql
 
 pytestmark = pytest.mark.integration
 COOKBOOK = ROOT / "docs" / "sql-cookbook.md"
@@ -25,23 +22,6 @@ BLOCK = re.compile(r"(?:<!-- truth: (\w+) -->\n)?```sql\n(.*?)\n```", re.S)
 def cookbook_queries() -> list[tuple[str, str]]:
     """(truth name or '', SQL) of every ```sql block, in order."""
     return [(m.group(1) or "", m.group(2)) for m in BLOCK.finditer(COOKBOOK.read_text(encoding="utf-8"))]
-
-
-@pytest.fixture(scope="module")
-def demo_data(backend: Backend, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("cookbook")
-    env = fresh_env(backend)
-    env["GMV_DATA_DIR"] = str(data_dir)
-    env["GMV_CLICKHOUSE_DATABASE"] = "gmv"  # the cookbook names its database
-    if backend.name == "embedded":
-        env["GMV_CLICKHOUSE_DSN"] = f"chdb://{data_dir / 'clickhouse'}"
-    else:
-        pytest.skip("the cookbook names database gmv: run on a server of its own")
-    proc = subprocess.run([sys.executable, "-m", "gmv.tools.cli", "demo", "--duration", "45"], env=env, cwd=ROOT,
-                          capture_output=True, text=True, errors="replace", timeout=600)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    truth = json.loads((data_dir / "demo-truth.json").read_text())
-    return {"env": env, "truth": truth["expected_cookbook"]}
 
 
 def test_the_cookbook_has_ten_questions_each_in_chinese_and_english():
