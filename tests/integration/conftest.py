@@ -22,6 +22,7 @@ import pytest
 from gmv.tools.embedded import EmbeddedKafka
 
 ROOT = Path(__file__).resolve().parents[2]
+CLICKHOUSE_IMAGE = "clickhouse/clickhouse-server:26.9"
 
 
 @dataclass
@@ -56,7 +57,8 @@ def backend(tmp_path_factory) -> Iterator[Backend]:
         from testcontainers.clickhouse import ClickHouseContainer
         from testcontainers.kafka import KafkaContainer
 
-        with KafkaContainer().with_kraft() as kafka, ClickHouseContainer() as ch:
+        # The ClickHouse server of docker-compose.yml (the embedded engine's 26.x line).
+        with KafkaContainer().with_kraft() as kafka, ClickHouseContainer(CLICKHOUSE_IMAGE) as ch:
             host, port = ch.get_container_host_ip(), ch.get_exposed_port(8123)
             yield Backend("testcontainers", {
                 "GMV_DATA_DIR": str(data_dir),

@@ -85,6 +85,8 @@ def test_compose_clickhouse_is_the_26_line_of_the_embedded_engine(compose):
     tag = image.rsplit(":", 1)[1]
     engine = version("chdb-core").split(".")
     assert tag.split(".")[:2] == engine[:2], f"{image} does not match the embedded engine {'.'.join(engine)}"
+    conftest = (ROOT / "tests" / "integration" / "conftest.py").read_text()
+    assert f'CLICKHOUSE_IMAGE = "{image}"' in conftest  # testcontainers runs the same server
     assert compose["services"]["kafka"]["image"].startswith("apache/kafka:")
     assert compose["services"]["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
 
