@@ -91,7 +91,7 @@ class _WorkerCollector(Collector):
 
         lag = GaugeMetricFamily("gmv_consumer_lag_messages", "Messages on an owned partition not yet stored",
                                 labels=["topic", "partition"])
-        for (topic, partition), n in sorted(w.loop.lag_per_partition().items()):
+        for (topic, partition), n in sorted(_copy(lambda: w.loop.lag_per_partition().items())):
             lag.add_metric([topic, str(partition)], n)
         yield lag
         yield GaugeMetricFamily("gmv_partitions_owned", "Source partitions this worker owns", value=len(w.loop.owned))

@@ -25,6 +25,7 @@ import hmac
 import json
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,6 +44,7 @@ STATIC_TYPES = {"index.html": "text/html", "dashboard.js": "application/javascri
                 "dashboard.css": "text/css", "chart.umd.min.js": "application/javascript"}
 
 
+Handler = Callable[[View, Request], Awaitable[Response]]
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 ANY_ADDRESS = frozenset({"0.0.0.0", "::", ""})
 
@@ -100,9 +102,9 @@ def register_views(app: faust.App, worker: GmvWorker) -> None:
     s = worker.settings
     access = WebAccess(s.web_token, s.web_allowed_hosts, s.web_host)
 
-    def guarded(needs_token: bool):
+    def guarded(needs_token: bool) -> Callable[[Handler], Handler]:
         """Wrap a view method: refused requests get 403 or 401 with the reason as JSON."""
-        def wrap(method):
+        def wrap(method: Handler) -> Handler:
             async def checked(self: View, request: Request) -> Response:
                 refused = access.refusal(request, needs_token)
                 if refused is not None:

@@ -100,7 +100,7 @@ def migration_lock(client: Client, db: str, wait_s: float, on_wait: Callable[[st
     """Hold ``<db>.schema_migrations_lock`` while migrating: several workers starting at once race
     to create it, ClickHouse lets exactly one ``CREATE TABLE`` (no ``IF NOT EXISTS``) succeed, and
     the others wait until it is dropped. A lock older than ``wait_s`` (its migrator was killed)
-    is taken over. The table's comment says who holds it (host, pid, time)."""
+    is taken over. The table's one row says who holds it (host, pid, since when)."""
     owner = f"{socket.gethostname()} pid {os.getpid()} since {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC"
     create = (f"CREATE TABLE `{db}`.`{LOCK_TABLE}` (`owner` String COMMENT 'host, pid and time of the migrator') "
               "ENGINE = Memory COMMENT 'Held while one process applies schema migrations (gmv.sinks.migrations)'")
