@@ -48,14 +48,16 @@ def test_the_worker_listens_on_loopback_only_by_default(gmv_env, tmp_path):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     run_counts(gmv_env, empty)  # topics and schema in place
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     worker = subprocess.Popen([sys.executable, "-m", "gmv.tools.cli", "worker", "--web-port", str(port)],
-                              env=gmv_env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                              env={**gmv_env, "GMV_METRICS_PORT": str(metrics_port)}, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         bound = wait_for(lambda: _listening(port) or (worker.poll() is not None and {"exited"}), 90,
                          "the worker's web port to listen")
         assert "exited" not in bound, worker.stderr.read() if worker.stderr else ""
         assert bound == {"127.0.0.1"}
+        assert wait_for(lambda: _listening(metrics_port), 30, "the metrics port to listen") == {"127.0.0.1"}
     finally:
         worker.send_signal(signal.SIGINT)
         worker.wait(60)
