@@ -50,6 +50,14 @@ def pytest_report_header(config):
     return f"gmv integration backend: {_BACKEND_NAME}"
 
 
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Also at the end: a run from the repository root loads this conftest after the header."""
+    terminalreporter.write_line(f"gmv integration backend: {_BACKEND_NAME}"
+                                + (" (testcontainers: Kafka and the compose ClickHouse server image)"
+                                   if _BACKEND_NAME == "testcontainers" else
+                                   " (noida-db broker and chdb)"))
+
+
 @pytest.fixture(scope="session")
 def backend(tmp_path_factory) -> Iterator[Backend]:
     data_dir = tmp_path_factory.mktemp("gmv-data")
