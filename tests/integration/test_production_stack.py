@@ -14,7 +14,6 @@ compose plugin exists.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -24,7 +23,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -34,6 +32,7 @@ from gmv.tools.embedded import free_port
 from gmv.tools.run import produce_file
 from gmv.tools.sample import write_sample
 from tests.integration.conftest import ROOT, fresh_env, gmv, run_counts, sql
+from tests.support.prometheus import Prometheus
 from tests.support.waiting import wait_for, worker_stats
 
 pytestmark = pytest.mark.integration
@@ -100,52 +99,6 @@ def test_promtool_passes_the_alert_rule_tests():
     assert "SUCCESS" in tested.stdout
 
 
-class Prometheus:
-    """Debian's prometheus on a loopback port, scraping one target every second."""
-
-    def __init__(self, tmp: Path, target: str) -> None:
-        self.port = free_port()
-        config = tmp / "prometheus.yml"
-        config.write_text(json.dumps({  # YAML is a superset of JSON
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "rule_files": [str(PROM_DIR / "rules.yml")],
-            "scrape_configs": [{"job_name": "gmv-worker", "static_configs": [{"targets": [target]}]}],
-        }))
-        self.proc = subprocess.Popen(
-            [binary("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={tmp / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{self.port}"],
-            stdout=subprocess.DEVNULL, stderr=open(tmp / "prometheus.log", "w"))
-        self.log = tmp / "prometheus.log"
-
-    def api(self, path: str, **params: str) -> dict:
-        url = f"http://127.0.0.1:{self.port}/api/v1/{path}"
-        if params:
-            url += "?" + urllib.parse.urlencode(params)
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            body = json.loads(resp.read())
-        assert body["status"] == "success", body
-        return body["data"]
-
-    def query(self, expr: str) -> list[dict]:
-        return self.api("query", query=expr)["result"]
-
-    def ready(self) -> bool:
-        assert self.proc.poll() is None, self.log.read_text()[-3000:]
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/-/ready", timeout=2) as resp:
-                return resp.status == 200
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
 def _per_topic(samples: list[dict], prefix: str) -> dict[str, int]:
     return {s["metric"]["topic"].removeprefix(prefix): int(float(s["value"][1])) for s in samples}
 
@@ -163,11 +116,11 @@ def test_prometheus_scrapes_a_worker_and_its_counters_equal_the_gmv_run_counts(b
     env["GMV_METRICS_PORT"] = str(metrics_port)
     worker = subprocess.Popen([sys.executable, "-m", "gmv.tools.cli", "worker", "--web-port", str(web_port)], env=env,
                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    prometheus = Prometheus(tmp_path, f"127.0.0.1:{metrics_port}")
+    prometheus = Prometheus(tmp_path / "prometheus")
     try:
         wait_for(lambda: (worker.poll() is None or pytest.fail(worker.stderr.read()))
                  and (worker_stats(web_port) or {}).get("partitions"), 90, "the worker to own its partitions", 0.5)
-        wait_for(prometheus.ready, 60, "prometheus to start", 0.5)
+        prometheus.start("gmv-worker", [f"127.0.0.1:{metrics_port}"], [PROM_DIR / "rules.yml"])
         settings = Settings(_env_file=None, **{k[4:].lower(): v for k, v in env.items() if k.startswith("GMV_")})
         produce_file(settings, env["GMV_KAFKA_BOOTSTRAP_SERVERS"], events, progress=False)
 
@@ -205,7 +158,9 @@ def test_prometheus_scrapes_a_worker_and_its_counters_equal_the_gmv_run_counts(b
                 prometheus.query(expr)
             except urllib.error.HTTPError as e:  # a PromQL error
                 pytest.fail(f"Grafana panel {title!r} ({ref}): {expr}: {e.read().decode()}")
-        assert prometheus.query("sum(rate(gmv_events_accepted_total[1m]))"), "the events panel has no data"
+        # rate() needs two scrapes of a series: the events panel has data once a second one is in
+        wait_for(lambda: prometheus.query("sum(rate(gmv_events_accepted_total[1m]))"), 30,
+                 "the events-per-second panel to have data", 1.0)
         rules = [r for g in prometheus.api("rules")["groups"] for r in g["rules"]]
         assert len(rules) == 7 and all(r["health"] != "err" for r in rules), rules
         # the worker's own view agrees with Prometheus's

@@ -8,8 +8,6 @@ and waits one second before a group's first notification.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import threading
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gmv.tools.embedded import free_port
-from tests.support.waiting import wait_for
+from tests.support.daemons import LoopbackDaemon
 
 
 class WebhookRecorder:
@@ -63,23 +61,15 @@ class WebhookRecorder:
                     for a in body["alerts"]]
 
 
-class Alertmanager:
+class Alertmanager(LoopbackDaemon):
     """``prometheus-alertmanager`` on 127.0.0.1, its state in ``workdir``; ``stop`` always ends it."""
 
-    def __init__(self, workdir: Path, webhook_url: str, port: int | None = None) -> None:
-        binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
-        if binary is None:
-            raise AssertionError("Alertmanager is not installed: apt-get install prometheus-alertmanager "
-                                 "(.ci/run does it)")
-        self.binary = binary
-        self.port = port or free_port()
-        self.workdir = workdir
-        self.webhook_url = webhook_url
-        self.proc: subprocess.Popen | None = None
+    binaries = ("prometheus-alertmanager", "alertmanager")
+    package = "prometheus-alertmanager"
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def __init__(self, workdir: Path, webhook_url: str, port: int | None = None) -> None:
+        super().__init__(workdir, port)
+        self.webhook_url = webhook_url
 
     def start(self) -> Alertmanager:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -88,20 +78,10 @@ class Alertmanager:
             "route:\n  receiver: test\n  group_by: ['alert_id']\n  group_wait: 1s\n  group_interval: 1s\n"
             "  repeat_interval: 1h\nreceivers:\n- name: test\n  webhook_configs:\n"
             f"  - url: '{self.webhook_url}'\n    send_resolved: true\n")
-        self.proc = subprocess.Popen(
-            [self.binary, f"--config.file={config}", f"--storage.path={self.workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address=", "--log.level=warn"],
-            stdout=subprocess.DEVNULL, stderr=open(self.workdir / "alertmanager.log", "ab"))  # noqa: SIM115
-        wait_for(self._ready, 30, "Alertmanager to be ready", poll_s=0.2)
+        self.launch([f"--config.file={config}", f"--storage.path={self.workdir / 'data'}",
+                     f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address=", "--log.level=warn"],
+                    "Alertmanager")
         return self
-
-    def _ready(self) -> bool:
-        assert self.proc is not None and self.proc.poll() is None, (self.workdir / "alertmanager.log").read_text()
-        try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as resp:
-                return resp.status == 200
-        except OSError:
-            return False
 
     def alerts(self) -> list[dict[str, Any]]:
         """``GET /api/v2/alerts``: the alerts it holds as firing."""
@@ -114,13 +94,3 @@ class Alertmanager:
             text = resp.read().decode()
         return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                    if line.startswith("alertmanager_alerts_received_total") and f'status="{status}"' in line)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
