@@ -214,7 +214,7 @@ def dashboard() -> dict[str, Any]:
 
     gmv: list[dict[str, Any]] = []
     for title, kind, w, h, sqls in clickhouse_panels():
-        series = kind in ("timeseries",)
+        series = kind == "timeseries"
         panel: dict[str, Any] = {
             "id": next_id(), "type": kind, "title": title, "datasource": CLICKHOUSE,
             "gridPos": {"h": h, "w": w, "x": 0, "y": 0},
