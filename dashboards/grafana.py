@@ -20,6 +20,7 @@ its test): ``$__timeFilter(col)`` -> ``col >= toDateTime(from) AND col <= toDate
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import sys
@@ -205,18 +206,13 @@ def _layout(panels: list[dict[str, Any]], start_y: int) -> int:
 
 def dashboard() -> dict[str, Any]:
     """The dashboard JSON model (Grafana 11, ClickHouse plugin 4.x)."""
-    panel_id = 0
-
-    def next_id() -> int:
-        nonlocal panel_id
-        panel_id += 1
-        return panel_id
+    ids = itertools.count(1)
 
     gmv: list[dict[str, Any]] = []
     for title, kind, w, h, sqls in clickhouse_panels():
         series = kind == "timeseries"
         panel: dict[str, Any] = {
-            "id": next_id(), "type": kind, "title": title, "datasource": CLICKHOUSE,
+            "id": next(ids), "type": kind, "title": title, "datasource": CLICKHOUSE,
             "gridPos": {"h": h, "w": w, "x": 0, "y": 0},
             "targets": [{"refId": chr(ord("A") + i), "datasource": CLICKHOUSE, "editorType": "sql",
                          "queryType": "timeSeries" if series else "table", "format": 0 if series else 1,
@@ -233,16 +229,16 @@ def dashboard() -> dict[str, Any]:
     pipeline: list[dict[str, Any]] = []
     for title, kind, exprs in PIPELINE:
         pipeline.append({
-            "id": next_id(), "type": kind, "title": title, "datasource": PROMETHEUS,
+            "id": next(ids), "type": kind, "title": title, "datasource": PROMETHEUS,
             "gridPos": {"h": 7, "w": 8, "x": 0, "y": 0},
             "targets": [{"refId": chr(ord("A") + i), "datasource": PROMETHEUS, "expr": expr, "legendFormat": legend}
                         for i, (expr, legend) in enumerate(exprs)],
             "fieldConfig": {"defaults": {}, "overrides": []}, "options": {},
         })
-    gmv_row = {"id": next_id(), "type": "row", "title": "GMV (ClickHouse)", "collapsed": False,
+    gmv_row = {"id": next(ids), "type": "row", "title": "GMV (ClickHouse)", "collapsed": False,
                "gridPos": {"h": 1, "w": 24, "x": 0, "y": 0}, "panels": []}
     y = _layout(gmv, 1)
-    pipe_row = {"id": next_id(), "type": "row", "title": "流水线 Pipeline (Prometheus)", "collapsed": False,
+    pipe_row = {"id": next(ids), "type": "row", "title": "流水线 Pipeline (Prometheus)", "collapsed": False,
                 "gridPos": {"h": 1, "w": 24, "x": 0, "y": y}, "panels": []}
     _layout(pipeline, y + 1)
     return {

@@ -92,6 +92,10 @@ def _bookkeeping(client: Client, db: str) -> set[int]:
         "`applied_at` DateTime64(3, 'UTC') COMMENT 'when it was applied') "
         "ENGINE = ReplacingMergeTree ORDER BY version COMMENT 'Applied schema migrations'"
     )
+    return _applied(client, db)
+
+
+def _applied(client: Client, db: str) -> set[int]:
     return {row[0] for row in client.query(f"SELECT version FROM `{db}`.`schema_migrations`").result_rows}
 
 
@@ -152,7 +156,7 @@ def migrate(client: Client, db: str, upto: int | None = None, lock_wait_s: float
     if all(m.version in done for m in MIGRATIONS if upto is None or m.version <= upto):
         return max(done, default=0)
     with migration_lock(client, db, lock_wait_s, on_wait or log.warning):
-        done = {row[0] for row in client.query(f"SELECT version FROM `{db}`.`schema_migrations`").result_rows}
+        done = _applied(client, db)  # again: the process that held the lock applied them meanwhile
         latest = max(done, default=0)
         for m in MIGRATIONS:
             if m.version in done or (upto is not None and m.version > upto):
