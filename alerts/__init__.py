@@ -5,5 +5,6 @@
 - ``model``: an alert, its ``gmv.alerts`` row and its receiver shapes (pure);
 - ``store``: what is read from and written to ClickHouse;
 - ``delivery``: the receivers (table, topic, Alertmanager, webhook) with retries;
-- ``evaluator``: the task in the worker; ``service``: wiring it to a worker.
+- ``judging``: the business and pipeline judges, inputs in, alert changes out (pure);
+- ``evaluator``: the task in the worker that feeds the judges and delivers; ``service``: wiring it to a worker.
 """

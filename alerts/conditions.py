@@ -115,7 +115,7 @@ def _span(first: int, last: int) -> str:
 def _live_evidence(db: str, live: LiveSeries, first: int, last: int) -> Evidence:
     return Evidence(
         "SELECT f.minute, f.enters, g.orders, g.gmv_fen FROM (SELECT minute, sum(live_enters) AS enters "
-        "FROM {db:Identifier}.funnel_minute WHERE stage = 'live' AND content_id = {{live_id:String}} "
+        "FROM {db:Identifier}.funnel_minute WHERE stage = 'live' AND content_id = {live_id:String} "
         "AND minute >= {from:DateTime} AND minute < {to:DateTime} GROUP BY minute) AS f LEFT JOIN "
         "(SELECT minute, sum(orders) AS orders, sum(gmv_fen) AS gmv_fen FROM {db:Identifier}.content_minute "
         "WHERE channel = 'live' AND content_id = {live_id:String} GROUP BY minute) AS g USING minute "
@@ -186,7 +186,7 @@ def refund_spike(rule: RefundSpike, shop: ShopSeries, m: int, db: str) -> Findin
                    + "; check the refund reasons of its latest orders",
                    Evidence(
                        "SELECT minute, sum(gmv_fen) AS gmv_fen, sum(refund_fen) AS refund_fen, sum(refunds) AS refunds "
-                       "FROM {db:Identifier}.gmv_minute WHERE model = 'last_touch' AND shop_id = {{shop_id:String}} "
+                       "FROM {db:Identifier}.gmv_minute WHERE model = 'last_touch' AND shop_id = {shop_id:String} "
                        "AND minute >= {from:DateTime} AND minute < {to:DateTime} GROUP BY minute ORDER BY minute",
                        {"db": db, "shop_id": shop.shop_id, "from": _param_time(minute_start(base_first)),
                         "to": _param_time(minute_start(m + 1))}))

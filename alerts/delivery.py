@@ -12,6 +12,14 @@ Alertmanager forgets a firing alert at its ``endsAt``, so every firing alert is 
 every ``resend_s`` with ``endsAt`` a few periods ahead (a worker that dies stops
 paging once those pass); a resolved alert goes out once more with ``endsAt`` set to
 when it resolved.
+
+An alert that fired and resolved before Alertmanager heard of it as firing (one evaluation
+judged both, as a worker catching up after an outage does; or Alertmanager was down while
+it fired) would reach Alertmanager resolved only, and Alertmanager notifies nobody of an alert
+it never saw firing: on-call would miss the incident. Such an alert is sent once as firing,
+with ``endsAt`` ``min_firing_s`` ahead (``GMV_ALERT_MIN_FIRING_S``, 60 s by default; longer
+than the route's ``group_wait``, 30 s by default): Alertmanager pages for it, then resolves
+it by itself when that time passes.
 """
 
 from __future__ import annotations
@@ -87,15 +95,33 @@ class AlertmanagerReceiver(_Http):
     name = "Alertmanager"
     latest_only = True
 
-    def __init__(self, base_url: str, generator_url: str, resend_s: float = 60.0, timeout_s: float = 5.0) -> None:
+    def __init__(self, base_url: str, generator_url: str, resend_s: float = 60.0, timeout_s: float = 5.0,
+                 min_firing_s: float = 60.0) -> None:
         super().__init__(base_url.rstrip("/") + "/api/v2/alerts", timeout_s)
         self.generator_url = generator_url
         self.resend_s = resend_s
+        self.min_firing = timedelta(seconds=min_firing_s)
+        self.announced: set[str] = set()  # alert ids Alertmanager has had as firing from this process
+
+    def payload(self, alerts: list[Alert], now: datetime) -> list[dict]:
+        """Each alert as Alertmanager takes it; one it never had as firing, resolved already, goes as
+        firing until ``min_firing_s`` from now (see the module's docstring)."""
+        ttl = timedelta(seconds=4 * (self.resend_s or 60.0))
+        out = []
+        for a in alerts:
+            body = a.alertmanager(now, ttl, self.generator_url)
+            if a.resolved_at is not None and a.alert_id not in self.announced:
+                body["endsAt"] = (now + self.min_firing).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            out.append(body)
+        return out
 
     async def deliver(self, alerts: list[Alert]) -> None:
-        now = datetime.now(UTC)
-        ttl = timedelta(seconds=4 * (self.resend_s or 60.0))
-        await self._post([a.alertmanager(now, ttl, self.generator_url) for a in alerts])
+        await self._post(self.payload(alerts, datetime.now(UTC)))
+        for a in alerts:
+            if a.resolved_at is None:
+                self.announced.add(a.alert_id)
+            else:
+                self.announced.discard(a.alert_id)
 
 
 class WebhookReceiver(_Http):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from gmv.schemas.errors import ConfigurationError, GmvError
 
-class AlertError(Exception):
+
+class AlertError(GmvError):
     """Base of the alerting errors."""
 
 
-class RulesError(AlertError):
+class RulesError(AlertError, ConfigurationError):
     """The rules file is missing, not TOML, or names a field wrongly; the message names file and field."""
 
 

@@ -19,10 +19,11 @@ import shlex
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Any, NamedTuple
-from zoneinfo import ZoneInfo
+from typing import Any
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+from gmv.schemas.catalogue import ALERTS
+from gmv.schemas.times import SHANGHAI
+
 _RESOLVED_RANK = 1 << 42  # above any epoch-ms write time (2^42 ms is the year 2109)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
@@ -33,35 +34,7 @@ def alert_id(rule: str, subject_kind: str, subject_id: str, window_start: dateti
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-class AlertRow(NamedTuple):
-    """One row of ``gmv.alerts_store``."""
-
-    TABLE = "alerts"
-
-    alert_id: str
-    rule: str
-    severity: str
-    subject_kind: str
-    subject_id: str
-    state: str
-    value: float
-    threshold: float
-    window_start: datetime
-    window_end: datetime
-    clock: str
-    fired_at: datetime
-    resolved_at: datetime | None
-    resolved_window_end: datetime | None
-    message: str
-    query: str
-    version: int
-
-
-ALERT_COLUMN_TYPES = ("String", "LowCardinality(String)", "LowCardinality(String)", "LowCardinality(String)",
-                      "String", "LowCardinality(String)", "Float64", "Float64", "DateTime64(3, 'UTC')",
-                      "DateTime64(3, 'UTC')", "LowCardinality(String)", "DateTime64(3, 'UTC')",
-                      "Nullable(DateTime64(3, 'UTC'))", "Nullable(DateTime64(3, 'UTC'))", "String", "String",
-                      "UInt64")
+AlertRow = ALERTS.row_type("AlertRow")  # one row of gmv.alerts_store, its columns as the catalogue states them
 
 
 @dataclass(frozen=True)
@@ -111,12 +84,14 @@ class Alert:
     def resolved(self, at: datetime, window_end: datetime) -> Alert:
         return replace(self, resolved_at=at, resolved_window_end=window_end)
 
-    def row(self, written_at: datetime) -> AlertRow:
+    def row(self, written_at: datetime) -> tuple:
         version = _ms(written_at) + (_RESOLVED_RANK if self.resolved_at is not None else 0)
-        return AlertRow(self.alert_id, self.rule, self.severity, self.subject_kind, self.subject_id, self.state,
-                        float(self.value), float(self.threshold), self.window_start, self.window_end, self.clock,
-                        self.fired_at, self.resolved_at, self.resolved_window_end, self.message,
-                        self.evidence.command(), version)
+        return AlertRow(alert_id=self.alert_id, rule=self.rule, severity=self.severity, subject_kind=self.subject_kind,
+                        subject_id=self.subject_id, state=self.state, value=float(self.value),
+                        threshold=float(self.threshold), window_start=self.window_start, window_end=self.window_end,
+                        clock=self.clock, fired_at=self.fired_at, resolved_at=self.resolved_at,
+                        resolved_window_end=self.resolved_window_end, message=self.message,
+                        query=self.evidence.command(), version=version)
 
     def to_json(self) -> dict[str, Any]:
         return {"alert_id": self.alert_id, "rule": self.rule, "severity": self.severity,

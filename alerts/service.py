@@ -47,13 +47,14 @@ def attach_alerts(worker: GmvWorker, config: AlertConfig, pipeline_rules: bool =
     receivers: list[Receiver] = [CallableReceiver(f"ClickHouse {s.clickhouse_database}.alerts", to_table),
                                  CallableReceiver(f"topic {s.alerts_topic}", to_topic)]
     if s.alertmanager_url:
-        receivers.append(AlertmanagerReceiver(s.alertmanager_url, dashboard, s.alert_resend_s))
+        receivers.append(AlertmanagerReceiver(s.alertmanager_url, dashboard, s.alert_resend_s,
+                                             min_firing_s=s.alert_min_firing_s))
     if s.alert_webhook_url is not None:
         hook = WebhookReceiver(s.alert_webhook_url.get_secret_value(), dashboard)
         hook.name = f"webhook {hook.shown_url}"
         receivers.append(hook)
     outlets = [Outlet(r, max_backoff_s=s.alert_retry_max_s) for r in receivers]
-    evaluator = AlertEvaluator(config, worker, store, outlets, pipeline_rules)
+    evaluator = AlertEvaluator(config, lambda: worker.status(extra=False), store, outlets, pipeline_rules)
     worker.host_task("the alert evaluator", evaluator.run)
-    worker.reporters["alerts"] = evaluator.status
+    worker.reporters["alerts"] = evaluator.report
     return evaluator

@@ -10,7 +10,8 @@ from datetime import UTC, date, datetime
 from clickhouse_connect.driver.client import Client
 
 from gmv.alerts.conditions import LiveSeries, ShopSeries, minute_start
-from gmv.alerts.model import ALERT_COLUMN_TYPES, Alert, AlertRow, Evidence, as_utc
+from gmv.alerts.model import Alert, Evidence, as_utc
+from gmv.schemas.catalogue import ALERTS
 
 _LIVE_ENTERS = """
 SELECT intDiv(toUInt32(minute), 60) AS m, content_id, any(account_id), any(shop_id), sum(live_enters)
@@ -107,8 +108,8 @@ class AlertStore:
     def write(self, alerts: list[Alert]) -> None:
         now = datetime.now(UTC)
         with self._lock:
-            self.client.insert("alerts_store", [a.row(now) for a in alerts], database=self.database,
-                               column_names=list(AlertRow._fields), column_type_names=list(ALERT_COLUMN_TYPES))
+            self.client.insert(ALERTS.store, [tuple(a.row(now)) for a in alerts], database=self.database,
+                               column_names=ALERTS.column_names, column_type_names=ALERTS.column_types)
 
     def close(self) -> None:
         with self._lock:

@@ -9,7 +9,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from gmv.schemas.outputs import MODELS, STAGES
+from gmv.schemas.outputs import RULE_MODELS as MODELS  # the dashboard before knew these five
+from gmv.schemas.outputs import STAGES
 
 WINDOW_MINUTES = 180
 TOP_N = 8

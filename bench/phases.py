@@ -116,36 +116,26 @@ async def pipeline(settings: Settings, bootstrap: str, client, broker_pid: int |
     from partitions assigned to everything consumed, attributed and flushed. ``alerts``: off (no
     evaluator), up (the evaluator delivering to a webhook on loopback), down (its Alertmanager and
     webhook refuse connections the whole run)."""
-    from gmv.streams.worker import GmvWorker
-    from gmv.tools.cli import tune_gc
-    from gmv.tools.runtime import Runtime
+    from gmv.tools.launch import Launch, LaunchOptions, tune_gc
 
     tune_gc()  # as the worker's entry point does
-    s = settings
-    ensure_topics(bootstrap, Runtime(s).topic_partitions(), compacted=frozenset({s.changelog_topic}))
-    migrate(client, s.clickhouse_database)
-    sink = ClickHouseSink(lambda: client, s.clickhouse_database)
-    worker = GmvWorker(s, bootstrap, sink)
     receiver = None
-    if alerts != "off":
-        from gmv.alerts.rules import AlertConfig
-        from gmv.alerts.service import attach_alerts
-
+    if alerts == "off":
+        settings = settings.model_copy(update={"alerts": False})
+    else:
         if alerts == "up":
             receiver = _Webhook()
             url = f"http://127.0.0.1:{receiver.port}/hook"
         else:
             url = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens there
-        worker.settings = s = s.model_copy(update={"alertmanager_url": url.removesuffix("/hook"),
-                                                    "alert_webhook_url": SecretStr(url)})
-        attach_alerts(worker, AlertConfig())
-    task = await worker.start()
+        settings = settings.model_copy(update={"alertmanager_url": url.removesuffix("/hook"),
+                                               "alert_webhook_url": SecretStr(url)})
+    launch = Launch(settings, LaunchOptions())  # the same assembly as gmv worker, run and demo
     prof = None
     try:
-        while not worker.ready.is_set():
-            if task.done() or worker.crashed:
-                raise RuntimeError(f"worker failed to start: {worker.crash_reason()}")
-            await asyncio.sleep(0.02)
+        s = launch.open()
+        worker = await launch.start()
+        sink = worker.sink
         if profile is not None:
             import cProfile
 
@@ -170,10 +160,11 @@ async def pipeline(settings: Settings, bootstrap: str, client, broker_pid: int |
         if prof is not None:
             prof.disable()
             prof.dump_stats(str(profile))
-        await worker.stop()
+        await launch.stop()
+        launch.close()
         if receiver is not None:
             receiver.stop()
-    c = worker.counters.summary()
+    c = worker.status(extra=False).summary()
     return {"messages": sum(worker.stats.seen_msgs.values()), "events": c["received"], "accepted": c["accepted"],
             "duplicates": c["duplicates"], "dead_lettered": c["dead_lettered"], "seconds": round(seconds, 3),
             "events_per_s": round(c["received"] / seconds) if seconds else None, "batches": worker.stats.batches,
@@ -239,7 +230,7 @@ def sink_throughput(client, db: str, rows_n: int) -> dict[str, Any]:
     """The project's sink vs a raw clickhouse-connect insert of the same attributed_gmv rows."""
     from datetime import UTC, datetime, timedelta
 
-    from gmv.sinks.schema import ATTRIBUTED_GMV
+    from gmv.schemas.catalogue import ATTRIBUTED_GMV
 
     migrate(client, db)
     t = datetime(2026, 11, 1, tzinfo=UTC)
@@ -277,9 +268,9 @@ def dashboard_p95(client, dsn: str, db: str, facts: int, runs: int = 40) -> dict
     page is served."""
     from bench import dashboard_before
     from gmv.dashboards.queries import dashboard_data, json_rows
+    from gmv.schemas.catalogue import ATTRIBUTED_GMV
     from gmv.sinks.levels import level_statements
-    from gmv.sinks.schema import ATTRIBUTED_GMV
-    from gmv.tools.runtime import ReadonlyClients
+    from gmv.sinks.readonly import ReadonlyClients
 
     migrate(client, db)
     cols = ", ".join(ATTRIBUTED_GMV.column_names)
@@ -359,20 +350,13 @@ async def freshness(settings: Settings, bootstrap: str, client, dsn: str, data, 
 
     from kafka import KafkaProducer
 
-    from gmv.streams.worker import GmvWorker
-    from gmv.tools.cli import tune_gc
-    from gmv.tools.runtime import Runtime, run_readonly_sql
+    from gmv.sinks.readonly import run_readonly_sql
+    from gmv.tools.launch import Launch, LaunchOptions, tune_gc
 
     tune_gc()  # as the worker's entry point does
-    s = settings
-    ensure_topics(bootstrap, Runtime(s).topic_partitions(), compacted=frozenset({s.changelog_topic}))
-    migrate(client, s.clickhouse_database)
-    worker = GmvWorker(s, bootstrap, ClickHouseSink(lambda: client, s.clickhouse_database))
-    task = await worker.start()
-    while not worker.ready.is_set():
-        if task.done() or worker.crashed:
-            raise RuntimeError(worker.crash_reason())
-        await asyncio.sleep(0.05)
+    launch = Launch(settings.model_copy(update={"alerts": False}), LaunchOptions())
+    s = launch.open()
+    worker = await launch.start()
     views = [(k, v) for et, k, v in data.messages if et == "view" and k is not None][: int(rate * seconds)]
     produced: list[float] = []
     from gmv.sinks.clickhouse import connect
@@ -405,7 +389,8 @@ async def freshness(settings: Settings, bootstrap: str, client, dsn: str, data, 
             break
         await asyncio.sleep(0.1)
     th.join()
-    await worker.stop()
+    await launch.stop()
+    launch.close()
     reader.close()
     lags = []
     j = 0

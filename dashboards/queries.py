@@ -10,7 +10,9 @@ Definitions (the same as the README's outputs table):
   enters); conversion rate = buyers / unique viewers (UV).
 - SKUs have no views of their own: their GPM and conversion rate are over the views
   and viewers of content mounting the SKU's shop.
-- The alerts panel lists open alerts first, then those fired in the last ``ALERTS_HOURS``.
+- The alerts panel lists open alerts first, then those fired in the last ``ALERTS_HOURS``, each with
+  its window marked by its clock (event time for business rules, wall clock for pipeline rules),
+  when it fired and resolved (wall clock), all in Asia/Shanghai (``alert_display``).
 - Trust scores (SPEC §7): every shop's 商号体验分 of the latest day, and the day's movers (any
   subject whose score changed most since the day before).
 - The per-minute panels show the ``WINDOW_MINUTES`` whole minutes of event time that end at the
@@ -110,10 +112,11 @@ PATH_MIX = """
 SELECT path, toUInt64(sum(orders)) AS orders, toInt64(sum(net_fen)) AS net_fen
 FROM {db:Identifier}.path_gmv_day_store FINAL GROUP BY path ORDER BY net_fen DESC, path LIMIT 12
 """
+# Times as epoch ms: ``alert_display`` writes them for the page (Asia/Shanghai), by the alert's clock.
 ALERTS = """
-SELECT alert_id AS id, rule, severity, subject_kind, subject_id, state, message,
-       formatDateTime(toTimeZone(window_start, 'Asia/Shanghai'), '%m-%d %H:%i') AS window_from,
-       formatDateTime(toTimeZone(window_end, 'Asia/Shanghai'), '%H:%i') AS window_to
+SELECT alert_id AS id, rule, severity, subject_kind, subject_id, state, message, clock,
+       toUnixTimestamp64Milli(window_start) AS window_start_ms, toUnixTimestamp64Milli(window_end) AS window_end_ms,
+       toUnixTimestamp64Milli(fired_at) AS fired_at_ms, toUnixTimestamp64Milli(resolved_at) AS resolved_at_ms
 FROM {db:Identifier}.alerts_store FINAL
 WHERE state = 'firing' OR fired_at >= now64(3) - INTERVAL {alerts_hours:UInt32} HOUR
 ORDER BY state = 'firing' DESC, fired_at DESC, alert_id LIMIT {top:UInt32}
@@ -151,6 +154,64 @@ def _ratios(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "aov_fen": round(gmv / orders) if orders else 0,
             "gpm_yuan": round(gmv / 100 * 1000 / views, 2) if views else 0.0,
             "conversion_rate": round(buyers / viewers, 4) if viewers else 0.0}
+
+
+CLOCK_LABELS = {"event": "事件时间 event time", "wall": "系统时间 wall clock"}
+NOT_YET = "—"  # an alert still firing has no resolved time
+
+
+def _shanghai(ms: int | str | None) -> datetime | None:
+    """Epoch ms (ClickHouse may quote 64-bit integers) -> an aware Asia/Shanghai datetime."""
+    if ms is None or ms == "":
+        return None
+    ms = int(ms)
+    return (datetime.fromtimestamp(ms // 1000, UTC) + timedelta(milliseconds=ms % 1000)).astimezone(SHANGHAI)
+
+
+def _midnight(t: datetime) -> bool:
+    return t.hour == t.minute == t.second == t.microsecond == 0
+
+
+def instant_text(ms: int | str | None) -> str:
+    """An instant as the page shows it: 'MM-DD HH:MM:SS' in Asia/Shanghai; '—' for none."""
+    t = _shanghai(ms)
+    return NOT_YET if t is None else t.strftime("%m-%d %H:%M:%S")
+
+
+def window_text(start_ms: int | str, end_ms: int | str) -> tuple[str, str]:
+    """An alert window [start, end) in Asia/Shanghai, and what kind of window it is:
+
+    - ``day``: one whole day (00:00 to the next 00:00, the daily ``shop_score_drop``):
+      '12-01 (全天 whole day)';
+    - ``days``: several whole days: '12-01–12-03 (全天 whole days)' (the last day included);
+    - ``within_day``: starts and ends on one date: '12-01 14:00–14:10';
+    - ``across_midnight``: ends on a later date than it starts, so both dates show:
+      '12-01 23:55–12-02 00:05'.
+
+    Times are to the minute, or to the second when a bound is not on a whole minute (wall-clock
+    pipeline windows, e.g. the last 60 s), so a short window never reads '01:33–01:33'."""
+    start, end = _shanghai(start_ms), _shanghai(end_ms)
+    assert start is not None and end is not None
+    if end > start and _midnight(start) and _midnight(end):
+        last = (end - timedelta(days=1)).date()
+        if last == start.date():
+            return f"{start:%m-%d} (全天 whole day)", "day"
+        return f"{start:%m-%d}–{last:%m-%d} (全天 whole days)", "days"
+    clock = "%H:%M:%S" if any(t.second or t.microsecond for t in (start, end)) else "%H:%M"
+    if end.date() == start.date():
+        return f"{start.strftime('%m-%d ' + clock)}–{end.strftime(clock)}", "within_day"
+    return f"{start.strftime('%m-%d ' + clock)}–{end.strftime('%m-%d ' + clock)}", "across_midnight"
+
+
+def alert_display(row: dict[str, Any]) -> dict[str, Any]:
+    """An alerts-panel row with what the page shows: its window (``window``, ``window_kind``, see
+    ``window_text``), the clock that window is on (``clock``: event | wall, ``clock_label``), when it
+    fired and resolved (wall clock; ``resolved`` is '—' while firing), all in Asia/Shanghai."""
+    window, kind = window_text(row["window_start_ms"], row["window_end_ms"])
+    clock = str(row.get("clock") or "")
+    return {**row, "window": window, "window_kind": kind, "clock": clock,
+            "clock_label": CLOCK_LABELS.get(clock, clock or "?"),
+            "fired": instant_text(row.get("fired_at_ms")), "resolved": instant_text(row.get("resolved_at_ms"))}
 
 
 def minute_window(watermark_ms: int | None, latest_s: int | None) -> tuple[datetime, datetime] | None:
@@ -279,7 +340,7 @@ def dashboard_data(run: Run, db: str, model: str, watermark_ms: int | None = Non
         "top_skus": _ranked(panels["top_skus"], details["skus"]),
         "path_mix": panels["path_mix"],
         "dead_letters": panels["dead_letters"][0]["n"],
-        "alerts": panels["alerts"],
+        "alerts": [alert_display(a) for a in panels["alerts"]],
         "shop_scores": shops,
         "score_movers": movers,
     }

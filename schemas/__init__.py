@@ -1,4 +1,5 @@
-"""Event contract models (SPEC §2, §7), the exported JSON Schema, output names and the trust-score formulas."""
+"""The contract: event models, the exported JSON Schema, output names, the table catalogue, the trust-score
+formulas, time helpers and the root of the error tree."""
 
 from gmv.schemas.events import (
     EVENT_ADAPTER,
@@ -9,9 +10,9 @@ from gmv.schemas.events import (
     OrderEvent,
     ReviewEvent,
     ViewEvent,
-    event_json_schemas,
     parse_event_time,
 )
+from gmv.schemas.json_schema import event_json_schemas
 from gmv.schemas.outputs import MODELS, STAGES
 
 __all__ = [

@@ -261,11 +261,3 @@ EVENT_TYPES: dict[str, type[_Event]] = {
     "review": ReviewEvent,
     "cs_message": CsMessageEvent,
 }
-
-
-def event_json_schemas() -> dict[str, dict[str, Any]]:
-    """JSON Schema of each event type, for producers (`gmv schema`): the whole contract a single
-    event can be checked against (``gmv.schemas.json_schema``)."""
-    from gmv.schemas.json_schema import contract_schema
-
-    return {name: contract_schema(name, model.model_json_schema()) for name, model in EVENT_TYPES.items()}

@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from gmv.schemas.events import _MAX_MS, _MIN_MS
+from gmv.schemas.events import _MAX_MS, _MIN_MS, EVENT_TYPES
 
 # ISO-8601 dates that exist (Feb 29 only in leap years), times without leap seconds,
 # 1-6 fractional digits, and a mandatory offset (Z or ±hh:mm).
@@ -100,3 +100,9 @@ def contract_schema(event_type: str, model_schema: dict[str, Any]) -> dict[str, 
     notes = " ".join(n for n in (STATEFUL_RULES[event_type], CLOCK_RULE) if n)
     schema["description"] = f"{schema.get('description', '').strip()}\n\n{notes}".strip()
     return schema
+
+
+def event_json_schemas() -> dict[str, dict[str, Any]]:
+    """JSON Schema of each event type, for producers (`gmv schema`): the whole contract a single
+    event can be checked against."""
+    return {name: contract_schema(name, model.model_json_schema()) for name, model in EVENT_TYPES.items()}

@@ -7,5 +7,10 @@ is keyed by them.
 
 from __future__ import annotations
 
-MODELS: tuple[str, ...] = ("last_touch", "first_touch", "linear", "position_based", "time_decay")
+# The rule-based models split an order by the positions of its touches, in the stream, when it is
+# attributed; ``markov`` splits it by what each stage is worth in the data (removal effects of an
+# absorbing Markov chain over the journeys of the order's shop and day), restated as the day's facts arrive.
+RULE_MODELS: tuple[str, ...] = ("last_touch", "first_touch", "linear", "position_based", "time_decay")
+MARKOV = "markov"
+MODELS: tuple[str, ...] = (*RULE_MODELS, MARKOV)
 STAGES: tuple[str, ...] = ("short_video", "live", "clip", "shelf")

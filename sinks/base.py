@@ -9,11 +9,29 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from gmv.sinks.schema import STORED_TABLES, StoredTable
+from gmv.schemas.catalogue import FACTS, Table
 from gmv.sinks.scores import ScoreDays
+
+
+@dataclass
+class RollupWork:
+    """What one refresh recomputes from the facts: the minute rollups of some minutes, and (the slow
+    refresh) the trust scores of some days, the markov model and credits of the days and minutes the
+    levels name, and the levels (hours, days, content/SKU/shop/path) of some minutes."""
+
+    gmv_minutes: set[datetime] = field(default_factory=set)
+    funnel_minutes: set[datetime] = field(default_factory=set)
+    score_days: ScoreDays = field(default_factory=ScoreDays)
+    level_minutes: set[datetime] = field(default_factory=set)  # of credit rows (paid orders, refunds)
+    level_funnel_minutes: set[datetime] = field(default_factory=set)  # of funnel events
+
+    def __bool__(self) -> bool:
+        return bool(self.gmv_minutes or self.funnel_minutes or self.score_days or self.level_minutes
+                    or self.level_funnel_minutes)
 
 
 class BatchingSink(ABC):
@@ -25,7 +43,7 @@ class BatchingSink(ABC):
 
     deferrable: frozenset[str] = frozenset()
 
-    def __init__(self, tables: Sequence[StoredTable] = STORED_TABLES) -> None:
+    def __init__(self, tables: Sequence[Table] = FACTS) -> None:
         self.tables = {t.name: t for t in tables}
         self._buffers: dict[str, list[Sequence[Any]]] = {name: [] for name in self.tables}
         self.rows_written = 0
@@ -52,12 +70,10 @@ class BatchingSink(ABC):
         rows written. Raises a ``SinkError``."""
 
     @abstractmethod
-    async def refresh_rollups(self, gmv_minutes: set[datetime], funnel_minutes: set[datetime],
-                              score_days: ScoreDays | None = None,
-                              levels: tuple[set[datetime], set[datetime]] = (set(), set())) -> None:
-        """Recompute the minute rollups of these minutes from the facts (``gmv.sinks.rollups``), the
-        levels of ``levels`` (credit minutes, funnel minutes) at every grain (``gmv.sinks.levels``), and
-        the trust scores that facts of these Asia/Shanghai days weigh on (``gmv.sinks.scores``)."""
+    async def refresh(self, work: RollupWork) -> None:
+        """Recompute from the facts what ``work`` names: the minute rollups (``gmv.sinks.rollups``), the
+        markov model and credits (``gmv.sinks.markov``), the levels at every grain (``gmv.sinks.levels``)
+        and the trust scores those days weigh on (``gmv.sinks.scores``)."""
 
     def abort(self) -> None:
         """Stop retrying: the process is stopping (a write in progress raises ``SinkStopped``).

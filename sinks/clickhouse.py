@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import clickhouse_connect
@@ -22,12 +22,13 @@ import pydantic_core
 from clickhouse_connect.driver.client import Client
 from pydantic import SecretStr
 
-from gmv.sinks.base import BatchingSink
+from gmv.schemas.catalogue import FACTS, Table
+from gmv.schemas.times import shanghai_day
+from gmv.sinks.base import BatchingSink, RollupWork
 from gmv.sinks.exceptions import SinkGaveUp, SinkRejected, SinkStopped, SinkUnavailable, classify
-from gmv.sinks.schema import STORED_TABLES, StoredTable
-from gmv.sinks.scores import ScoreDays
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def redact_dsn(dsn: str) -> str:
@@ -118,7 +119,7 @@ class ClickHouseSink(BatchingSink):
     """
 
     def __init__(self, client_factory: Callable[[], Client], database: str,
-                 tables: Sequence[StoredTable] = STORED_TABLES, retry_for_s: float = 600.0,
+                 tables: Sequence[Table] = FACTS, retry_for_s: float = 600.0,
                  on_retry: Callable[[str, int, BaseException, float], None] | None = None) -> None:
         super().__init__(tables)
         self._client_factory = client_factory
@@ -171,7 +172,7 @@ class ClickHouseSink(BatchingSink):
         with self._lock:
             self._insert_with_retry(self.tables[table_name], [], body)
 
-    def _insert_with_retry(self, table: StoredTable, rows: list[Sequence[Any]], body: bytes | None = None) -> None:
+    def _insert_with_retry(self, table: Table, rows: list[Sequence[Any]], body: bytes | None = None) -> None:
         token = dedup_token(table.store, rows)
         if body is None and table.name not in BINARY_TABLES:
             body = json_rows(rows)
@@ -196,7 +197,7 @@ class ClickHouseSink(BatchingSink):
 
         self._with_retry(insert, f"insert of {len(rows)} rows into {self.database}.{table.store}", table.store)
 
-    def _with_retry(self, action: Callable[[], object], what: str, target: str) -> None:
+    def _with_retry(self, action: Callable[[], T], what: str, target: str) -> T:
         deadline = time.monotonic() + self.retry_for_s
         attempt, delay = 0, 0.2
         while True:
@@ -204,9 +205,9 @@ class ClickHouseSink(BatchingSink):
                 raise SinkStopped(f"ClickHouse {what} abandoned: the process is stopping")
             attempt += 1
             try:
-                action()
+                result = action()
                 self._failing_since = None
-                return
+                return result
             except Exception as e:
                 self.write_failures += 1
                 err = classify(e)
@@ -231,26 +232,35 @@ class ClickHouseSink(BatchingSink):
                                       "process is stopping") from e
                 delay = min(delay * 2, 10.0)
 
-    async def refresh_rollups(self, gmv_minutes: set, funnel_minutes: set, score_days: ScoreDays | None = None,
-                              levels: tuple[set, set] = (set(), set())) -> None:
-        """Recompute the minute rollups of the given minutes from the facts (see ``gmv.sinks.rollups``),
-        the levels of ``levels`` (credit and funnel minutes, ``gmv.sinks.levels``) and the trust scores
-        of the given days (``gmv.sinks.scores``)."""
-        if gmv_minutes or funnel_minutes or score_days or any(levels):
-            await asyncio.to_thread(self.refresh_rollups_sync, gmv_minutes, funnel_minutes, score_days, levels)
+    async def refresh(self, work: RollupWork) -> None:
+        """Recompute what ``work`` names from the facts (in a thread; never blocks the event loop)."""
+        if work:
+            await asyncio.to_thread(self.refresh_sync, work)
 
-    def refresh_rollups_sync(self, gmv_minutes: set, funnel_minutes: set, score_days: ScoreDays | None = None,
-                             levels: tuple[set, set] = (set(), set())) -> None:
+    def refresh_sync(self, work: RollupWork) -> None:
+        """The minute rollups; then (the slow refresh) the markov model and credits of the levels' days
+        and minutes, their markov minute rollups, the levels, and the trust scores."""
         from gmv.sinks.levels import level_statements
-        from gmv.sinks.rollups import refresh_statements
+        from gmv.sinks.markov import MarkovRefresh
+        from gmv.sinks.rollups import markov_statements, refresh_statements
         from gmv.sinks.scores import refresh_scores
 
         with self._lock:
-            statements = [*refresh_statements(self.database, gmv_minutes, funnel_minutes),
-                          *level_statements(self.database, *levels)]
-            for sql, params in statements:
-                self._with_retry(lambda sql=sql, params=params: self.client.command(sql, parameters=params),
-                                 "rollup refresh", "rollups")
-            if score_days:
-                self._with_retry(lambda: refresh_scores(self.client, self.database, score_days),
+            self._run(refresh_statements(self.database, work.gmv_minutes, work.funnel_minutes), "rollups")
+            markov_minutes: set = set()
+            if work.level_minutes or work.level_funnel_minutes:
+                days = {shanghai_day(m) for m in work.level_minutes | work.level_funnel_minutes}
+                markov = MarkovRefresh(self.client, self.database)
+                markov_minutes = self._with_retry(lambda: markov.run(days, work.level_minutes), "markov refresh",
+                                                  "markov_model")
+                self._run(markov_statements(self.database, markov_minutes), "rollups")
+            self._run(level_statements(self.database, work.level_minutes, work.level_funnel_minutes, markov_minutes),
+                      "rollups")
+            if work.score_days:
+                self._with_retry(lambda: refresh_scores(self.client, self.database, work.score_days),
                                  "trust score refresh", "trust_scores")
+
+    def _run(self, statements: list[tuple[str, dict]], target: str) -> None:
+        for sql, params in statements:
+            self._with_retry(lambda sql=sql, params=params: self.client.command(sql, parameters=params),
+                             "rollup refresh", target)

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
+from gmv.schemas.errors import GmvError
 
-class SinkError(RuntimeError):
+
+class SinkError(GmvError):
     """ClickHouse did not take a write."""
 
     retriable = False

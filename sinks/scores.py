@@ -21,26 +21,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from clickhouse_connect.driver.client import Client
 
+from gmv.schemas.catalogue import TRUST_DAILY, TRUST_SCORES
+from gmv.schemas.times import shanghai_midnight
 from gmv.schemas.trust import WINDOW_DAYS, ScoreInputs, score
-from gmv.sinks.schema import TRUST_SCORES
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 EPOCH_DAY = date(1970, 1, 1)
 
 # Each source as (day, subject_kind, subject_id, its contribution); subjects '' (a shelf sale's
 # seller) are nobody's. Paid orders are the conversion rows of last_touch: one per order.
 _SUBJECTS = "[('sku', sku_id), ('account', seller_id), ('shop', shop_id)]"
 _SPAN = "{{lo:DateTime64(3, 'UTC')}} AND {col} < {{hi:DateTime64(3, 'UTC')}}"
-DAILY = f"""
-INSERT INTO {{db:Identifier}}.trust_daily_store
-SELECT fact_day, kind, subject, sum(review), sum(product), sum(service), sum(logistics), sum(paid), sum(refund),
-       uniqExactStateIf(order_id, quality = 1), sum(turn), sum(fast), sum(within_3min), now64(6)
+_DAILY_FROM = f"""
 FROM (
     SELECT toDate(event_time, 'Asia/Shanghai') AS fact_day, who.1 AS kind, who.2 AS subject,
            toUInt64(1) AS review, toUInt64(product_rating) AS product, toUInt64(service_rating) AS service,
@@ -67,6 +63,12 @@ FROM (
 WHERE fact_day IN {{days:Array(Date)}} AND subject != ''
 GROUP BY fact_day, kind, subject
 """
+DAILY = TRUST_DAILY.insert_select("{db:Identifier}", {
+    "day": "fact_day", "subject_kind": "kind", "subject_id": "subject", "reviews": "sum(review)",
+    "product_rating_sum": "sum(product)", "service_rating_sum": "sum(service)", "logistics_rating_sum": "sum(logistics)",
+    "paid_orders": "sum(paid)", "refunds": "sum(refund)", "quality_refunded": "uniqExactStateIf(order_id, quality = 1)",
+    "turns": "sum(turn)", "fast_turns": "sum(fast)", "within_3min_turns": "sum(within_3min)", "refreshed_at": "now64(6)",
+}, _DAILY_FROM)
 INPUTS = f"""
 SELECT day, subject_kind, subject_id,
        sum(reviews), sum(product_rating_sum), sum(service_rating_sum), sum(logistics_rating_sum), sum(paid_orders),
@@ -97,15 +99,6 @@ class ScoreDays:
         self.stale |= other.stale
 
 
-def shanghai_day(when: datetime) -> date:
-    return when.astimezone(SHANGHAI).date()
-
-
-def shanghai_midnight(day: date) -> datetime:
-    """The start of an Asia/Shanghai day, in UTC."""
-    return datetime.combine(day, time(), SHANGHAI).astimezone(UTC)
-
-
 def days_to_refresh(fact_days: Iterable[date], newest_stored: date | None, stale_days: Iterable[date] = ()
                     ) -> list[date]:
     """The days whose scores the new facts change, up to the newest day there is, and the days
@@ -121,14 +114,20 @@ def days_to_refresh(fact_days: Iterable[date], newest_stored: date | None, stale
     return sorted(d for d in days if d <= newest)
 
 
+ScoreRow = TRUST_SCORES.row_type("ScoreRow")
+
+
 def score_row(day: date, kind: str, subject: str, inputs: ScoreInputs, refunds: int, refreshed_at: datetime) -> tuple:
-    """A ``trust_scores`` row in column order."""
+    """A ``trust_scores`` row, its columns by name."""
     s = score(kind, inputs)
-    return (day, kind, subject, s.score, inputs.reviews, inputs.reviews, inputs.product_rating_sum,
-            inputs.service_rating_sum, inputs.logistics_rating_sum, s.rating_sum, inputs.paid_orders, refunds,
-            inputs.quality_refunded_orders,
-            s.qrr, inputs.turns, inputs.fast_turns, inputs.within_3min_turns, s.fast, s.within_3min, s.product_part,
-            s.service_part, s.logistics_part, refreshed_at)
+    return ScoreRow(
+        day=day, subject_kind=kind, subject_id=subject, score=s.score, n=inputs.reviews, reviews=inputs.reviews,
+        product_rating_sum=inputs.product_rating_sum, service_rating_sum=inputs.service_rating_sum,
+        logistics_rating_sum=inputs.logistics_rating_sum, rating_sum=s.rating_sum, paid_orders=inputs.paid_orders,
+        refunds=refunds, quality_refunded_orders=inputs.quality_refunded_orders, qrr=s.qrr, turns=inputs.turns,
+        fast_turns=inputs.fast_turns, within_3min_turns=inputs.within_3min_turns, fast=s.fast,
+        within_3min=s.within_3min, product_part=s.product_part, service_part=s.service_part,
+        logistics_part=s.logistics_part, refreshed_at=refreshed_at)
 
 
 def refresh_scores(client: Client, db: str, changed: ScoreDays) -> int:
@@ -148,6 +147,6 @@ def refresh_scores(client: Client, db: str, changed: ScoreDays) -> int:
     rows = [score_row(day, kind, subject, ScoreInputs(*(int(v) for v in values[:-1])), int(values[-1]), now)
             for day, kind, subject, *values in client.query(INPUTS, parameters=params).result_rows]
     if rows:
-        client.insert(TRUST_SCORES.store, rows, database=db, column_names=TRUST_SCORES.column_names,
+        client.insert(TRUST_SCORES.store, [tuple(r) for r in rows], database=db, column_names=TRUST_SCORES.column_names,
                       column_type_names=TRUST_SCORES.column_types)
     return len(rows)

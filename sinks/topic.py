@@ -27,9 +27,9 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from gmv.sinks.base import BatchingSink
+from gmv.schemas.catalogue import FACTS
+from gmv.sinks.base import BatchingSink, RollupWork
 from gmv.sinks.clickhouse import BINARY_TABLES, ClickHouseSink, json_rows
-from gmv.sinks.schema import STORED_TABLES
 from gmv.sinks.scores import ScoreDays
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def decode_binary_rows(body: bytes) -> list[list[Any]]:
 class TopicSink(BatchingSink):
     """The worker side: rows go to the rows topic, acknowledged by the broker before offsets move."""
 
-    def __init__(self, producer: Callable[[], Any], topic: str, tables: Sequence = STORED_TABLES) -> None:
+    def __init__(self, producer: Callable[[], Any], topic: str, tables: Sequence = FACTS) -> None:
         super().__init__(tables)
         self._producer = producer  # the worker's aiokafka producer, once started
         self.topic = topic
@@ -92,22 +92,34 @@ class TopicSink(BatchingSink):
         self.inserts += sum(len(b) for b in encoded.values())
         return n
 
-    async def refresh_rollups(self, gmv_minutes: set[datetime], funnel_minutes: set[datetime],
-                              score_days: ScoreDays | None = None,
-                              levels: tuple[set[datetime], set[datetime]] = (set(), set())) -> None:
-        if not (gmv_minutes or funnel_minutes or score_days or any(levels)):
+    async def refresh(self, work: RollupWork) -> None:
+        """The refresh travels the rows topic after the rows it covers: the writer carries it out."""
+        if not work:
             return
-        body = json.dumps({"gmv": sorted(m.isoformat() for m in gmv_minutes),
-                           "levels": sorted(m.isoformat() for m in levels[0]),
-                           "funnel_levels": sorted(m.isoformat() for m in levels[1]),
-                           "funnel": sorted(m.isoformat() for m in funnel_minutes),
-                           "scores": sorted(d.isoformat() for d in (score_days.facts if score_days else ())),
-                           "stale": sorted(d.isoformat() for d in (score_days.stale if score_days else ()))}).encode()
         producer = self._producer()
-        fut = await producer.send(self.topic, value=body, partition=0, headers=[(TABLE_HEADER, ROLLUPS.encode())])
+        fut = await producer.send(self.topic, value=encode_work(work), partition=0,
+                                  headers=[(TABLE_HEADER, ROLLUPS.encode())])
         await producer.flush()
         await fut
 
+
+def encode_work(work: RollupWork) -> bytes:
+    """A refresh as a rows-topic message: one JSON object of ISO minutes and days."""
+    return json.dumps({"gmv": sorted(m.isoformat() for m in work.gmv_minutes),
+                       "funnel": sorted(m.isoformat() for m in work.funnel_minutes),
+                       "levels": sorted(m.isoformat() for m in work.level_minutes),
+                       "funnel_levels": sorted(m.isoformat() for m in work.level_funnel_minutes),
+                       "scores": sorted(d.isoformat() for d in work.score_days.facts),
+                       "stale": sorted(d.isoformat() for d in work.score_days.stale)}).encode()
+
+
+def decode_work(body: bytes) -> RollupWork:
+    doc = json.loads(body)
+    minutes = lambda name: {datetime.fromisoformat(m) for m in doc.get(name, ())}  # noqa: E731
+    return RollupWork(minutes("gmv"), minutes("funnel"),
+                      ScoreDays({date.fromisoformat(d) for d in doc.get("scores", ())},
+                                {date.fromisoformat(d) for d in doc.get("stale", ())}),
+                      minutes("levels"), minutes("funnel_levels"))
 
 
 class RowsWriter:
@@ -148,26 +160,21 @@ class RowsWriter:
             await consumer.stop()
 
     def _write(self, records: list[Any]) -> None:
-        """Inserts in arrival order, a table's consecutive bodies joined into one insert; a rollup
-        request is applied after every row that came before it."""
+        """Inserts in arrival order, a table's consecutive bodies joined into one insert; a refresh
+        request is carried out after every row that came before it."""
         bodies: dict[str, list[bytes]] = {}
         counted = 0
-        gmv: set[datetime] = set()
-        funnel: set[datetime] = set()
-        levels: set[datetime] = set()
-        funnel_levels: set[datetime] = set()
-        score_days = ScoreDays()
+        work = RollupWork()
         for r in records:
             headers = dict(r.headers or ())
             table = headers.get(TABLE_HEADER, b"").decode()
             if table == ROLLUPS:
-                doc = json.loads(r.value)
-                gmv.update(datetime.fromisoformat(m) for m in doc["gmv"])
-                funnel.update(datetime.fromisoformat(m) for m in doc["funnel"])
-                levels.update(datetime.fromisoformat(m) for m in doc.get("levels", ()))
-                funnel_levels.update(datetime.fromisoformat(m) for m in doc.get("funnel_levels", ()))
-                score_days.facts.update(date.fromisoformat(d) for d in doc.get("scores", ()))
-                score_days.stale.update(date.fromisoformat(d) for d in doc.get("stale", ()))
+                w = decode_work(r.value)
+                work.gmv_minutes |= w.gmv_minutes
+                work.funnel_minutes |= w.funnel_minutes
+                work.level_minutes |= w.level_minutes
+                work.level_funnel_minutes |= w.level_funnel_minutes
+                work.score_days.update(w.score_days)
             elif table in self.sink.tables:
                 bodies.setdefault(table, []).append(r.value)
                 counted += int(headers.get(ROWS_HEADER, b"0") or 0)
@@ -181,6 +188,6 @@ class RowsWriter:
             else:
                 self.sink.insert_json_sync(table, b",".join(parts))
         self.rows_written += counted
-        if gmv or funnel or score_days or levels or funnel_levels:
-            self.sink.refresh_rollups_sync(gmv, funnel, score_days, (levels, funnel_levels))
+        if work:
+            self.sink.refresh_sync(work)
         log.debug("rows writer: %d messages in %.3fs", len(records), time.perf_counter() - t0)

@@ -1,18 +1,16 @@
 """The ingest loop: a plain aiokafka consumer with manual commits, feeding the batch processor.
 
 Why not a faust agent: faust's stream delivery drops messages across consumer-group
-generations and then commits past them (README, Architecture; faust-streaming issues
+generations and then commits past them (docs/architecture.md; faust-streaming issues
 #216/#221), and its per-message machinery is far slower than this loop (the bench's
-``faust_floor`` figure). Exact GMV
-needs every offset:
+``faust_floor`` figure). Exact GMV needs every offset:
 
-    getmany (≤ batch_max records) → BatchProcessor (pure) → Outbox (journal, DLQ,
-    forwards) → [in the background, while the next batch is processed] the sink →
-    commit offsets → RollupScheduler (minute rollups, then journal marks)
+    getmany (≤ batch_max records) → BatchProcessor (pure: validate, dedup, attribute)
+    → Checkpoint (journal → rows → offsets → rollups → marks; ``gmv.streams.checkpoint``)
 
-The loop also keeps the Kafka read progress (newest Kafka timestamp read per topic
-and partition, and which partitions are caught up): attribution waits for it, so a
-lagging worker never attributes an order before reading the touches sent after it.
+The loop also keeps the Kafka read progress (newest Kafka timestamp read per topic and
+partition, and which partitions are caught up): attribution waits for it, so a lagging
+worker never attributes an order before reading the touches sent after it.
 """
 
 from __future__ import annotations
@@ -25,15 +23,16 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import CommitFailedError, KafkaError
 
+from gmv.streams.changelog import StateChangelog
+from gmv.streams.checkpoint import Checkpoint
 from gmv.streams.core.decode import SourceMessage
 from gmv.streams.core.processor import BatchProcessor, BatchResult
 from gmv.streams.core.progress import ReadProgress
+from gmv.streams.groups import KafkaSettings
+from gmv.streams.offsets import Offsets
 from gmv.streams.rollup_scheduler import RollupScheduler
-from gmv.streams.settings import Settings
 from gmv.streams.stats import WorkerStats
-from gmv.streams.store import Outbox, StorePipeline
 
 log = logging.getLogger(__name__)
 
@@ -48,63 +47,58 @@ class _Rebalance(ConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         # The batch in flight commits its own offsets while the partitions are still ours, and
-        # its marks are written by the states that journalled it; then the states go.
+        # its marks are written; then the states go.
         async with self.loop.lock:
-            await self.loop.store.wait_stored()
-            await self.loop.scheduler.refresh_rollups_and_mark()
+            await self.loop.checkpoint.settle()
             self.loop.release_partitions({tp.partition for tp in revoked})
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         async with self.loop.lock:
+            await self.loop.offsets.note_committed(assigned)
             await self.loop.recover_partitions({tp.partition for tp in assigned})
 
 
 class IngestLoop:
-    def __init__(self, settings: Settings, bootstrap: str, processor: BatchProcessor, outbox: Outbox,
-                 store: StorePipeline, scheduler: RollupScheduler, stats: WorkerStats,
-                 attribute_at_end: bool = False) -> None:
-        self.settings = settings
+    def __init__(self, kafka: KafkaSettings, bootstrap: str, processor: BatchProcessor, checkpoint: Checkpoint,
+                 offsets: Offsets, scheduler: RollupScheduler, stats: WorkerStats,
+                 changelog: Callable[[], StateChangelog | None], attribute_at_end: bool = False) -> None:
+        self.kafka = kafka
         self.bootstrap = bootstrap
         self.processor = processor
-        self.outbox = outbox
-        self.store = store
-        self.scheduler = scheduler
+        self.checkpoint = checkpoint
+        self.offsets = offsets
+        self.scheduler = scheduler  # told whether a backlog is being read (its cadence depends on it)
         self.stats = stats
+        self.changelog = changelog  # the outbox's, once started: recovery reads the journal back
         self.attribute_at_end = attribute_at_end  # `gmv run`: a batch replay attributes at end of input
-        s = settings
-        self.topics = [*s.source_topics, s.unrouted_topic, s.rekeyed_topic]
         self.consumer: AIOKafkaConsumer | None = None
         self.lock = asyncio.Lock()
         self.ready = asyncio.Event()  # partitions assigned and their state recovered
         self.owned: set[int] = set()
-        self.next_offsets: dict[tuple[str, int], int] = {}  # after the stored batches
-        self.committed: dict[tuple[str, int], int] = {}  # what the group holds, as this loop committed it
-        self.handled: dict[tuple[str, int], int] = {}  # after the processed batches (stored or not)
         self.progress = ReadProgress(processor.config.state_topics)
         self._recovered = BatchResult()
-        self._commit_owed = False  # a commit failed (rebalance) and nothing committed since
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
-        s = self.settings
-        await self.outbox.start()
+        k = self.kafka
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, group_id=s.app_id, enable_auto_commit=False,
-            auto_offset_reset="earliest", session_timeout_ms=int(s.session_timeout_s * 1000),
-            heartbeat_interval_ms=max(300, int(s.session_timeout_s * 1000) // 5),
+            bootstrap_servers=self.bootstrap, group_id=k.app_id, enable_auto_commit=False,
+            auto_offset_reset="earliest", session_timeout_ms=int(k.session_timeout_s * 1000),
+            heartbeat_interval_ms=max(300, int(k.session_timeout_s * 1000) // 5),
             # Also the JoinGroup rebalance timeout: how long a restarted worker may wait for a
             # killed one's membership to lapse. A batch stuck longer (ClickHouse down) loses its
             # partitions and is re-processed by their next owner, idempotently.
-            max_poll_interval_ms=int(s.rebalance_timeout_s * 1000),
+            max_poll_interval_ms=int(k.rebalance_timeout_s * 1000),
             # Static membership: a restarted worker takes over its predecessor's membership at
             # once, instead of waiting for a killed process's session to lapse (which noida-db
             # does not do while a rebalance is in progress).
-            group_instance_id=s.worker_instance_id or None,
+            group_instance_id=k.worker_instance_id or None,
             partition_assignment_strategy=(RangePartitionAssignor,),  # co-partitioned: views/lives/orders p together
             fetch_max_bytes=32 * 1024 * 1024, max_partition_fetch_bytes=8 * 1024 * 1024,
         )
         await self.consumer.start()
-        self.consumer.subscribe(self.topics, listener=_Rebalance(self))
+        self.offsets.consumer = self.consumer
+        self.consumer.subscribe(k.topics.consumed, listener=_Rebalance(self))
 
     async def close(self) -> None:
         if self.consumer is not None:
@@ -113,15 +107,15 @@ class IngestLoop:
             except Exception:
                 log.debug("closing the consumer failed", exc_info=True)
             self.consumer = None
-        await self.outbox.close()
+            self.offsets.consumer = None
 
     async def run(self, should_stop: Callable[[], bool]) -> None:
         """Fetch, process and store until told to stop; then store what is in flight."""
-        s = self.settings
+        k = self.kafka
         consumer = self.consumer
         assert consumer is not None, "start() first"
         while not should_stop():
-            data = await consumer.getmany(timeout_ms=int(s.batch_within_s * 1000), max_records=s.batch_max)
+            data = await consumer.getmany(timeout_ms=int(k.batch_within_s * 1000), max_records=k.batch_max)
             if consumer.assignment():
                 self.ready.set()
             msgs = [SourceMessage.from_kafka(r.topic, r.partition, r.offset, r.key, r.value, r.headers, r.timestamp)
@@ -135,22 +129,20 @@ class IngestLoop:
                 async with self.lock:
                     await self.handle_batch(piece)
         async with self.lock:
-            await self.store.wait_stored()
-            await self.scheduler.refresh_rollups_and_mark()
+            await self.checkpoint.settle()
 
     # -- one batch -----------------------------------------------------------------------
     async def handle_batch(self, msgs: list[SourceMessage], final: bool = False) -> None:
-        """Process a batch and send its outbox; its rows and offsets are stored in the background
-        while the next batch is fetched and processed. ``final`` waits for everything."""
-        if self.store.finished:
-            await self.store.wait_stored()  # surfaces a failed write at once, even when input is idle
+        """Process a batch and hand it to the checkpoint; its rows and offsets are stored in the
+        background while the next batch is fetched and processed. ``final`` waits for everything."""
+        if self.checkpoint.finished:
+            await self.checkpoint.wait_stored()  # surfaces a failed write at once, even when input is idle
         now = datetime.now(UTC)
         self.stats.arrived(msgs)
         with self.stats.timing("process"):
             c0 = time.thread_time()
             result = self.processor.process(msgs, now) if msgs else BatchResult()
-            for key, off in result.next_offsets.items():
-                self.handled[key] = max(self.handled.get(key, 0), off)
+            self.offsets.processed(result.next_offsets)
             self.progress.note(msgs)  # read means processed: later pieces of the fetch are not yet
             if self._recovered.has_output():
                 result.merge(self._recovered)
@@ -161,19 +153,14 @@ class IngestLoop:
             self.processor.commit_journal(result)
             result.watermark_ms = self.processor.attribution_watermark_ms(
                 {p for p in self.owned if self.progress.read_to(p) is not None})
-            marks = {p: self.processor.partition_state(p).journal_seq for p in result.touched_partitions}
+            marks = self.processor.marks(result.touched_partitions)
             self.stats.seconds_in["process_cpu"] += time.thread_time() - c0
         if msgs or result.has_output():
-            with self.stats.timing("journal"):
-                await self.outbox.send(result)
-            await self.store.submit(result, msgs, marks, final)
-        elif self.store.idle and self._commit_owed:
-            await self.commit(self.next_offsets)  # a commit lost to a rebalance, with no traffic since
-        elif self.store.idle and self.scheduler.pending and self.scheduler.interval_passed():
-            # input went quiet: the last minutes must not wait (the slow part keeps its cadence)
-            await self.scheduler.refresh_rollups_and_mark(slow=self.scheduler.slow_due())
-        if final:
-            await self.store.wait_stored()
+            await self.checkpoint.submit(result, msgs, marks, final)
+        else:
+            await self.checkpoint.when_idle()
+            if final:
+                await self.checkpoint.wait_stored()
 
     async def drain(self, final: bool = True) -> None:
         """End of input (``gmv run``, bounded demo): attribute everything pending, store, commit.
@@ -182,11 +169,10 @@ class IngestLoop:
         journal and are attributed on time by whichever worker owns them next.
         """
         async with self.lock:
-            if self.consumer is None or self.outbox.changelog is None:
+            if self.consumer is None or self.changelog() is None:
                 return  # not started yet, or stopped (and stored) on its way out
             await self.handle_batch([], final=final)
-            await self.store.wait_stored()
-            await self.scheduler.refresh_rollups_and_mark()
+            await self.checkpoint.settle()
 
     # -- read progress ---------------------------------------------------------------------
     async def _refresh_caught_up(self) -> None:
@@ -203,7 +189,7 @@ class IngestLoop:
             except Exception:  # not assigned any more (a rebalance under way)
                 continue
             key = (tp.topic, tp.partition)
-            if self.progress.is_caught_up(key, high, pos, self.handled.get(key, 0)):
+            if self.progress.is_caught_up(key, high, pos, self.offsets.handled.get(key, 0)):
                 done.add(key)
         self.progress.caught_up = done
         self.scheduler.backlog = len(done) < len(assigned)
@@ -213,13 +199,15 @@ class IngestLoop:
         self.processor.forget(parts)
         self.owned -= parts
         self.progress.forget(parts)
+        self.offsets.forget(parts)
 
     async def recover_partitions(self, parts: set[int]) -> None:
         new = sorted(parts - self.owned)
-        if not new or self.outbox.changelog is None:
+        changelog = self.changelog()
+        if not new or changelog is None:
             return
         t0 = time.monotonic()
-        journals = await self.outbox.changelog.read(new)
+        journals = await changelog.read(new)
         now = datetime.now(UTC)
         for p in new:
             self._recovered.merge(self.processor.load(p, journals[p], now))
@@ -227,56 +215,11 @@ class IngestLoop:
         log.info("recovered state of partitions %s (%d journal records) in %.2fs", new,
                  sum(len(v) for v in journals.values()), time.monotonic() - t0)
 
-    # -- offsets ---------------------------------------------------------------------------
-    async def commit(self, offsets: dict[tuple[str, int], int]) -> None:
-        """The batch these offsets close is stored: commit them (while the partitions are ours)."""
-        for key, off in offsets.items():
-            if off > self.next_offsets.get(key, 0):
-                self.next_offsets[key] = off
-        if not offsets or self.consumer is None:
-            return
-        assigned = self.consumer.assignment()
-        mine = {TopicPartition(t, p): off for (t, p), off in offsets.items() if TopicPartition(t, p) in assigned}
-        if not mine:
-            return
-        try:
-            await self.consumer.commit(mine)
-            self._commit_owed = False
-            self.committed.update({(tp.topic, tp.partition): off for tp, off in mine.items()})
-        except (CommitFailedError, KafkaError) as e:
-            # The group rebalanced under this batch: if the partitions stay ours, the commit is
-            # retried when the loop is next idle; if not, their new owner re-processes the batch.
-            self._commit_owed = True
-            log.warning("offset commit failed (%s); retried when idle, or re-processed by the new owner", e)
-
-    def uncommitted(self) -> int:
-        """Messages processed here whose offsets are not committed: what the next start re-processes."""
-        return sum(max(0, off - self.committed.get(key, self.progress.first_offset.get(key, off)))
-                   for key, off in self.handled.items())
-
-    def lag(self) -> int:
-        """Messages on the assigned partitions not yet stored (-1 if unknown)."""
-        c = self.consumer
-        if c is None or any(c.highwater(tp) is None for tp in c.assignment()):
-            return -1
-        return sum(self.lag_per_partition().values())
-
-    def lag_per_partition(self) -> dict[tuple[str, int], int]:
-        """Messages not yet stored, per assigned (topic, partition) whose high watermark is known."""
-        c = self.consumer
-        out: dict[tuple[str, int], int] = {}
-        if c is None:
-            return out
-        for tp in list(c.assignment()):
-            high = c.highwater(tp)
-            if high is not None:
-                out[(tp.topic, tp.partition)] = max(0, high - self.next_offsets.get((tp.topic, tp.partition), 0))
-        return out
-
+    # -- what the tools ask ----------------------------------------------------------------
     async def end_offsets(self, topic: str) -> dict[tuple[str, int], int]:
         if self.consumer is None:
             return {}
-        tps = [TopicPartition(topic, p) for p in range(self.settings.partitions)]
+        tps = [TopicPartition(topic, p) for p in range(self.kafka.partitions)]
         ends = await self.consumer.end_offsets(tps)
         return {(tp.topic, tp.partition): off for tp, off in ends.items()}
 
@@ -284,11 +227,11 @@ class IngestLoop:
         """Messages on these topics not yet stored by this worker (nor committed before it started)."""
         c = self.consumer
         if c is None:
-            raise RuntimeError("the worker is not consuming")
+            raise AssertionError("the worker is not consuming: start() first")
         total = 0
         for topic in topics:
             for (t, p), end in (await self.end_offsets(topic)).items():
-                done = self.next_offsets.get((t, p))
+                done = self.offsets.stored.get((t, p))
                 if done is None:
                     done = await c.committed(TopicPartition(t, p)) or 0
                 total += max(0, end - done)

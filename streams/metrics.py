@@ -28,15 +28,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-if TYPE_CHECKING:
-    from gmv.streams.worker import GmvWorker
+from gmv.streams.status import StatusSource
 
 log = logging.getLogger(__name__)
 
@@ -45,30 +44,19 @@ BATCH_SIZE_BUCKETS = (1, 10, 100, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_0
 SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
-def _copy(items: Callable[[], Iterable[Any]]) -> list[Any]:
-    """A snapshot of a dict the event loop may be changing while the scrape thread reads it."""
-    for _ in range(10):
-        try:
-            return list(items())
-        except RuntimeError:  # changed size during iteration: try again
-            continue
-    return []
+class _StatusCollector(Collector):
+    """Reads one status snapshot of the worker at each scrape (``gmv.streams.status``)."""
 
-
-class _WorkerCollector(Collector):
-    """Reads the worker's own counters at each scrape."""
-
-    def __init__(self, worker: GmvWorker) -> None:
-        self.worker = worker
+    def __init__(self, status: StatusSource) -> None:
+        self.status = status
 
     def collect(self) -> Iterator[Metric]:
-        w = self.worker
-        by_topic = _copy(w.stats.counters.by_topic.items)
+        st = self.status()
         received = CounterMetricFamily("gmv_events_received", "Events received, per source topic", labels=["topic"])
         outcomes = {o: CounterMetricFamily(f"gmv_events_{name}", f"Events {name.replace('_', '-')}, per source topic",
                                            labels=["topic"]) for o, name in OUTCOME_METRICS.items()}
         per_topic: dict[str, dict[str, int]] = {}
-        for (topic, outcome), n in by_topic:
+        for (topic, outcome), n in st.counters.items():
             if outcome in OUTCOME_METRICS:
                 per_topic.setdefault(topic, dict.fromkeys(OUTCOME_METRICS, 0))[outcome] += n
         for topic, counts in sorted(per_topic.items()):
@@ -80,37 +68,36 @@ class _WorkerCollector(Collector):
 
         rows = CounterMetricFamily("gmv_sink_rows", "Rows this worker wrote to its sink (ClickHouse, or the rows "
                                    "topic with sink_mode=topic), per table", labels=["table"])
-        for table, n in sorted(_copy(w.sink.rows_by_table.items)):
+        for table, n in sorted(st.rows_by_table.items()):
             rows.add_metric([table], n)
         yield rows
         yield CounterMetricFamily("gmv_clickhouse_write_failures", "Failed ClickHouse write attempts (retried "
-                                  "ones included)", value=(w.own_sink or w.sink).write_failures)
-        failing = w.sink_failing_for()
+                                  "ones included)", value=st.write_failures)
         yield GaugeMetricFamily("gmv_clickhouse_failing_seconds", "How long ClickHouse writes have been failing "
-                                "(0 while they succeed)", value=failing or 0.0)
+                                "(0 while they succeed)", value=st.sink_failing_s or 0.0)
 
         lag = GaugeMetricFamily("gmv_consumer_lag_messages", "Messages on an owned partition not yet stored",
                                 labels=["topic", "partition"])
-        for (topic, partition), n in sorted(_copy(lambda: w.loop.lag_per_partition().items())):
+        for (topic, partition), n in sorted(st.lag_per_partition.items()):
             lag.add_metric([topic, str(partition)], n)
         yield lag
-        yield GaugeMetricFamily("gmv_partitions_owned", "Source partitions this worker owns", value=len(w.loop.owned))
-        last = w.stats.last_batch_at or w.stats.started_wall
+        yield GaugeMetricFamily("gmv_partitions_owned", "Source partitions this worker owns", value=len(st.partitions))
+        last = st.last_stored_at or st.started_at
         yield GaugeMetricFamily("gmv_last_flush_age_seconds", "Seconds since a batch was last stored (since start "
                                 "if none yet)", value=max(0.0, time.time() - last))
-        watermark_ms = w.scheduler.rolled_up_to_ms
-        if watermark_ms:
+        if st.rolled_up_to_ms:
             yield GaugeMetricFamily("gmv_attribution_delay_seconds", "Wall clock minus the attribution watermark "
                                     "(event time up to which every order is attributed)",
-                                    value=max(0.0, time.time() - watermark_ms / 1000))
+                                    value=max(0.0, time.time() - st.rolled_up_to_ms / 1000))
 
 
 class WorkerMetrics:
     """The worker's registry (one per worker, so several workers in one process never collide),
     its histograms, and the HTTP endpoint serving them."""
 
-    def __init__(self) -> None:
+    def __init__(self, status: StatusSource) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(_StatusCollector(status))
         self.batch_messages = Histogram("gmv_batch_messages", "Messages per processed batch",
                                         buckets=BATCH_SIZE_BUCKETS, registry=self.registry)
         self.batch_seconds = Histogram("gmv_batch_process_seconds", "Time processing one batch (validation, "
@@ -119,9 +106,6 @@ class WorkerMetrics:
                                        "(retries included)", buckets=SECONDS_BUCKETS, registry=self.registry)
         self._server: Any = None
         self._thread: threading.Thread | None = None
-
-    def watch(self, worker: GmvWorker) -> None:
-        self.registry.register(_WorkerCollector(worker))
 
     def serve(self, host: str, port: int) -> None:
         """Serve ``/metrics`` on ``host:port`` in a thread of its own (it reads, never writes, the

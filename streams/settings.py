@@ -7,11 +7,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gmv.schemas.events import TOPIC_NAMES
 from gmv.streams.core.config import PipelineConfig
+from gmv.streams.groups import AlertSettings, ClickHouseSettings, KafkaSettings, Topics, WebSettings
 
 
 def _ms(td: timedelta) -> int:
@@ -40,13 +41,15 @@ def parse_duration(text: str) -> timedelta | None:
 class Settings(BaseSettings):
     """Every knob of the pipeline. Unset Kafka servers mean: start the embedded broker."""
 
-    model_config = SettingsConfigDict(env_prefix="GMV_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="GMV_", extra="ignore", frozen=True)
+    # Settings a command-line flag set, by name -> the flag (``source`` names them in messages).
+    _flags: dict[str, str] = PrivateAttr(default_factory=dict)
 
     data_dir: Path = Field(Path(".gmv"), description="where the embedded broker and ClickHouse keep data")
     kafka_bootstrap_servers: str | None = Field(
         None, description="host:port[,host:port]; unset = embedded noida-db broker under data_dir"
     )
-    kafka_port: int = Field(0, description="embedded broker port; 0 = pick a free loopback port")
+    kafka_port: int = Field(0, description="embedded broker only: its port; 0 = pick a free loopback port")
     embedded_retention: timedelta = Field(
         timedelta(minutes=30),
         description="embedded broker only: how long messages stay on every topic but the state changelog. "
@@ -72,14 +75,22 @@ class Settings(BaseSettings):
 
     app_id: str = Field("gmv", description="the ingest loop's Kafka consumer group (and the state changelog's name)")
     topic_prefix: str = Field("gmv.", description="prefix of every topic name")
-    partitions: Annotated[int, Field(ge=1, le=256)] = 4
-    replication_factor: Annotated[int, Field(ge=1)] = 1
+    partitions: Annotated[int, Field(ge=1, le=256)] = Field(
+        4, description="partitions of every topic the pipeline creates: at most this many workers have work. "
+                       "Unset, it follows source topics that already exist with one partition count (a producer "
+                       "that wrote first got the broker's default), and says so")
+    replication_factor: Annotated[int, Field(ge=1)] = Field(1, description="replicas of the topics the workers create")
 
     # Attribution knobs (SPEC §3, §6).
-    engaged_ms: Annotated[int, Field(ge=0)] = 3000
-    lookback: timedelta = timedelta(days=7)
-    half_life: timedelta = timedelta(hours=24)
-    attribution_delay: timedelta = timedelta(seconds=5)
+    engaged_ms: Annotated[int, Field(ge=0)] = Field(
+        3000, description="watch time (ms) that makes a short-video or clip view a touchpoint; shorter views "
+                          "count in the funnel only")
+    lookback: timedelta = Field(timedelta(days=7), description="how far before an order its touchpoints count "
+                                                               "(event time)")
+    half_life: timedelta = Field(timedelta(hours=24), description="half life of the time_decay model's weights")
+    attribution_delay: timedelta = Field(
+        timedelta(seconds=5), description="how long an order waits (processing time) before it is attributed, so "
+                                          "touchpoints that arrive late still count")
     weights_retention: timedelta = Field(timedelta(days=90), description="how long an order's weights are kept for its refunds")
     orphan_refund_hold: timedelta = Field(timedelta(hours=1), description="event time a refund waits for its order")
     orphan_review_hold: timedelta = Field(timedelta(hours=1), description="event time a review waits for its order")
@@ -89,24 +100,29 @@ class Settings(BaseSettings):
     max_future_skew: timedelta = Field(timedelta(days=1), description="event_time further ahead of the wall clock is rejected")
 
     # Ingest / batching.
-    max_message_bytes: int = 1024 * 1024
-    max_batch_events: int = 1000
+    max_message_bytes: int = Field(1024 * 1024, description="a message over this size is dead-lettered "
+                                                            "(message_too_large)")
+    max_batch_events: int = Field(1000, description="most events in one producer batch (a JSON array message)")
     batch_max: Annotated[int, Field(ge=1)] = Field(10_000, description="messages per consumed batch (one journal write, one insert per table)")
-    batch_within_s: Annotated[float, Field(gt=0)] = 0.3
+    batch_within_s: Annotated[float, Field(gt=0)] = Field(
+        0.3, description="how long the ingest loop waits for a batch to fill before it processes what it has")
     sink_mode: Literal["direct", "topic"] = Field(
         "direct", description="direct: the worker writes ClickHouse; topic: rows go to <prefix>rows and the "
                               "process owning ClickHouse writes them (several workers with embedded chdb)")
     rollup_interval_s: Annotated[float, Field(ge=0)] = Field(
         0.5, description="under a backlog, how often the minute rollups are recomputed from the facts "
                          "(freshness vs cost); a caught-up worker recomputes them after every batch")
-    sink_retry_for_s: Annotated[float, Field(gt=0)] = 600.0
+    sink_retry_for_s: Annotated[float, Field(gt=0)] = Field(
+        600.0, description="how long ClickHouse writes that fail with a retriable error are retried before the "
+                           "worker stops (offsets uncommitted: nothing is lost)")
     kafka_compression: Literal["none", "gzip", "lz4"] = Field(
         "lz4", description="compression of every message the pipeline and its tools produce (journal, DLQ, "
                            "`gmv run`, the simulator); lz4 shrinks JSON several times for little CPU, and the embedded "
                            "broker's upkeep grows with the bytes it holds")
 
     # Worker runtime.
-    web_host: str = "127.0.0.1"
+    web_host: str = Field("127.0.0.1", description="address the dashboard, API and metrics servers bind "
+                                                   "(loopback unless you open it)")
     web_port: int = Field(0, description="dashboard / API port; 0 = pick a free loopback port")
     web_token: SecretStr | None = Field(
         None, description="bearer token the web endpoints ask for; unset = the one in <data_dir>/web-token, "
@@ -115,11 +131,13 @@ class Settings(BaseSettings):
         "", description="comma-separated Host names (no port) the web endpoints answer, besides localhost, "
                         "127.0.0.1 and ::1; '*' = any (behind a proxy that checks Host itself)")
     metrics_port: int = Field(0, description="Prometheus metrics on http://<web_host>:<port>/metrics; 0 = off")
-    session_timeout_s: float = 6.0
+    session_timeout_s: float = Field(6.0, description="Kafka consumer-group session timeout: how long a "
+                                                      "silent worker keeps its partitions")
     worker_instance_id: str = Field("worker-0", description="static group member id, unique per concurrently running "
                                     "worker; '' = dynamic membership (for scale-out workers that come and go)")
     rebalance_timeout_s: float = Field(20.0, description="max time between polls; a killed worker's partitions wait this long")
-    log_level: str = "WARNING"
+    log_level: str = Field("WARNING", description="log level of the worker and the commands (DEBUG, INFO, "
+                                                  "WARNING, ERROR)")
     alerts: bool = Field(True, description="evaluate the alert rules in the worker that owns ClickHouse")
     alert_rules: Path | None = Field(None, description="TOML file of alert rules over the built-in defaults "
                                                        "(`gmv alerts rules` prints the effective ones)")
@@ -129,6 +147,10 @@ class Settings(BaseSettings):
                                                                   "webhook JSON (may carry a token: never logged)")
     alert_resend_s: Annotated[float, Field(gt=0)] = Field(
         60.0, description="how often firing alerts are re-sent to Alertmanager (it expires them otherwise)")
+    alert_min_firing_s: Annotated[float, Field(gt=0)] = Field(
+        60.0, description="an alert that fired and resolved before Alertmanager had it as firing (one evaluation "
+                          "judged both) is sent as firing for this long, so Alertmanager pages for it; keep it "
+                          "above the route's group_wait")
     alert_retry_max_s: Annotated[float, Field(gt=0)] = Field(
         30.0, description="longest wait between delivery attempts to a receiver that is down (backoff from 1 s)")
     stop_timeout_s: Annotated[float, Field(gt=0)] = Field(
@@ -150,6 +172,47 @@ class Settings(BaseSettings):
         if not _IDENT.match(v):
             raise ValueError("clickhouse_database must be a plain identifier ([A-Za-z_][A-Za-z0-9_]*)")
         return v
+
+    # -- the groups each part takes (``gmv.streams.groups``) ----------------------------------------
+    @property
+    def kafka(self) -> KafkaSettings:
+        return KafkaSettings(
+            self.kafka_bootstrap_servers or None, self.topics, self.partitions, self.replication_factor, self.app_id,
+            self.worker_instance_id, self.session_timeout_s, self.rebalance_timeout_s, self.batch_max,
+            self.batch_within_s, self.producer_compression, self.max_message_bytes, self.topic_retention_ms)
+
+    @property
+    def clickhouse(self) -> ClickHouseSettings:
+        return ClickHouseSettings(self.resolved_clickhouse_dsn, self.clickhouse_password, self.clickhouse_database,
+                                  self.clickhouse_compression, self.sink_mode, self.sink_retry_for_s,
+                                  self.rollup_interval_s, self.migration_lock_wait_s)
+
+    @property
+    def web(self) -> WebSettings:
+        return WebSettings(self.web_host, self.web_port, self.web_token, self.web_allowed_hosts, self.metrics_port)
+
+    @property
+    def alerting(self) -> AlertSettings:
+        return AlertSettings(self.alerts, self.alert_rules, self.alertmanager_url, self.alert_webhook_url,
+                             self.alert_resend_s, self.alert_retry_max_s, self.alert_min_firing_s)
+
+    @property
+    def attribution(self) -> PipelineConfig:
+        return self.pipeline_config()
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix, self.source_topics, self.dlq_topic, self.unrouted_topic, self.rekeyed_topic,
+                      self.rows_topic, self.alerts_topic, self.changelog_topic)
+
+    def from_flags(self, flags: dict[str, str]) -> Settings:
+        """Note which settings came from which command-line flag (``source``)."""
+        self._flags = dict(flags)
+        return self
+
+    def source(self, name: str) -> str:
+        """Where a setting came from, for messages: the flag the user typed, else its variable."""
+        return self._flags.get(name) or f"GMV_{name.upper()}"
 
     def pipeline_config(self) -> PipelineConfig:
         """The numbers the pure core works with (``gmv.streams.core``)."""

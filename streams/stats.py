@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from gmv.streams.core.decode import SourceMessage
 from gmv.streams.core.processor import BatchResult, IngestCounters
+
+READS_KEPT_S = 120.0  # how far back ``WorkerStats.reads`` reaches
 
 PHASES = ("process", "process_cpu", "journal", "store_wait", "sink", "rollups", "commit")
 
@@ -22,7 +25,9 @@ class WorkerStats:
     last_batch_at: float = 0.0  # wall-clock time the last batch was stored
     started_at: float = field(default_factory=time.monotonic)
     seconds_in: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
-    oldest_read_ms: int = 0  # oldest Kafka timestamp read since the alert evaluator last asked (0 = none)
+    # (monotonic time, oldest Kafka timestamp of that fetch) of the last READS_KEPT_S: how far behind
+    # the worker reads, for any reader (``WorkerStatus.oldest_read_since``), never taken away by one.
+    reads: deque[tuple[float, int]] = field(default_factory=deque)
     started_wall: float = field(default_factory=time.time)
     # Metrics hooks (``gmv.streams.metrics``): each timed phase's duration, each batch's size.
     phase_observers: dict[str, Callable[[float], None]] = field(default_factory=dict)
@@ -47,12 +52,12 @@ class WorkerStats:
 
     def read(self, oldest_timestamp_ms: int) -> None:
         """A fetch held data as old as this (Kafka time): how far behind the worker reads."""
-        if oldest_timestamp_ms > 0 and (self.oldest_read_ms == 0 or oldest_timestamp_ms < self.oldest_read_ms):
-            self.oldest_read_ms = oldest_timestamp_ms
-
-    def take_oldest_read_ms(self) -> int:
-        oldest, self.oldest_read_ms = self.oldest_read_ms, 0
-        return oldest
+        if oldest_timestamp_ms <= 0:
+            return
+        now = time.monotonic()
+        self.reads.append((now, oldest_timestamp_ms))
+        while self.reads and self.reads[0][0] < now - READS_KEPT_S:
+            self.reads.popleft()
 
     def stored(self, result: BatchResult, msgs: list[SourceMessage]) -> None:
         """A batch is in the sink and its offsets committed: it counts."""

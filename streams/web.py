@@ -28,15 +28,14 @@ import secrets
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import faust
 from faust.web import Request, Response, View
 from pydantic import SecretStr
 
-if TYPE_CHECKING:
-    from gmv.streams.worker import GmvWorker
+from gmv.streams.groups import WebSettings
+from gmv.streams.status import StatusSource
 
 log = logging.getLogger(__name__)
 STATIC = Path(str(resources.files("gmv.dashboards") / "static"))
@@ -98,9 +97,11 @@ class WebAccess:
         return None
 
 
-def register_views(app: faust.App, worker: GmvWorker) -> None:
-    s = worker.settings
-    access = WebAccess(s.web_token, s.web_allowed_hosts, s.web_host)
+def register_views(app: faust.App, web: WebSettings, database: str, status: StatusSource,
+                   sql_runner: Callable[..., bytes] | None) -> None:
+    """The views of one worker: its status (``status``), and its read-only SQL (``sql_runner``,
+    None: this worker serves no SQL) for ``gmv sql`` and the dashboard."""
+    access = WebAccess(web.token, web.allowed_hosts, web.host)
 
     def guarded(needs_token: bool) -> Callable[[Handler], Handler]:
         """Wrap a view method: refused requests get 403 or 401 with the reason as JSON."""
@@ -119,13 +120,13 @@ def register_views(app: faust.App, worker: GmvWorker) -> None:
     class Stats(View):
         @guarded(needs_token=False)
         async def get(self, request: Request) -> Response:
-            return self.json(worker.stats_snapshot())
+            return self.json(status().as_json())
 
     @app.page("/gmv/sql/")
     class Sql(View):
         @guarded(needs_token=True)
         async def post(self, request: Request) -> Response:
-            if worker.sql_runner is None:
+            if sql_runner is None:
                 return self.json({"error": "this worker does not serve SQL"}, status=404)
             try:
                 body = json.loads(await request.read())
@@ -134,7 +135,7 @@ def register_views(app: faust.App, worker: GmvWorker) -> None:
             except (ValueError, KeyError, TypeError):
                 return self.json({"error": 'POST a JSON body {"query": "SELECT ...", "format": "tsv"}'}, status=400)
             try:
-                out = await asyncio.to_thread(worker.sql_runner, query, fmt, parameters)
+                out = await asyncio.to_thread(sql_runner, query, fmt, parameters)
             except Exception as e:  # the query's own error, e.g. READONLY: shown to the user as is
                 return self.json({"error": str(e)}, status=400)
             return self.bytes(out, content_type="text/plain")
@@ -166,17 +167,16 @@ def register_views(app: faust.App, worker: GmvWorker) -> None:
         async def get(self, request: Request) -> Response:
             from gmv.dashboards.queries import dashboard_data, json_rows
 
-            if worker.sql_runner is None:
+            if sql_runner is None:
                 return self.json({"error": "this worker does not serve SQL"}, status=404)
-            runner = worker.sql_runner
+            runner = sql_runner
             model = request.query.get("model", "last_touch")
 
             def run(query: str, params: dict) -> list[dict]:
                 return json_rows(runner(query, "json", params))
 
             try:
-                data = await asyncio.to_thread(dashboard_data, run, worker.settings.clickhouse_database, model,
-                                               worker.scheduler.rolled_up_to_ms)
+                data = await asyncio.to_thread(dashboard_data, run, database, model, status().rolled_up_to_ms)
             except ValueError as e:
                 return self.json({"error": str(e)}, status=400)
             except Exception as e:  # ClickHouse busy or down: the page shows it and retries

@@ -1,16 +1,15 @@
-"""The worker: a faust app hosting the ingest loop and the web views, over parts that each do one job.
+"""The worker: a thin front over parts that each do one job.
 
-- ``IngestLoop`` (``loop.py``): the aiokafka consumer, read progress, offsets;
+- ``IngestLoop`` (``loop.py``): the aiokafka consumer, read progress, rebalances;
 - ``BatchProcessor`` (``core/processor.py``): validation, dedup, attribution — pure;
-- ``Outbox`` and ``StorePipeline`` (``store.py``): journal and dead letters, then rows, then offsets;
-- ``RollupScheduler`` (``rollup_scheduler.py``): minute rollups, then journal marks;
+- ``Checkpoint`` (``checkpoint.py``): the commit order — journal, rows, offsets, rollups, marks —
+  over ``Outbox`` (``outbox.py``), the sink (``gmv.sinks``: ClickHouse directly, or the rows topic
+  with ``sink_mode=topic``), ``Offsets`` (``offsets.py``) and ``RollupScheduler`` (its decisions);
 - ``WorkerStats`` (``stats.py``): counters and where the time went;
-- ``WorkerMetrics`` (``metrics.py``): the same, for Prometheus (``GMV_METRICS_PORT``);
-- the sink (``gmv.sinks``): ClickHouse directly, or the rows topic (``sink_mode=topic``).
+- ``Host`` (``host.py``): faust's lifecycle, the web views (``web.py``) and the tasks beside the loop;
+- ``WorkerMetrics`` (``metrics.py``): Prometheus.
 
-faust hosts the lifecycle and the web views only: its own Kafka consumer and
-producer are not started (``_HostOnly``), so it joins no consumer group and holds
-no connection of its own.
+Readers (web, metrics, the alert evaluator, the commands) get ``status``: a frozen ``WorkerStatus``.
 """
 
 from __future__ import annotations
@@ -21,37 +20,25 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import faust
-from faust.app.base import BootStrategy
-
 from gmv.sinks.base import BatchingSink
 from gmv.sinks.clickhouse import ClickHouseSink
 from gmv.sinks.exceptions import SinkStopped
 from gmv.sinks.topic import RowsWriter, TopicSink
-from gmv.streams.core.processor import BatchProcessor, IngestCounters
+from gmv.streams.checkpoint import Checkpoint
+from gmv.streams.core.processor import BatchProcessor
+from gmv.streams.host import Host
 from gmv.streams.kafka_compat import install_aiokafka_tuning
 from gmv.streams.loop import IngestLoop
 from gmv.streams.metrics import WorkerMetrics
+from gmv.streams.offsets import Offsets
+from gmv.streams.outbox import Outbox
 from gmv.streams.rollup_scheduler import RollupScheduler
 from gmv.streams.settings import Settings
 from gmv.streams.stats import WorkerStats
-from gmv.streams.store import Outbox, StorePipeline
+from gmv.streams.status import WorkerStatus, copied
+from gmv.streams.web import register_views
 
 log = logging.getLogger(__name__)
-
-
-class _HostOnly(BootStrategy):
-    """faust without its Kafka consumer, producer, conductor and tables: web views and tasks."""
-
-    enable_kafka = False
-
-
-class _HostWorker(faust.Worker):
-    """faust's worker without its signal handlers: the command running the worker owns SIGINT and
-    SIGTERM (``gmv.tools.signals``), since how to stop depends on what ClickHouse is doing."""
-
-    def install_signal_handlers(self) -> None:
-        return None
 
 
 class GmvWorker:
@@ -62,78 +49,61 @@ class GmvWorker:
                  attribute_at_end: bool = False) -> None:
         """``sink`` is this process's ClickHouse (None if another process owns it). In
         ``sink_mode=topic`` rows go through the rows topic, and a process with a sink also
-        runs the one ``RowsWriter``."""
+        runs the one ``RowsWriter``. ``settings`` are resolved (``gmv.tools.launch``) and frozen."""
         install_aiokafka_tuning()  # idle consumers stop spinning; lz4 at its fast level
         self.settings = settings
-        self.bootstrap = bootstrap
+        k, ch = settings.kafka, settings.clickhouse
         self.sql_runner = sql_runner
         self.stats = WorkerStats()
-        self.processor = BatchProcessor(settings.pipeline_config())
-        self.outbox = Outbox(settings, bootstrap)
+        self.processor = BatchProcessor(settings.attribution)
+        self.outbox = Outbox(k, bootstrap)
         self.rows_writer: RowsWriter | None = None
-        if settings.sink_mode == "topic":
-            self.sink: BatchingSink = TopicSink(lambda: self.outbox.producer, settings.rows_topic)
+        if ch.sink_mode == "topic":
+            self.sink: BatchingSink = TopicSink(lambda: self.outbox.producer, k.topics.rows)
             if sink is not None:
-                self.rows_writer = RowsWriter(bootstrap, settings.rows_topic, f"{settings.app_id}-rows-writer",
-                                              sink, settings.session_timeout_s)
+                self.rows_writer = RowsWriter(bootstrap, k.topics.rows, f"{k.app_id}-rows-writer", sink,
+                                              k.session_timeout_s)
         elif sink is None:
             raise ValueError("sink_mode=direct needs ClickHouse in this process; use sink_mode=topic")
         else:
             self.sink = sink
         self.own_sink = sink  # the ClickHouse this process writes (direct, or as the rows writer)
-        self.scheduler = RollupScheduler(self.sink, self.outbox, self.processor, self.stats,
-                                         settings.rollup_interval_s)
-        self.store = StorePipeline(self.sink, self.stats, self._commit, self.scheduler.stored)
-        self.loop = IngestLoop(settings, bootstrap, self.processor, self.outbox, self.store, self.scheduler,
-                               self.stats, attribute_at_end)
+        self.offsets = Offsets()
+        self.scheduler = RollupScheduler(ch.rollup_interval_s)
+        self.checkpoint = Checkpoint(self.outbox, self.sink, self.offsets, self.scheduler, self.stats)
+        self.loop = IngestLoop(k, bootstrap, self.processor, self.checkpoint, self.offsets, self.scheduler,
+                               self.stats, lambda: self.outbox.changelog, attribute_at_end)
         self._crash: BaseException | None = None
         self._abandoned = False
-        self.reporters: dict[str, Callable[[], Any]] = {}  # extra sections of ``stats_snapshot`` (add-ons)
-        self.metrics = WorkerMetrics()
-        self.metrics.watch(self)
+        self.reporters: dict[str, Callable[[], Any]] = {}  # extra sections of ``/gmv/stats/`` (add-ons)
+        self.metrics = WorkerMetrics(lambda: self.status(extra=False))
         self.stats.phase_observers.update({"process": self.metrics.batch_seconds.observe,
                                            "sink": self.metrics.flush_seconds.observe})
         self.stats.size_observer = self.metrics.batch_messages.observe
         self.web_port = web_port
-        self.app = self._host(web_port)
-
-    async def _commit(self, offsets: dict[tuple[str, int], int]) -> None:
-        await self.loop.commit(offsets)
-
-    def _host(self, web_port: int) -> faust.App:
-        s = self.settings
-        faust_dir = s.data_path / "faust"
-        faust_dir.mkdir(parents=True, exist_ok=True)
-        app = faust.App(
-            f"{s.app_id}-host", broker=f"kafka://{self.bootstrap.replace(',', ';kafka://')}", store="memory://",
-            # faust makes <datadir>/v1/tables even for the memory store; keep it out of the cwd.
-            datadir=str(faust_dir), web_enabled=web_port > 0, web_bind=s.web_host, web_port=web_port or 6066,
-            web_host=s.web_host,
-        )
-        app.BootStrategy = _HostOnly
-        app.boot_strategy = _HostOnly(app)
-        app.task(self._run_loop)
+        self.host = Host(k.app_id, bootstrap, settings.data_path, settings.web.host, web_port, settings.log_level)
+        self.host.task(self._run_loop)
         if self.rows_writer is not None:
-            app.task(self._run_rows_writer)
+            self.host.task(self._run_rows_writer)
         if web_port > 0:
-            from gmv.streams.web import register_views
+            register_views(self.host.app, settings.web, ch.database, self.status, sql_runner)
 
-            register_views(app, self)
-        return app
-
+    # -- the tasks ---------------------------------------------------------------------------
     async def _run_loop(self) -> None:
         async def ingest() -> None:
             try:
+                await self.outbox.start()
                 await self.loop.start()
-                await self.loop.run(lambda: self.app.should_stop)
+                await self.loop.run(lambda: self.host.should_stop)
             finally:
                 await self.loop.close()
+                await self.outbox.close()
 
         await self._guarded("the ingest loop", ingest())
 
     async def _run_rows_writer(self) -> None:
         assert self.rows_writer is not None
-        await self._guarded("the rows writer", self.rows_writer.run(lambda: self.app.should_stop))
+        await self._guarded("the rows writer", self.rows_writer.run(lambda: self.host.should_stop))
 
     async def _guarded(self, what: str, job: Awaitable[None]) -> None:
         """Run one of the worker's tasks. Input never raises (it is validated and dead-lettered):
@@ -149,22 +119,45 @@ class GmvWorker:
         except Exception as e:
             self._crash = e
             log.exception("%s failed; stopping the worker (offsets stay uncommitted)", what)
-            await self.app.crash(e)
+            await self.host.crash(e)
 
     def host_task(self, what: str, run: Callable[[Callable[[], bool]], Awaitable[None]]) -> None:
         """Run ``run(should_stop)`` alongside the loop (call before ``start``). Unlike the loop, its
         failure is logged and the worker goes on: an add-on (the alert evaluator) never stops ingest."""
         async def hosted() -> None:
             try:
-                await run(lambda: self.app.should_stop)
+                await run(lambda: self.host.should_stop)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("%s failed; the worker goes on without it", what)
 
-        self.app.task(hosted)
+        self.host.task(hosted)
 
-    # -- what the tools ask -------------------------------------------------------------------
+    # -- what readers see ----------------------------------------------------------------------
+    def status(self, extra: bool = True) -> WorkerStatus:
+        """A frozen snapshot (safe from the metrics thread too: the maps are copied, retried if the
+        event loop changed one meanwhile)."""
+        st, s = self.stats, self.settings
+        orders, held = copied(self.processor.pending)
+        sink = self.own_sink or self.sink
+        return WorkerStatus(
+            taken_at=time.time(), worker_id=s.worker_instance_id, source_topics=tuple(s.source_topics),
+            counters=dict(copied(st.counters.by_topic.items)), batches=st.batches, seconds_in=dict(st.seconds_in),
+            lag=copied(self.offsets.lag), lag_per_partition=copied(self.offsets.lag_per_partition),
+            partitions=tuple(sorted(self.loop.owned)), next_offsets=dict(copied(self.offsets.stored.items)),
+            uncommitted=copied(lambda: self.offsets.uncommitted(self.loop.progress.first_offset)),
+            pending_orders=orders, held_refunds=held, rolled_up_to_ms=self.scheduler.rolled_up_to_ms,
+            scored_up_to_ms=self.scheduler.scored_up_to_ms, earliest_minute=self.scheduler.earliest_minute,
+            reads=tuple(copied(lambda: list(st.reads))), last_stored_at=st.last_batch_at,
+            started_at=st.started_wall, uptime_s=time.monotonic() - st.started_at,
+            rows_written=self.sink.rows_written, rows_by_table=dict(copied(self.sink.rows_by_table.items)),
+            write_failures=sink.write_failures, sink_failing_s=self.sink_failing_for(),
+            rows_writer=None if self.rows_writer is None else {
+                "active": self.rows_writer.active, "rows_written": self.rows_writer.rows_written,
+                "next_offset": self.rows_writer.next_offset},
+            extra={name: report() for name, report in self.reporters.items()} if extra else {})
+
     @property
     def ready(self) -> asyncio.Event:
         return self.loop.ready
@@ -176,15 +169,27 @@ class GmvWorker:
     def crash_reason(self) -> str:
         return f"{type(self._crash).__name__}: {self._crash}" if self._crash else "stopped"
 
-    async def drain(self, final: bool = True) -> None:
-        """End of input: attribute everything pending (``final``), store, commit, and bring every
-        rollup and score up to date."""
-        await self.loop.drain(final)
-
     def sink_failing_for(self) -> float | None:
         """Seconds ClickHouse writes have been failing (None while they succeed)."""
         since = (self.own_sink or self.sink).failing_since  # a TopicSink alone never fails this way
         return None if since is None else time.monotonic() - since
+
+    async def unconsumed(self, topics: list[str]) -> int:
+        return await self.loop.unconsumed(topics)
+
+    async def end_offsets(self, topic: str) -> dict[tuple[str, int], int]:
+        return await self.loop.end_offsets(topic)
+
+    # -- running -------------------------------------------------------------------------------
+    async def start(self) -> asyncio.Task:
+        if self.settings.metrics_port:
+            self.metrics.serve(self.settings.web_host, self.settings.metrics_port)
+        return await self.host.start()
+
+    async def drain(self, final: bool = True) -> None:
+        """End of input: attribute everything pending (``final``), store, commit, and bring every
+        rollup and score up to date."""
+        await self.loop.drain(final)
 
     async def shutdown(self, drain: bool, timeout_s: float) -> str:
         """Stop within ``timeout_s`` whatever ClickHouse does: store and commit what is in hand
@@ -205,62 +210,16 @@ class GmvWorker:
             return "stopped; everything consumed is stored and committed"
         reason = f"ClickHouse writes failing for {failing:.0f}s" if failing is not None else \
             f"ClickHouse did not finish within {timeout_s:.0f}s"
-        return (f"stopped without storing what was in flight ({reason}): {self.loop.uncommitted():,} messages "
-                "are not committed, so the next start re-processes them from the last commit (nothing is lost)")
+        return (f"stopped without storing what was in flight ({reason}): {self.status(extra=False).uncommitted:,} "
+                "messages are not committed, so the next start re-processes them from the last commit "
+                "(nothing is lost)")
 
     def abort(self) -> None:
         """Stop at once: abandon ClickHouse retries and the write in flight."""
         for sink in {self.sink, self.own_sink} - {None}:
             sink.abort()
-        self.store.abandon()
-
-    async def end_offsets(self, topic: str) -> dict[tuple[str, int], int]:
-        return await self.loop.end_offsets(topic)
-
-    async def unconsumed(self, topics: list[str]) -> int:
-        return await self.loop.unconsumed(topics)
-
-    def lag(self) -> int:
-        return self.loop.lag()
-
-    @property
-    def counters(self) -> IngestCounters:
-        return self.stats.counters
-
-    def stats_snapshot(self) -> dict[str, Any]:
-        orders, refunds = self.processor.pending()
-        st = self.stats
-        return {
-            "counters": st.counters.summary(),
-            "per_topic": st.counters.per_topic(),
-            "batches": st.batches,
-            "seconds_in": {k: round(v, 3) for k, v in st.seconds_in.items()},
-            "rows_written": self.sink.rows_written,
-            "rows_writer": None if self.rows_writer is None else {
-                "active": self.rows_writer.active, "rows_written": self.rows_writer.rows_written,
-                "next_offset": self.rows_writer.next_offset},
-            "uptime_s": round(time.monotonic() - st.started_at, 1),
-            "lag": self.lag(),
-            "pending_orders": orders,
-            "held_refunds": refunds,
-            "sink_failing_s": self.sink_failing_for(),
-            "partitions": sorted(self.loop.owned),
-            "next_offsets": {f"{t}:{p}": o for (t, p), o in sorted(self.loop.next_offsets.items())},
-            **{name: report() for name, report in self.reporters.items()},
-        }
-
-    # -- running -------------------------------------------------------------------
-    async def start(self) -> asyncio.Task:
-        worker = _HostWorker(self.app, loglevel=self.settings.log_level, quiet=True,
-                              redirect_stdouts=False, loop=asyncio.get_running_loop(),
-                              override_logging=False)
-        self._faust_worker = worker
-        if self.settings.metrics_port:
-            self.metrics.serve(self.settings.web_host, self.settings.metrics_port)
-        return asyncio.create_task(worker.start(), name="faust-worker")
+        self.checkpoint.abandon()
 
     async def stop(self) -> None:
-        worker = getattr(self, "_faust_worker", None)
-        if worker is not None:
-            await worker.stop()
+        await self.host.stop()
         self.metrics.close()

@@ -7,9 +7,8 @@ import json
 from datetime import UTC, datetime
 
 from gmv.alerts.model import as_utc, shanghai_minute
-from gmv.alerts.service import load_rules
+from gmv.alerts.rules import load_config
 from gmv.streams.settings import Settings
-from gmv.tools.runtime import query_readonly
 
 LIST_SQL = """
 SELECT alert_id, rule, severity, subject_kind, subject_id, state, value, threshold, window_start, window_end,
@@ -23,9 +22,10 @@ LIMIT {limit:UInt32}
 
 
 def print_rules(settings: Settings) -> int:
+    rules = load_config(settings.alert_rules)  # a bad file fails here, before anything is printed
     source = f"from {settings.alert_rules}" if settings.alert_rules else "built-in defaults (set GMV_ALERT_RULES to change)"
     print(f"# effective alert rules: {source}")
-    print(load_rules(settings).to_toml(), end="")
+    print(rules.to_toml(), end="")
     return 0
 
 
@@ -33,6 +33,8 @@ def list_alerts(settings: Settings, args: argparse.Namespace) -> int:
     since = datetime.now(UTC) - args.since
     params = {"db": settings.clickhouse_database, "since": since.strftime("%Y-%m-%d %H:%M:%S"),
               "open_only": "true" if args.open else "false", "rule": args.rule or "", "limit": str(args.limit)}
+    from gmv.tools.runtime import query_readonly
+
     raw = query_readonly(settings, LIST_SQL, "json", params)
     rows = [json.loads(line) for line in raw.decode().splitlines() if line.strip()]
     if args.format == "json":

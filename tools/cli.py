@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import gc
+import difflib
 import json
 import logging
 import sys
@@ -16,21 +15,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gmv.alerts.exceptions import AlertError
+from gmv.alerts.rules import BUSINESS_RULES, PIPELINE_RULES
+from gmv.schemas.errors import GmvError
 from gmv.schemas.events import EVENT_TYPES
+from gmv.sinks.readonly import SqlFailed, sql_error_text
 from gmv.streams.settings import Settings
+from gmv.tools.flags import PIPELINE, add_setting_flags, duration, settings_from
+from gmv.tools.launch import tune_gc
 
 SCENARIO_NAMES = ("mixed", "cold_start", "takeoff", "clip_tail", "incidents")  # gmv.tools.simulator.SCENARIOS
-
-
-def _duration(text: str) -> timedelta:
-    """'5s', '7d', '24h', '1500ms' or plain seconds."""
-    from gmv.streams.settings import parse_duration
-
-    parsed = parse_duration(text)
-    if parsed is None:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (use e.g. 5s, 30m, 24h, 7d)")
-    return parsed
+RULE_NAMES = (*BUSINESS_RULES, *PIPELINE_RULES)
 
 
 def _param(text: str) -> tuple[str, str]:
@@ -40,98 +34,149 @@ def _param(text: str) -> tuple[str, str]:
     return name, value
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("settings (flags override GMV_* environment variables)")
-    g.add_argument("--data-dir", type=Path, help="data dir of the embedded broker and ClickHouse (GMV_DATA_DIR)")
-    g.add_argument("--kafka", dest="kafka_bootstrap_servers", help="Kafka bootstrap servers; unset = embedded")
-    g.add_argument("--clickhouse-dsn", help="chdb:///abs/path or http(s)://user@host:port")
-    g.add_argument("--database", dest="clickhouse_database", help="ClickHouse database (default gmv)")
-    g.add_argument("--partitions", type=int, help="partitions per topic (default 4)")
-    g.add_argument("--engaged-ms", type=int, help="watch time that makes a view a touchpoint (default 3000)")
-    g.add_argument("--lookback", type=_duration, help="attribution lookback (default 7d)")
-    g.add_argument("--half-life", type=_duration, help="time-decay half life (default 24h)")
-    g.add_argument("--attribution-delay", type=_duration, help="wait before attributing an order (default 5s)")
-    g.add_argument("--log-level", help="worker log level (default WARNING)")
-    g.add_argument("--alert-rules", type=Path, help="TOML file of alert rules (GMV_ALERT_RULES)")
+def _rule(text: str) -> str:
+    if text not in RULE_NAMES:
+        close = difflib.get_close_matches(text, RULE_NAMES, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise argparse.ArgumentTypeError(f"unknown rule {text!r}; {hint}rules: {', '.join(RULE_NAMES)}")
+    return text
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    keys = ("data_dir", "kafka_bootstrap_servers", "clickhouse_dsn", "clickhouse_database", "partitions",
-            "engaged_ms", "lookback", "half_life", "attribution_delay", "log_level", "alert_rules")
-    overrides = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
-    return Settings(**overrides)
+def _command(sub: argparse._SubParsersAction, name: str, summary: str, description: str,
+             groups: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+    """A subcommand with its one-line summary, its description, and the setting flags it uses."""
+    p = sub.add_parser(name, help=summary, description=description)
+    p.set_defaults(setting_groups=groups)
+    _setting_flags.append((p, groups))
+    return p
+
+
+_setting_flags: list[tuple[argparse.ArgumentParser, tuple[str, ...]]] = []
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gmv", description="Real-time GMV attribution for live-stream e-commerce.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="gmv", description="Real-time GMV attribution for live-stream e-commerce: every fen of GMV credited "
+                                "to short video, live, clip and shelf, exact in ClickHouse.",
+        epilog="Settings are GMV_* environment variables; each command's --help lists the flags it takes. "
+               "All of them: docs/configuration.md.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _setting_flags.clear()
 
-    p = sub.add_parser("run", help="produce a JSONL file of events, process all of it, print the counts")
-    p.add_argument("--events", type=Path, required=True, help="one event (or JSON array of events) per line")
-    p.add_argument("--json", action="store_true", help="print the counts as JSON")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
-    _common(p)
-
-    p = sub.add_parser("sql", help="read-only SQL against the configured ClickHouse")
-    p.add_argument("query")
-    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", type=_param,
-                   help="a value for a {NAME:Type} placeholder in the query (repeatable)")
-    p.add_argument("--format", default="tsv", choices=["tsv", "tsvh", "json", "pretty", "csv"],
-                   help="tsv (default), tsvh (with header), json (one object per row), pretty, csv")
-    _common(p)
-
-    p = sub.add_parser("load-dim", help="load dimension data (account bindings, SKU catalog) from CSV or JSONL; "
-                                        "a file with any bad line loads nothing")
-    p.add_argument("kind", choices=["accounts", "skus"], help="accounts: account→shop bindings with brand and role; "
-                   "skus: the SKUs each shop listed per day")
-    p.add_argument("file", type=Path, help=".csv with a header row, or .jsonl (one object per line)")
-    _common(p)
-
-    p = sub.add_parser("alerts", help="open and recent alerts (gmv alerts rules: the effective rules)")
-    p.add_argument("what", nargs="?", default="list", choices=["list", "rules"])
-    p.add_argument("--open", action="store_true", help="only alerts still firing")
-    p.add_argument("--since", type=_duration, default=timedelta(days=1),
-                   help="fired within this long (default 1d; e.g. 30m, 7d)")
-    p.add_argument("--rule", help="only this rule")
-    p.add_argument("--limit", type=int, default=100)
-    p.add_argument("--format", default="table", choices=["table", "json"])
-    _common(p)
-
-    p = sub.add_parser("scores", help="trust scores (SPEC §7): a shop's, account's or SKU's with its inputs and how "
-                                      "it was computed; with none, every shop's and the day's movers")
-    who = p.add_mutually_exclusive_group()
-    who.add_argument("--shop", help="商号体验分 of this shop_id")
-    who.add_argument("--account", help="带货口碑分 of this selling account (seller_id)")
-    who.add_argument("--sku", help="商品分 of this sku_id")
-    p.add_argument("--day", type=date.fromisoformat, help="Asia/Shanghai day YYYY-MM-DD (default: the latest)")
-    p.add_argument("--format", default="text", choices=["text", "json"])
-    _common(p)
-
-    p = sub.add_parser("worker", help="the long-running pipeline worker")
-    p.add_argument("--web-port", type=int, default=None, help="port of the dashboard/API (default 6066)")
-    _common(p)
-
-    p = sub.add_parser("explain", help="how an order's GMV was attributed: path, weights, credits, refunds")
-    p.add_argument("order_id")
-    _common(p)
-
-    p = sub.add_parser("demo", help="the whole pipeline with a simulator and the dashboard, reconciled to the fen")
-    p.add_argument("--duration", type=float, help="stop after this many seconds, reconcile, exit 0 only on a match")
+    p = _command(sub, "demo", "the whole product with a simulator and the dashboard, reconciled to the fen",
+                 "Starts an embedded Kafka-protocol broker and ClickHouse under the data dir, the worker with its "
+                 "dashboard, and the simulator; prints progress. Ctrl-C (or the end of --duration) stops the "
+                 "simulator, drains, and compares ClickHouse with the simulator's ground truth: exit 0 only on a "
+                 "match. A rerun on the same data dir continues the story.", (*PIPELINE, "web"))
+    p.add_argument("--duration", type=float, metavar="SECONDS",
+                   help="stop after this many seconds, reconcile, exit 0 only on a match")
     p.add_argument("--scenario", choices=sorted(SCENARIO_NAMES), help="simulator preset (default mixed; "
                    "`gmv simulate --list` describes them)")
     p.add_argument("--seed", type=int, help="simulator seed (default 1)")
     p.add_argument("--scale", type=float, help="simulator audience multiplier (default 4; incidents: 1)")
     p.add_argument("--rate", type=float, default=1500.0, help="messages/s the simulator sends (default 1500)")
-    p.add_argument("--web-port", type=int, help="dashboard port (default 6066, or a free one if taken)")
     p.add_argument("--keep-serving", action="store_true",
                    help="after --duration, keep the dashboard up until Ctrl-C")
-    _common(p)
+    p.add_argument("--incident-pause", type=float, metavar="SECONDS",
+                   help="incidents scenario: how long the sender pauses to show a consumer lag (default 45)")
+
+    p = _command(sub, "run", "produce a JSONL file of events, process all of it, print the counts",
+                 "Produces every line of FILE (one event, or a JSON array of events, per line) to the source "
+                 "topics, runs the pipeline until all of it is consumed, attributed and stored, and prints the "
+                 "counts: received = accepted + duplicates + dead-lettered. Running the same file again is a "
+                 "replay: it changes no total.", PIPELINE)
+    p.add_argument("--events", type=Path, required=True, metavar="FILE",
+                   help="one event (or JSON array of events) per line")
+    p.add_argument("--json", action="store_true", help="print the counts as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    p = _command(sub, "sql", "read-only SQL against the configured ClickHouse",
+                 "Runs one read-only statement (SELECT, SHOW, DESCRIBE, EXPLAIN) and prints its rows. While a "
+                 "demo or worker owns the embedded ClickHouse it asks that process, over loopback.",
+                 ("clickhouse",))
+    p.add_argument("query", help="one statement; values as {name:Type} placeholders filled by --param")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", type=_param,
+                   help="a value for a {NAME:Type} placeholder in the query (repeatable)")
+    p.add_argument("--format", default="tsv", choices=["tsv", "tsvh", "json", "pretty", "csv"],
+                   help="tsv (default), tsvh (with header), json (one object per row), pretty, csv")
+
+    p = _command(sub, "explain", "how an order's GMV was attributed: path, weights, credits, refunds",
+                 "Shows one order's path (every touch with its time, stage, account and content), each model's "
+                 "credits in fen with their shares, and every refund's split. Exit 1 if the order is not stored.",
+                 ("clickhouse",))
+    p.add_argument("order_id", help="the order's order_id")
+
+    p = _command(sub, "alerts", "open and recent alerts (`gmv alerts rules`: the effective rules)",
+                 "gmv alerts [list]: the alerts fired recently, open ones first. gmv alerts rules: the rules in "
+                 "effect (the built-in defaults, or GMV_ALERT_RULES / --alert-rules over them).")
+    what = p.add_subparsers(dest="what", metavar="{list,rules}")
+    lp = what.add_parser("list", help="open and recent alerts (the default)",
+                         description="The alerts fired recently, open ones first, as a table or JSON; each has a "
+                                     "`query` (--format json) that shows the numbers behind it.")
+    lp.set_defaults(setting_groups=("clickhouse",))
+    _setting_flags.append((lp, ("clickhouse",)))
+    lp.add_argument("--open", action="store_true", help="only alerts still firing")
+    lp.add_argument("--since", type=duration, default=timedelta(days=1), metavar="DURATION",
+                    help="fired within this long (default 1d; e.g. 30m, 7d)")
+    lp.add_argument("--rule", type=_rule, help=f"only this rule ({', '.join(RULE_NAMES)})")
+    lp.add_argument("--limit", type=int, default=100, metavar="N", help="at most N alerts (default 100)")
+    lp.add_argument("--format", default="table", choices=["table", "json"],
+                    help="table (default) or json (every field, the query included)")
+    rp = what.add_parser("rules", help="the effective rules, as TOML",
+                         description="Prints the rules in effect as TOML: the built-in defaults, with the rules "
+                                     "file (GMV_ALERT_RULES / --alert-rules) over them.")
+    rp.set_defaults(setting_groups=("alerts",))
+    _setting_flags.append((rp, ("alerts",)))
+
+    p = _command(sub, "scores", "trust scores: a shop's, account's or SKU's with its inputs; with none, every shop's",
+                 "商品分 (SKU), 带货口碑分 (selling account) and 商号体验分 (shop), 0-5, over the 30 days ending "
+                 "with the day (Asia/Shanghai), with every input of the formula and how it became the score.",
+                 ("clickhouse",))
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--shop", help="商号体验分 of this shop_id")
+    who.add_argument("--account", help="带货口碑分 of this selling account (seller_id)")
+    who.add_argument("--sku", help="商品分 of this sku_id")
+    p.add_argument("--day", type=date.fromisoformat, metavar="YYYY-MM-DD",
+                   help="Asia/Shanghai day (default: the latest)")
+    p.add_argument("--format", default="text", choices=["text", "json"], help="text (default) or json")
+
+    p = _command(sub, "attribution", "the markov model: what each stage is worth, per shop and day",
+                 "The data-driven (markov) model of a shop on a day: its journeys and conversions, the transition "
+                 "counts of the chain, P(conversion) and each stage's removal effect, exact and as a decimal. "
+                 "Without --shop, every shop's removal effects of the day side by side.", ("clickhouse",))
+    p.add_argument("--shop", help="the shop_id ('' for the platform); default: every shop side by side")
+    p.add_argument("--day", type=date.fromisoformat, metavar="YYYY-MM-DD",
+                   help="Asia/Shanghai day (default: the latest)")
+    p.add_argument("--format", default="text", choices=["text", "json"], help="text (default) or json")
+
+    p = _command(sub, "load-dim", "load dimension data (account bindings, SKU catalog) from CSV or JSONL",
+                 "Validates the whole file first; a file with any bad line loads nothing and names each bad line. "
+                 "A good file is one insert; loading again replaces rows by identity.", ("clickhouse",))
+    p.add_argument("kind", choices=["accounts", "skus"], help="accounts: account→shop bindings with brand and role; "
+                   "skus: the SKUs each shop listed per day")
+    p.add_argument("file", type=Path, help=".csv with a header row, or .jsonl (one object per line)")
+
+    p = _command(sub, "reconcile", "compare a simulator truth file with what ClickHouse holds",
+                 "Compares the ground truth that `gmv simulate --truth FILE` wrote with ClickHouse, after `gmv run` "
+                 "or a worker stored the same events: net GMV per model and stage to the fen, every trust score, "
+                 "and the expected alerts. Exit 1 on any mismatch.", ("clickhouse",))
+    p.add_argument("truth", type=Path, help="the truth JSON from gmv simulate --truth")
+    p.add_argument("--no-alerts", action="store_true", help="do not compare alerts (the run evaluated none)")
+
+    p = _command(sub, "worker", "the long-running pipeline worker",
+                 "Consumes the source topics, attributes and stores into ClickHouse, serves the dashboard, the "
+                 "read-only SQL endpoint and (GMV_METRICS_PORT) Prometheus metrics. Ctrl-C or SIGTERM stops it "
+                 "after storing what it holds.", (*PIPELINE, "web"))
 
     sub.add_parser("simulate", help="the load generator: a scenario to JSONL or Kafka, with its ground truth "
                                     "(gmv simulate --help)", add_help=False)
 
-    p = sub.add_parser("schema", help="print the JSON Schema of each event type, for producers")
+    p = _command(sub, "schema", "print the JSON Schema of each event type, for producers",
+                 "Prints the JSON Schema of the event contract (one schema per event type): what a producer's "
+                 "message must hold to be accepted.")
     p.add_argument("--event-type", choices=sorted(EVENT_TYPES), help="only this one")
+    for command, groups in _setting_flags:
+        add_setting_flags(command, groups)
     return parser
 
 
@@ -143,6 +188,8 @@ def main(argv: list[str] | None = None, wrap_client: Callable[[Any], Any] | None
         from gmv.tools.simulator.cli import main as simulate
 
         return simulate(argv[1:])
+    if argv[:1] == ["alerts"] and (len(argv) == 1 or argv[1] not in ("list", "rules", "-h", "--help")):
+        argv = ["alerts", "list", *argv[1:]]  # `gmv alerts` alone lists them
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args, wrap_client)
@@ -155,27 +202,26 @@ def main(argv: list[str] | None = None, wrap_client: Callable[[Any], Any] | None
     except Exception as e:  # a clear one-line error, not a traceback, for expected failures
         from clickhouse_connect.driver.exceptions import ClickHouseError
 
-        if isinstance(e, ClickHouseError):
-            msg = str(e).splitlines()[0]
-            hint = " (gmv sql is read-only: it runs SELECT/SHOW/DESCRIBE only)" if "READONLY" in msg else ""
-            print(f"gmv {args.command}: ClickHouse refused the query: {msg}{hint}", file=sys.stderr)
+        if isinstance(e, SqlFailed | ClickHouseError):
+            text = str(e) if isinstance(e, SqlFailed) else sql_error_text(e)
+            print(f"gmv {args.command}: ClickHouse refused the query: {text}", file=sys.stderr)
             return 1
-        if isinstance(e, (RuntimeError, FileNotFoundError, ValueError, OSError, AlertError)):
+        if isinstance(e, GmvError | OSError):  # a file the user named, a port: their OS's words are clear
             print(f"gmv {args.command}: {e}", file=sys.stderr)
             return 1
-        raise
+        raise  # a bug: its traceback
 
 
 def _dispatch(args: argparse.Namespace, wrap_client: Callable[[Any], Any] | None = None) -> int:
     if args.command == "schema":
-        from gmv.schemas.events import event_json_schemas
+        from gmv.schemas.json_schema import event_json_schemas
 
         schemas: Any = event_json_schemas()
         if args.event_type:
             schemas = schemas[args.event_type]
         print(json.dumps(schemas, indent=2, ensure_ascii=False))
         return 0
-    settings = _settings(args)
+    settings = settings_from(args)
     _setup_logging(settings.log_level)
     if args.command == "sql":
         from gmv.tools.runtime import query_readonly
@@ -196,31 +242,64 @@ def _dispatch(args: argparse.Namespace, wrap_client: Callable[[Any], Any] | None
         from gmv.tools.scores_cli import show_scores
 
         return show_scores(settings, args)
+    if args.command == "attribution":
+        from gmv.tools.markov_cli import show_model
+        from gmv.tools.runtime import query_readonly
+
+        def rows(q: str, p: dict[str, Any]) -> list[dict[str, Any]]:
+            return [json.loads(line) for line in query_readonly(settings, q, "json", p).decode().splitlines() if line]
+
+        return show_model(settings, rows, args.shop, args.day.isoformat() if args.day else "", args.format)
+    if args.command == "reconcile":
+        return _cmd_reconcile(settings, args.truth, alerts=not args.no_alerts)
     if args.command == "run":
         tune_gc()
         return _cmd_run(settings, args)
     if args.command == "explain":
-        from gmv.tools.explain import explain_order
+        from gmv.tools.explain import OrderNotFound, explain_order
 
-        print(explain_order(settings, args.order_id))
+        try:
+            print(explain_order(settings, args.order_id))
+        except OrderNotFound as e:
+            print(f"gmv explain: {e}", file=sys.stderr)
+            return 1
         return 0
     if args.command == "demo":
         from gmv.tools.demo import Demo
+        from gmv.tools.demo_story import DemoOptions
 
         tune_gc()
-        return asyncio.run(Demo(settings, args.scenario, args.seed, args.rate, args.duration,
-                                args.keep_serving, args.web_port, args.scale, wrap_client).run())
+        options = DemoOptions(args.scenario, args.seed, args.scale, args.rate, args.duration, args.keep_serving,
+                              args.incident_pause)
+        return asyncio.run(Demo(settings, options, wrap_client).run())
     if args.command == "worker":
+        from gmv.tools.worker_cmd import run_worker
+
         tune_gc()
-        return asyncio.run(_cmd_worker(settings, args.web_port, wrap_client))
+        return asyncio.run(run_worker(settings, wrap_client))
     raise AssertionError(args.command)
+
+
+def _cmd_reconcile(settings: Settings, truth_path: Path, alerts: bool) -> int:
+    from gmv.tools.reconcile import load_truth, reconcile
+    from gmv.tools.runtime import query_readonly
+
+    truth = load_truth(truth_path)
+    report = reconcile(lambda q, p: query_readonly(settings, q, "tsv", p), settings.clickhouse_database, truth,
+                       settings.topic_prefix, settings.worker_instance_id, alerts)
+    for line in report.lines():
+        print(line)
+    return 0 if report.ok else 1
 
 
 def _setup_logging(level: str) -> None:
     logging.basicConfig(level=getattr(logging, level.upper(), logging.WARNING),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # kafka-python warns about its own slow polls and retries; they are not the user's business.
+    # kafka-python warns about its own slow polls and retries, clickhouse-connect about each failed
+    # connection attempt; they are not the user's business: the commands say what failed in one line.
     logging.getLogger("kafka").setLevel(logging.ERROR)
+    logging.getLogger("clickhouse_connect").setLevel(logging.ERROR)
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
 
 
 def _cmd_run(settings: Settings, args: argparse.Namespace) -> int:
@@ -244,76 +323,6 @@ def _cmd_run(settings: Settings, args: argparse.Namespace) -> int:
                   "(gmv alerts lists them)")
     balanced = c["received"] == c["accepted"] + c["duplicates"] + c["dead_lettered"]
     return 0 if balanced else 3
-
-
-async def _cmd_worker(settings: Settings, web_port: int | None,
-                      wrap_client: Callable[[Any], Any] | None = None) -> int:
-    from gmv.alerts.service import attach_alerts, load_rules
-    from gmv.streams.worker import GmvWorker
-    from gmv.tools.runtime import ClickHouseBusy, Runtime, dashboard_link
-    from gmv.tools.signals import StopSignals
-
-    rules = load_rules(settings) if settings.alerts else None  # a bad rules file stops us before anything starts
-    runtime = Runtime(settings, wrap_client)
-    evaluator = None
-    try:
-        owns_clickhouse = True
-        try:
-            runtime.open_clickhouse(wait_s=15.0 if settings.sink_mode == "direct" else 1.0)
-        except ClickHouseBusy:
-            if settings.sink_mode != "topic":
-                raise
-            owns_clickhouse = False  # another worker owns the embedded engine and writes our rows
-        bootstrap = runtime.open_kafka()
-        settings = runtime.settings  # partitions may follow topics a producer created first
-        port = web_port or settings.web_port or 6066
-        worker = GmvWorker(settings, bootstrap, runtime.sink() if owns_clickhouse else None,
-                           runtime.sql_runner() if owns_clickhouse else None, web_port=port)
-        if rules is not None and owns_clickhouse:
-            evaluator = attach_alerts(worker, rules)
-        if settings.sink_mode == "topic":
-            role = "writes ClickHouse for every worker" if owns_clickhouse else "hands its rows to the writer"
-            print(f"gmv worker: sink_mode=topic; this worker {role} (topic {settings.rows_topic})",
-                  file=sys.stderr, flush=True)
-        runtime.advertise(port)
-        def left() -> str:
-            if runtime.kafka is not None:
-                runtime.kafka.stop(wait=6.0)  # bounded: SIGINT, 6 s, then SIGKILL
-            return f"{worker.loop.uncommitted():,} messages are not committed and will be re-processed at the next start"
-
-        signals = StopSignals("worker", left).install()
-        print(f"gmv worker: consuming {', '.join(settings.source_topics)} from {bootstrap}; "
-              f"dashboard on {dashboard_link(settings, port)} ; Ctrl-C stops", file=sys.stderr, flush=True)
-        if settings.metrics_port:
-            print(f"gmv worker: Prometheus metrics on http://{settings.web_host}:{settings.metrics_port}/metrics",
-                  file=sys.stderr, flush=True)
-        task = await worker.start()
-        while not signals.requested.is_set() and not task.done() and not worker.crashed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(signals.requested.wait(), 1.0)
-        if worker.crashed:
-            await worker.stop()
-            print(f"gmv worker: stopped after an error: {worker.crash_reason()}", file=sys.stderr)
-            return 1
-        signals.arm_watchdog(settings.stop_timeout_s + 15)
-        line = await worker.shutdown(drain=False, timeout_s=settings.stop_timeout_s)
-        signals.disarm()
-        print(f"gmv worker: {signals.signal_name or 'stop'}: {line}", file=sys.stderr, flush=True)
-        return 0
-    finally:
-        if evaluator is not None:
-            await evaluator.close()
-        runtime.close()
-
-
-def tune_gc() -> None:
-    """For a process that runs the worker: the stream state is millions of long-lived, acyclic
-    objects, and the default collector thresholds rescan them every few thousand allocations
-    (a large share of the hot loop's time: README, Performance). Collect rarely; objects from start-up
-    (modules, faust) are frozen out of every scan."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
 
 
 if __name__ == "__main__":

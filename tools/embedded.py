@@ -10,6 +10,7 @@ take over 5 s to exit and must never be left running.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import logging
@@ -23,6 +24,8 @@ import time
 from pathlib import Path
 from typing import IO
 
+from gmv.schemas.errors import ConfigurationError, ServiceUnavailable
+
 log = logging.getLogger(__name__)
 
 
@@ -30,6 +33,24 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class PortBusy(ConfigurationError):
+    """A port the settings name is taken by another program."""
+
+
+def require_free_port(host: str, port: int, setting: str) -> None:
+    """Raise ``PortBusy`` (one line naming the port and the setting) unless ``host:port`` can be bound,
+    as the worker's web or metrics server will bind it (address reuse on, as aiohttp does)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            why = "is in use" if e.errno == errno.EADDRINUSE else f"cannot be bound ({e.strerror})"
+            raise PortBusy(f"port {port} on {host} {why} ({setting}); stop what holds it (another gmv worker or "
+                           f"demo?) or set {setting} to a free port") from None
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -65,7 +86,7 @@ def noida_binary() -> str:
         return str(here)
     found = shutil.which("noida-db")
     if not found:
-        raise RuntimeError(
+        raise ServiceUnavailable(
             "the embedded Kafka broker needs the 'noida-db' package: pip install noida-db "
             "(or set GMV_KAFKA_BOOTSTRAP_SERVERS to use your own Kafka)"
         )
@@ -108,13 +129,13 @@ class EmbeddedKafka:
             deadline = time.monotonic() + timeout
             while not _kafka_answers(self.bootstrap):
                 if self.proc.poll() is not None:
-                    raise RuntimeError(
+                    raise ServiceUnavailable(
                         f"the embedded Kafka broker exited with code {self.proc.returncode}; "
                         f"see {self.dir / 'noida.log'}"
                     )
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"the embedded Kafka broker did not answer on {self.bootstrap} "
+                    raise ServiceUnavailable(f"the embedded Kafka broker did not answer on {self.bootstrap} "
                                        f"within {timeout:.0f}s; see {self.dir / 'noida.log'}")
                 time.sleep(0.2)
             self._info.write_text(json.dumps({"pid": self.proc.pid, "port": self.port}))
@@ -205,7 +226,7 @@ def ensure_topics(bootstrap: str, partitions: dict[str, int], replication: int =
             name = desc.get("topic") or desc.get("name")
             have = len(desc["partitions"])
             if have != partitions[name]:
-                raise RuntimeError(
+                raise ServiceUnavailable(
                     f"topic {name} has {have} partitions but the pipeline is configured for "
                     f"{partitions[name]}; set GMV_PARTITIONS={have} or recreate the topic"
                 )
@@ -218,7 +239,7 @@ def ensure_topics(bootstrap: str, partitions: dict[str, int], replication: int =
         deadline = time.monotonic() + 30
         while set(partitions) - set(admin.list_topics()):
             if time.monotonic() > deadline:
-                raise RuntimeError(f"topics not visible after creation: {sorted(set(partitions) - set(admin.list_topics()))}")
+                raise ServiceUnavailable(f"topics not visible after creation: {sorted(set(partitions) - set(admin.list_topics()))}")
             time.sleep(0.2)
     finally:
         admin.close()

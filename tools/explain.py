@@ -1,8 +1,9 @@
 """``gmv explain ORDER_ID``: how one order's GMV was attributed, read back from ClickHouse.
 
 Shows the path (each touch with time, stage, account, content), each model's
-weights and credits in fen, and every refund's split — the rows of
-``attributed_gmv`` an analyst would otherwise have to assemble by hand.
+weights and credits in fen, how the markov model's removal effects (of the order's shop
+and day) became its markov weights, and every refund's split — the rows of
+``attributed_gmv`` and ``markov_model`` an analyst would otherwise assemble by hand.
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
+from gmv.schemas.errors import NotFound
 from gmv.schemas.outputs import MODELS
+from gmv.schemas.times import SHANGHAI
 from gmv.streams.settings import Settings
+from gmv.tools.markov_cli import explain_credits, model_rows
 from gmv.tools.runtime import query_readonly
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 QUERY = """
 SELECT event_id, kind, model, touch_index, is_conversion, stage, touch_account_id, touch_content_id, is_self,
@@ -35,9 +36,17 @@ ORDER BY received_at
 """
 
 
+class OrderNotFound(NotFound):
+    """No credit row of the order is stored (``gmv explain`` exits 1)."""
+
+
 def _local(ts: str) -> str:
     when = datetime.fromisoformat(ts.replace(" ", "T") + "+00:00")
     return when.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S") + " CST"
+
+
+def _json(raw: bytes) -> list[dict]:
+    return [json.loads(line) for line in raw.decode().splitlines() if line.strip()]
 
 
 def _fen(n: int) -> str:
@@ -49,9 +58,10 @@ def explain_order(settings: Settings, order_id: str) -> str:
     raw = query_readonly(settings, QUERY.format(db=db), "json", {"order_id": order_id})
     rows = [json.loads(line) for line in raw.decode().splitlines() if line.strip()]
     if not rows:
-        return (f"order {order_id!r}: no attributed GMV yet. Either it was never received, it is waiting for "
-                f"attribution (attribution_delay), or it was rejected: see "
-                f"gmv sql \"SELECT reason FROM {db}.dead_letters WHERE raw LIKE '%{order_id}%'\"")
+        raise OrderNotFound(
+            f"order {order_id!r}: no attributed GMV. Either it was never received, it is waiting for attribution "
+            f"(attribution_delay), or it was rejected; its dead letters, if any: gmv sql \"SELECT reason_code, "
+            f"reason FROM {db}.dead_letters WHERE position(raw, {{id:String}}) > 0\" --param 'id={order_id}'")
     by_event: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         by_event[r["event_id"]].append(r)
@@ -73,6 +83,11 @@ def explain_order(settings: Settings, order_id: str) -> str:
                          f"{r['traffic']}{tag}")
         lines.append("")
         lines.extend(_credit_table("paid credits (fen) and weights", paid, len(touches)))
+        lines.append("")
+        order_day = _local(first["order_time"])[:10]
+        stage_rows = model_rows(lambda q, p: _json(query_readonly(settings, q, "json", p)), db, first["shop_id"],
+                                order_day)
+        lines.extend(explain_credits([r["stage"] for _, r in touches], stage_rows))
     for eid, rs in by_event.items():
         if rs[0]["kind"] != "refund":
             continue

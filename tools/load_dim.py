@@ -11,31 +11,55 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from gmv.schemas.catalogue import DIM_ACCOUNTS, DIM_SKUS, Table
 from gmv.schemas.dimensions import DIMENSIONS, AccountBinding, ListedSku
-from gmv.sinks.schema import DIM_ACCOUNTS, DIM_SKUS, StoredTable
+from gmv.schemas.errors import ConfigurationError
 
-TABLES: dict[str, StoredTable] = {"accounts": DIM_ACCOUNTS, "skus": DIM_SKUS}
+TABLES: dict[str, Table] = {"accounts": DIM_ACCOUNTS, "skus": DIM_SKUS}
 MAX_REPORTED = 50  # bad lines printed; the count says how many more
 
 
-class DimensionFileError(Exception):
+class DimensionFileError(ConfigurationError):
     """The file cannot be read as CSV or JSONL at all (not a bad row: a bad file)."""
 
 
-def _records(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
+def _required(kind: str) -> set[str]:
+    return {name for name, f in DIMENSIONS[kind].model_fields.items() if f.is_required()}
+
+
+def check_fields(kind: str, path: Path, fields: Iterable[str], where: str) -> None:
+    """One error for a file of the wrong kind or with a wrong header, instead of one per line."""
+    have = {f.strip() for f in fields if f}
+    missing = _required(kind) - have
+    if not missing:
+        return
+    other = next((k for k in DIMENSIONS if k != kind and not _required(k) - have), None)
+    hint = (f"; it looks like a {other} file: gmv load-dim {other} {path}" if other else
+            f"; {kind} need {', '.join(sorted(_required(kind)))}")
+    raise DimensionFileError(f"{path}: {where} has no {', '.join(sorted(missing))}{hint}")
+
+
+def _records(path: Path, kind: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
     """(line number, the line's fields) per data line; a string instead of fields is what is wrong."""
     try:
         text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise DimensionFileError(f"{path}: cannot read it as UTF-8 text: {e}") from e
+    except FileNotFoundError:
+        raise DimensionFileError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DimensionFileError(f"{path}: is a folder; give the file") from None
+    except UnicodeDecodeError as e:
+        raise DimensionFileError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8") from e
+    except OSError as e:
+        raise DimensionFileError(f"{path}: cannot read it: {e.strerror or e}") from e
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+        first = True
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
@@ -44,13 +68,20 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
             except ValueError as e:
                 yield n, f"not JSON: {e}"
                 continue
-            yield n, obj if isinstance(obj, dict) else "a JSON object per line is expected"
+            if not isinstance(obj, dict):
+                yield n, "a JSON object per line is expected"
+                continue
+            if first:
+                check_fields(kind, path, obj, f"line {n}")
+                first = False
+            yield n, obj
         return
     if path.suffix.lower() != ".csv":
         raise DimensionFileError(f"{path}: name the file .csv (with a header row) or .jsonl (one object per line)")
     reader = csv.DictReader(text.splitlines())
     if not reader.fieldnames:
         raise DimensionFileError(f"{path}: empty; a CSV file starts with a header row naming the fields")
+    check_fields(kind, path, reader.fieldnames, f"the header ({','.join(reader.fieldnames)})")
     for fields in reader:
         line = reader.line_num
         if None in fields:
@@ -66,7 +97,7 @@ def validate_file(kind: str, path: Path) -> tuple[list[AccountBinding | ListedSk
     rows: list[AccountBinding | ListedSku] = []
     errors: list[str] = []
     first_line: dict[tuple[str, ...], int] = {}
-    for n, fields in _records(path):
+    for n, fields in _records(path, kind):
         if isinstance(fields, str):
             errors.append(f"{path}:{n}: {fields}")
             continue

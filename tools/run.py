@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gmv.alerts.service import attach_alerts, load_rules
+from gmv.schemas.errors import NotFound, RunFailed
 from gmv.streams.core.decode import OVERSIZE_HEADER, RAW_KEEP_BYTES, SRC_HEADER
 from gmv.streams.settings import Settings
 from gmv.streams.worker import GmvWorker
 from gmv.tools.embedded import free_port
-from gmv.tools.runtime import Runtime
+from gmv.tools.launch import Launch, LaunchOptions
 
 
 @dataclass
@@ -101,7 +101,7 @@ def produce_file(settings: Settings, bootstrap: str, path: Path, progress: bool 
     producer.flush()
     producer.close()
     if failures:
-        raise RuntimeError(f"{len(failures)} lines could not be produced (first: {failures[0]}); "
+        raise RunFailed(f"{len(failures)} lines could not be produced (first: {failures[0]}); "
                            "check the broker's message size limit")
     from kafka import KafkaConsumer
 
@@ -123,78 +123,54 @@ def produce_file(settings: Settings, bootstrap: str, path: Path, progress: bool 
 
 async def run_file(settings: Settings, path: Path, progress: bool = True) -> RunReport:
     if not path.is_file():
-        raise FileNotFoundError(f"no such events file: {path}")
+        raise NotFound(f"no such events file: {path}")
     t0 = time.monotonic()
-    rules = load_rules(settings) if settings.alerts else None  # a bad rules file stops us before anything starts
-    runtime = Runtime(settings)
-    evaluator = None
+    # A replay: business rules only (it is behind the wall clock by design).
+    launch = Launch(settings, LaunchOptions(web_port=free_port(), attribute_at_end=True, pipeline_rules=False))
     try:
-        runtime.open_clickhouse()
-        bootstrap = runtime.open_kafka()
-        settings = runtime.settings  # partitions may follow topics a producer created first
+        settings = launch.open()
         starts: dict = {}
-        lines, targets = produce_file(settings, bootstrap, path, progress, starts)
-        web_port = free_port()
-        worker = GmvWorker(settings, bootstrap, runtime.sink(), runtime.sql_runner(), web_port=web_port,
-                           attribute_at_end=True)
-        if rules is not None:  # a replay: business rules only (it is behind the wall clock by design)
-            evaluator = attach_alerts(worker, rules, pipeline_rules=False)
-        runtime.advertise(web_port)
-        task = await worker.start()
-        try:
-            await wait_ready(worker, task)
-            await _wait_consumed(worker, task, targets, lines, progress)
-            # Events a producer keyed by something other than user_id were forwarded to their
-            # user's partition while the file was consumed: wait for those too.
-            rekeyed = await worker.end_offsets(settings.rekeyed_topic)
-            await _wait_consumed(worker, task, {tp: end for tp, end in rekeyed.items()
-                                                if end > worker.loop.next_offsets.get(tp, 0)}, lines, progress)
-            await worker.drain()
-            if evaluator is not None and not await evaluator.finish():
-                print("gmv run: some alert receivers did not take every alert (see the warnings above); "
-                      "gmv.alerts holds them", file=sys.stderr, flush=True)
-            skipped = {tp: (end - starts[tp]) - worker.stats.seen_msgs.get(tp, 0) for tp, end in targets.items()
-                       if (end - starts[tp]) > worker.stats.seen_msgs.get(tp, 0)}
-            if skipped:
-                # Never print counts that silently miss input: fail loudly instead.
-                raise RuntimeError(
-                    f"the consumer skipped {sum(skipped.values())} messages "
-                    f"({', '.join(f'{t}[{p}]: {n}' for (t, p), n in sorted(skipped.items()))}); "
-                    "the counts of this run are incomplete; run it again (a replay changes no total)"
-                )
-        finally:
-            await worker.stop()
-            if evaluator is not None:
-                await evaluator.close()
+        lines, targets = produce_file(settings, launch.bootstrap, path, progress, starts)
+        worker = await launch.start()
+        assert launch.task is not None
+        await _wait_consumed(worker, launch.task, targets, lines, progress)
+        # Events a producer keyed by something other than user_id were forwarded to their
+        # user's partition while the file was consumed: wait for those too.
+        rekeyed = await worker.end_offsets(settings.rekeyed_topic)
+        await _wait_consumed(worker, launch.task, {tp: end for tp, end in rekeyed.items()
+                                                   if end > worker.offsets.stored.get(tp, 0)}, lines, progress)
+        await worker.drain()
+        evaluator = launch.evaluator
+        if evaluator is not None and not await evaluator.finish():
+            print("gmv run: some alert receivers did not take every alert (see the warnings above); "
+                  "gmv.alerts holds them", file=sys.stderr, flush=True)
+        skipped = {tp: (end - starts[tp]) - worker.stats.seen_msgs.get(tp, 0) for tp, end in targets.items()
+                   if (end - starts[tp]) > worker.stats.seen_msgs.get(tp, 0)}
+        if skipped:
+            # Never print counts that silently miss input: fail loudly instead.
+            raise RunFailed(
+                f"the consumer skipped {sum(skipped.values())} messages "
+                f"({', '.join(f'{t}[{p}]: {n}' for (t, p), n in sorted(skipped.items()))}); "
+                "the counts of this run are incomplete; run it again (a replay changes no total)"
+            )
+        status = worker.status(extra=False)
         alerts = [a.to_json() for a in evaluator.fired] if evaluator is not None else []
-        return RunReport(lines, time.monotonic() - t0, worker.counters.summary(), worker.counters.per_topic(),
-                         alerts)
+        return RunReport(lines, time.monotonic() - t0, status.summary(), status.per_topic(), alerts)
     finally:
-        runtime.close()
-
-
-async def wait_ready(worker: GmvWorker, task: asyncio.Task, timeout_s: float = 120.0) -> None:
-    """Until the worker owns its partitions and has recovered their state."""
-    deadline = time.monotonic() + timeout_s
-    while not worker.ready.is_set():
-        if task.done() or worker.crashed:
-            raise RuntimeError(f"the worker stopped while starting: {worker.crash_reason()}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the worker was not assigned its partitions within {timeout_s:.0f}s; "
-                               "is another worker of the same app id running against this broker?")
-        await asyncio.sleep(0.05)
+        await launch.stop()
+        launch.close()
 
 
 async def _wait_consumed(worker: GmvWorker, task: asyncio.Task, targets: dict, lines: int, progress: bool) -> None:
     last = 0.0
     while True:
-        if all(worker.loop.next_offsets.get(tp, 0) >= end for tp, end in targets.items()):
+        if all(worker.offsets.stored.get(tp, 0) >= end for tp, end in targets.items()):
             return
-        if task.done() or worker.app.should_stop or worker.crashed:
-            raise RuntimeError(f"the worker stopped before consuming everything: {worker.crash_reason()}")
+        if task.done() or worker.host.should_stop or worker.crashed:
+            raise RunFailed(f"the worker stopped before consuming everything: {worker.crash_reason()}")
         now = time.monotonic()
         if progress and now - last >= 2.0:
-            c = worker.counters.summary()
+            c = worker.status(extra=False).summary()
             print(f"  consumed {c['received']} events (accepted {c['accepted']}, duplicates {c['duplicates']}, "
                   f"dead-lettered {c['dead_lettered']}) of {lines} lines", file=sys.stderr, flush=True)
             last = now

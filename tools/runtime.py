@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import secrets
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -18,8 +16,10 @@ from pathlib import Path
 from clickhouse_connect.driver.client import Client
 from pydantic import SecretStr
 
+from gmv.schemas.errors import ConfigurationError, NotFound, ServiceUnavailable
 from gmv.sinks.clickhouse import ClickHouseSink, connect, redact_dsn
 from gmv.sinks.migrations import migrate
+from gmv.sinks.readonly import ReadonlyClients, SqlFailed, connect_readonly, run_readonly_sql
 from gmv.streams.settings import Settings
 from gmv.tools.embedded import (
     ClickHouseOwnership,
@@ -31,75 +31,12 @@ from gmv.tools.startup import clickhouse_retriable, wait_for, wait_for_kafka
 
 log = logging.getLogger(__name__)
 
-SQL_FORMATS = {"tsv": "TabSeparated", "tsvh": "TabSeparatedWithNames", "json": "JSONEachRow",
-               "pretty": "PrettyCompactMonoBlock", "csv": "CSVWithNames"}
-
-
-class ClickHouseBusy(RuntimeError):
+class ClickHouseBusy(ServiceUnavailable):
     """Another process owns the embedded ClickHouse data path."""
 
 
 def chdb_path(dsn: str) -> Path | None:
     return Path(dsn.removeprefix("chdb://")) if dsn.startswith("chdb://") else None
-
-
-def run_readonly_sql(client: Client, query: str, fmt: str = "tsv", parameters: dict | None = None) -> bytes:
-    """Run a query with the server-side ``readonly`` setting: writes and DDL are refused by ClickHouse.
-
-    Values go in ``parameters`` (``{name:Type}`` placeholders), never into the SQL text.
-    """
-    ch_format = SQL_FORMATS.get(fmt)
-    if ch_format is None:
-        raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(SQL_FORMATS)}")
-    # A client opened read-only (``connect_readonly``) already has it for every query; setting it per
-    # query costs chdb a settings snapshot, a SET and a restore: ~13 ms against ~2 ms for the query.
-    settings = None if client.get_client_setting("readonly") == "1" else {"readonly": 1}
-    return client.raw_query(query, parameters=parameters or None, fmt=ch_format, settings=settings)
-
-
-def connect_readonly(dsn: str, password: SecretStr | None = None, compression: str = "lz4") -> Client:
-    """A client whose session is read-only: ClickHouse refuses its writes and DDL."""
-    return connect(dsn, password, compression, settings={"readonly": 1})
-
-
-class ReadonlyClients:
-    """Read-only SQL for concurrent readers: each query takes an idle read-only client, opening one
-    while fewer than ``size`` exist. The dashboard runs two statements at a time (on these 2 cores one
-    refresh took ~60 ms that way against ~110 ms on one client). Never the session the sink writes
-    through: a read-only session cannot be made writable again."""
-
-    def __init__(self, dsn: str, password: SecretStr | None = None, size: int = 2,
-                 compression: str = "lz4") -> None:
-        self.dsn, self.password, self.size, self.compression = dsn, password, size, compression
-        self._idle: list[Client] = []
-        self._opened: list[Client] = []
-        self._cond = threading.Condition()
-
-    def _take(self) -> Client:
-        with self._cond:
-            while not self._idle and len(self._opened) >= self.size:
-                self._cond.wait()
-            if self._idle:
-                return self._idle.pop()
-            client = connect_readonly(self.dsn, self.password, self.compression)
-            self._opened.append(client)
-            return client
-
-    def run(self, query: str, fmt: str = "tsv", parameters: dict | None = None) -> bytes:
-        client = self._take()
-        try:
-            return run_readonly_sql(client, query, fmt, parameters)
-        finally:
-            with self._cond:
-                self._idle.append(client)
-                self._cond.notify()
-
-    def close(self) -> None:
-        with self._cond:
-            for client in self._opened:
-                with contextlib.suppress(Exception):
-                    client.close()
-            self._opened, self._idle = [], []
 
 
 WEB_TOKEN_FILE = "web-token"
@@ -119,7 +56,7 @@ def web_token(settings: Settings) -> SecretStr:
         token = path.read_text(encoding="ascii").strip()
         if token:
             return SecretStr(token)
-        raise RuntimeError(f"{path} is empty; delete it (a new token is generated) or set GMV_WEB_TOKEN") from None
+        raise ConfigurationError(f"{path} is empty; delete it (a new token is generated) or set GMV_WEB_TOKEN") from None
     with os.fdopen(fd, "w", encoding="ascii") as fh:
         fh.write(secrets.token_urlsafe(32) + "\n")
     return SecretStr(path.read_text(encoding="ascii").strip())
@@ -219,14 +156,14 @@ class Runtime:
                 raise
             return client
 
-        self._client = wait_for("ClickHouse", "GMV_CLICKHOUSE_DSN", redact_dsn(dsn), reach_and_migrate, s,
+        self._client = wait_for("ClickHouse", s.source("clickhouse_dsn"), redact_dsn(dsn), reach_and_migrate, s,
                                 clickhouse_retriable)
         return self._client
 
     @property
     def client(self) -> Client:
         if self._client is None:
-            raise RuntimeError("open_clickhouse() first")
+            raise AssertionError("open_clickhouse() first")
         return self._client
 
     def sink(self) -> ClickHouseSink:
@@ -275,11 +212,12 @@ def query_readonly(settings: Settings, query: str, fmt: str = "tsv", parameters:
             return run_readonly_sql(client, query, fmt, parameters)
         finally:
             client.close()
+    if not path.exists():  # a reader creates nothing: no folder, no lock file
+        raise NotFound(f"no embedded ClickHouse at {path}: run `gmv demo` or `gmv run` with this data dir "
+                           "first, or point GMV_CLICKHOUSE_DSN at a ClickHouse server")
     ownership = ClickHouseOwnership(path)
     if ownership.try_acquire():
         try:
-            if not path.exists():
-                raise RuntimeError(f"no embedded ClickHouse at {path} yet; run `gmv run` or `gmv demo` first")
             client = connect_readonly(dsn)
             try:
                 return run_readonly_sql(client, query, fmt, parameters)
@@ -304,4 +242,4 @@ def query_readonly(settings: Settings, query: str, fmt: str = "tsv", parameters:
             detail = json.loads(e.read()).get("error", "")
         except ValueError:
             detail = str(e)
-        raise RuntimeError(detail) from None
+        raise SqlFailed(detail) from None

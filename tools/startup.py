@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TextIO, TypeVar
 
+from gmv.schemas.errors import ServiceUnavailable
 from gmv.sinks.exceptions import SinkError, classify
 from gmv.streams.settings import Settings
 
@@ -26,7 +27,7 @@ T = TypeVar("T")
 FIRST_PAUSE_S = 0.5
 
 
-class DependencyUnavailable(RuntimeError):
+class DependencyUnavailable(ServiceUnavailable):
     """Kafka or ClickHouse did not answer within the start-up budget."""
 
 
@@ -51,11 +52,11 @@ def wait_for(what: str, setting: str, address: str, attempt: Callable[[], T], se
             if left <= 0:
                 raise DependencyUnavailable(
                     f"{what} at {address} ({setting}) did not answer within {budget:.0f}s ({n} attempts; last: "
-                    f"{reason}); check that it is up and reachable from here, or raise GMV_STARTUP_WAIT_S"
+                    f"{reason}); check that it is up and reachable from here, or raise {settings.source('startup_wait_s')}"
                 ) from None
             wait = min(pause, left)
             print(f"gmv: waiting for {what} at {address} ({setting}): attempt {n}: {reason}; "
-                  f"next in {wait:.1f}s ({left:.1f}s left of GMV_STARTUP_WAIT_S={budget:g})",
+                  f"next in {wait:.1f}s ({left:.1f}s left of {settings.source('startup_wait_s')}={budget:g})",
                   file=out, flush=True)
             sleep(wait)
             pause = min(pause * 2, settings.startup_backoff_max_s)
@@ -68,7 +69,7 @@ def _one_line(e: BaseException) -> str:
 
 
 # -- Kafka ------------------------------------------------------------------------------------
-class KafkaNotAnswering(ConnectionError):
+class KafkaNotAnswering(ServiceUnavailable):
     """No bootstrap server answered a metadata request."""
 
 
@@ -121,7 +122,7 @@ def kafka_answers(bootstrap: str, timeout_s: float = 5.0) -> None:
 
 def wait_for_kafka(settings: Settings, out: TextIO | None = None) -> None:
     bootstrap = settings.kafka_bootstrap_servers or ""
-    wait_for("Kafka", "GMV_KAFKA_BOOTSTRAP_SERVERS", bootstrap, lambda: kafka_answers(bootstrap), settings,
+    wait_for("Kafka", settings.source("kafka_bootstrap_servers"), bootstrap, lambda: kafka_answers(bootstrap), settings,
              lambda e: isinstance(e, KafkaNotAnswering), out)
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import NamedTuple
 
-from gmv.schemas.outputs import MODELS
+from gmv.schemas.outputs import RULE_MODELS
 
 MAX_PATH = 20  # touches in a path, the conversion included
 
@@ -116,7 +116,7 @@ def integer_weights(model: str, path: Sequence[Touch], half_life_ms: int) -> lis
         ratios = [(2.0 ** (-(t_order - t.t_ms) / half_life_ms)).as_integer_ratio() for t in path]
         scale = max(d for _, d in ratios)
         return [m * (scale // d) for m, d in ratios]
-    raise ValueError(f"unknown attribution model {model!r}; use one of {', '.join(MODELS)}")
+    raise ValueError(f"unknown attribution model {model!r}; use one of {', '.join(RULE_MODELS)}")
 
 
 def split_fen(amount: int, weights: Sequence[Fraction | int]) -> list[int]:
@@ -149,13 +149,13 @@ def split_fen_int(amount: int, weights: Sequence[int]) -> list[int]:
 
 
 def attribute(amount_fen: int, path: Sequence[Touch], half_life_ms: int,
-              models: Sequence[str] = MODELS) -> dict[str, list[int]]:
+              models: Sequence[str] = RULE_MODELS) -> dict[str, list[int]]:
     """Credits in fen per model, one per touch of the path, each summing to ``amount_fen``."""
     return {m: split_fen_int(amount_fen, integer_weights(m, path, half_life_ms)) for m in models}
 
 
 def refund_credits(refund_fen: int, path: Sequence[Touch], half_life_ms: int,
-                   models: Sequence[str] = MODELS) -> dict[str, list[int]]:
+                   models: Sequence[str] = RULE_MODELS) -> dict[str, list[int]]:
     """A refund of ``refund_fen``: the paid split's weights and rounding, negated (sums to −refund)."""
     return {m: [-c for c in credits] for m, credits in attribute(refund_fen, path, half_life_ms, models).items()}
 

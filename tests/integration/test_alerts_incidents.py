@@ -5,7 +5,6 @@ and a second replay adds none."""
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 from collections import Counter
@@ -18,12 +17,10 @@ from gmv.alerts.rules import AlertConfig
 from gmv.tools.embedded import free_port
 from tests.integration.conftest import ROOT, fresh_env, gmv, parse_run_json, sql
 from tests.support.alertmanager import Alertmanager, WebhookRecorder
-from tests.support.waiting import wait_for, worker_stats
-from tests.support.web import get_json
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
-START = "2026-11-20T00:00:00+08:00"
 RULES = """
 evaluation_interval_s = 1
 [rules.dead_letter_rate]
@@ -57,46 +54,37 @@ def receivers(tmp_path: Path):
     rec.stop()
 
 
-def test_the_incidents_fire_exactly_the_expected_alerts_in_time_once_and_resolve(backend, tmp_path, receivers):
+def test_the_incidents_demo_fires_exactly_the_expected_alerts_in_time_once_pages_each_and_resolves(
+        backend, tmp_path, receivers):
+    """`gmv demo --scenario incidents` as a user runs it, with a real Alertmanager routed to a webhook:
+    the story ends and the demo says so, its alerts reconcile with the truth's expected alerts, every
+    alert reaches Alertmanager's receiver as firing, every alert's query runs from a shell as printed,
+    and a rerun with nothing left to send says so and reconciles again."""
     recorder, am = receivers
     env = fresh_env(backend)
-    rules = tmp_path / "rules.toml"
-    rules.write_text(RULES)
+    data_dir = tmp_path / "demo"
+    env.update({"GMV_DATA_DIR": str(data_dir), "GMV_ALERT_RULES": str(tmp_path / "rules.toml"),
+                "GMV_ALERTMANAGER_URL": am.url, "GMV_ALERT_WEBHOOK_URL": recorder.url("/hook"),
+                "GMV_ALERT_RESEND_S": "2", "GMV_ALERT_MIN_FIRING_S": "3"})
+    if backend.name == "embedded":
+        env["GMV_CLICKHOUSE_DSN"] = f"chdb://{data_dir / 'clickhouse'}"
+    (tmp_path / "rules.toml").write_text(RULES)
     prefix, db = env["GMV_TOPIC_PREFIX"], env["GMV_CLICKHOUSE_DATABASE"]
-    env.update({"GMV_ALERT_RULES": str(rules), "GMV_ALERTMANAGER_URL": am.url,
-                "GMV_ALERT_WEBHOOK_URL": recorder.url("/hook"), "GMV_ALERT_RESEND_S": "2"})
-    port = free_port()
-    worker = subprocess.Popen([sys.executable, "-m", "gmv.tools.cli", "worker", "--web-port", str(port)], env=env,
-                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    truth_path = tmp_path / "truth.json"
-    try:
-        wait_for(lambda: (worker.poll() is None or pytest.fail(worker.stderr.read()))
-                 and (worker_stats(port) or {}).get("partitions"), 90, "the worker to own its partitions", poll_s=0.5)
-        subprocess.run([sys.executable, "-m", "gmv.tools.simulator", "--scenario", "incidents", "--start", START,
-                        "--kafka", env["GMV_KAFKA_BOOTSTRAP_SERVERS"], "--topic-prefix", prefix, "--rate", "1500",
-                        "--incident-pause", "10", "--truth", str(truth_path)], env=env, cwd=ROOT, check=True,
-                       timeout=400, capture_output=True)
-        truth = json.loads(truth_path.read_text())
-        expected = Counter(_expected_subject(a, prefix) for a in truth["expected_alerts"])
-        assert len(expected) == 5  # the preset's five incidents, every one sent in full
+    demo = gmv(env, "demo", "--scenario", "incidents", "--rate", "1500", "--incident-pause", "10",
+               "--web-port", str(free_port()), timeout=400, check=False)
+    out = demo.stdout + demo.stderr
+    assert demo.returncode == 0, out[-4000:]
+    assert "the scenario's story ended after" in demo.stderr, demo.stderr[-2000:]
+    assert "reconciliation: alerts MATCH: 5 expected" in demo.stdout, demo.stdout[-2000:]
+    assert "\x1b[" not in out and "\b" not in out  # no terminal escapes in a command's output
 
-        def all_resolved() -> list[dict]:
-            assert worker.poll() is None, worker.stderr.read()
-            rows = sql(env, f"SELECT {ALERT_COLUMNS} FROM {db}.alerts ORDER BY we")
-            got = Counter((r["rule"], r["subject_id"]) for r in rows)
-            return rows if set(got) >= set(expected) and all(r["state"] == "resolved" for r in rows) else []
-
-        rows = wait_for(all_resolved, 180, "every expected alert to fire and resolve", poll_s=1.0)
-        panel = get_json(port, "/gmv/dashboard/data/?model=last_touch", env)["alerts"]  # its SQL on the real engine
-        assert {(a["id"], a["rule"], a["state"]) for a in panel} == {(r["alert_id"], r["rule"], "resolved")
-                                                                      for r in rows}
-    finally:
-        worker.send_signal(signal.SIGINT)
-        worker.wait(60)
-    assert worker.returncode == 0, worker.stderr.read()[-3000:]
-
-    # exactly the expected alerts, each once: nothing spurious, nothing again within its cooldown
+    truth = json.loads((data_dir / "demo-truth.json").read_text())
+    expected = Counter(_expected_subject(a, prefix) for a in truth["expected_alerts"])
+    assert len(expected) == 5  # the preset's five incidents, every one sent in full
+    rows = sql(env, f"SELECT {ALERT_COLUMNS} FROM {db}.alerts ORDER BY we")
+    # exactly the expected alerts, each once, each resolved: nothing spurious, nothing again in its cooldown
     assert Counter((r["rule"], r["subject_id"]) for r in rows) == expected
+    assert all(r["state"] == "resolved" for r in rows), rows
     by_rule = {r["rule"]: r for r in rows}
     for a in truth["expected_alerts"]:
         if a["clock"] != "event":
@@ -114,7 +102,12 @@ def test_the_incidents_fire_exactly_the_expected_alerts_in_time_once_and_resolve
                      f"WHERE source_topic = '{prefix}views' ORDER BY received_at LIMIT 1 OFFSET 99")[0]["t"]
     assert dl["fired"] - first <= 2 * 1000 + 1000  # 2 samples of 1 s, plus the write that counts them
 
-    # the plain webhook got every change; the topic carries them; Alertmanager took them and notified
+    # every alert reached Alertmanager's receiver as firing (on-call was paged), and resolved
+    paged = lambda: {a["labels"]["alert_id"] for a in recorder.alerts("/am") if a["status"] == "firing"}  # noqa: E731
+    wait_for(lambda: paged() >= {r["alert_id"] for r in rows}, 30, "a firing notification of every alert")
+    wait_for(lambda: {a["labels"]["alert_id"] for a in recorder.alerts("/am") if a["status"] == "resolved"}
+             >= {r["alert_id"] for r in rows}, 60, "a resolved notification of every alert")
+    # the plain webhook got every change; the topic carries them
     hooked = Counter((a["labels"]["alert_id"], a["status"]) for a in recorder.alerts("/hook"))
     for r in rows:
         assert hooked[(r["alert_id"], "firing")] >= 1 and hooked[(r["alert_id"], "resolved")] >= 1, r
@@ -123,15 +116,23 @@ def test_the_incidents_fire_exactly_the_expected_alerts_in_time_once_and_resolve
     on_topic = {(json.loads(m.value)["alert_id"], json.loads(m.value)["state"]) for m in consumer}
     consumer.close()
     assert on_topic == {(r["alert_id"], s) for r in rows for s in ("firing", "resolved")}
-    assert am.received("firing") >= len(rows) and am.received("resolved") >= len(rows)
-    notified = {(a["labels"]["alert_id"], a["status"]) for a in wait_for(
-        lambda: [a for a in recorder.alerts("/am") if a["labels"]["alertname"] == "dead_letter_rate" and a["status"] == "resolved"], 30, "Alertmanager's resolved notification")}
-    assert (dl["alert_id"], "resolved") in notified
-    assert any(a["labels"]["alert_id"] == dl["alert_id"] and a["status"] == "firing" for a in recorder.alerts("/am"))
+
+    # the numbers behind each alert: its query, run from a shell exactly as printed, answers with rows
+    for r in rows:
+        ran = subprocess.run(["bash", "-c", r["query"]], env={**env, "PATH": f"{Path(sys.executable).parent}:"
+                                                                      f"{env.get('PATH', '')}"},
+                             cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert ran.returncode == 0, (r["rule"], r["query"], ran.stderr)
+        assert sum("│" in line for line in ran.stdout.splitlines()) >= 1, (r["rule"], ran.stdout)  # rows
+
+    # a rerun has nothing left to send: it says so, and reconciles what is stored again
+    again = gmv(env, "demo", "--web-port", str(free_port()), timeout=300, check=False)
+    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+    assert "sent in full by earlier runs" in again.stderr and "reconciliation: MATCH" in again.stdout
 
     # a replay of the same events: the same business alert ids; a second replay adds none
     events = tmp_path / "incidents.jsonl"
-    subprocess.run([sys.executable, "-m", "gmv.tools.simulator", "--scenario", "incidents", "--start", START,
+    subprocess.run([sys.executable, "-m", "gmv.tools.simulator", "--scenario", "incidents", "--start", truth["start"],
                     "--out", str(events)], env=env, cwd=ROOT, check=True, timeout=120, capture_output=True)
     replay_env = fresh_env(backend)
     first_run = parse_run_json(gmv(replay_env, "run", "--events", str(events), "--json", "--quiet").stdout)

@@ -54,7 +54,7 @@ def test_receivers_down_for_30s_stall_nothing_and_get_every_alert_when_back(gmv_
     am_hook = WebhookRecorder().start()
     am = Alertmanager(tmp_path / "am", am_hook.url("/am"))
     env.update({"GMV_ALERT_RULES": str(rules), "GMV_ALERTMANAGER_URL": am.url,
-                "GMV_ALERT_WEBHOOK_URL": hook.url("/hook"), "GMV_ALERT_RETRY_MAX_S": "2"})
+                "GMV_ALERT_WEBHOOK_URL": hook.url("/hook"), "GMV_ALERT_RETRY_MAX_S": "2", "GMV_ALERT_MIN_FIRING_S": "3"})
     truth_path = tmp_path / "truth.json"
     subprocess.run([sys.executable, "-m", "gmv.tools.simulator", "--scenario", "incidents", "--start", START,
                     "--kafka", env["GMV_KAFKA_BOOTSTRAP_SERVERS"], "--topic-prefix", prefix, "--rate", "50000",
@@ -89,7 +89,12 @@ def test_receivers_down_for_30s_stall_nothing_and_get_every_alert_when_back(gmv_
             return all((i, s) in got for i in ids for s in ("firing", "resolved"))
 
         wait_for(delivered, 60, "the webhook to get every queued alert change", poll_s=0.5)
-        wait_for(lambda: am.received("resolved") >= len(ids), 60, "Alertmanager to take the queued alerts")
+        # they fired and resolved while Alertmanager was down: it still gets each as firing (for
+        # GMV_ALERT_MIN_FIRING_S), so on-call is paged for it, and resolves it when that passes
+        wait_for(lambda: {a["labels"]["alert_id"] for a in am_hook.alerts("/am") if a["status"] == "firing"} >= ids,
+                 60, "Alertmanager to page for every queued alert")
+        wait_for(lambda: {a["labels"]["alert_id"] for a in am_hook.alerts("/am") if a["status"] == "resolved"} >= ids,
+                 60, "Alertmanager to resolve them")
         def stale_state() -> str:
             out = gmv(env, "sql", f"SELECT state FROM {db}.alerts WHERE alert_id = {{id:String}}", "--param",
                       f"id={stale_id}").stdout.strip()

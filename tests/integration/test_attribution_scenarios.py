@@ -20,7 +20,8 @@ pytestmark = pytest.mark.integration
 
 T = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)
 H = timedelta(hours=1)
-MODELS = ("last_touch", "first_touch", "linear", "position_based", "time_decay")
+RULE_MODELS = ("last_touch", "first_touch", "linear", "position_based", "time_decay")
+MODELS = (*RULE_MODELS, "markov")
 
 
 def iso(t: datetime) -> str:
@@ -170,6 +171,9 @@ def test_relevance_by_account_and_each_model(attributed):
         "linear": {"short_video": 5_000, "live": 5_000},
         "position_based": {"short_video": 5_000, "live": 5_000},
         "time_decay": {"short_video": 3_333, "live": 6_667},
+        # shop pA's only journey is the order itself, live -> conv (uA's video carries no shop): RE live 1,
+        # short_video 0 (never visited), so live earns it all
+        "markov": {"short_video": 0, "live": 10_000},
     }
     assert "vA2" not in contents(attributed, "OA")
 
@@ -292,6 +296,8 @@ def test_replay_changes_no_sum(attributed):
 
 SNAPSHOT = ("SELECT model, stage, kind, sum(credit_fen) AS s, count() AS n FROM {db}.attributed_gmv "
             "GROUP BY model, stage, kind ORDER BY model, stage, kind")
+MARKOV_SNAPSHOT = ("SELECT toString(day) AS d, shop_id, stage, removal_effect_exact, p_conv_exact, journeys, conversions "
+                   "FROM {db}.markov_model ORDER BY day, shop_id, stage")
 
 
 def test_killing_the_worker_mid_run_then_rerunning_gives_the_same_sums(backend, tmp_path):
@@ -305,7 +311,8 @@ def test_killing_the_worker_mid_run_then_rerunning_gives_the_same_sums(backend, 
     clean = fresh_env(backend)
     run_counts(clean, path)
     expected = sql(clean, SNAPSHOT.format(db=clean["GMV_CLICKHOUSE_DATABASE"]))
-    assert expected
+    expected_model = sql(clean, MARKOV_SNAPSHOT.format(db=clean["GMV_CLICKHOUSE_DATABASE"]))
+    assert expected and {r["model"] for r in expected} >= {"markov", "linear"} and len(expected_model) > 8
 
     env = fresh_env(backend)
     kill_gmv_run_mid_way(env, path)
@@ -313,9 +320,11 @@ def test_killing_the_worker_mid_run_then_rerunning_gives_the_same_sums(backend, 
     again = run_counts(env, path)
     assert again["received"] == again["accepted"] + again["duplicates"] + again["dead_lettered"]
     assert sql(env, SNAPSHOT.format(db=env["GMV_CLICKHOUSE_DATABASE"])) == expected
-    # ... and once more, as a plain replay
+    assert sql(env, MARKOV_SNAPSHOT.format(db=env["GMV_CLICKHOUSE_DATABASE"])) == expected_model
+    # ... and once more, as a plain replay: the same markov credits and removal effects too
     run_counts(env, path)
     assert sql(env, SNAPSHOT.format(db=env["GMV_CLICKHOUSE_DATABASE"])) == expected
+    assert sql(env, MARKOV_SNAPSHOT.format(db=env["GMV_CLICKHOUSE_DATABASE"])) == expected_model
 
 
 def test_explain_shows_path_weights_credits_and_refunds(attributed):
@@ -327,5 +336,56 @@ def test_explain_shows_path_weights_credits_and_refunds(attributed):
     assert "6,667 ( 66.7%)" in out  # time-decay share of the conversion on the paid split
     rejected = gmv(attributed["env"], "explain", "OJ").stdout
     assert "rejected J-r2 (over_refund)" in rejected
-    missing = gmv(attributed["env"], "explain", "no-such-order").stdout
-    assert "no attributed GMV yet" in missing
+    assert "markov=4,999" in out and "markov: the model of shop pH" in out  # how RE became the weights
+    missing = gmv(attributed["env"], "explain", "no-such-order", check=False)
+    assert missing.returncode == 1 and "no attributed GMV" in missing.stderr
+
+
+def test_markov_credits_follow_the_removal_effects_of_each_orders_shop_and_day(attributed):
+    """Every order's and refund's markov credits, per stage, equal SPEC §9 computed on the scenario's own
+    events with the pure rules: journeys from the engaged touches with a shop and the paid orders; the
+    model of the order's shop and day; the split of its path's stages."""
+    from gmv.streams.core.markov import (
+        JourneyFact,
+        daily_transitions,
+        markov_credits,
+        shanghai_day,
+        solve,
+        window_counts,
+    )
+
+    events = {e["event_id"]: e for e in scenario_events()}.values()  # a re-sent event counts once
+    ms = lambda e: int(datetime.fromisoformat(e["event_time"].replace("Z", "+00:00")).timestamp() * 1000)  # noqa: E731
+    touches = [JourneyFact(e["user_id"], e.get("shop_id") or "", ms(e), e["event_id"],
+                           e["kind"] if e["event_type"] == "view" else "live") for e in events
+               if (e["event_type"] == "view" and e["watch_ms"] >= 3000) or e.get("action") == "enter"]
+    orders = [JourneyFact(e["user_id"], e["shop_id"], ms(e), e["event_id"], e["channel"]) for e in events
+              if e["event_type"] == "order" and e["status"] == "paid"]
+    daily = daily_transitions(touches, orders)
+    paid_by_order = {e["order_id"]: e for e in orders_events(events)}
+    checked = 0
+    for order_id, order in paid_by_order.items():
+        got = credits(attributed, order_id)
+        if not got:
+            continue
+        rows = sorted((r for r in attributed["rows"] if r["order_id"] == order_id and r["model"] == "linear"
+                       and r["kind"] == "paid"), key=lambda r: int(r["touch_index"]))
+        stages = [r["stage"] for r in rows]
+        model = solve(window_counts(daily, order["shop_id"], shanghai_day(ms(order))))
+        want: dict[str, int] = defaultdict(int)
+        for stage, fen in zip(stages, markov_credits(order["amount_fen"], stages, model), strict=True):
+            want[stage] += fen
+        # each refund: -r split with the paid order's weights (r from its linear rows)
+        refunds = {r["event_id"]: -sum(int(x["credit_fen"]) for x in attributed["rows"] if x["event_id"] == r["event_id"]
+                                       and x["model"] == "linear") for r in attributed["rows"]
+                   if r["order_id"] == order_id and r["kind"] == "refund"}
+        for fen in refunds.values():
+            for stage, c in zip(stages, markov_credits(fen, stages, model), strict=True):
+                want[stage] -= c
+        assert got["markov"] == {s: want.get(s, 0) for s in got["markov"]}, order_id
+        checked += 1
+    assert checked >= 10
+
+
+def orders_events(events) -> list[dict]:
+    return [e for e in events if e["event_type"] == "order" and e["status"] == "paid"]

@@ -1,6 +1,7 @@
 """Frozen migrations on the real engine: an install made by migrations 1-2 (their files, as they
-shipped) upgrades in place; the latest schema is exactly the tables the sink writes; ClickHouse
-logs accepted events into ingest_log from the events rows."""
+shipped) upgrades in place; the latest schema is exactly the catalogue, every table and view, column
+by column with its type and comment, and every stored table's key, partition, version and settings;
+ClickHouse logs accepted events into ingest_log from the events rows."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ import json
 from datetime import UTC, datetime
 from gmv.sinks.clickhouse import ClickHouseSink, connect
 from gmv.sinks.migrations import LATEST, migrate
-from gmv.sinks.schema import STORED_TABLES, INGEST_LOG, Column, StoredTable, EVENTS
+from gmv.schemas.catalogue import EVENTS, INGEST_LOG, TABLES, VIEWS, Table
+from gmv.schemas.catalogue.base import STORE_NOTE, VIEW_NOTE
 from gmv.streams.settings import Settings
 
 s = Settings()
@@ -32,7 +34,7 @@ old_columns = [r["name"] for r in q(f"SELECT name FROM system.columns WHERE data
                                      "AND table = 'events_store' ORDER BY position")]
 now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 # an old worker's rows: events without element_index, its accepted log row written by the worker
-old_events = StoredTable("events", "", tuple(c for c in EVENTS.columns if c.name != "element_index"), "")
+old_events = Table("events", "", tuple(c for c in EVENTS.columns if c.name != "element_index"), "")
 old_sink = ClickHouseSink(lambda: client, db, tables=[old_events, INGEST_LOG])
 old_sink.add("events", [("old-1", "view", now, "u1", "u1", "t:0:1", "t", 0, 1, "{}", now)])
 old_sink.add("ingest_log", [("t:0:1", "t", 0, 1, -1, "old-1", "view", "accepted", "", now)])
@@ -42,13 +44,30 @@ version = migrate(client, db)
 sink = ClickHouseSink(lambda: client, db)
 sink.add("events", [("new-1", "view", now, "u2", "u2", "t:0:2#7", "t", 0, 2, 7, "{}", now)])
 sink.flush_sync()
-schema = {t.store: [(c.name, c.type) for c in t.columns] for t in STORED_TABLES}
-built = {t: [(r["name"], r["type"]) for r in q(f"SELECT name, type FROM system.columns WHERE database = '{db}' "
-                                                f"AND table = '{t}' ORDER BY position")] for t in schema}
+want = {}
+for t in TABLES:
+    cols = [[c.name, c.type, c.comment] for c in t.columns]
+    want[t.store] = {"comment": f"{t.comment} {STORE_NOTE.format(name=t.name)}", "columns": cols,
+                     "key": [t.order_by.strip("()"), t.partition_by, t.version, t.settings]}
+    want[t.name] = {"comment": f"{t.comment} {VIEW_NOTE}", "columns": cols}
+for v in VIEWS:
+    want[v.name] = {"comment": v.comment, "columns": [[c.name, c.type, c.comment] for c in v.columns]}
+built = {}
+for r in q(f"SELECT name, comment, sorting_key, partition_key, engine, engine_full FROM system.tables "
+           f"WHERE database = '{db}' AND name NOT IN ('schema_migrations', 'events_log')"):
+    cols = [[c["name"], c["type"], c["comment"]] for c in q(f"SELECT name, type, comment FROM system.columns "
+                                                            f"WHERE database = '{db}' AND table = '{r['name']}' ORDER BY position")]
+    built[r["name"]] = {"comment": r["comment"], "columns": cols}
+    if r["engine"] == "ReplacingMergeTree":
+        full = r["engine_full"]
+        ver = full.split("ReplacingMergeTree(")[1].split(")")[0] if "ReplacingMergeTree(" in full else ""
+        settings = full.split("SETTINGS ")[1] if "SETTINGS " in full else ""
+        settings = ", ".join(x for x in settings.split(", ") if x != "index_granularity = 8192")
+        built[r["name"]]["key"] = [r["sorting_key"], r["partition_key"], ver, settings]
 uncommented = q(f"SELECT table, name FROM system.columns WHERE database = '{db}' AND comment = '' AND table NOT IN "
                 f"(SELECT name FROM system.tables WHERE database = '{db}' AND engine = 'MaterializedView')")
 print(json.dumps({
-    "version": version, "latest": LATEST, "old_columns": old_columns, "schema": schema, "built": built,
+    "version": version, "latest": LATEST, "old_columns": old_columns, "want": want, "built": built,
     "uncommented": uncommented,
     "events": q(f"SELECT event_id, element_index FROM `{db}`.events ORDER BY event_id"),
     "log": q(f"SELECT src, source_offset, element_index, event_id, event_type, outcome, reason_code, "
@@ -66,8 +85,11 @@ def test_an_install_from_the_old_migrations_upgrades_to_exactly_the_sinks_tables
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["version"] == out["latest"] >= 3
     assert "element_index" not in out["old_columns"] and "payload" in out["old_columns"]  # really the old schema
-    # the upgraded tables are exactly what the sink inserts: same columns, same order, same types
-    assert out["built"] == {t: [list(c) for c in cols] for t, cols in out["schema"].items()}
+    # the upgraded schema is exactly the catalogue: every table and view, every column with its type and
+    # comment, in order; every stored table's key, partition, version column and settings
+    assert set(out["built"]) == set(out["want"])
+    for name, want in out["want"].items():
+        assert out["built"][name] == want, name
     assert out["uncommented"] == []  # every column of every table and view carries a COMMENT
     # the old row reads element_index -1; the new one keeps its index in the producer batch
     assert out["events"] == [{"event_id": "new-1", "element_index": 7}, {"event_id": "old-1", "element_index": -1}]

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from gmv.streams.core.attribution import (
     MAX_PATH,
-    MODELS,
+    RULE_MODELS as MODELS,
     OrderFacts,
     Touch,
     attribute,

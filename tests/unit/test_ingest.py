@@ -149,7 +149,7 @@ def test_murmur2_matches_kafka_python(data):
 
 
 def test_journal_entries_round_trip_even_with_strings_rust_refuses():
-    from gmv.streams.core.state import _decode, _encode
+    from gmv.streams.core.journal import _decode, _encode
 
     doc = {"k": "seen", "t": 5, "r": [["e1", "src:0:1#2"], ["中文", "x\ud800y"]]}
     assert _decode(_encode(doc)) == doc

@@ -14,7 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis_jsonschema import from_schema
 
-from gmv.schemas.events import EVENT_TYPES, MAX_EVENT_TIME, event_json_schemas
+from gmv.schemas.events import EVENT_TYPES, MAX_EVENT_TIME
+from gmv.schemas.json_schema import event_json_schemas
 from gmv.streams.core.config import PipelineConfig
 from gmv.streams.core.decode import Accepted, MessageDecoder, SourceMessage
 

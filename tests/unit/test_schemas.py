@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from gmv.schemas.events import EVENT_ADAPTER, OrderEvent, ViewEvent, event_json_schemas
+from gmv.schemas.events import EVENT_ADAPTER, OrderEvent, ViewEvent
+from gmv.schemas.json_schema import event_json_schemas
 
 VIEW = {"event_type": "view", "event_id": "v1", "event_time": "2026-11-20T20:00:00+08:00", "user_id": "u1",
         "video_id": "vid", "author_id": "a1", "kind": "short_video", "watch_ms": 5000}

@@ -23,7 +23,14 @@ def test_no_value_is_formatted_into_dashboard_or_rollup_sql():
         if isinstance(q, str) and q.lstrip().startswith("SELECT"):
             assert "{db:Identifier}" in q
             assert not re.search(r"'\{|\{[a-z_]+\}", q), name  # no str.format slots for values
-    assert "{{minutes:Array(DateTime('UTC'))}}" in rollups.GMV_MINUTE_REFRESH
+    from gmv.sinks import levels, markov, scores
+
+    statements = [rollups.GMV_MINUTE_REFRESH, rollups.CONTENT_MINUTE_REFRESH, rollups.FUNNEL_MINUTE_REFRESH,
+                  scores.DAILY, markov.DAILY, markov.RESTATE, markov.PATHS,
+                  *(sql for sql, _ in levels.level_statements("gmv", set(), set()))]
+    for sql in statements:
+        assert "{db:Identifier}" in sql and not re.search(r"'\{|\{[a-z_]+\}", sql), sql[:80]
+    assert "{minutes:Array(DateTime('UTC'))}" in rollups.GMV_MINUTE_REFRESH
 
 
 def test_topic_retention_applies_to_the_embedded_broker_only():

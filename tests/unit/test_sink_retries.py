@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
+from gmv.schemas.catalogue import INGEST_LOG
 from gmv.sinks.clickhouse import ClickHouseSink, dedup_token
 from gmv.sinks.exceptions import SinkGaveUp, SinkRejected, SinkStopped, SinkUnavailable, classify
-from gmv.sinks.schema import INGEST_LOG
 from tests.support.waiting import wait_for
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from gmv.schemas.times import shanghai_day, shanghai_midnight
 from gmv.schemas.trust import (
     CsMessage,
     ScoreInputs,
@@ -16,7 +17,7 @@ from gmv.schemas.trust import (
     shop_score,
     smooth,
 )
-from gmv.sinks.scores import days_to_refresh, shanghai_day, shanghai_midnight
+from gmv.sinks.scores import days_to_refresh
 from gmv.streams.core.config import PipelineConfig
 from gmv.streams.core.decode import DeadLetter, SourceMessage
 from gmv.streams.core.processor import BatchProcessor

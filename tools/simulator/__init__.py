@@ -1,9 +1,14 @@
 """A generative model of the 短直短 loop, with its own ground truth (``gmv simulate``).
 
-- ``scenarios``: the presets (``mixed``, ``cold_start``, ``takeoff``, ``clip_tail``) and their rates;
-- ``world``: what happens, in event-time order (content, lives, viewers, orders, refunds);
+- ``scenarios``: the presets (``mixed``, ``cold_start``, ``takeoff``, ``clip_tail``, ``incidents``,
+  ``stage_worth``) and their rates;
+- ``world``: what happens, in event-time order, put together from ``content`` (ids, shops, content,
+  the schedule), ``planner`` (each day's videos and lives), ``events`` (the event builders),
+  ``incidents`` (the incidents preset), ``trust`` (reviews, refund reasons, customer service) and
+  ``dimensions`` (accounts and the SKU catalog);
 - ``delivery``: how it is sent (time formats, duplicates, late delivery, malformed messages);
-- ``truth``: the expected net GMV per model and stage, from the simulator's own paths;
+- ``truth``: the expected net GMV per model and stage, from the simulator's own paths, and
+  ``markov_truth``: the same for the data-driven model (SPEC §9), from its own journeys;
 - ``cli``: ``gmv simulate``, to JSONL or Kafka.
 
 Delivery is only ever delayed by a bounded number of messages (``max_displacement``),

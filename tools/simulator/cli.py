@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from gmv.schemas.errors import RunFailed
 from gmv.schemas.events import TOPIC_NAMES
 from gmv.tools.simulator.scenarios import DAY_MS, HOUR_MS, SCENARIOS, default_start
 from gmv.tools.simulator.truth import GroundTruth
@@ -45,12 +46,15 @@ class KafkaWriter:
                                       acks="all", max_request_size=2 * 1024 * 1024, compression_type=compression)
         self.failures: list[str] = []
         self.stop = False
+        self.ended = False  # the scenario ran out of messages (not stopped, not out of time)
 
     def run(self, world: World, truth: GroundTruth, rate: float, duration_s: float | None = None,
             skip: int = 0, max_messages: int | None = None,
-            on_progress: Callable[[int, bool], None] | None = None) -> int:
-        """Returns messages emitted in all (skipped ones included): the resume point."""
+            on_progress: Callable[[int, bool, bool], None] | None = None) -> int:
+        """Returns messages emitted in all (skipped ones included): the resume point. ``on_progress``
+        gets (emitted, done, ended): ``ended`` once the scenario's story has no message left."""
         n = sent = 0
+        self.ended = False
         started = time.monotonic()
         started_wall = time.time()
         last_report = 0.0
@@ -80,16 +84,18 @@ class KafkaWriter:
                 time.sleep(ahead)
             if on_progress is not None and now - last_report >= 0.5:
                 self.producer.flush()
-                on_progress(n, False)
+                on_progress(n, False, False)
                 last_report = now
             if self.stop or (duration_s is not None and now - started >= duration_s):
                 break
+        else:
+            self.ended = True  # the story has no message left
         self.producer.flush()
         self.producer.close()
         if self.failures:
-            raise RuntimeError(f"{len(self.failures)} messages could not be sent (first: {self.failures[0]})")
+            raise RunFailed(f"{len(self.failures)} messages could not be sent (first: {self.failures[0]})")
         if on_progress is not None:
-            on_progress(n, True)
+            on_progress(n, True, self.ended)
         return n
 
 
@@ -110,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     """``gmv simulate``: write a scenario to JSONL or Kafka, and its ground truth."""
     import argparse
 
-    ap = argparse.ArgumentParser(prog="gmv simulate", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="gmv simulate", description="The load generator: write a scenario to a JSONL file (--out) or send it "
+        "to Kafka (--kafka), with its ground truth (--truth) for gmv reconcile.")
     ap.add_argument("--scenario", default="mixed", choices=sorted(SCENARIOS))
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--scale", type=float, default=1.0, help="audience multiplier: more events per simulated minute")
@@ -166,9 +174,9 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, lambda *_: setattr(writer, "stop", True))
         signal.signal(signal.SIGTERM, lambda *_: setattr(writer, "stop", True))
 
-        def progress(emitted: int, done: bool) -> None:
+        def progress(emitted: int, done: bool, ended: bool) -> None:
             if a.progress:
-                print(json.dumps({"emitted": emitted, "done": done}), flush=True)
+                print(json.dumps({"emitted": emitted, "done": done, "ended": ended}), flush=True)
 
         n = writer.run(world, truth, a.rate, a.duration, a.skip, a.max_messages, progress)
     result = {**header, "emitted": n, "seconds": round(time.monotonic() - t0, 2), **truth.summary()}
@@ -177,8 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         tmp.write_text(json.dumps(result, indent=1))
         tmp.replace(a.truth)
     if not a.progress:
-        print(json.dumps({k: v for k, v in result.items() if k not in ("net_by_model_stage", "expected_scores", "expected_cookbook")}),
-              file=sys.stderr)
+        bulky = ("net_by_model_stage", "expected_scores", "expected_cookbook", "expected_markov")  # --truth has them
+        print(json.dumps({k: v for k, v in result.items() if k not in bulky}), file=sys.stderr)
     return 0
 
 

@@ -88,7 +88,7 @@ class Delivery:
         return Emitted(topic, None, bad_line(kind, next(self._malformed_ids)), "malformed")
 
     def _incident(self, ev: dict[str, Any]) -> Iterator[Emitted]:
-        """Delivery incidents the world scheduled (``world.Incidents``): a burst of malformed
+        """Delivery incidents the world scheduled (``incidents.Incidents``): a burst of malformed
         messages on the views topic, or a pause of the sender."""
         if ev["incident"] == "malformed_burst":
             for _ in range(ev["count"]):

@@ -12,6 +12,9 @@ HOUR_MS = 60 * MINUTE_MS
 DAY_MS = 24 * HOUR_MS
 SKU_PRICES_FEN = (990, 1990, 2990, 4990, 6990, 9990, 15990, 19990, 29990, 49990)
 SHELF_SOURCES = ("mall", "search", "store", "recommend")
+
+
+@dataclass(frozen=True)
 class Rates:
     """Behaviour and noise rates (probabilities per event unless said otherwise)."""
 
@@ -29,6 +32,12 @@ class Rates:
     malformed: float = 0.0005  # malformed messages (dead letters)
     private: float = 0.25  # private-domain (私域) traffic share
     epoch_ms: float = 0.2  # events whose event_time is epoch milliseconds rather than ISO-8601
+    # Per shop, when a scenario gives its shops rates of their own (``Scenario.shop_rates``); the
+    # defaults leave every other story as it was (x * 1.0 and x * 2.0 are what they always were).
+    referred_live_buy: float = 2.0  # live_buy multiplier for an enter referred by a short video or clip
+    clip_reach: float = 1.0  # multiplier on the popularity of the clips cut from a live
+    live_reach: float = 1.0  # multiplier on a live's own audience (enters from the feed, follows, search...)
+    clip_recall: float = 0.0  # share of clip viewers drawn from the audience of the live it was cut from
 
 
 @dataclass(frozen=True)
@@ -53,9 +62,15 @@ class Scenario:
     clip_half_life_h: float = 18.0  # clip views halve every this many hours
     clips_per_live: int = 3
     rates: Rates = field(default_factory=Rates)
+    # Rates of shop i: shop_rates[i % len], when given (the delivery noise stays ``rates``'s).
+    shop_rates: tuple[Rates, ...] = ()
     hours: float | None = None  # end the story this many hours after its start (default: after ``days``)
-    incidents: bool = False  # inject the incidents of ``gmv.tools.simulator.world.Incidents``
+    incidents: bool = False  # inject the incidents of ``gmv.tools.simulator.incidents.Incidents``
     demo_scale: float = 4.0  # `gmv demo`'s default --scale for this preset
+
+    def shop_rates_of(self, index: int) -> Rates:
+        """How the buyers of the ``index``-th shop behave."""
+        return self.shop_rates[index % len(self.shop_rates)] if self.shop_rates else self.rates
 
     def scaled(self, factor: float) -> Scenario:
         """The same story with ``factor`` times the audience and users (denser event time)."""
@@ -64,6 +79,22 @@ class Scenario:
         return replace(self, audience=self.audience * factor, live_audience=self.live_audience * factor,
                        users=max(1, int(self.users * factor)))
 
+
+# stage_worth's shops, one story each, so that the removal effects of the markov model (SPEC §9) differ
+# clearly between them. Every shop also draws viewers who watch and leave (journeys that end in null):
+# what a stage is worth is measured on those too.
+STAGE_WORTH_RATES = (
+    # shop0: short videos seed the live. Its live has little audience of its own: most come from its
+    # videos, and buy far more than the rest; others buy in the video itself. Few clips, little shelf.
+    Rates(video_buy=0.025, video_to_live=0.6, live_buy=0.004, referred_live_buy=40.0, live_reach=0.08,
+          clip_buy=0.002, clip_reach=0.3, shelf_later=0.001, shelf_cold=0.002),
+    # shop1: the live sells little, but its many clips bring its viewers back to buy after it ended.
+    Rates(video_buy=0.002, video_to_live=0.10, live_buy=0.005, clip_buy=0.08, clip_reach=3.0, clip_recall=0.5,
+          shelf_later=0.002, shelf_cold=0.01),
+    # shop2: sells on the shelf; its videos and lives draw viewers who almost never buy there.
+    Rates(video_buy=0.001, video_to_live=0.15, live_buy=0.002, referred_live_buy=1.0, clip_buy=0.002,
+          shelf_later=0.004, shelf_cold=0.25),
+)
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("mixed", "Three shops, brand self-broadcast and distributors, every stage and source of noise",
@@ -82,6 +113,12 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              "while viewers stay, a refund spike, a burst of malformed events, a 45 s pause that builds lag",
              days=1, hours=4.5, shops=2, distributors=1, users=20_000, audience=0.5, self_lives=((1.0, 3.0),),
              distributor_lives=(), live_audience=100.0, demo_scale=1.0, incidents=True),
+    Scenario("stage_worth", "What a stage is worth differs by shop (model markov): shop0's short videos seed "
+             "buyers into its lives, shop1's clips bring its live's viewers back to buy, shop2 sells on the shelf "
+             "while its content rarely converts; most viewers watch and leave",
+             days=3, shops=3, distributors=1, users=12_000, audience=0.5, self_lives=((12.0, 3.0), (19.0, 3.0)),
+             distributor_lives=((20.5, 2.0),), videos_per_day=3, live_audience=3.0,
+             shop_rates=STAGE_WORTH_RATES, demo_scale=3.0),
 )}
 
 

@@ -3,9 +3,10 @@
 Kept from the simulator's own knowledge of each buyer's path — the touches it
 generated for that user — not from anything the pipeline computed: for every paid
 order it applies the SPEC §3 rules (via the pure functions of
-``gmv.streams.core.attribution``) and sums net GMV per model and stage. Duplicates
-and malformed messages never enter it; whichever copy of an event is sent first is
-the one that counts.
+``gmv.streams.core.attribution``) and sums net GMV per model and stage. The
+data-driven model ``markov`` (SPEC §9) comes from the same facts, every journey
+included, converted or not (``markov_truth``). Duplicates and malformed messages
+never enter it; whichever copy of an event is sent first is the one that counts.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from gmv.schemas.events import QUALITY_REASONS
-from gmv.schemas.outputs import MODELS, STAGES
+from gmv.schemas.outputs import RULE_MODELS, STAGES
 from gmv.schemas.trust import WINDOW_DAYS, CsMessage, ScoreInputs, buyer_turns, score
 from gmv.streams.core.attribution import OrderFacts, Touch, attribute, build_path, refund_credits
 from gmv.tools.simulator.delivery import Emitted
+from gmv.tools.simulator.markov_truth import MarkovTruth
 from gmv.tools.simulator.scenarios import DAY_MS, MINUTE_MS
 
 # An event-time incident is expected to have been alerted once the stream is this far past its start
@@ -91,20 +93,34 @@ class GroundTruth:
         return {order_id: build_path(self.touches.get(user, ()), facts, self.lookback_ms)
                 for order_id, (user, facts, _) in self.orders.items()}
 
-    def net_by_model_stage(self) -> dict[str, dict[str, int]]:
-        out = {m: dict.fromkeys(STAGES, 0) for m in MODELS}
+    def markov(self) -> MarkovTruth:
+        """The journeys of everything observed so far, and the ``markov`` models and credits (SPEC §9)."""
+        return MarkovTruth(self.touches, self.orders)
+
+    def net_by_model_stage(self, markov: MarkovTruth | None = None) -> dict[str, dict[str, int]]:
+        """Net fen per model and stage: the rule-based models of SPEC §3 (``RULE_MODELS``), then
+        ``markov``. The rule-based ones are asked for by name, so this holds whether
+        ``outputs.MODELS`` lists ``markov`` or not (``attribute`` knows only the rule-based ones)."""
+        out = {m: dict.fromkeys(STAGES, 0) for m in RULE_MODELS}
         paths = self.paths()
         for order_id, (_, _, amount) in self.orders.items():
             path = paths[order_id]
-            for model, credits in attribute(amount, path, self.half_life_ms).items():
+            for model, credits in attribute(amount, path, self.half_life_ms, models=RULE_MODELS).items():
                 for touch, fen in zip(path, credits, strict=True):
                     out[model][touch.stage] += fen
         for order_id, fen, _ in self.refunds:
             path = paths[order_id]  # the simulator only refunds orders it sent, after sending them
-            for model, credits in refund_credits(fen, path, self.half_life_ms).items():
+            for model, credits in refund_credits(fen, path, self.half_life_ms, models=RULE_MODELS).items():
                 for touch, c in zip(path, credits, strict=True):
                     out[model][touch.stage] += c
+        out["markov"] = (markov or self.markov()).net_by_stage(self.orders, self.refunds, paths)
         return out
+
+    def expected_markov(self, markov: MarkovTruth | None = None) -> list[list[Any]]:
+        """SPEC §9's models on what was sent: ``[day ISO, shop_id, stage, removal_effect, p_conv,
+        journeys, conversions]`` for every (shop, day) with a journey in its window, and the platform
+        (shop ``""``), each of the four stages (``MarkovTruth.expected``)."""
+        return (markov or self.markov()).expected()
 
     def expected_scores(self) -> list[list[Any]]:
         """Every trust score SPEC §7 defines on what was sent: [day (Asia/Shanghai), kind, subject, score],
@@ -197,10 +213,12 @@ class GroundTruth:
     def summary(self) -> dict[str, Any]:
         gross = sum(a for _, _, a in self.orders.values())
         refunded = sum(f for _, f, _ in self.refunds)
+        markov = self.markov()  # journeys built once for both the credits and the models
         return {"orders": len(self.orders), "refunds": len(self.refunds), "gross_fen": gross,
                 "refund_fen": refunded, "net_fen": gross - refunded, "messages": dict(self.counts),
                 "expected_alerts": self.alerts_due(), "expected_scores": self.expected_scores(),
-                "net_by_model_stage": self.net_by_model_stage(), "expected_cookbook": self.expected_cookbook()}
+                "net_by_model_stage": self.net_by_model_stage(markov), "expected_cookbook": self.expected_cookbook(),
+                "expected_markov": self.expected_markov(markov)}
 
 
 def _add(days: dict[int, dict[str, Any]], day: int, inputs: dict[str, int], order_id: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 from gmv.alerts import conditions as c
@@ -155,3 +156,35 @@ def test_window_sums_equal_the_plain_sums_over_any_window():
         b = a + rng.randrange(-5, 80)
         assert cum.sum(a, b) == sum(series.get(m, 0) for m in range(a, b + 1)), (a, b)
     assert c.Cumulative({}).sum(M0, M0 + 10) == 0
+
+
+def _placeholders(sql: str) -> set[str]:
+    return set(re.findall(r"\{(\w+):[^{}]+\}", sql))
+
+
+def test_every_rules_evidence_query_names_a_parameter_for_each_placeholder_and_no_doubled_brace():
+    """The command an alert prints is run as it is: a ``{{name:Type}}`` in its SQL is a syntax error."""
+    stop = M0 + 60
+    live = _live(enters=50, orders_until=stop)
+    shop = ShopSeries("s1")
+    for i in range(120):
+        shop.gmv_fen[M0 + i] = 100_000
+    for i in range(60, 70):
+        shop.refund_fen[M0 + i] = 100_000
+    sample = PipelineSample(NOW, 500_000, 120.0, 300.0, 120.0, {"gmv.views": (500, 1000)}, "worker-0")
+    findings = [
+        c.live_no_orders(RULES.live_no_orders, live, stop + RULES.live_no_orders.minutes - 1, "gmv"),
+        c.live_gmv_drop(RULES.live_gmv_drop, live, stop + RULES.live_gmv_drop.window_minutes - 1, "gmv"),
+        c.refund_spike(RULES.refund_spike, shop, M0 + 69, "gmv"),
+        c.shop_score_drop(RULES.shop_score_drop, "s1", NOW, NOW + timedelta(days=1), 3.0, 4.5, "gmv"),
+        c.dead_letter_rate(RULES.dead_letter_rate, sample, "gmv.views", "gmv"),
+        c.consumer_lag(RULES.consumer_lag, sample, "gmv"),
+        c.flush_age(RULES.flush_age, sample, "gmv"),
+        c.sink_failing(RULES.sink_failing, sample, "gmv"),
+    ]
+    assert all(f is not None for f in findings)
+    for f in findings:
+        assert f is not None
+        assert "{{" not in f.evidence.sql and "}}" not in f.evidence.sql, f.evidence.sql
+        assert _placeholders(f.evidence.sql) == set(f.evidence.params), f.evidence.sql
+        assert f.evidence.command().startswith("gmv sql ")

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 
 import pytest
 
 from gmv.alerts.delivery import Outlet, Receiver
 from gmv.alerts.exceptions import DeliveryError
 from gmv.alerts.model import (
-    ALERT_COLUMN_TYPES,
     Alert,
-    AlertRow,
     Evidence,
     alert_id,
     webhook_payload,
 )
+from gmv.schemas.catalogue import ALERTS
 
 T0 = datetime(2026, 11, 20, 2, 12, tzinfo=UTC)
 
@@ -44,12 +41,10 @@ def test_a_resolved_row_outranks_any_firing_row_of_the_same_alert():
     assert resolved.state == "resolved" and later_firing.resolved_at is None
 
 
-def test_the_alert_row_is_the_migrations_alerts_store_columns_in_order():
-    sql = (resources.files("gmv.sinks.migrations") / "0004_alerts.sql").read_text()
-    body = sql.split("CREATE TABLE IF NOT EXISTS `{db}`.`alerts_store` (")[1].split("\n)\n")[0]
-    columns = re.findall(r"^  `(\w+)` (.+?) COMMENT", body, re.M)
-    assert [n for n, _ in columns] == list(AlertRow._fields)
-    assert [t for _, t in columns] == list(ALERT_COLUMN_TYPES)
+def test_the_alert_row_is_the_catalogues_alerts_columns_in_order():
+    row = _alert(resolved=True).row(T0)
+    assert list(row._fields) == ALERTS.column_names  # the migrations build exactly these (test_schema_migrations)
+    assert row.state == "resolved" and row.query.startswith("gmv sql ") and row.resolved_at is not None
 
 
 def test_the_query_is_a_gmv_sql_command_with_values_as_parameters():
@@ -147,3 +142,16 @@ def test_alert_times_count_whole_milliseconds_exactly_as_clickhouse_stores_them(
         t = base + timedelta(milliseconds=ms)
         assert _ms(t) == base_ms + ms
         assert _ms(t + timedelta(microseconds=999)) == base_ms + ms  # sub-millisecond is dropped, as stored
+
+
+def test_an_alert_alertmanager_never_had_firing_goes_as_firing_for_min_firing_s_then_ends():
+    from gmv.alerts.delivery import AlertmanagerReceiver
+
+    now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    am = AlertmanagerReceiver("http://127.0.0.1:9", "http://dash/", resend_s=60.0, min_firing_s=90.0)
+    fired_and_resolved = _alert().resolved(now - timedelta(seconds=5), _alert().window_end)
+    [body] = am.payload([fired_and_resolved], now)
+    assert body["endsAt"] == "2026-11-30T12:01:30.000Z"  # firing at Alertmanager until now + 90 s: it pages
+    am.announced.add(fired_and_resolved.alert_id)  # Alertmanager had it firing: the resolution is plain
+    [body] = am.payload([fired_and_resolved], now)
+    assert body["endsAt"] == "2026-11-30T11:59:55.000Z"

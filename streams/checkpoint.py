@@ -1,0 +1,123 @@
+"""The commit order, owned in one place: what a processed batch must reach, and in which order.
+
+For each batch the ingest loop hands over (``submit``), in this order:
+
+1. **journal**: its journal entries (state changelog), forwards (rekeyed topic) and dead letters
+   (DLQ topic) are acknowledged by the broker, before any row derived from them exists anywhere;
+2. **rows**: its rows reach the sink (ClickHouse, or the rows topic to the one ClickHouse writer);
+3. **offsets**: its source offsets are committed to the consumer group;
+4. **rollups**: the minute rollups of its minutes are recomputed from the facts (after every batch
+   while caught up, every ``rollup_interval_s`` under a backlog), and the slow refresh (scores,
+   levels) when it is due (``RollupScheduler``);
+5. **marks**: the journal marks saying ClickHouse holds the rows of its entries, only after a
+   refresh that leaves nothing covering those rows due.
+
+Step 1 runs in the foreground; steps 2–5 of batch N run in the background while batch N+1 is
+fetched and processed (ClickHouse parses the rows in C++, off the GIL), and batch N+1's steps 2–5
+start only after N's have ended, so rows, offsets, rollups and marks keep their order. A crash
+between any two steps loses nothing and counts nothing twice: offsets before rows is impossible;
+rows without offsets are re-processed into identical rows (absorbed by the ReplacingMergeTree);
+offsets without rollups or marks leave entries unconfirmed, whose rows are re-emitted and whose
+minutes re-rolled at the next start.
+
+The parts it drives (``Outbox``, the sink, ``Offsets``, ``RollupScheduler``, ``WorkerStats``) do not
+know of each other or of the checkpoint: nothing calls back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from gmv.sinks.base import BatchingSink
+from gmv.streams.core.decode import SourceMessage
+from gmv.streams.core.processor import BatchResult
+from gmv.streams.offsets import Offsets
+from gmv.streams.outbox import Outbox
+from gmv.streams.rollup_scheduler import Marks, RollupScheduler
+from gmv.streams.stats import WorkerStats
+
+
+class Checkpoint:
+    def __init__(self, outbox: Outbox, sink: BatchingSink, offsets: Offsets, scheduler: RollupScheduler,
+                 stats: WorkerStats) -> None:
+        self.outbox = outbox
+        self.sink = sink
+        self.offsets = offsets
+        self.scheduler = scheduler
+        self.stats = stats
+        self._inflight: asyncio.Task | None = None
+
+    @property
+    def idle(self) -> bool:
+        return self._inflight is None
+
+    @property
+    def finished(self) -> bool:
+        """The batch in flight has ended (``wait_stored`` returns at once, or raises its failure)."""
+        return self._inflight is not None and self._inflight.done()
+
+    async def submit(self, result: BatchResult, msgs: list[SourceMessage], marks: Marks, final: bool = False) -> None:
+        """Step 1 now; steps 2–5 in the background, once the batch before is through them."""
+        with self.stats.timing("journal"):
+            await self.outbox.send(result)
+        with self.stats.timing("store_wait"):
+            await self.wait_stored()
+        self._inflight = asyncio.create_task(self._store(result, msgs, marks, final), name="gmv-checkpoint")
+        await asyncio.sleep(0)  # let it hand its insert to a thread before the next batch's CPU work
+        if final:
+            await self.wait_stored()
+
+    async def _store(self, result: BatchResult, msgs: list[SourceMessage], marks: Marks, final: bool) -> None:
+        with self.stats.timing("sink"):
+            for table, rows in result.rows.items():
+                if rows:
+                    self.sink.add(table, rows)
+            await self.sink.flush(everything=final)  # the trust facts wait for the slow refresh
+        with self.stats.timing("commit"):
+            await self.offsets.commit(result.next_offsets)
+        self.stats.stored(result, msgs)
+        self.scheduler.note(result, marks)
+        if self.scheduler.due(final):
+            await self.refresh(slow=final or self.scheduler.slow_due())
+
+    async def refresh(self, slow: bool = True) -> None:
+        """Steps 4 and 5 for everything noted so far (``slow``: the scores and levels too)."""
+        if not self.outbox.started:
+            return  # nothing was written, nothing is due
+        with self.stats.timing("rollups"):
+            r = self.scheduler.take(slow)
+            if slow:
+                await self.sink.flush()  # the trust facts that waited for this refresh
+            await self.sink.refresh(r.work)
+            self.scheduler.applied(r)
+            await self.outbox.put_marks(r.marks)
+
+    async def wait_stored(self) -> None:
+        """Wait for the batch in flight (re-raises its failure)."""
+        task, self._inflight = self._inflight, None
+        if task is not None:
+            await task
+
+    async def settle(self) -> None:
+        """Everything through every step: the batch in flight, then every rollup and mark due (the end
+        of input, a rebalance, a stop)."""
+        await self.wait_stored()
+        await self.refresh(slow=True)
+
+    async def when_idle(self) -> None:
+        """Input went quiet: a commit a rebalance cost us, or the last minutes' rollups, must not wait
+        for the next batch (the slow refresh keeps its own cadence)."""
+        if self.finished:
+            await self.wait_stored()  # surfaces a failed write at once, even when input is idle
+        if not self.idle:
+            return
+        if self.offsets.owed:
+            await self.offsets.commit_owed()
+        elif self.scheduler.pending and self.scheduler.interval_passed():
+            await self.refresh(slow=self.scheduler.slow_due())
+
+    def abandon(self) -> None:
+        """The process is stopping: the write in flight will fail (``SinkStopped``); nobody waits for it."""
+        task, self._inflight = self._inflight, None
+        if task is not None:
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())

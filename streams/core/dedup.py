@@ -1,0 +1,70 @@
+"""De-duplication of one partition's events by ``event_id`` (SPEC §2), within ``dedup_horizon``.
+
+An event is *new*, a *replay* (the same source message again, after a crash before the offset
+commit: its rows are derived again, identically) or a *duplicate* (another message re-sent it:
+it counts once). A new event's de-duplication is journalled by its own record when it has one
+(touch, order, refund, review, cs), else by a ``seen`` record: the handler that took the event
+says which (``Handled.carried``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+from gmv.streams.core.journal import Journal, JournalEntry, Kind
+from gmv.streams.core.rows import build
+
+SEEN = "seen"
+
+
+class SeenRecord(NamedTuple):
+    event_id: str
+    src: str  # the source message of its first occurrence (a replay of it is not a duplicate)
+
+
+class SeenKind(Kind["DedupState"]):
+    name = SEEN
+
+    def decode(self, raw: list) -> SeenRecord:
+        return SeenRecord(*raw)
+
+    def apply(self, rec: SeenRecord) -> None:
+        self.st.remember(rec.event_id, rec.src)
+
+    def unapply(self, rec: SeenRecord) -> None:
+        self.st.forget(rec.event_id, rec.src)
+
+    def expiry(self) -> Callable[[JournalEntry], bool]:
+        cutoff = self.journal.watermark_ms - self.journal.horizons.dedup_ms
+        return lambda entry: entry.t_max < cutoff
+
+
+class DedupState:
+    """The event ids of one partition and the source message each first came in."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        self.seen: dict[str, str] = {}  # event_id -> src of its first occurrence
+        journal.register(self, SeenKind)
+
+    def classify(self, event_id: str, src: str) -> str:
+        """'new', 'replay' (same source message seen again: re-derive its rows) or 'duplicate'."""
+        first = self.seen.get(event_id)
+        if first is None:
+            self.seen[event_id] = src
+            return "new"
+        return "replay" if first == src else "duplicate"
+
+    def journal_seen(self, event_id: str, src: str, t_ms: int) -> None:
+        """Journal a new event's de-duplication (for an event no record of its own carries)."""
+        self.journal.record(SEEN, build(SeenRecord, (event_id, src)), t_ms)
+
+    def remember(self, event_id: str, src: str) -> None:
+        """A journalled record's event (a record of any kind carrying its de-duplication)."""
+        self.seen.setdefault(event_id, src)
+
+    def forget(self, event_id: str, src: str) -> None:
+        """Drop a de-duplication entry, if it is the one this source made."""
+        if self.seen.get(event_id) == src:
+            del self.seen[event_id]

@@ -1,0 +1,333 @@
+"""Touchpoints, paid orders and their attribution (SPEC §3), in one partition's state.
+
+Views and live-room events become funnel rows; an engaged view or a live enter is a touchpoint
+of its user (``touch``); a paid order (``order``) waits ``attribution_delay`` for touches sent
+right after it, then its path is built from its user's touches and journalled (``attr``) with
+the order's credit rows. A second paid event of one order under another ``event_id`` is
+dead-lettered (``order_already_paid``). Refunds (``refunds``) and reviews (``reviews``) look
+their order up here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import NamedTuple
+
+from gmv.schemas.events import LiveRoomEvent, OrderEvent, ViewEvent
+from gmv.schemas.outputs import RULE_MODELS
+from gmv.schemas.times import row_time
+from gmv.streams.core.attribution import OrderFacts, Touch, attribute, build_path, path_label
+from gmv.streams.core.batch import CARRIED, NOT_CARRIED, BatchContext, Handled
+from gmv.streams.core.decode import Accepted, DeadLetter
+from gmv.streams.core.dedup import DedupState
+from gmv.streams.core.journal import Journal, JournalEntry, Kind
+from gmv.streams.core.rows import CreditRow, FunnelRow, build
+
+TOUCH, ORDER, ATTR = "touch", "order", "attr"
+
+
+class TouchRecord(NamedTuple):
+    """A touchpoint of a user (the Touch's fields, then the user and the event's source)."""
+
+    t_ms: int
+    event_id: str
+    stage: str
+    account_id: str
+    content_id: str
+    shop_id: str
+    traffic: str
+    user_id: str
+    src: str = ""  # journals from before the touch carried its event's de-duplication
+
+    @property
+    def touch(self) -> Touch:
+        return Touch(self.t_ms, self.event_id, self.stage, self.account_id, self.content_id, self.shop_id,
+                     self.traffic)
+
+
+class OrderRec(NamedTuple):
+    """A paid order as attribution and its rows need it."""
+
+    event_id: str
+    src: str
+    user_id: str
+    order_id: str
+    shop_id: str
+    sku_id: str
+    seller_id: str
+    channel: str
+    channel_id: str
+    amount_fen: int
+    t_ms: int
+    arrival_ms: int  # processing time it arrived (attribution_delay counts from here)
+    quantity: int = 1
+    produced_ms: int = 0  # the order message's Kafka timestamp: how far the other topics must be read
+
+
+class AttrRecord(NamedTuple):
+    """An order's attribution path (its conversion touch last)."""
+
+    order_event_id: str
+    path: list[Touch]
+
+
+# order_id -> the paid order, wherever this worker holds it (a review by another user lands on
+# that user's partition, not on the order's).
+FindOrder = Callable[[str], OrderRec | None]
+
+
+# -- kinds ------------------------------------------------------------------------------------
+class TouchKind(Kind["TouchState"]):
+    name = TOUCH
+
+    def decode(self, raw: list) -> TouchRecord:
+        return TouchRecord(*raw)
+
+    def apply(self, rec: TouchRecord) -> None:
+        st = self.st
+        st.touches.setdefault(rec.user_id, {})[rec.event_id] = rec.touch
+        if rec.src:
+            st.dedup.remember(rec.event_id, rec.src)
+
+    def unapply(self, rec: TouchRecord) -> None:
+        st = self.st
+        user = st.touches.get(rec.user_id)
+        if user is not None:
+            user.pop(rec.event_id, None)
+            if not user:
+                del st.touches[rec.user_id]
+        if rec.src:
+            st.dedup.forget(rec.event_id, rec.src)
+
+    def expiry(self) -> Callable[[JournalEntry], bool]:
+        """Older than ``lookback`` before the oldest order still waiting for its attribution (or
+        before the watermark), and older than ``dedup_horizon``."""
+        watermark, h = self.journal.watermark_ms, self.journal.horizons
+        touch_ref = min([watermark, *(o.t_ms for o in self.st.unattributed.values())])
+        lookback_cutoff, dedup_cutoff = touch_ref - h.lookback_ms, watermark - h.dedup_ms
+        return lambda entry: entry.t_max < lookback_cutoff and entry.t_max < dedup_cutoff
+
+
+class OrderKind(Kind["TouchState"]):
+    name = ORDER
+
+    def decode(self, raw: list) -> OrderRec:
+        return OrderRec(*raw)
+
+    def apply(self, rec: OrderRec) -> None:
+        st = self.st
+        st.orders[rec.event_id] = rec
+        if rec.order_id not in st.order_ids:
+            st.order_ids[rec.order_id] = rec.event_id
+            st.paid_orders.add(rec.order_id, st)
+        st.dedup.remember(rec.event_id, rec.src)
+        if rec.event_id not in st.attrs:
+            st.unattributed[rec.event_id] = rec
+
+    def unapply(self, rec: OrderRec) -> None:
+        st = self.st
+        st.orders.pop(rec.event_id, None)
+        st.unattributed.pop(rec.event_id, None)
+        if st.order_ids.get(rec.order_id) == rec.event_id:
+            del st.order_ids[rec.order_id]
+            st.paid_orders.remove(rec.order_id, st)
+        st.dedup.forget(rec.event_id, rec.src)
+
+    def expiry(self) -> Callable[[JournalEntry], bool]:
+        """Past retention, once every order of the entry is attributed."""
+        past, attrs = super().expiry(), self.st.attrs
+        return lambda entry: past(entry) and all(r.event_id in attrs for r in entry.records)
+
+
+class AttrKind(Kind["TouchState"]):
+    name = ATTR
+    derived = True
+
+    def decode(self, raw: list) -> AttrRecord:
+        order_event_id, path = raw
+        return AttrRecord(order_event_id, [Touch(*t) for t in path])
+
+    def encode(self, recs: list) -> list:
+        return [(r.order_event_id, [tuple(t) for t in r.path]) for r in recs]
+
+    def apply(self, rec: AttrRecord) -> None:
+        self.st.attrs[rec.order_event_id] = rec.path
+        self.st.unattributed.pop(rec.order_event_id, None)
+
+    def unapply(self, rec: AttrRecord) -> None:
+        st = self.st
+        st.attrs.pop(rec.order_event_id, None)
+        order = st.orders.get(rec.order_event_id)
+        if order is not None:
+            st.unattributed[rec.order_event_id] = order
+
+    def reemit(self, rec: AttrRecord, ctx: BatchContext) -> None:
+        order = self.st.orders.get(rec.order_event_id)
+        if order is not None:
+            self.st.paid_rows(ctx, order, self.st.attrs.get(order.event_id) or [])
+
+
+# -- state --------------------------------------------------------------------------------------
+class PaidOrderIndex:
+    """Which partitions' states hold the paid order of an order_id, for every partition one
+    processor owns (kept by ``OrderKind``): a review may land on another partition than its order."""
+
+    def __init__(self, partitions: Mapping[int, object] | None = None) -> None:
+        self._holders: dict[str, dict[int, TouchState]] = {}
+        self._partitions = partitions if partitions is not None else {}  # the processor's, in its order
+
+    def add(self, order_id: str, st: TouchState) -> None:
+        self._holders.setdefault(order_id, {})[st.partition] = st
+
+    def remove(self, order_id: str, st: TouchState) -> None:
+        holders = self._holders.get(order_id)
+        if holders is not None and holders.get(st.partition) is st:
+            del holders[st.partition]
+            if not holders:
+                del self._holders[order_id]
+
+    def forget(self, st: TouchState) -> None:
+        """A partition's state that went away (its partition went elsewhere, or is being reloaded)."""
+        for order_id in st.order_ids:
+            self.remove(order_id, st)
+
+    def find(self, order_id: str) -> OrderRec | None:
+        holders = self._holders.get(order_id)
+        if not holders:
+            return None
+        st = next(iter(holders.values()))
+        if len(holders) > 1:  # one order_id paid on several partitions: the first the processor holds
+            st = next((holders[p] for p in self._partitions if p in holders), st)
+        return st.paid_order(order_id)
+
+
+class TouchState:
+    """One partition's touchpoints, paid orders and attribution paths, and their handlers."""
+
+    def __init__(self, journal: Journal, dedup: DedupState, paid_orders: PaidOrderIndex) -> None:
+        self.journal = journal
+        self.dedup = dedup
+        self.paid_orders = paid_orders
+        self.partition = journal.partition
+        self.touches: dict[str, dict[str, Touch]] = {}  # user -> touch event_id -> touch
+        self.orders: dict[str, OrderRec] = {}  # order event_id -> order
+        self.order_ids: dict[str, str] = {}  # order_id -> its paid event_id
+        self.attrs: dict[str, list[Touch]] = {}  # order event_id -> attribution path
+        # Orders without attrs, kept beside the maps so that per-batch work follows what is pending,
+        # not what is retained (orders stay for weights_retention, 90 days by default).
+        self.unattributed: dict[str, OrderRec] = {}  # order event_id -> order
+        journal.register(self, TouchKind)
+        self._order = journal.register(self, OrderKind)
+        self._attr = journal.register(self, AttrKind)
+
+    # -- handlers ------------------------------------------------------------------------------
+    def on_view(self, item: Accepted, t_ms: int, ctx: BatchContext) -> Handled:
+        event: ViewEvent = item.event  # type: ignore[assignment]
+        engaged = event.watch_ms >= ctx.config.engaged_ms
+        ctx.funnel_rows.append(build(FunnelRow, (
+            event.event_id, t_ms / 1000, event.kind, "view", event.user_id, event.author_id,
+            event.video_id, event.shop_id or "", event.traffic, event.watch_ms, int(engaged), "",
+            event.source_live_id or "")))
+        if engaged and self.add_touch(event.user_id, Touch(t_ms, event.event_id, event.kind, event.author_id,
+                                                           event.video_id, event.shop_id or "", event.traffic),
+                                      item.src):
+            return CARRIED
+        return NOT_CARRIED
+
+    def on_live_room(self, item: Accepted, t_ms: int, ctx: BatchContext) -> Handled:
+        event: LiveRoomEvent = item.event  # type: ignore[assignment]
+        ctx.funnel_rows.append(build(FunnelRow, (
+            event.event_id, t_ms / 1000, "live", event.action, event.user_id or "", event.anchor_id,
+            event.live_id, event.shop_id or "", event.traffic, 0, int(event.action == "enter"),
+            event.referrer_kind or "", "")))
+        if event.action == "enter" and event.user_id and self.add_touch(
+                event.user_id, Touch(t_ms, event.event_id, "live", event.anchor_id, event.live_id,
+                                     event.shop_id or "", event.traffic), item.src):
+            return CARRIED
+        return NOT_CARRIED
+
+    def on_paid(self, item: Accepted, t_ms: int, ctx: BatchContext) -> Handled:
+        event: OrderEvent = item.event  # type: ignore[assignment]
+        first = self.order_ids.get(event.order_id)
+        if first is not None and first != event.event_id:
+            return Handled(False, DeadLetter(
+                item.msg, item.index, item.src, "order_already_paid",
+                f"order {event.order_id} was already paid by event {first}; a second paid event with another "
+                "event_id would count it twice. Re-send the same event_id, or use a new order_id",
+                event.model_dump_json().encode(), event.event_id, event.event_type))
+        carried = self.add_order(OrderRec(
+            event_id=event.event_id, src=item.src, user_id=event.user_id, order_id=event.order_id,
+            shop_id=event.shop_id or "", sku_id=event.sku_id or "", seller_id=event.seller_id,
+            channel=event.conversion_stage, channel_id=event.channel_id or "", amount_fen=event.amount_fen or 0,
+            t_ms=t_ms, arrival_ms=ctx.now_ms, quantity=event.quantity, produced_ms=item.msg.timestamp_ms))
+        return CARRIED if carried else NOT_CARRIED
+
+    # -- the state, applied as the journal applies it, then journalled ----------------------------
+    def add_touch(self, user_id: str, touch: Touch, src: str) -> bool:
+        """Per engaged view and live enter: what ``TouchKind.apply`` does, without rebuilding the
+        Touch. True if journalled now (its record carries the event's de-duplication)."""
+        user = self.touches.setdefault(user_id, {})
+        if touch.event_id in user:
+            return False
+        user[touch.event_id] = touch
+        self.journal.record(TOUCH, build(TouchRecord, (*touch, user_id, src)), touch.t_ms)
+        return True
+
+    def add_order(self, order: OrderRec) -> bool:
+        """True if journalled now (its record carries the event's de-duplication)."""
+        if order.event_id in self.orders:
+            return False
+        self._order.apply(order)
+        self.journal.record(ORDER, order, order.t_ms)
+        return True
+
+    def add_attr(self, order: OrderRec, path: list[Touch]) -> None:
+        rec = AttrRecord(order.event_id, path)
+        self._attr.apply(rec)
+        self.journal.record(ATTR, rec, order.t_ms)
+
+    def paid_order(self, order_id: str) -> OrderRec | None:
+        eid = self.order_ids.get(order_id)
+        return None if eid is None else self.orders.get(eid)
+
+    # -- attribution (timer / end of input) -------------------------------------------------------
+    def attribute_due(self, ctx: BatchContext, final: bool, read_to: int | None) -> None:
+        """Attribute the orders whose ``attribution_delay`` has passed (all of them when ``final``),
+        in event-time order: each once its partition is read (``read_to``, Kafka time; None once
+        caught up) past the order's own Kafka timestamp plus the delay."""
+        delay, now_ms = ctx.config.attribution_delay_ms, ctx.now_ms
+        due = sorted((o for o in self.unattributed.values()
+                      if final or (o.arrival_ms + delay <= now_ms
+                                   and (read_to is None or o.produced_ms + delay <= read_to))),
+                     key=lambda o: (o.t_ms, o.event_id))
+        for order in due:
+            path = build_path(self.touches.get(order.user_id, {}).values(), OrderFacts(
+                order.t_ms, order.event_id, order.seller_id, order.shop_id, order.channel, order.channel_id),
+                ctx.config.lookback_ms)
+            self.add_attr(order, path)
+            self.paid_rows(ctx, order, path)
+            ctx.out.touched_partitions.add(self.partition)
+
+    def paid_rows(self, ctx: BatchContext, order: OrderRec, path: list[Touch]) -> None:
+        credits = attribute(order.amount_fen, path, ctx.config.half_life_ms)
+        ctx.out.credit_rows.extend(credit_rows(order.event_id, "paid", order.t_ms, order, path, credits, ctx.now_s))
+
+
+def credit_rows(event_id: str, kind: str, t_ms: int, order: OrderRec, path: list[Touch],
+                credits: dict[str, list[int]], now_s: float) -> list[CreditRow]:
+    """The rows of one order event (paid) or refund event: one per model and touch of the path."""
+    label, n = path_label(path), len(path)
+    order_time, event_time = row_time(order.t_ms), row_time(t_ms)
+    seller = order.seller_id
+    # What a touch's rows share under every model, worked out once per touch.
+    touches = [(i, touch, int(i == n - 1), int(bool(seller) and touch.account_id == seller), row_time(touch.t_ms))
+               for i, touch in enumerate(path)]
+    return [CreditRow(
+        event_id=event_id, order_id=order.order_id, kind=kind, model=model, touch_index=i,
+        is_conversion=is_conversion, stage=touch.stage, touch_account_id=touch.account_id,
+        touch_content_id=touch.content_id, touch_event_id=touch.event_id, is_self=is_self, traffic=touch.traffic,
+        touch_time=touch_time, order_time=order_time, event_time=event_time, user_id=order.user_id,
+        shop_id=order.shop_id, seller_id=seller, sku_id=order.sku_id, channel=order.channel,
+        credit_fen=credit, path=label, path_length=n, attributed_at=now_s)
+        for model in RULE_MODELS
+        for (i, touch, is_conversion, is_self, touch_time), credit in zip(touches, credits[model], strict=True)]

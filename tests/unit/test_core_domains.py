@@ -1,0 +1,170 @@
+"""The seams of the pure core's partition state: each event type has one handler, each journal kind
+one ``Kind``, each new event exactly one record journalling its de-duplication, the paid-order
+index finds what a scan of every partition finds, and the rows the hot loop builds positionally
+carry every field where its name says."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import get_args, get_type_hints
+
+import pytest
+
+from gmv.schemas.events import EVENT_TYPES, OrderEvent
+from gmv.streams.core import journal
+from gmv.streams.core.attribution import Touch
+from gmv.streams.core.config import PipelineConfig
+from gmv.streams.core.decode import SourceMessage
+from gmv.streams.core.dedup import SeenKind
+from gmv.streams.core.journal import Kind
+from gmv.streams.core.processor import BatchProcessor
+from gmv.streams.core.routing import partition_for_key
+from gmv.streams.core.state import KINDS, Horizons, PartitionState, TouchRecord
+from tests.unit.journal_story import story
+
+NOW = datetime(2026, 11, 20, 5, 0, tzinfo=UTC)
+T = datetime(2026, 11, 20, 4, 0, 0, 123_000, tzinfo=UTC)
+T_S = 1_795_147_200.123  # T as a row time
+
+
+def _msg(topic: str, value: bytes, offset: int = 7, key: bytes = b"u1") -> SourceMessage:
+    return SourceMessage(f"gmv.{topic}", 0, offset, key, value, f"gmv.{topic}:0:{offset}", 0, 1_000)
+
+
+# -- dispatch ----------------------------------------------------------------------------------
+def test_every_event_type_and_order_status_has_exactly_one_handler():
+    ps = PartitionState(0, Horizons(1000, 1000, 1000))
+    assert set(ps.handlers) == set(EVENT_TYPES.values())
+    assert set(ps.order_handlers) == set(get_args(OrderEvent.model_fields["status"].annotation))
+
+
+def test_every_journal_kind_is_handled_by_exactly_one_kind_with_its_documented_record():
+    documented = dict(re.findall(r"^``(\w+)``\s+(\w+) —", journal.__doc__ or "", re.M))
+    assert set(documented) == set(KINDS) and "``mark``" in (journal.__doc__ or "")
+    for name, kind in KINDS.items():
+        assert kind.name == name
+        assert get_type_hints(kind.decode)["return"].__name__ == documented[name]
+    ps = PartitionState(0, Horizons(1000, 1000, 1000))
+    assert {name: type(kind) for name, kind in ps.journal.kinds.items()} == KINDS
+    with pytest.raises(ValueError, match="handled twice"):
+        ps.journal.register(ps.dedup, SeenKind)
+    # a derived kind's records make rows, so it re-emits them; the others have none to re-emit
+    derived = {name for name, kind in KINDS.items() if kind.derived}
+    assert derived == {"attr", "settled", "reviewed", "cs"}
+    assert {name for name, kind in KINDS.items() if kind.reemit is not Kind.reemit} == derived
+
+
+def test_each_new_event_is_journalled_by_exactly_one_record():
+    """A new event's own record (touch, order, refund, review, cs) carries its de-duplication, or a
+    ``seen`` record does: the handler says which (``Handled.carried``), never both, never neither."""
+    proc = BatchProcessor(PipelineConfig(partitions=4))  # horizons of a day: nothing expires in the story
+    new: set[str] = set()
+    journalled: Counter[str] = Counter()
+    carriers = {"seen": 0, "order": 0, "refund": 0, "review": 0, "cs": 0}
+    for now, msgs in story():
+        out = proc.process(msgs, now)
+        new |= {r.event_id for r in out.rows["events"]}
+        new |= {d.event_id for d in out.dead_letters if d.reason_code in (
+            "order_already_paid", "over_refund", "orphan_refund", "review_user_mismatch", "review_already_given")}
+        out.merge(proc.attribute_due(now + timedelta(seconds=6)))
+        proc.commit_journal(out)
+        for _, value in out.journal_puts:
+            doc = json.loads(value)
+            if doc["k"] == "touch":
+                journalled.update(TouchRecord(*r).event_id for r in doc["r"])
+            elif doc["k"] in carriers:
+                journalled.update(r[0] for r in doc["r"])
+    assert set(journalled) == new
+    assert [eid for eid, n in journalled.items() if n != 1] == []
+
+
+# -- the paid-order index ----------------------------------------------------------------------
+def _scan(proc: BatchProcessor, order_id: str):
+    for ps in proc.partitions.values():
+        order = ps.attribution.paid_order(order_id)
+        if order is not None:
+            return order
+    return None
+
+
+def test_the_paid_order_index_finds_what_a_scan_of_every_partition_finds():
+    proc = BatchProcessor(PipelineConfig(partitions=4))
+    journal_kv: list[tuple[str, bytes | None]] = []
+    for i, (now, msgs) in enumerate(story()):
+        if i == 20:  # a partition reloaded from its changelog (its state replaced, its orders re-indexed)
+            proc.load(1, [kv for kv in journal_kv if kv[0].startswith("1|")], now)
+        out = proc.process(msgs, now)
+        proc.commit_journal(out)
+        journal_kv += [*out.journal_puts, *((k, None) for k in out.journal_dels)]
+        ids = {o for ps in proc.partitions.values() for o in ps.attribution.order_ids} | {"nowhere"}
+        assert {o: proc.find_order(o) for o in ids} == {o: _scan(proc, o) for o in ids}
+    # one order_id paid on two partitions: the first partition the processor holds answers
+    users = [f"x{i}" for i in range(40)]
+    a = users[0]
+    b = next(u for u in users if partition_for_key(u, 4) != partition_for_key(a, 4))
+
+    def paid(eid: str, user: str) -> SourceMessage:
+        doc = {"event_type": "order", "event_id": eid, "event_time": T.isoformat(), "order_id": "TWICE",
+               "user_id": user, "status": "paid", "shop_id": "S", "sku_id": "K", "seller_id": "A",
+               "amount_fen": 100, "channel": "live", "channel_id": "L"}
+        p = partition_for_key(user, 4)
+        return SourceMessage("gmv.orders", p, 9_000, user.encode(), json.dumps(doc).encode(), f"gmv.orders:{p}:{eid}")
+
+    proc = BatchProcessor(PipelineConfig(partitions=4))
+    proc.process([paid("pb", b), paid("pa", a)], NOW)
+    assert proc.find_order("TWICE") == _scan(proc, "TWICE") and proc.find_order("TWICE").user_id == b
+    proc.forget({partition_for_key(b, 4)})
+    assert proc.find_order("TWICE") == _scan(proc, "TWICE") and proc.find_order("TWICE").user_id == a
+
+
+# -- rows built positionally in the hot loop, field by field -------------------------------------
+def test_a_view_becomes_a_funnel_row_an_event_row_and_a_touch_field_by_field():
+    doc = {"event_type": "view", "event_id": "e1", "event_time": "2026-11-20T12:00:00.123+08:00", "user_id": "u1",
+           "video_id": "v1", "author_id": "a1", "kind": "clip", "source_live_id": "L1", "watch_ms": 4000,
+           "traffic": "private", "shop_id": "p1"}
+    raw = json.dumps(doc).encode()
+    proc = BatchProcessor(PipelineConfig(partitions=1))
+    out = proc.process([_msg("views", raw)], NOW)
+    (funnel,) = out.funnel_rows
+    assert funnel._asdict() == {
+        "event_id": "e1", "event_time": T_S, "stage": "clip", "action": "view", "user_id": "u1", "account_id": "a1",
+        "content_id": "v1", "shop_id": "p1", "traffic": "private", "watch_ms": 4000, "engaged": 1,
+        "referrer_kind": "", "source_live_id": "L1"}
+    (event,) = out.rows["events"]
+    assert event._asdict() == {
+        "event_id": "e1", "event_type": "view", "event_time": T_S, "user_id": "u1", "partition_key": "u1",
+        "src": "gmv.views:0:7", "source_topic": "gmv.views", "source_partition": 0, "source_offset": 7,
+        "element_index": -1, "payload": raw.decode(), "ingested_at": NOW.timestamp()}
+    proc.commit_journal(out)
+    (put,) = [v for k, v in out.journal_puts if k.split("|")[1] == "touch"]
+    (touch,) = json.loads(put)["r"]
+    assert TouchRecord(*touch)._asdict() == {
+        "t_ms": 1_795_147_200_123, "event_id": "e1", "stage": "clip", "account_id": "a1", "content_id": "v1",
+        "shop_id": "p1", "traffic": "private", "user_id": "u1", "src": "gmv.views:0:7"}
+    assert TouchRecord._fields[:len(Touch._fields)] == Touch._fields  # a touch record is built from a Touch
+
+
+def test_live_room_events_become_funnel_rows_field_by_field():
+    enter = {"event_type": "live_room", "event_id": "e2", "event_time": 1_795_147_200_123, "live_id": "L1",
+             "anchor_id": "a1", "action": "enter", "user_id": "u1", "referrer_kind": "short_video"}
+    start = {"event_type": "live_room", "event_id": "e3", "event_time": 1_795_147_200_123, "live_id": "L1",
+             "anchor_id": "a1", "action": "start", "shop_id": "p1", "traffic": "private"}
+    proc = BatchProcessor(PipelineConfig(partitions=1))
+    out = proc.process([_msg("live_rooms", json.dumps(enter).encode(), 1),
+                        _msg("live_rooms", json.dumps([start]).encode(), 2, key=b"L1")], NOW)
+    assert [r._asdict() for r in out.funnel_rows] == [
+        {"event_id": "e2", "event_time": T_S, "stage": "live", "action": "enter", "user_id": "u1",
+         "account_id": "a1", "content_id": "L1", "shop_id": "", "traffic": "public", "watch_ms": 0, "engaged": 1,
+         "referrer_kind": "short_video", "source_live_id": ""},
+        {"event_id": "e3", "event_time": T_S, "stage": "live", "action": "start", "user_id": "",
+         "account_id": "a1", "content_id": "L1", "shop_id": "p1", "traffic": "private", "watch_ms": 0, "engaged": 0,
+         "referrer_kind": "", "source_live_id": ""}]
+    # an element of a producer batch: its event row carries the parsed element, and no user
+    event = out.rows["events"][1]._asdict()
+    assert event == {
+        "event_id": "e3", "event_type": "live_room", "event_time": T_S, "user_id": "", "partition_key": "L1",
+        "src": "gmv.live_rooms:0:2#0", "source_topic": "gmv.live_rooms", "source_partition": 0, "source_offset": 2,
+        "element_index": 0, "payload": start, "ingested_at": NOW.timestamp()}

@@ -1,0 +1,192 @@
+"""The demo's story: which scenario a data dir holds and how far it was sent (``demo.json``), and the
+simulator process that sends the rest of it.
+
+A rerun on the same data dir continues the same story: ``demo.json`` remembers the scenario, seed,
+start, scale and how many messages were emitted; the simulator regenerates that prefix (for the
+ground truth) without re-sending it. Format of ``demo.json``: one JSON object
+``{"scenario": str, "seed": int, "start": ISO-8601 with offset, "scale": float, "emitted": int}``,
+rewritten whole (write to ``demo.tmp``, then rename) as the simulator reports progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from gmv.schemas.errors import ConfigurationError, RunFailed
+from gmv.streams.settings import Settings
+from gmv.tools.simulator import SCENARIOS, default_start
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    scenario: str | None = None  # None: the data dir's, or mixed
+    seed: int | None = None
+    scale: float | None = None
+    rate: float = 1500.0
+    duration: float | None = None
+    keep_serving: bool = False
+    incident_pause: float | None = None
+
+
+@dataclass
+class DemoState:
+    scenario: str
+    seed: int
+    start: str
+    scale: float = 1.0
+    emitted: int = 0
+
+    @classmethod
+    def load(cls, path: Path) -> DemoState | None:
+        if not path.is_file():
+            return None
+        return cls(**json.loads(path.read_text()))
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self)))
+        tmp.replace(path)
+
+    @classmethod
+    def of(cls, data_path: Path, options: DemoOptions) -> DemoState:
+        """The data dir's story, or a new one; a rerun asking for another story is refused."""
+        state = cls.load(data_path / "demo.json")
+        if state is None:
+            name = options.scenario or "mixed"
+            return DemoState(name, options.seed if options.seed is not None else 1,
+                             default_start(SCENARIOS[name].days).isoformat(),
+                             options.scale if options.scale is not None else SCENARIOS[name].demo_scale)
+        if (options.scenario and options.scenario != state.scenario) or \
+                (options.seed is not None and options.seed != state.seed) or \
+                (options.scale is not None and options.scale != state.scale):
+            raise ConfigurationError(
+                f"{data_path} holds the demo of scenario {state.scenario!r} (seed {state.seed}, scale "
+                f"{state.scale:g}); a rerun continues it. For another scenario, seed or scale, use another --data-dir")
+        return state
+
+
+class Story:
+    """The simulator, in a process of its own (a core of its own), sending the rest of the story."""
+
+    def __init__(self, settings: Settings, state: DemoState, options: DemoOptions) -> None:
+        self.settings = settings
+        self.state = state
+        self.options = options
+        self.state_path = settings.data_path / "demo.json"
+        self.truth_path = settings.data_path / "demo-truth.json"
+        self.resumed = state.emitted
+        self.emitted = state.emitted
+        self.ended = False  # the scenario ran out of story (not stopped, not out of time)
+        self.proc: subprocess.Popen | None = None
+        self._started = 0.0
+        self._reader: asyncio.Task | None = None
+
+    def start(self, bootstrap: str) -> None:
+        s, st, o = self.settings, self.state, self.options
+        cmd = [sys.executable, "-m", "gmv.tools.simulator", "--scenario", st.scenario, "--seed", str(st.seed),
+               "--start", st.start, "--kafka", bootstrap, "--topic-prefix", s.topic_prefix, "--scale", str(st.scale),
+               "--rate", str(o.rate), "--skip", str(st.emitted), "--truth", str(self.truth_path),
+               "--engaged-ms", str(s.engaged_ms), "--lookback-days", str(s.lookback.total_seconds() / 86400),
+               "--half-life-hours", str(s.half_life.total_seconds() / 3600), "--progress"]
+        if o.duration is not None:
+            cmd += ["--duration", str(o.duration)]
+        if o.incident_pause is not None:
+            cmd += ["--incident-pause", str(o.incident_pause)]
+        # Its own session: a Ctrl-C reaches the demo, which stops the simulator in order.
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, start_new_session=True)
+        self._started = time.monotonic()
+        self._reader = asyncio.create_task(self._read_progress())
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    async def _read_progress(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        while True:
+            line = await asyncio.to_thread(self.proc.stdout.readline)
+            if not line:
+                return
+            with contextlib.suppress(ValueError, KeyError):
+                doc = json.loads(line)
+                self.emitted = int(doc["emitted"])
+                self.ended = self.ended or bool(doc.get("ended"))
+                if self.emitted > self.state.emitted:
+                    self.state.emitted = self.emitted  # a crash of the demo resumes near here
+                    self.state.save(self.state_path)
+
+    async def finish(self) -> dict[str, Any]:
+        """Stop sending (if it has not), wait for the simulator; its ground truth."""
+        proc = self.proc
+        assert proc is not None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        await asyncio.to_thread(proc.wait, 60)
+        if self._reader is not None:
+            await self._reader
+        if proc.returncode != 0:
+            raise RunFailed(f"the simulator failed (exit {proc.returncode}); see its error above")
+        truth = json.loads(self.truth_path.read_text())
+        self.state.emitted = truth["emitted"]
+        self.state.save(self.state_path)
+        return truth
+
+    def kill(self) -> None:
+        """At once (a second Ctrl-C)."""
+        if self.running:
+            assert self.proc is not None
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def close(self) -> None:
+        if self.running:
+            assert self.proc is not None
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def why_stopped(self, asked_to_stop: bool) -> str:
+        """One line: why the simulator stopped sending."""
+        ran = time.monotonic() - self._started
+        duration = self.options.duration
+        if self.ended and self.emitted <= self.resumed:
+            return (f"the story of this data dir was sent in full by earlier runs ({self.resumed:,} messages); nothing "
+                    "left to send, so this run reconciles what is stored (a new story needs another --data-dir)")
+        if self.ended:
+            planned = f" of the {duration:.0f} s asked for" if duration is not None else ""
+            return (f"the scenario's story ended after {ran:.0f} s{planned} ({self.emitted:,} messages in all); the "
+                    "simulator has nothing more to send")
+        if asked_to_stop:
+            return "stopped as asked"
+        return f"--duration {duration:g} s reached" if duration is not None else "the simulator stopped"
+
+
+def load_dimensions(settings: Settings, client: Any, state: DemoState) -> Path:
+    """The scenario's account bindings and SKU catalog, written under the data dir (as ``gmv simulate
+    --dims`` would) and loaded as ``gmv load-dim`` would: the cookbook views need them."""
+    from gmv.tools.load_dim import insert_rows, validate_file
+    from gmv.tools.simulator.cli import write_dimension_files
+    from gmv.tools.simulator.world import World
+
+    world = World(SCENARIOS[state.scenario].scaled(state.scale), state.seed, datetime.fromisoformat(state.start))
+    folder = settings.data_path / "dims"
+    for kind, path in write_dimension_files(world.dimensions(), folder).items():
+        rows, errors = validate_file(kind, path)
+        if errors:
+            raise RunFailed(f"the simulator's {kind} file does not validate: {errors[0]}")
+        insert_rows(client, settings.clickhouse_database, kind, rows)
+    return folder
