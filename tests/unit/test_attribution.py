@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from gmv.streams.core.attribution import (
     MAX_PATH,
-    RULE_MODELS as MODELS,
     OrderFacts,
     Touch,
     attribute,
@@ -19,6 +18,9 @@ from gmv.streams.core.attribution import (
     path_label,
     refund_credits,
     split_fen,
+)
+from gmv.streams.core.attribution import (
+    RULE_MODELS as MODELS,
 )
 
 H = 3_600_000
