@@ -128,13 +128,26 @@ SELECT subject_kind AS kind, subject_id AS id, day, score, reviews, qrr, fast, p
 FROM {db:Identifier}.trust_scores_store FINAL WHERE day >= (SELECT max(day) FROM {db:Identifier}.trust_scores_store FINAL) - 1
 """
 SHOPS_SHOWN = 20
+# What each stage is worth (the markov model of the latest day, platform and shops) and each shop's paid
+# GMV over the model's 28 days: the GMV at stake of a stage is its removal effect times that GMV.
+STAGE_WORTH = """
+SELECT shop_id AS shop, stage, removal_effect AS re, p_conv AS p, journeys, conversions, toString(day) AS model_day
+FROM {db:Identifier}.markov_model_store FINAL
+WHERE day = (SELECT max(day) FROM {db:Identifier}.markov_model_store FINAL)
+"""
+STAGE_WORTH_GMV = """
+SELECT shop_id AS shop, toInt64(sum(gmv_fen)) AS window_gmv FROM {db:Identifier}.shop_gmv_day_store FINAL
+WHERE day > (SELECT max(day) FROM {db:Identifier}.markov_model_store FINAL) - 28
+  AND day <= (SELECT max(day) FROM {db:Identifier}.markov_model_store FINAL)
+GROUP BY shop_id
+"""
 # A refresh runs two lines of statements at once, each statement a UNION ALL of panels whose rows
 # come back as JSON objects: the ranking, then the ranked rows' details (``TOP_DETAILS``); and every
 # other panel. Two statements at once use both cores, where one statement ran its branches one after
 # the other (over 2M facts: ~60 ms against ~110 ms), and the details wait for the ranking only.
 PANELS = {"kpis": KPIS, "funnel": FUNNEL, "dead_letters": DEAD_LETTERS, "per_minute": PER_MINUTE,
           "top_lives": TOP_LIVES, "top_accounts": TOP_ACCOUNTS, "top_skus": TOP_SKUS, "path_mix": PATH_MIX,
-          "alerts": ALERTS, "scores": SCORES}
+          "alerts": ALERTS, "scores": SCORES, "stage_worth": STAGE_WORTH, "stage_worth_gmv": STAGE_WORTH_GMV}
 
 
 def _union(names: tuple[str, ...]) -> str:
@@ -144,7 +157,8 @@ def _union(names: tuple[str, ...]) -> str:
 
 
 RANKING = _union(("top_lives", "top_accounts", "top_skus"))
-OTHERS = _union(("per_minute", "kpis", "funnel", "dead_letters", "path_mix", "alerts", "scores"))
+OTHERS = _union(("per_minute", "kpis", "funnel", "dead_letters", "path_mix", "alerts", "scores", "stage_worth",
+                 "stage_worth_gmv"))
 
 
 def _ratios(row: dict[str, Any]) -> dict[str, Any]:
@@ -343,7 +357,25 @@ def dashboard_data(run: Run, db: str, model: str, watermark_ms: int | None = Non
         "alerts": [alert_display(a) for a in panels["alerts"]],
         "shop_scores": shops,
         "score_movers": movers,
+        "stage_worth": stage_worth(panels["stage_worth"], panels["stage_worth_gmv"]),
     }
+
+
+def stage_worth(rows: list[dict[str, Any]], gmv_rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The markov model of the latest day: per subject (the platform first, then shops by paid GMV in the
+    model's 28 days), each stage's removal effect and the GMV at stake (removal effect x that GMV: what
+    the shop's GMV would lose, by the model, without the stage)."""
+    gmv = {r["shop"]: int(r["window_gmv"]) for r in gmv_rows}
+    subjects: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        s = subjects.setdefault(r["shop"], {"id": r["shop"], "journeys": int(r["journeys"]),
+                                            "conversions": int(r["conversions"]), "p": float(r["p"]),
+                                            "gmv_fen": gmv.get(r["shop"], 0) if r["shop"] else sum(gmv.values()),
+                                            "stages": {}})
+        s["stages"][r["stage"]] = {"re": float(r["re"]), "at_stake_fen": round(float(r["re"]) * s["gmv_fen"])}
+    platform = subjects.pop("", None)
+    shops = sorted(subjects.values(), key=lambda s: (-s["gmv_fen"], s["id"]))[:TOP_N]
+    return {"day": rows[0]["model_day"] if rows else None, "subjects": ([platform] if platform else []) + shops}
 
 
 _COUNTS = frozenset({"orders", "reviews", "buyers", "views", "viewers", "n", "k_gmv", "k_refund", "k_net", "k_orders", "k_buyers",

@@ -20,7 +20,7 @@ It returns the minutes of the credits it wrote: their ``markov`` rollups are rec
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 from typing import Any
@@ -232,3 +232,35 @@ class MarkovRefresh:
 
 
 __all__ = ["DAILY", "MarkovRefresh", "model_rows", "models"]
+
+
+NEEDS_BACKFILL = (f"SELECT (SELECT count() FROM {DB}.markov_credits_store) = 0 "
+                  f"AND (SELECT count() FROM {DB}.attributed_gmv_store) > 0")
+FACT_DAYS = (f"SELECT min(d), max(d) FROM (SELECT toDate(event_time, 'Asia/Shanghai') AS d FROM {DB}.attributed_gmv_store "
+             f"UNION ALL SELECT toDate(event_time, 'Asia/Shanghai') FROM {DB}.funnel_events_store WHERE engaged = 1)")
+BACKFILL_DAYS = 7  # days per step: each step's restatement reads and writes one week of credits
+
+
+def backfill(client: Client, db: str, say: Callable[[str], None]) -> int:
+    """An install from before the markov model (migration 8) has facts and no markov credits: compute the
+    model and the credits of its whole history once, a week at a time, oldest first, saying how far it
+    got; then their rollups. Returns the days done (0: nothing to do)."""
+    from gmv.sinks.levels import level_statements
+    from gmv.sinks.rollups import markov_statements
+
+    if not client.query(NEEDS_BACKFILL, parameters={"db": db}).result_rows[0][0]:
+        return 0
+    first, last = client.query(FACT_DAYS, parameters={"db": db}).result_rows[0]
+    days = [first + timedelta(days=k) for k in range((last - first).days + 1)]
+    say(f"markov model: computing {len(days)} days of history once (an install from before the model), a week at "
+        "a time")
+    refresh = MarkovRefresh(client, db)
+    minutes: set[datetime] = set()
+    for i in range(0, len(days), BACKFILL_DAYS):
+        chunk = days[i:i + BACKFILL_DAYS]
+        minutes |= refresh.run(set(chunk), set())
+        say(f"markov model: {chunk[-1]} done ({min(i + BACKFILL_DAYS, len(days))} of {len(days)} days)")
+    for sql, params in [*markov_statements(db, minutes), *level_statements(db, set(), set(), minutes)]:
+        client.command(sql, parameters=params)
+    say("markov model: history done; from now on it is restated as facts arrive")
+    return len(days)

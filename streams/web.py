@@ -34,6 +34,7 @@ import faust
 from faust.web import Request, Response, View
 from pydantic import SecretStr
 
+from gmv.schemas.outputs import MARKOV
 from gmv.streams.groups import WebSettings
 from gmv.streams.status import StatusSource
 
@@ -176,7 +177,10 @@ def register_views(app: faust.App, web: WebSettings, database: str, status: Stat
                 return json_rows(runner(query, "json", params))
 
             try:
-                data = await asyncio.to_thread(dashboard_data, run, database, model, status().rolled_up_to_ms)
+                # markov credits are restated by the slow refresh: its panels end where that got to
+                st = status()
+                watermark = st.scored_up_to_ms if model == MARKOV else st.rolled_up_to_ms
+                data = await asyncio.to_thread(dashboard_data, run, database, model, watermark)
             except ValueError as e:
                 return self.json({"error": str(e)}, status=400)
             except Exception as e:  # ClickHouse busy or down: the page shows it and retries

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from gmv.alerts.evaluator import AlertEvaluator
 from gmv.alerts.rules import AlertConfig, load_config
 from gmv.alerts.service import attach_alerts
 from gmv.schemas.errors import RunFailed
+from gmv.sinks.markov import backfill
 from gmv.streams.settings import Settings
 from gmv.streams.worker import GmvWorker
 from gmv.tools.runtime import ClickHouseBusy, Runtime
@@ -57,6 +59,9 @@ class Launch:
             if not o.may_share_clickhouse:
                 raise
             self.owns_clickhouse = False  # another worker owns the embedded engine and writes our rows
+        if self.owns_clickhouse:  # an install from before the markov model: its history, once
+            backfill(self.runtime.client, self.settings.clickhouse_database,
+                     lambda line: print(f"gmv: {line}", file=sys.stderr, flush=True))
         self.bootstrap = self.runtime.open_kafka()
         self.settings = self.runtime.settings
         return self.settings

@@ -191,8 +191,28 @@ function render(d, stats) {
     ["kind", "类型 Kind", (r) => KINDS[r.kind] || escapeHtml(r.kind)], ["id", "对象 Subject", (r) => escapeHtml(r.id)],
     ["score", "分 Score", (r) => r.score.toFixed(2)], ["change", "±", change],
   ], { empty: "与前一日相比无变动 no score changed since the day before (or no day before yet)" });
+  renderStageWorth(d.stage_worth);
   renderStatus(d, stats, labels);
   document.body.dataset.loaded = "1";
+}
+
+// What each stage is worth: the markov model of the latest day, the platform then the largest shops;
+// per stage its removal effect (a bar) and the GMV at stake (removal effect x the subject's paid GMV
+// over the model's 28 days). Each cell carries data-stage, data-re and data-at-stake-fen.
+function renderStageWorth(w) {
+  document.getElementById("worth-day").textContent = w && w.day ? w.day : "—";
+  const cell = (r, s) => {
+    const v = r.stages[s] || { re: 0, at_stake_fen: 0 };
+    return `<div class="worth" data-stage="${s}" data-re="${v.re}" data-at-stake-fen="${v.at_stake_fen}">` +
+      `<span class="bar" style="width:${Math.round(v.re * 100)}%;background:${COLORS[s]}"></span>` +
+      `<b>${(v.re * 100).toFixed(1)}%</b><small>${yuan(v.at_stake_fen)}</small></div>`;
+  };
+  renderTable("table-stage-worth", w ? w.subjects : [], [
+    ["id", "对象 Subject", (r) => idCell(r.id || "平台 platform", `${num(r.journeys)} journeys · P ${pct(r.p)}`)],
+    ["gmv_fen", "28天GMV 28-day GMV", (r) => yuan(r.gmv_fen)],
+    ...Object.keys(STAGES).map((s) => [s, STAGES[s], (r) => cell(r, s)]),
+  ], { empty: "尚无旅程 no journey stored yet (the model appears once touches and orders are stored)",
+       attrs: (r) => ({ journeys: r.journeys, p: r.p }) });
 }
 
 // The status line never mixes scopes: what this serving process counted since it started (from
@@ -209,7 +229,9 @@ function renderStatus(d, stats, labels) {
            `本进程 this process: 已接收 received ${num(c.received)}, 死信 dead letters ${num(c.dead_lettered)}, ` +
            `延迟 lag ${stats.lag < 0 ? "—" : num(stats.lag) + " 条 msgs"}`)
     : span("process", {}, "本进程 this process: — (/gmv/stats/ unavailable)");
-  st.innerHTML = `<span data-scope="watermark">已归因至 attributed to ${labels.length ? labels[labels.length - 1] : "—"} ` +
+  // markov credits are restated by the slow refresh (every 5 s): say how far they got
+  const restated = d.model === "markov" ? " (markov: 已重算至 restated to)" : "";
+  st.innerHTML = `<span data-scope="watermark">已归因至 attributed to${restated} ${labels.length ? labels[labels.length - 1] : "—"} ` +
     `(Asia/Shanghai)</span> · ${process} · ` +
     span("all-time", { "dead-letters": d.dead_letters }, `累计 all time: 死信 dead letters ${num(d.dead_letters)}`) +
     ` · 更新 updated ${new Date().toLocaleTimeString("zh-CN", { timeZone: "Asia/Shanghai", hour12: false })}`;

@@ -389,3 +389,34 @@ def test_markov_credits_follow_the_removal_effects_of_each_orders_shop_and_day(a
 
 def orders_events(events) -> list[dict]:
     return [e for e in events if e["event_type"] == "order" and e["status"] == "paid"]
+
+
+FORGET_MARKOV = r'''
+from gmv.sinks.clickhouse import connect
+from gmv.streams.settings import Settings
+s = Settings()
+client = connect(s.resolved_clickhouse_dsn, s.clickhouse_password)
+for table in ("markov_credits_store", "markov_daily_store", "markov_model_store"):
+    client.command(f"TRUNCATE TABLE `{s.clickhouse_database}`.`{table}`")
+'''
+
+
+def test_an_install_from_before_the_markov_model_gets_its_history_once_at_the_next_start(attributed, tmp_path):
+    """Facts stored by a version without the model: the next worker start computes the model and the credits of
+    the whole history, the same as a run that had them from the start, and says so."""
+    import subprocess
+    import sys
+
+    from tests.integration.conftest import ROOT
+
+    env, db = attributed["env"], attributed["db"]
+    before = sql(env, SNAPSHOT.format(db=db)), sql(env, MARKOV_SNAPSHOT.format(db=db))
+    subprocess.run([sys.executable, "-c", FORGET_MARKOV], env=env, cwd=ROOT, check=True, timeout=120)
+    assert not [r for r in sql(env, SNAPSHOT.format(db=db)) if r["model"] == "markov"]
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    started = gmv(env, "run", "--events", str(empty), "--quiet")
+    assert "markov model: computing" in started.stderr and "history done" in started.stderr
+    assert (sql(env, SNAPSHOT.format(db=db)), sql(env, MARKOV_SNAPSHOT.format(db=db))) == before
+    rolled = sql(env, f"SELECT sum(net_fen) AS n FROM {db}.gmv_day WHERE model = 'markov'")
+    assert int(rolled[0]["n"]) == sum(int(r["s"]) for r in before[0] if r["model"] == "markov")

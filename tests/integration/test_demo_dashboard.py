@@ -42,7 +42,7 @@ from tests.unit.test_dashboard_display import canned_dashboard
 pytestmark = pytest.mark.integration
 ARTIFACTS = ROOT / "test-artifacts"
 MODEL = "linear"
-PANELS = ("kpis", "panel-minute", "panel-orders", "panel-funnel", "panel-paths", "panel-lives",
+PANELS = ("kpis", "panel-minute", "panel-orders", "panel-funnel", "panel-paths", "panel-lives", "panel-stage-worth",
           "panel-accounts", "panel-skus", "panel-shop-scores")
 TABLES = ("table-alerts", "table-shop-scores", "table-score-movers", "table-lives", "table-accounts", "table-skus")
 ALERT_COLUMNS = ["state", "rule", "subject", "window", "fired", "resolved", "message"]
@@ -87,6 +87,7 @@ class DomFigures(HTMLParser):
         self.heads: dict[str, list[str]] = {}  # table id -> its columns' data-col
         self.body: dict[str, list[dict]] = {}  # table id -> rows: {"attrs", "cells": {col: text}, "clocks"}
         self.kpi_text: dict[str, str] = {}  # KPI key -> the value as shown
+        self.worth: dict[tuple[str, str], tuple[float, int]] = {}  # (subject, stage) -> (removal effect, at stake)
         self.status: dict[str, dict[str, str]] = {}  # status-line scope -> its data-* and "text"
         self.loaded = False
         self._table: str | None = None
@@ -127,6 +128,9 @@ class DomFigures(HTMLParser):
             row = self.body[self._table][-1]
             self._cell = (row, a.get("data-col", ""))
             row["cells"][self._cell[1]] = ""
+        if self._table == "table-stage-worth" and "data-stage" in a and self.body[self._table]:
+            subject = self.body[self._table][-1]["attrs"]["data-id"]
+            self.worth[(subject, a["data-stage"])] = (float(a["data-re"]), int(a["data-at-stake-fen"]))
         if self._table and tag == "span" and "data-clock" in a and self.body[self._table]:
             self.body[self._table][-1]["clocks"].append(a["data-clock"])
         if tag == "tr" and self._table and "data-id" in a:
@@ -268,6 +272,19 @@ def test_dashboard_shows_what_sql_says(demo):
     shops = sql(env, f"SELECT subject_id AS id, score FROM {db}.trust_scores WHERE subject_kind = 'shop' AND day = "
                      f"(SELECT max(day) FROM {db}.trust_scores) ORDER BY score DESC, id")
     assert [(r["id"], float(r["score"])) for r in shops] == dom.scores["table-shop-scores"] != []
+    # what each stage is worth: the markov model of the latest day, platform and shops, and RE x 28-day GMV
+    model = sql(env, f"SELECT shop_id, stage, removal_effect AS re FROM {db}.markov_model "
+                     f"WHERE day = (SELECT max(day) FROM {db}.markov_model)")
+    window_gmv = {r["shop_id"]: int(r["g"]) for r in sql(env, f"SELECT shop_id, sum(gmv_fen) AS g FROM {db}.shop_gmv_day "
+                                                              f"WHERE day > (SELECT max(day) FROM {db}.markov_model) - 28 "
+                                                              "GROUP BY shop_id")}
+    assert ("", "live") in dom.worth and len(dom.worth) >= 8
+    for r in model:
+        shown = dom.worth.get((r["shop_id"], r["stage"]))
+        if shown is None:
+            continue  # a shop below the top 8
+        gmv = window_gmv.get(r["shop_id"], 0) if r["shop_id"] else sum(window_gmv.values())
+        assert shown == (float(r["re"]), round(float(r["re"]) * gmv)), r
     empty = [p for p in PANELS if dom.rows.get(p, 0) <= 0]
     assert not empty, f"panels without data: {empty}"
     ARTIFACTS.mkdir(exist_ok=True)
