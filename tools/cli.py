@@ -23,7 +23,7 @@ from gmv.streams.settings import Settings
 from gmv.tools.flags import PIPELINE, add_setting_flags, duration, settings_from
 from gmv.tools.launch import tune_gc
 
-SCENARIO_NAMES = ("mixed", "cold_start", "takeoff", "clip_tail", "incidents")  # gmv.tools.simulator.SCENARIOS
+SCENARIO_NAMES = ("mixed", "cold_start", "takeoff", "clip_tail", "incidents", "stage_worth")  # = simulator SCENARIOS (a unit test checks)
 RULE_NAMES = (*BUSINESS_RULES, *PIPELINE_RULES)
 
 
@@ -284,9 +284,12 @@ def _cmd_reconcile(settings: Settings, truth_path: Path, alerts: bool) -> int:
     from gmv.tools.reconcile import load_truth, reconcile
     from gmv.tools.runtime import query_readonly
 
+    from gmv.alerts.rules import load_config
+
     truth = load_truth(truth_path)
+    lag_max_age_s = load_config(settings.alert_rules).rules.consumer_lag.max_age_s if alerts else None
     report = reconcile(lambda q, p: query_readonly(settings, q, "tsv", p), settings.clickhouse_database, truth,
-                       settings.topic_prefix, settings.worker_instance_id, alerts)
+                       settings.topic_prefix, settings.worker_instance_id, alerts, lag_max_age_s)
     for line in report.lines():
         print(line)
     return 0 if report.ok else 1

@@ -103,8 +103,10 @@ class Demo:
             await worker.drain(final=True)
             if launch.evaluator is not None:
                 await launch.evaluator.finish()
+            lag_max_age_s = launch.rules.rules.consumer_lag.max_age_s if launch.rules is not None else None
             report = await asyncio.to_thread(reconcile, self._sql_runner_tsv, s.clickhouse_database, truth,
-                                             s.topic_prefix, s.worker_instance_id, launch.evaluator is not None)
+                                             s.topic_prefix, s.worker_instance_id, launch.evaluator is not None,
+                                             lag_max_age_s)
             self._summary(worker, truth, report)
             for line in report.lines():
                 print(line, flush=True)

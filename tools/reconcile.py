@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -136,12 +136,14 @@ class AlertReconciliation:
 
     expected: Counter[tuple[str, str]]  # (rule, subject_id) as gmv.alerts names the subject
     fired: list[tuple[str, str, str]]  # (rule, subject_id, clock)
+    waived: list[str] = field(default_factory=list)  # planned incidents the rules in force cannot see
 
     @classmethod
     def of(cls, expected_alerts: list[dict[str, Any]], fired: list[tuple[str, str, str]], topic_prefix: str,
-           worker: str) -> AlertReconciliation:
+           worker: str, lag_max_age_s: float | None = None) -> AlertReconciliation:
         """The truth names a pipeline alert's subject by kind (the views topic, the worker); ``gmv.alerts``
-        by name: the topic with its prefix, the worker's instance id."""
+        by name: the topic with its prefix, the worker's instance id. A sender pause no longer than the
+        lag rule's ``max_age_s`` (``lag_max_age_s``, the rules in force) is not expected to fire it."""
         def subject(a: dict[str, Any]) -> str:
             if a["rule"] == "dead_letter_rate":  # the truth names the event type; the alert its topic
                 return f"{topic_prefix}{TOPIC_NAMES[a['subject_id']]}"
@@ -149,7 +151,14 @@ class AlertReconciliation:
                 return worker
             return a["subject_id"]
 
-        return cls(Counter((a["rule"], subject(a)) for a in expected_alerts), fired)
+        def too_short(a: dict[str, Any]) -> bool:
+            return (a["rule"] == "consumer_lag" and lag_max_age_s is not None
+                    and a.get("pause_s", float("inf")) <= lag_max_age_s)
+
+        waived = [f"consumer_lag {subject(a)}: not expected: the sender paused {a['pause_s']:g} s, the rule fires on "
+                  f"data older than {lag_max_age_s:g} s (max_age_s; a longer --incident-pause shows it)"
+                  for a in expected_alerts if too_short(a)]
+        return cls(Counter((a["rule"], subject(a)) for a in expected_alerts if not too_short(a)), fired, waived)
 
     def missing(self) -> list[str]:
         got = Counter((rule, subject) for rule, subject, _ in self.fired)
@@ -200,6 +209,7 @@ class Report:
         if self.alerts is not None:
             out += [f"  mismatch {bad}" for bad in self.alerts.mismatches()[:show]]
             out += [f"  note {extra}" for extra in self.alerts.unexpected(compared=False)[:show]]
+            out += [f"  note {waived}" for waived in self.alerts.waived]
             out.append(self.alerts.line())
         return out
 
@@ -209,7 +219,8 @@ def _tsv(raw: bytes) -> list[list[str]]:
 
 
 def reconcile(sql: Sql, database: str, truth: dict[str, Any], topic_prefix: str = "gmv.", worker: str = "worker-0",
-              alerts: bool = True) -> Report:
+              alerts: bool = True, lag_max_age_s: float | None = None) -> Report:
+    """``lag_max_age_s``: the consumer_lag rule's ``max_age_s`` in force (None: expect every planned lag)."""
     params: dict[str, Any] = {"db": database}
     ch: dict[str, dict[str, int]] = {}
     for model, stage, fen in _tsv(sql(CREDITS_SQL, {**params, "prefix": story_prefix(truth)})):
@@ -223,7 +234,7 @@ def reconcile(sql: Sql, database: str, truth: dict[str, Any], topic_prefix: str 
     fired = None
     if alerts:
         rows = [(rule, subject, clock) for rule, _, subject, clock in _tsv(sql(ALERTS_SQL, params))]
-        fired = AlertReconciliation.of(truth.get("expected_alerts", []), rows, topic_prefix, worker)
+        fired = AlertReconciliation.of(truth.get("expected_alerts", []), rows, topic_prefix, worker, lag_max_age_s)
     return Report(credits, scores, markov, fired)
 
 

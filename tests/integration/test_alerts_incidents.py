@@ -5,6 +5,8 @@ and a second replay adds none."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -15,7 +17,14 @@ from kafka import KafkaConsumer
 
 from gmv.alerts.rules import AlertConfig
 from gmv.tools.embedded import free_port
-from tests.integration.conftest import ROOT, fresh_env, gmv, parse_run_json, sql
+from tests.integration.conftest import (
+    ROOT,
+    fresh_env,
+    gmv,
+    own_engine,
+    parse_run_json,
+    sql,
+)
 from tests.support.alertmanager import Alertmanager, WebhookRecorder
 from tests.support.waiting import wait_for
 
@@ -61,22 +70,65 @@ def test_the_incidents_demo_fires_exactly_the_expected_alerts_in_time_once_pages
     alert reaches Alertmanager's receiver as firing, every alert's query runs from a shell as printed,
     and a rerun with nothing left to send says so and reconciles again."""
     recorder, am = receivers
-    env = fresh_env(backend)
     data_dir = tmp_path / "demo"
-    env.update({"GMV_DATA_DIR": str(data_dir), "GMV_ALERT_RULES": str(tmp_path / "rules.toml"),
-                "GMV_ALERTMANAGER_URL": am.url, "GMV_ALERT_WEBHOOK_URL": recorder.url("/hook"),
-                "GMV_ALERT_RESEND_S": "2", "GMV_ALERT_MIN_FIRING_S": "3"})
-    if backend.name == "embedded":
-        env["GMV_CLICKHOUSE_DSN"] = f"chdb://{data_dir / 'clickhouse'}"
+    env = own_engine(fresh_env(backend), data_dir)
+    env.update({"GMV_ALERT_RULES": str(tmp_path / "rules.toml"), "GMV_ALERTMANAGER_URL": am.url,
+                "GMV_ALERT_WEBHOOK_URL": recorder.url("/hook"), "GMV_ALERT_RESEND_S": "2",
+                "GMV_ALERT_MIN_FIRING_S": "3"})
     (tmp_path / "rules.toml").write_text(RULES)
-    prefix, db = env["GMV_TOPIC_PREFIX"], env["GMV_CLICKHOUSE_DATABASE"]
-    demo = gmv(env, "demo", "--scenario", "incidents", "--rate", "1500", "--incident-pause", "10",
-               "--web-port", str(free_port()), timeout=400, check=False)
-    out = demo.stdout + demo.stderr
-    assert demo.returncode == 0, out[-4000:]
-    assert "the scenario's story ended after" in demo.stderr, demo.stderr[-2000:]
-    assert "reconciliation: alerts MATCH: 5 expected" in demo.stdout, demo.stdout[-2000:]
+    # kept serving once reconciled: the questions below go to it (the alerts' own commands at once)
+    out_path, err_path = tmp_path / "demo.out", tmp_path / "demo.err"
+    with open(out_path, "w") as out_fh, open(err_path, "w") as err_fh:
+        demo = subprocess.Popen([sys.executable, "-m", "gmv.tools.cli", "demo", "--scenario", "incidents", "--rate",
+                                 "3000", "--incident-pause", "10", "--keep-serving", "--web-port", str(free_port())],
+                                env=env, cwd=ROOT, stdout=out_fh, stderr=err_fh, text=True, start_new_session=True)
+    try:
+        wait_for(lambda: "the dashboard stays up" in err_path.read_text() or demo.poll() is not None, 400,
+                 "the demo to end its story, reconcile and serve", poll_s=0.5)
+        stdout, stderr = out_path.read_text(), err_path.read_text()
+        assert demo.poll() is None, (stdout + stderr)[-4000:]
+        rows = _check_the_demo(env, stdout, stderr, data_dir, recorder)
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGINT)
+            try:
+                demo.wait(90)
+            except subprocess.TimeoutExpired:
+                os.killpg(demo.pid, signal.SIGKILL)
+                demo.wait()
+    assert demo.returncode == 0, err_path.read_text()[-3000:]  # Ctrl-C ends a serving demo cleanly
+    truth = json.loads((data_dir / "demo-truth.json").read_text())
+
+    # a rerun has nothing left to send: it says so, and reconciles what is stored again
+    again = gmv(env, "demo", "--web-port", str(free_port()), timeout=300, check=False)
+    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+    assert "sent in full by earlier runs" in again.stderr and "reconciliation: MATCH" in again.stdout
+
+    # a replay of the same events: the same business alert ids; a second replay adds none
+    events = tmp_path / "incidents.jsonl"
+    subprocess.run([sys.executable, "-m", "gmv.tools.simulator", "--scenario", "incidents", "--start", truth["start"],
+                    "--out", str(events)], env=env, cwd=ROOT, check=True, timeout=120, capture_output=True)
+    replay_env = fresh_env(backend)
+    first_run = parse_run_json(gmv(replay_env, "run", "--events", str(events), "--json", "--quiet").stdout)
+    business = {r["alert_id"] for r in rows if r["clock"] == "event"}
+    assert {a["alert_id"] for a in first_run["alerts"] if a["state"] == "firing"} == business
+    replay_db = replay_env["GMV_CLICKHOUSE_DATABASE"]
+    assert {r["alert_id"] for r in sql(replay_env, f"SELECT alert_id FROM {replay_db}.alerts")} == business
+    stored = sql(replay_env, f"SELECT count() AS n FROM {replay_db}.alerts_store")[0]["n"]
+    second_run = parse_run_json(gmv(replay_env, "run", "--events", str(events), "--json", "--quiet").stdout)
+    assert second_run["alerts"] == []
+    assert sql(replay_env, f"SELECT count() AS n FROM {replay_db}.alerts_store")[0]["n"] <= stored  # no row written
+    assert {r["alert_id"] for r in sql(replay_env, f"SELECT alert_id FROM {replay_db}.alerts")} == business
+
+
+def _check_the_demo(env: dict[str, str], stdout: str, stderr: str, data_dir: Path,
+                    recorder: WebhookRecorder) -> list[dict]:
+    """What the serving demo printed, stored and sent; returns its alerts as gmv.alerts holds them."""
+    out = stdout + stderr
+    assert "the scenario's story ended after" in stderr, stderr[-2000:]
+    assert "reconciliation: alerts MATCH: 5 expected" in stdout, stdout[-2000:]
     assert "\x1b[" not in out and "\b" not in out  # no terminal escapes in a command's output
+    prefix, db = env["GMV_TOPIC_PREFIX"], env["GMV_CLICKHOUSE_DATABASE"]
 
     truth = json.loads((data_dir / "demo-truth.json").read_text())
     expected = Counter(_expected_subject(a, prefix) for a in truth["expected_alerts"])
@@ -117,31 +169,13 @@ def test_the_incidents_demo_fires_exactly_the_expected_alerts_in_time_once_pages
     consumer.close()
     assert on_topic == {(r["alert_id"], s) for r in rows for s in ("firing", "resolved")}
 
-    # the numbers behind each alert: its query, run from a shell exactly as printed, answers with rows
-    for r in rows:
-        ran = subprocess.run(["bash", "-c", r["query"]], env={**env, "PATH": f"{Path(sys.executable).parent}:"
-                                                                      f"{env.get('PATH', '')}"},
-                             cwd=ROOT, capture_output=True, text=True, timeout=60)
-        assert ran.returncode == 0, (r["rule"], r["query"], ran.stderr)
-        assert sum("│" in line for line in ran.stdout.splitlines()) >= 1, (r["rule"], ran.stdout)  # rows
-
-    # a rerun has nothing left to send: it says so, and reconciles what is stored again
-    again = gmv(env, "demo", "--web-port", str(free_port()), timeout=300, check=False)
-    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
-    assert "sent in full by earlier runs" in again.stderr and "reconciliation: MATCH" in again.stdout
-
-    # a replay of the same events: the same business alert ids; a second replay adds none
-    events = tmp_path / "incidents.jsonl"
-    subprocess.run([sys.executable, "-m", "gmv.tools.simulator", "--scenario", "incidents", "--start", truth["start"],
-                    "--out", str(events)], env=env, cwd=ROOT, check=True, timeout=120, capture_output=True)
-    replay_env = fresh_env(backend)
-    first_run = parse_run_json(gmv(replay_env, "run", "--events", str(events), "--json", "--quiet").stdout)
-    business = {r["alert_id"] for r in rows if r["clock"] == "event"}
-    assert {a["alert_id"] for a in first_run["alerts"] if a["state"] == "firing"} == business
-    replay_db = replay_env["GMV_CLICKHOUSE_DATABASE"]
-    assert {r["alert_id"] for r in sql(replay_env, f"SELECT alert_id FROM {replay_db}.alerts")} == business
-    stored = sql(replay_env, f"SELECT count() AS n FROM {replay_db}.alerts_store")[0]["n"]
-    second_run = parse_run_json(gmv(replay_env, "run", "--events", str(events), "--json", "--quiet").stdout)
-    assert second_run["alerts"] == []
-    assert sql(replay_env, f"SELECT count() AS n FROM {replay_db}.alerts_store")[0]["n"] <= stored  # no row written
-    assert {r["alert_id"] for r in sql(replay_env, f"SELECT alert_id FROM {replay_db}.alerts")} == business
+    # the numbers behind each alert: its query, run from a shell exactly as printed (all at once: the
+    # serving demo answers them), answers with rows
+    shell_env = {**env, "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}"}
+    shells = [(r, subprocess.Popen(["bash", "-c", r["query"]], env=shell_env, cwd=ROOT, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)) for r in rows]
+    for r, shell in shells:
+        out_text, err_text = shell.communicate(timeout=60)
+        assert shell.returncode == 0, (r["rule"], r["query"], err_text)
+        assert sum("│" in line for line in out_text.splitlines()) >= 1, (r["rule"], out_text)  # rows
+    return rows

@@ -1,5 +1,5 @@
-"""The evaluator inside `gmv worker`: receivers down for 30 s stall nothing and get every alert once
-back; pipeline alerts a previous run left firing resolve at the next start."""
+"""The evaluator inside `gmv worker`: receivers down for a while stall nothing and get every alert
+once back; pipeline alerts a previous run left firing resolve at the next start."""
 
 from __future__ import annotations
 
@@ -13,14 +13,16 @@ from pathlib import Path
 import pytest
 
 from gmv.tools.embedded import free_port
-from tests.integration.conftest import ROOT, gmv, sql
+from tests.integration.conftest import ROOT, gmv, own_engine, sql
 from tests.support.alertmanager import Alertmanager, WebhookRecorder
 from tests.support.waiting import wait_for, worker_stats
 
 pytestmark = pytest.mark.integration
 
 START = "2026-11-20T00:00:00+08:00"
-DOWN_S = 30.0
+# Long enough for several failed deliveries per receiver (GMV_ALERT_RETRY_MAX_S=2 below); the 30 s
+# this test once waited showed nothing more, the backoff is capped at that maximum.
+DOWN_S = 10.0
 
 STALE = r'''
 import sys
@@ -43,8 +45,8 @@ print(stale.alert_id)
 '''
 
 
-def test_receivers_down_for_30s_stall_nothing_and_get_every_alert_when_back(gmv_env, tmp_path: Path):
-    env = dict(gmv_env)
+def test_receivers_down_stall_nothing_and_get_every_alert_when_back(gmv_env, tmp_path: Path):
+    env = own_engine(gmv_env, tmp_path / "data")  # the worker process opens the engine
     db, prefix = env["GMV_CLICKHOUSE_DATABASE"], env["GMV_TOPIC_PREFIX"]
     stale_id = subprocess.run([sys.executable, "-c", STALE], env=env, cwd=ROOT, check=True, capture_output=True,
                               text=True, timeout=120).stdout.strip().splitlines()[-1]
@@ -79,7 +81,7 @@ def test_receivers_down_for_30s_stall_nothing_and_get_every_alert_when_back(gmv_
         receivers = wait_for(lambda: {k: v for k, v in (worker_stats(port) or {})["alerts"]["receivers"].items()
                                       if v["failures"] > 0}, 30, "the stats to show the receivers failing")
         assert all(v["queued"] > 0 and v["delivered"] == 0 for v in receivers.values()) and len(receivers) == 2
-        time.sleep(max(0.0, DOWN_S - (time.monotonic() - down_since)))  # the outage lasts its 30 s
+        time.sleep(max(0.0, DOWN_S - (time.monotonic() - down_since)))  # the outage lasts DOWN_S
         hook.start()
         am.start()
         ids = {r["alert_id"] for r in business}

@@ -13,8 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.integration.conftest import fresh_env, gmv, run_counts, sql
-from tests.support.killing import kill_gmv_run_mid_way
+from tests.integration.conftest import fresh_env, gmv, remove_env, run_counts, sql
 
 pytestmark = pytest.mark.integration
 
@@ -128,7 +127,8 @@ def attributed(backend, tmp_path_factory):
     rows = sql(env, f"SELECT order_id, event_id, kind, model, stage, touch_content_id, touch_time, is_self, traffic, "
                     f"credit_fen, path, touch_index FROM {db}.attributed_gmv")
     dead = sql(env, f"SELECT event_id, reason_code, reason FROM {db}.dead_letters")
-    return {"env": env, "path": path, "counts": counts, "rows": rows, "dead": dead, "db": db}
+    yield {"env": env, "path": path, "counts": counts, "rows": rows, "dead": dead, "db": db}
+    remove_env(env)
 
 
 def credits(attributed, order_id: str, kind: str | None = None) -> dict[str, dict[str, int]]:
@@ -300,33 +300,6 @@ MARKOV_SNAPSHOT = ("SELECT toString(day) AS d, shop_id, stage, removal_effect_ex
                    "FROM {db}.markov_model ORDER BY day, shop_id, stage")
 
 
-def test_killing_the_worker_mid_run_then_rerunning_gives_the_same_sums(backend, tmp_path):
-    from gmv.tools.sample import write_sample
-
-    path = tmp_path / "events.jsonl"
-    write_sample(path, events=30_000, bad_per_kind=1, duplicates=30)
-    with path.open("a") as fh:  # scenario orders and refunds on top of the sample
-        fh.write("\n".join(json.dumps(e) for e in scenario_events()) + "\n")
-
-    clean = fresh_env(backend)
-    run_counts(clean, path)
-    expected = sql(clean, SNAPSHOT.format(db=clean["GMV_CLICKHOUSE_DATABASE"]))
-    expected_model = sql(clean, MARKOV_SNAPSHOT.format(db=clean["GMV_CLICKHOUSE_DATABASE"]))
-    assert expected and {r["model"] for r in expected} >= {"markov", "linear"} and len(expected_model) > 8
-
-    env = fresh_env(backend)
-    kill_gmv_run_mid_way(env, path)
-
-    again = run_counts(env, path)
-    assert again["received"] == again["accepted"] + again["duplicates"] + again["dead_lettered"]
-    assert sql(env, SNAPSHOT.format(db=env["GMV_CLICKHOUSE_DATABASE"])) == expected
-    assert sql(env, MARKOV_SNAPSHOT.format(db=env["GMV_CLICKHOUSE_DATABASE"])) == expected_model
-    # ... and once more, as a plain replay: the same markov credits and removal effects too
-    run_counts(env, path)
-    assert sql(env, SNAPSHOT.format(db=env["GMV_CLICKHOUSE_DATABASE"])) == expected
-    assert sql(env, MARKOV_SNAPSHOT.format(db=env["GMV_CLICKHOUSE_DATABASE"])) == expected_model
-
-
 def test_explain_shows_path_weights_credits_and_refunds(attributed):
     out = gmv(attributed["env"], "explain", "OH").stdout
     assert "path (2 touches): short_video>live" in out
@@ -391,27 +364,22 @@ def orders_events(events) -> list[dict]:
     return [e for e in events if e["event_type"] == "order" and e["status"] == "paid"]
 
 
-FORGET_MARKOV = r'''
-from gmv.sinks.clickhouse import connect
-from gmv.streams.settings import Settings
-s = Settings()
-client = connect(s.resolved_clickhouse_dsn, s.clickhouse_password)
-for table in ("markov_credits_store", "markov_daily_store", "markov_model_store"):
-    client.command(f"TRUNCATE TABLE `{s.clickhouse_database}`.`{table}`")
-'''
-
-
 def test_an_install_from_before_the_markov_model_gets_its_history_once_at_the_next_start(attributed, tmp_path):
     """Facts stored by a version without the model: the next worker start computes the model and the credits of
     the whole history, the same as a run that had them from the start, and says so."""
-    import subprocess
-    import sys
+    from pydantic import SecretStr
 
-    from tests.integration.conftest import ROOT
+    from gmv.sinks.clickhouse import connect
 
     env, db = attributed["env"], attributed["db"]
     before = sql(env, SNAPSHOT.format(db=db)), sql(env, MARKOV_SNAPSHOT.format(db=db))
-    subprocess.run([sys.executable, "-c", FORGET_MARKOV], env=env, cwd=ROOT, check=True, timeout=120)
+    password = env.get("GMV_CLICKHOUSE_PASSWORD")
+    client = connect(env["GMV_CLICKHOUSE_DSN"], SecretStr(password) if password else None)  # as a version without the model left it: facts, no markov
+    try:
+        for table in ("markov_credits_store", "markov_daily_store", "markov_model_store"):
+            client.command(f"TRUNCATE TABLE `{db}`.`{table}`")
+    finally:
+        client.close()
     assert not [r for r in sql(env, SNAPSHOT.format(db=db)) if r["model"] == "markov"]
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")

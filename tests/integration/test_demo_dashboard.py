@@ -1,7 +1,7 @@
 """`gmv demo` end to end, and the dashboard in a real headless Chromium.
 
-One demo runs for the module (bounded, then kept serving): its reconciliation
-line must match, the page's figures must equal `gmv sql` on the facts at the
+The session's shared demo (``serving_demo``: bounded, then kept serving) is read: its
+reconciliation lines must match, the page's figures must equal `gmv sql` on the facts at the
 same moment (the demo has drained, so nothing moves), every panel must hold
 data, Ctrl-C must stop everything, and a rerun on the same data dir must
 continue the story and match again. The screenshot is saved under
@@ -24,18 +24,15 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
-import time
 from datetime import datetime
 from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from gmv.tools.embedded import free_port
-from tests.integration.conftest import ROOT, Backend, fresh_env, gmv, sql
+from tests.integration.conftest import ROOT, gmv, sql
 from tests.support.web import get_json, printed_dashboard_link
 from tests.unit.test_dashboard_display import canned_dashboard
 
@@ -174,39 +171,10 @@ def dom_of(url: str, width: int = 1500) -> DomFigures:
     return dom
 
 
-@pytest.fixture(scope="module")
-def demo(backend: Backend, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("demo")
-    env = fresh_env(backend)
-    env["GMV_DATA_DIR"] = str(data_dir)
-    if backend.name == "embedded":
-        env["GMV_CLICKHOUSE_DSN"] = f"chdb://{data_dir / 'clickhouse'}"  # this demo owns its own engine
-    port = free_port()
-    log = open(data_dir / "demo.log", "w+")
-    proc = subprocess.Popen([sys.executable, "-m", "gmv.tools.cli", "demo", "--duration", "20", "--rate", "1500",
-                             "--keep-serving", "--web-port", str(port)], env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=log, text=True, start_new_session=True)
-    lines: list[str] = []
-    deadline = time.monotonic() + 300
-    try:
-        assert proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if line.startswith("reconciliation: scores"):  # the last of the two lines
-                break
-        yield {"proc": proc, "env": env, "port": port, "stdout": lines, "data_dir": data_dir, "log": log}
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        log.close()
+@pytest.fixture
+def demo(serving_demo: dict) -> dict:
+    """The session's serving demo (tests/integration/conftest.py): reconciled, drained, serving."""
+    return serving_demo
 
 
 def _log_tail(demo: dict) -> str:
@@ -221,9 +189,11 @@ def test_demo_reconciles_to_the_fen(demo):
     assert recon[0].startswith("reconciliation: MATCH"), out
     m = re.search(r"truth=(\d+) fen clickhouse=(\d+) fen diff=0 fen", recon[0])
     assert m and m.group(1) == m.group(2) and int(m.group(1)) > 0, recon[0]
-    assert len(recon) == 2 and recon[1].startswith("reconciliation: scores MATCH"), out
-    n = re.search(r"(\d+) expected trust scores .*, (\d+) in gmv.trust_scores", recon[1])
-    assert n and n.group(1) == n.group(2) and int(n.group(1)) > 0, recon[1]
+    assert not [ln for ln in recon if "MISMATCH" in ln], out
+    scores = next(ln for ln in recon if ln.startswith("reconciliation: scores MATCH"))
+    n = re.search(r"(\d+) expected trust scores .*, (\d+) in gmv.trust_scores", scores)
+    assert n and n.group(1) == n.group(2) and int(n.group(1)) > 0, scores
+    assert any(ln.startswith("reconciliation: markov model MATCH") for ln in recon), out
     assert "summary:" in out and "orders" in out
 
 
@@ -522,6 +492,7 @@ def test_model_switch_changes_stage_split_not_total(demo):
     assert len({int(r["live"]) for r in per_model}) > 1  # ... split differently over the stages
 
 
+@pytest.mark.stops_the_serving_demo
 def test_ctrl_c_stops_everything_and_a_rerun_continues(demo):
     proc, env, data_dir = demo["proc"], demo["env"], demo["data_dir"]
     os.killpg(proc.pid, signal.SIGINT)

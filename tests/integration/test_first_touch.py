@@ -16,7 +16,7 @@ import pytest
 from kafka import KafkaProducer
 
 from gmv.tools.embedded import free_port
-from tests.integration.conftest import ROOT, fresh_env, gmv, run_counts
+from tests.integration.conftest import ROOT, fresh_env, gmv, own_engine, run_counts
 from tests.support.waiting import wait_for, worker_stats
 from tests.support.web import get_json
 
@@ -55,8 +55,8 @@ class Worker:
 
 
 @pytest.fixture
-def worker_env(backend) -> Iterator[tuple[dict[str, str], Worker]]:
-    env = fresh_env(backend)
+def worker_env(backend, tmp_path: Path) -> Iterator[tuple[dict[str, str], Worker]]:
+    env = own_engine(fresh_env(backend), tmp_path)
     w = Worker(env, free_port())
     try:
         w.stats()
@@ -85,7 +85,7 @@ def test_a_refused_or_multi_statement_request_never_leaks_into_the_next_and_the_
 
 
 def test_a_restarted_worker_reports_only_what_waits_as_lag(backend, tmp_path: Path):
-    env = fresh_env(backend)
+    env = own_engine(fresh_env(backend), tmp_path)
     assert run_counts(env, _write(tmp_path / "a.jsonl", _events(2000, "a")))["accepted"] == 2000  # consumed, committed
     w = Worker(env, free_port())
     try:
@@ -107,8 +107,9 @@ def test_a_restarted_worker_reports_only_what_waits_as_lag(backend, tmp_path: Pa
 
 
 @pytest.mark.parametrize("how", ["flag", "variable"])
-def test_a_worker_whose_web_port_is_taken_exits_at_once_with_one_line_naming_it(backend, how: str):
-    env = fresh_env(backend)
+def test_a_worker_whose_web_port_is_taken_exits_at_once_with_one_line_naming_it(backend, tmp_path: Path,
+                                                                                how: str):
+    env = own_engine(fresh_env(backend), tmp_path)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -136,6 +137,6 @@ def test_cli_errors_are_one_line_that_says_what_to_do(backend, tmp_path: Path):
     assert not nowhere.exists()  # a reader creates nothing
     down = gmv({**env, "GMV_CLICKHOUSE_DSN": f"http://127.0.0.1:{free_port()}"}, "sql", "SELECT 1", check=False)
     assert down.returncode == 1 and down.stderr.count("\n") == 1 and "WARNING" not in down.stderr, down.stderr
-    kafka = gmv({**env, "GMV_STARTUP_WAIT_S": "1"}, "worker", "--kafka", "127.0.0.1:1", "--web-port",
+    kafka = gmv({**own_engine(env, tmp_path / "own"), "GMV_STARTUP_WAIT_S": "1"}, "worker", "--kafka", "127.0.0.1:1", "--web-port",
                 str(free_port()), check=False, timeout=60)
     assert kafka.returncode == 1 and "(--kafka)" in kafka.stderr and "GMV_KAFKA_BOOTSTRAP_SERVERS" not in kafka.stderr

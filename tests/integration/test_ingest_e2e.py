@@ -13,7 +13,7 @@ import uuid
 import pytest
 
 from gmv.tools.sample import BAD_KINDS, write_sample
-from tests.integration.conftest import ROOT, gmv, run_counts, sql
+from tests.integration.conftest import ROOT, gmv, own_engine, run_counts, sql
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -152,6 +152,7 @@ def test_fuzz_random_bytes_and_malformed_json_are_all_accounted_for(gmv_env, tmp
 def test_worker_serves_read_only_sql_while_it_owns_clickhouse(gmv_env, tmp_path):
     if not gmv_env["GMV_CLICKHOUSE_DSN"].startswith("chdb://"):
         pytest.skip("forwarding applies to the embedded engine only")
+    gmv_env = own_engine(gmv_env, tmp_path / "data")  # the worker process opens the engine
     db = gmv_env["GMV_CLICKHOUSE_DATABASE"]
     path = tmp_path / "few.jsonl"
     write_sample(path, events=30, bad_per_kind=0)
@@ -164,12 +165,13 @@ def test_worker_serves_read_only_sql_while_it_owns_clickhouse(gmv_env, tmp_path)
             assert worker.poll() is None, worker.stderr.read()
             if not _answers(f"http://127.0.0.1:{port}/gmv/stats/"):
                 return None
-            done = gmv(gmv_env, "sql", f"SELECT count() AS n FROM {db}.events", "--format", "json", check=False)
+            done = gmv(gmv_env, "sql", f"SELECT count() AS n FROM {db}.events", "--format", "json", check=False,
+                       process=True)  # `gmv sql` in a process of its own, as a user runs it
             return done if done.returncode == 0 else None
 
         proc = wait_for(answered, 60, "the worker to serve SQL", poll_s=0.5)
         assert json.loads(proc.stdout)["n"] == 30
-        refused = gmv(gmv_env, "sql", f"DROP TABLE {db}.events", check=False)
+        refused = gmv(gmv_env, "sql", f"DROP TABLE {db}.events", check=False, process=True)
         assert refused.returncode != 0 and "READONLY" in refused.stderr
     finally:
         worker.send_signal(signal.SIGINT)

@@ -4,7 +4,7 @@ compose plugin exists.
 
 - Every ClickHouse panel of deploy/grafana/dashboards/gmv.json runs, expanded as the Grafana
   ClickHouse plugin expands it over the dashboard's default range (the last 7 days), through
-  `gmv sql` on a `gmv demo --duration 45` data set, and returns rows; the KPIs and the per-minute
+  `gmv sql` on the session's serving `gmv demo` data set, and returns rows; the KPIs and the per-minute
   panels equal SQL on the facts.
 - Debian's `prometheus`, started here on loopback with a config of its own (the repo's rules
   loaded), scrapes `gmv worker`'s /metrics while a file is produced to it; its per-topic counters
@@ -31,7 +31,7 @@ from gmv.streams.settings import Settings
 from gmv.tools.embedded import free_port
 from gmv.tools.run import produce_file
 from gmv.tools.sample import write_sample
-from tests.integration.conftest import ROOT, fresh_env, gmv, run_counts, sql
+from tests.integration.conftest import ROOT, fresh_env, gmv, own_engine, run_counts, sql
 from tests.support.prometheus import Prometheus
 from tests.support.waiting import wait_for, worker_stats
 
@@ -110,7 +110,7 @@ def test_prometheus_scrapes_a_worker_and_its_counters_equal_the_gmv_run_counts(b
     expected = run_counts(expected_env, events)  # what `gmv run` reports for this file
     assert expected["dead_lettered"] > 0 and expected["duplicates"] > 0
 
-    env = fresh_env(backend)
+    env = own_engine(fresh_env(backend), tmp_path / "data")  # the worker process opens the engine
     prefix = env["GMV_TOPIC_PREFIX"]
     web_port, metrics_port = free_port(), free_port()
     env["GMV_METRICS_PORT"] = str(metrics_port)

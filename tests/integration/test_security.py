@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from gmv.tools.embedded import free_port
-from tests.integration.conftest import ROOT, gmv, run_counts
+from tests.integration.conftest import ROOT, gmv, own_engine, run_counts
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -45,6 +45,7 @@ def _listening(port: int) -> set[str]:
 
 
 def test_the_worker_listens_on_loopback_only_by_default(gmv_env, tmp_path):
+    gmv_env = own_engine(gmv_env, tmp_path / "data")  # the worker process opens the engine
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     run_counts(gmv_env, empty)  # topics and schema in place

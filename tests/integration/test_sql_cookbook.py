@@ -1,4 +1,4 @@
-"""The SQL cookbook (docs/sql-cookbook.md) on a `gmv demo --duration 45` data set.
+"""The SQL cookbook (docs/sql-cookbook.md) on the session's serving `gmv demo` data set.
 
 Every ```sql block of the cookbook runs as written (database ``gmv``) through `gmv sql` and
 returns rows; the answers marked ``<!-- truth: NAME -->`` (一店多号, 川流, 动销率) equal the

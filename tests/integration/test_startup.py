@@ -5,31 +5,22 @@ migrating one database at once: one applies the migrations, the others wait."""
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import subprocess
 import sys
-import textwrap
-from pathlib import Path
+import threading
 
 import pytest
 
 from gmv.sinks.migrations import LATEST
 from gmv.tools.embedded import EmbeddedKafka, free_port
 from gmv.tools.sample import write_sample
-from tests.integration.conftest import ROOT, fresh_env
+from tests.integration.conftest import ROOT, fresh_env, own_engine
 from tests.support.producing import produce_events
 from tests.support.waiting import wait_for, worker_stats
 
 pytestmark = pytest.mark.integration
-
-
-def _own_embedded(env: dict[str, str], tmp: Path) -> dict[str, str]:
-    env = {**env, "GMV_DATA_DIR": str(tmp)}
-    if env["GMV_CLICKHOUSE_DSN"].startswith("chdb://"):
-        env["GMV_CLICKHOUSE_DSN"] = f"chdb://{tmp / 'clickhouse'}"
-    return env
 
 
 def _check_waiting_lines(stderr: str, what: str, setting: str, address: str, budget: str,
@@ -50,7 +41,7 @@ def _check_waiting_lines(stderr: str, what: str, setting: str, address: str, bud
 
 def test_unreachable_kafka_gives_one_line_per_attempt_then_one_clear_line_and_a_non_zero_exit(backend, tmp_path):
     port = free_port()  # nothing listens there
-    env = _own_embedded(fresh_env(backend), tmp_path)
+    env = own_engine(fresh_env(backend), tmp_path)
     env.update({"GMV_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}", "GMV_STARTUP_WAIT_S": "4"})
     done = subprocess.run([sys.executable, "-m", "gmv.tools.cli", "worker"], env=env, cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
@@ -61,7 +52,7 @@ def test_unreachable_kafka_gives_one_line_per_attempt_then_one_clear_line_and_a_
 
 def test_unreachable_clickhouse_server_gives_one_line_per_attempt_then_a_non_zero_exit(backend, tmp_path):
     port = free_port()
-    env = _own_embedded(fresh_env(backend), tmp_path)
+    env = own_engine(fresh_env(backend), tmp_path)
     env.update({"GMV_CLICKHOUSE_DSN": f"http://gmv:dsn-pw-not-shown@127.0.0.1:{port}",
                 "GMV_CLICKHOUSE_PASSWORD": "pw-not-shown", "GMV_STARTUP_WAIT_S": "3", "GMV_LOG_LEVEL": "DEBUG"})
     done = subprocess.run([sys.executable, "-m", "gmv.tools.cli", "worker"], env=env, cwd=ROOT, capture_output=True,
@@ -74,7 +65,7 @@ def test_unreachable_clickhouse_server_gives_one_line_per_attempt_then_a_non_zer
 
 def test_a_worker_started_before_its_broker_waits_for_it_and_then_consumes(backend, tmp_path):
     port = free_port()
-    env = _own_embedded(fresh_env(backend), tmp_path / "worker")
+    env = own_engine(fresh_env(backend), tmp_path / "worker")
     env.update({"GMV_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}", "GMV_STARTUP_WAIT_S": "120"})
     web_port = free_port()
     log_path = tmp_path / "worker.log"
@@ -103,45 +94,49 @@ def test_a_worker_started_before_its_broker_waits_for_it_and_then_consumes(backe
     assert "Traceback" not in log_path.read_text()
 
 
-MIGRATE_AT_ONCE = textwrap.dedent("""
-    import json, os, sys, threading
+def _migrate_at_once(env: dict[str, str], n: int, mode: str) -> dict:
+    """``n`` migrators on clients of their own, started at one barrier, on the test's database
+    (``stale``: one migrator, and a lock table left by one killed while holding it)."""
     from pydantic import SecretStr
+
     from gmv.sinks.clickhouse import connect
     from gmv.sinks.migrations import LOCK_TABLE, migrate
-    dsn, db, n, mode = os.environ["GMV_CLICKHOUSE_DSN"], sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    pw = SecretStr(os.environ["GMV_CLICKHOUSE_PASSWORD"]) if os.environ.get("GMV_CLICKHOUSE_PASSWORD") else None
+
+    dsn, db = env["GMV_CLICKHOUSE_DSN"], env["GMV_CLICKHOUSE_DATABASE"]
+    pw = SecretStr(env["GMV_CLICKHOUSE_PASSWORD"]) if env.get("GMV_CLICKHOUSE_PASSWORD") else None
     clients = [connect(dsn, pw) for _ in range(n)]
-    said, results, errors = [], [], []
-    if mode == "stale":  # a migrator killed while holding the lock
+    said: list[str] = []
+    results: list[int] = []
+    errors: list[str] = []
+    if mode == "stale":
         clients[0].command(f"CREATE DATABASE IF NOT EXISTS `{db}`")
         clients[0].command(f"CREATE TABLE `{db}`.`{LOCK_TABLE}` (owner String) ENGINE = Memory")
     start = threading.Barrier(n)
-    def run(c):
+
+    def run(client) -> None:
         start.wait()
         try:
-            results.append(migrate(c, db, lock_wait_s=1.0 if mode == "stale" else 300.0, on_wait=said.append))
+            results.append(migrate(client, db, lock_wait_s=1.0 if mode == "stale" else 300.0, on_wait=said.append))
         except Exception as e:
             errors.append(repr(e))
+
     threads = [threading.Thread(target=run, args=(c,)) for c in clients]
-    [t.start() for t in threads]
-    [t.join() for t in threads]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
     c = clients[0]
-    counts = c.query(f"SELECT version, count() FROM `{db}`.schema_migrations GROUP BY version ORDER BY version").result_rows
+    counts = c.query(f"SELECT version, count() FROM `{db}`.schema_migrations GROUP BY version ORDER BY version"
+                     ).result_rows
     lock = c.query("SELECT count() FROM system.tables WHERE database = {d:String} AND name = {n:String}",
                    parameters={"d": db, "n": LOCK_TABLE}).result_rows[0][0]
-    print(json.dumps({"results": results, "errors": errors, "said": said, "counts": counts, "lock_left": lock}))
-""")
+    for client in clients:
+        client.close()
+    return {"results": results, "errors": errors, "said": said, "counts": [list(r) for r in counts], "lock_left": lock}
 
 
-def _migrate_at_once(env: dict[str, str], n: int, mode: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", MIGRATE_AT_ONCE, env["GMV_CLICKHOUSE_DATABASE"], str(n), mode],
-                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def test_workers_migrating_at_once_apply_each_migration_once_and_the_others_wait(backend, tmp_path):
-    env = _own_embedded(fresh_env(backend), tmp_path)
+def test_workers_migrating_at_once_apply_each_migration_once_and_the_others_wait(backend):
+    env = fresh_env(backend)  # migrators are clients: this process's engine, a database of its own
     out = _migrate_at_once(env, 4, "race")
     assert out["errors"] == []
     assert out["results"] == [LATEST] * 4
@@ -151,8 +146,8 @@ def test_workers_migrating_at_once_apply_each_migration_once_and_the_others_wait
     assert out["lock_left"] == 0
 
 
-def test_a_lock_left_by_a_killed_migrator_is_taken_over(backend, tmp_path):
-    env = _own_embedded(fresh_env(backend), tmp_path)
+def test_a_lock_left_by_a_killed_migrator_is_taken_over(backend):
+    env = fresh_env(backend)
     out = _migrate_at_once(env, 1, "stale")
     assert out["errors"] == [] and out["results"] == [LATEST]
     assert out["counts"] == [[v, 1] for v in range(1, LATEST + 1)]

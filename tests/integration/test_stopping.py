@@ -14,7 +14,7 @@ from kafka.admin import KafkaAdminClient
 
 from gmv.tools.embedded import free_port
 from gmv.tools.sample import write_sample
-from tests.integration.conftest import ROOT, fresh_env, gmv, run_counts, sql
+from tests.integration.conftest import ROOT, fresh_env, gmv, own_engine, run_counts, sql
 from tests.support.producing import produce_events
 from tests.support.waiting import wait_for, worker_stats
 
@@ -33,21 +33,20 @@ def _committed(env: dict[str, str]) -> int:
 @pytest.mark.parametrize("signals", [("SIGTERM",), ("SIGINT", "SIGINT")], ids=["sigterm", "ctrl-c-twice"])
 def test_a_stop_signal_during_a_clickhouse_outage_ends_the_worker_and_commits_nothing_unstored(
         backend, tmp_path, signals):
-    env = fresh_env(backend)
+    env = own_engine(fresh_env(backend), tmp_path / "data")  # the worker process opens the engine
     env["GMV_SINK_RETRY_FOR_S"] = "600"  # the outage would hold a write for ten minutes
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    run_counts(env, empty)  # topics and schema in place; nothing committed yet
     events = tmp_path / "events.jsonl"
     expected = write_sample(events, events=2000, bad_per_kind=0)
     down = tmp_path / "clickhouse-down"
-    down.touch()
     port = free_port()
     worker = subprocess.Popen(
         [sys.executable, "-m", "tests.support.faulty_clickhouse", str(down), "worker", "--web-port", str(port)],
         env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         wait_for(lambda: (worker_stats(port) or {}).get("partitions") == [0, 1, 2, 3], 90, "the worker to own its partitions")
+        down.touch()  # schema and topics in place, nothing consumed or committed yet: ClickHouse goes down
         produce_events(env["GMV_KAFKA_BOOTSTRAP_SERVERS"], env["GMV_TOPIC_PREFIX"], events)
         wait_for(lambda: ((worker_stats(port) or {}).get("sink_failing_s") or 0) > 1, 90, "ClickHouse writes to fail")
         for name in signals:
@@ -89,11 +88,8 @@ def test_the_worker_host_leaves_no_consumer_group_of_its_own(backend, tmp_path):
 
 
 def test_gmv_demo_stops_on_a_second_ctrl_c_during_an_outage_and_the_next_run_reconciles(backend, tmp_path):
-    env = fresh_env(backend)
     data_dir = tmp_path / "demo"
-    env["GMV_DATA_DIR"] = str(data_dir)
-    if backend.name == "embedded":
-        env["GMV_CLICKHOUSE_DSN"] = f"chdb://{data_dir / 'clickhouse'}"
+    env = own_engine(fresh_env(backend), data_dir)
     down = tmp_path / "clickhouse-down"
     port = free_port()
     demo = subprocess.Popen(

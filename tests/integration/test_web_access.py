@@ -16,7 +16,7 @@ import pytest
 
 from gmv.tools.embedded import free_port
 from gmv.tools.sample import write_sample
-from tests.integration.conftest import ROOT, gmv, run_counts
+from tests.integration.conftest import ROOT, fresh_env, gmv, own_engine, run_counts
 from tests.support.waiting import wait_for, worker_stats
 from tests.support.web import printed_dashboard_link, web_token
 
@@ -37,13 +37,8 @@ def call(port: int, path: str, headers: dict[str, str], body: dict | None = None
 @pytest.fixture(scope="module")
 def worker(backend, tmp_path_factory):
     """A `gmv worker` with the embedded default's generated token, over a small stored file."""
-    from tests.integration.conftest import fresh_env
-
-    env = fresh_env(backend)
     data_dir = tmp_path_factory.mktemp("access")
-    env["GMV_DATA_DIR"] = str(data_dir)  # its own data dir: the token is generated there
-    if backend.name == "embedded":
-        env["GMV_CLICKHOUSE_DSN"] = f"chdb://{data_dir / 'clickhouse'}"
+    env = own_engine(fresh_env(backend), data_dir)  # its own data dir: the token is generated there
     path = data_dir / "few.jsonl"
     write_sample(path, events=40, bad_per_kind=0)
     run_counts(env, path)
@@ -121,13 +116,8 @@ def test_gmv_sql_and_the_printed_link_work_with_no_extra_step(worker):
 
 
 def test_a_configured_token_is_required_and_never_printed(backend, tmp_path):
-    from tests.integration.conftest import fresh_env
-
-    env = fresh_env(backend)
-    env.update({"GMV_DATA_DIR": str(tmp_path), "GMV_WEB_TOKEN": "configured-secret-0123456789",
-                "GMV_WEB_ALLOWED_HOSTS": "dash.example.com"})
-    if backend.name == "embedded":
-        env["GMV_CLICKHOUSE_DSN"] = f"chdb://{tmp_path / 'clickhouse'}"
+    env = own_engine(fresh_env(backend), tmp_path)
+    env.update({"GMV_WEB_TOKEN": "configured-secret-0123456789", "GMV_WEB_ALLOWED_HOSTS": "dash.example.com"})
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "gmv.tools.cli", "worker", "--web-port", str(port)], env=env,
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -98,3 +98,10 @@ def test_gmv_alerts_alone_lists_and_rules_prints_nothing_before_a_bad_rules_file
     assert out == "" and str(bad) in err and "minutes" in err
     assert cli.main(["alerts", "rules"]) == 0
     assert capsys.readouterr().out.startswith("# effective alert rules: built-in defaults")
+
+
+def test_gmv_demo_offers_every_simulator_scenario():
+    from gmv.tools.cli import SCENARIO_NAMES
+    from gmv.tools.simulator import SCENARIOS
+
+    assert set(SCENARIO_NAMES) == set(SCENARIOS)  # stage_worth was once missing from `gmv demo --scenario`

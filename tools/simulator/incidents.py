@@ -36,9 +36,9 @@ class Incidents:
         self.unrefunded: dict[str, deque[dict[str, Any]]] = defaultdict(lambda: deque(maxlen=500))
 
     def expect(self, rule: str, subject_kind: str, subject: str, starts_ms: int, ends_ms: int,
-               clock: str = "event") -> None:
+               clock: str = "event", **extra: float) -> None:
         self.expected.append({"rule": rule, "subject_kind": subject_kind, "subject_id": subject,
-                              "starts_at_ms": starts_ms, "ends_at_ms": ends_ms, "clock": clock})
+                              "starts_at_ms": starts_ms, "ends_at_ms": ends_ms, "clock": clock, **extra})
 
     def plan(self, state: WorldState, day_ms: int) -> None:
         """Schedules the incidents, timed from the first two shops' brand lives of the day (planned
@@ -58,7 +58,8 @@ class Incidents:
         self.expect("dead_letter_rate", "pipeline", "view", burst, burst, clock="wall")
         pause = day_ms + int(3.5 * HOUR_MS)
         schedule.push(pause, "incident", {"incident": "pause", "seconds": self.pause_s})
-        self.expect("consumer_lag", "pipeline", "", pause, pause, clock="wall")
+        # pause_s: the lag rule fires only if the pause outlasts its max_age_s (gmv reconcile checks)
+        self.expect("consumer_lag", "pipeline", "", pause, pause, clock="wall", pause_s=self.pause_s)
 
     def orders_stopped(self, live_id: str, t_ms: int) -> bool:
         """The incident: viewers stay in this live, nobody can pay."""
