@@ -3,7 +3,7 @@
 Every panel is one query; every value goes in as a parameter (``{name:Type}``).
 The page polls ``/gmv/dashboard/data/?model=...`` and draws what comes back.
 
-Definitions (the same as the README's outputs table):
+Definitions (the same as docs/attribution.md, "Outputs in ClickHouse"):
 - GMV: paid amounts credited; refunds are credited negatively; net = GMV - refunds.
 - orders / buyers: counted on the conversion touch (once per order and model).
 - AOV (客单价) = GMV / orders; GPM = GMV (yuan) per 1,000 views (video views + live

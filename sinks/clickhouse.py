@@ -81,7 +81,7 @@ def dedup_token(table: str, rows: Sequence[Sequence[Any]]) -> str:
     return f"{table}:{len(rows)}:{uuid.uuid4().hex}"
 
 
-# Every JSON insert (about a third faster than the defaults: README, Performance).
+# Every JSON insert (about a third faster than the defaults: docs/performance.md).
 # ``optimize_on_insert`` collapses duplicate keys inside each inserted block; every read goes
 # through a FINAL view (and merges collapse them anyway), so that work is wasted. Parsing in one
 # thread leaves the other core to the worker's own loop.

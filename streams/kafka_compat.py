@@ -5,7 +5,7 @@
 A Kafka broker holds a fetch with no new data for up to ``fetch.max.wait.ms``.
 The embedded noida-db answers at once, so every idle aiokafka consumer re-fetches
 in a tight loop, burning most of a core in the worker and a good part of one in
-the broker with nothing to read (README, Performance). After an empty answer that
+the broker with nothing to read (docs/performance.md). After an empty answer that
 came back early, the fetcher now waits out the rest of ``fetch.max.wait.ms`` (at most
 ``EMPTY_FETCH_PAUSE_S``) before asking again. Against a broker that honours the
 wait, an empty answer arrives late and nothing changes.

@@ -281,10 +281,9 @@ def _dispatch(args: argparse.Namespace, wrap_client: Callable[[Any], Any] | None
 
 
 def _cmd_reconcile(settings: Settings, truth_path: Path, alerts: bool) -> int:
+    from gmv.alerts.rules import load_config
     from gmv.tools.reconcile import load_truth, reconcile
     from gmv.tools.runtime import query_readonly
-
-    from gmv.alerts.rules import load_config
 
     truth = load_truth(truth_path)
     lag_max_age_s = load_config(settings.alert_rules).rules.consumer_lag.max_age_s if alerts else None

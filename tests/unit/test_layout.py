@@ -1,4 +1,4 @@
-"""The arrows between packages point one way, and the pure core does no I/O (README, "Layout")."""
+"""The arrows between packages point one way, and the pure core does no I/O (docs/architecture.md, "Layout")."""
 
 from __future__ import annotations
 
