@@ -30,6 +30,11 @@ def main() -> int:
                     help="pipeline runs per throughput figure; the median is reported (default 3: this "
                          "machine's speed drifts by ±20%% between runs)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary data dir")
+    ap.add_argument("--scaling-runs", type=int, default=1,
+                    help="repeat the scaling figure (1 then 2 workers) this many times, each bounded: a run that "
+                         "does not finish within --scaling-bound-s counts as a hang; prints every run and a summary")
+    ap.add_argument("--scaling-bound-s", type=float, default=120.0,
+                    help="longest a scaling run may take before it counts as a hang (default 120)")
     a = ap.parse_args()
     n = a.events or (60_000 if a.quick else 200_000)
     only = set(a.only or ["throughput", "batched", "alerts", "freshness", "sink", "dashboard", "scaling"])
@@ -97,11 +102,20 @@ def main() -> int:
         if not a.keep:
             shutil.rmtree(root, ignore_errors=True)
     if "scaling" in only:
-        for workers in (1, 2):
-            progress(f"scaling: {workers} worker(s), sink_mode=topic (one ClickHouse writer)")
-            emit("scaling", **phases.scaling(min(n, 60_000), workers))
+        runs: dict[int, list[dict]] = {1: [], 2: []}
+        for k in range(a.scaling_runs):
+            for workers in (1, 2):
+                progress(f"scaling: {workers} worker(s), sink_mode=topic (one ClickHouse writer), run {k + 1} of "
+                         f"{a.scaling_runs}")
+                result = phases.scaling(min(n, 60_000), workers, bound_s=a.scaling_bound_s)
+                runs[workers].append(result)
+                emit("scaling", run=k + 1, **result)
+        summary.update(phases.scaling_summary(runs))
+        if a.scaling_runs > 1:
+            emit("scaling_summary", **phases.scaling_summary(runs))
     progress(f"done in {time.monotonic() - t_start:.0f}s")
-    keys = ("floor_ratio", "bare_ratio", "events_per_s", "batched_events_per_s", "p99_freshness_s")
+    keys = ("floor_ratio", "bare_ratio", "events_per_s", "batched_events_per_s", "p99_freshness_s", "scaling_ratio",
+            "scaling_hangs")
     print(" ".join(f"{k}={summary.get(k)}" for k in keys), flush=True)
     return 0
 

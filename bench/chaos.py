@@ -135,6 +135,19 @@ class Run:
         finally:
             c.close()
 
+    def describe_group(self, group: str) -> dict[str, Any]:
+        """The group's state and members as the broker lists them (what a hang looks like)."""
+        from kafka.admin import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
+        try:
+            g = admin.describe_consumer_groups([group])[0]
+            return {"state": g.state, "members": sorted(m.member_id for m in g.members)}
+        except Exception as e:  # a description that fails says so, the run is reported anyway
+            return {"error": repr(e)}
+        finally:
+            admin.close()
+
     def wait_converged(self, timeout_s: float, owner: str = "worker-0", topic_mode: bool = False) -> bool:
         """Everything sent consumed and committed, nothing pending, (the rows topic written)."""
         deadline = time.monotonic() + timeout_s
@@ -148,7 +161,8 @@ class Run:
             ok = st is not None and self.sim is not None and self.sim.poll() is not None
             if ok:
                 ok = (self.group_lag("chaos", sources) == 0 and st["pending_orders"] == 0
-                      and st["held_refunds"] == 0 and len(st["partitions"]) == 4)
+                      and st["held_refunds"] == 0 and len(st["partitions"]) == 4
+                      and not st.get("refresh_pending"))  # markov credits restated for everything stored
             if ok and topic_mode:
                 ok = self.group_lag("chaos-rows-writer", ["gmv.rows"]) == 0
             if ok:

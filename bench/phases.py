@@ -142,6 +142,7 @@ async def pipeline(settings: Settings, bootstrap: str, client, broker_pid: int |
             prof = cProfile.Profile()
             prof.enable()
         cpu0 = proc_cpu_s(broker_pid) if broker_pid else None
+        own0, main0 = _own_cpu_s(), time.thread_time()
         t0 = time.monotonic()
         srcs = [*s.source_topics, s.rekeyed_topic]
         while await worker.unconsumed(srcs) > 0:
@@ -156,6 +157,9 @@ async def pipeline(settings: Settings, bootstrap: str, client, broker_pid: int |
         # this coroutine runs again) to everything attributed and flushed.
         seconds = time.monotonic() - min(t0, worker.stats.first_batch_at or t0)
         broker = _delta(broker_pid, cpu0)
+        # The worker's CPU: all of it (its threads: ClickHouse parsing inserts and running refreshes,
+        # the sink's JSON) and the event loop's thread alone (decoding, state, attribution, encoding).
+        worker_cpu, loop_cpu = _own_cpu_s() - own0, time.thread_time() - main0
     finally:
         if prof is not None:
             prof.disable()
@@ -168,8 +172,16 @@ async def pipeline(settings: Settings, bootstrap: str, client, broker_pid: int |
     return {"messages": sum(worker.stats.seen_msgs.values()), "events": c["received"], "accepted": c["accepted"],
             "duplicates": c["duplicates"], "dead_lettered": c["dead_lettered"], "seconds": round(seconds, 3),
             "events_per_s": round(c["received"] / seconds) if seconds else None, "batches": worker.stats.batches,
-            "rows_written": sink.rows_written, "broker_cpu_s": broker, "expected_events": events,
+            "rows_written": sink.rows_written, "rows_by_table": dict(sink.rows_by_table), "broker_cpu_s": broker,
+            "worker_cpu_s": round(worker_cpu, 2), "loop_cpu_s": round(loop_cpu, 2), "expected_events": events,
             "drain_s": round(drain_s, 3), "seconds_in": {k: round(v, 2) for k, v in worker.stats.seconds_in.items()}}
+
+
+def _own_cpu_s() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 class _Webhook:
@@ -407,12 +419,14 @@ async def freshness(settings: Settings, bootstrap: str, client, dsn: str, data, 
             "seconds_in": {k: round(v, 2) for k, v in worker.stats.seconds_in.items()}}
 
 
-def scaling(events: int, workers: int) -> dict[str, Any]:
+def scaling(events: int, workers: int, bound_s: float = 600.0) -> dict[str, Any]:
     """1 vs 2 ``gmv worker`` processes (sink_mode=topic: the first owns chdb and writes every row)
-    over the same pre-produced stream; from start to everything consumed and written."""
+    over the same pre-produced stream; from start to everything consumed and written. A run not done
+    within ``bound_s`` is reported as a hang (``completed`` false) with the group's state."""
     from bench.chaos import Run
 
     run = Run(f"scale{workers}", events, rate=1e9, seed=11)
+    healthy = False
     try:
         from gmv.tools.runtime import Runtime
 
@@ -426,21 +440,41 @@ def scaling(events: int, workers: int) -> dict[str, Any]:
         if workers == 2:
             run.start_worker("worker-1", GMV_SINK_MODE="topic", GMV_WORKER_INSTANCE_ID="")
         sources = ["gmv.views", "gmv.live_rooms", "gmv.orders", "gmv.rekeyed"]
-        deadline = t0 + 600
+        deadline = t0 + bound_s
+        completed = False
         while time.monotonic() < deadline:
             time.sleep(0.5)
             run.check_workers()
             if "worker-0" not in run.workers:
                 raise RuntimeError(f"the scaling run's worker exited; see {run.dir}")
             if run.group_lag("chaos", sources) == 0 and run.group_lag("chaos-rows-writer", ["gmv.rows"]) == 0:
+                completed = True
                 break
         seconds = time.monotonic() - t0
         per_worker = {name: (run.stats(name) or {}).get("counters", {}).get("received") for name in run.workers}
-        return {"workers": workers, "events": events, "seconds_incl_startup": round(seconds, 2),
-                "events_per_s": round(events / seconds), "received_per_worker": per_worker,
-                "exits": run.unexpected_exits}
+        out = {"workers": workers, "events": events, "completed": completed, "seconds_incl_startup": round(seconds, 2),
+               "events_per_s": round(events / seconds) if completed else None, "received_per_worker": per_worker,
+               "exits": run.unexpected_exits}
+        if not completed:
+            out["group"] = run.describe_group("chaos")
+        healthy = completed and not run.unexpected_exits
+        return out
     finally:
-        run.close(keep=False)
+        run.close(keep=not healthy)  # a hang or a worker that exited keeps its logs (run.dir)
+
+
+def scaling_summary(runs: dict[int, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Completed runs and hangs per worker count, their median rates, and 2 workers over 1."""
+    def median(xs: list[float]) -> float | None:
+        xs = sorted(xs)
+        return xs[len(xs) // 2] if xs else None
+
+    rates = {w: [r["events_per_s"] for r in rs if r["completed"]] for w, rs in runs.items()}
+    one, two = median(rates[1]), median(rates[2])
+    return {"scaling_runs": len(runs[2]), "scaling_hangs": sum(not r["completed"] for rs in runs.values() for r in rs),
+            "one_worker_events_per_s": one, "two_workers_events_per_s": two,
+            "scaling_ratio": round(two / one, 2) if one and two else None,
+            "two_worker_rates": rates[2]}
 
 
 def alert_receivers(bootstrap: str, broker_pid: int | None, prefix: str, root: Path, events: int,

@@ -120,14 +120,21 @@ class ClickHouseSink(BatchingSink):
 
     def __init__(self, client_factory: Callable[[], Client], database: str,
                  tables: Sequence[Table] = FACTS, retry_for_s: float = 600.0,
-                 on_retry: Callable[[str, int, BaseException, float], None] | None = None) -> None:
+                 on_retry: Callable[[str, int, BaseException, float], None] | None = None,
+                 refresh_client_factory: Callable[[], Client] | None = None) -> None:
         super().__init__(tables)
         self._client_factory = client_factory
         self._client: Client | None = None
+        # Refreshes on a session of their own (when given one): a slow refresh then never holds the
+        # inserts of the batches behind it, and the minute rollups of one batch overlap the next one's
+        # insert (the checkpoint runs them in a lane of their own).
+        self._refresh_client_factory = refresh_client_factory
+        self._refresh_client: Client | None = None
         self.database = database
         self.retry_for_s = retry_for_s
         self.on_retry = on_retry
-        self._lock = threading.Lock()  # one write at a time: the chdb client is not thread-safe
+        self._lock = threading.Lock()  # one write at a time per session: a chdb client is not thread-safe
+        self._refresh_lock = self._lock if refresh_client_factory is None else threading.Lock()
         self._stop = threading.Event()
         self._failing_since: float | None = None
 
@@ -136,6 +143,15 @@ class ClickHouseSink(BatchingSink):
         if self._client is None:
             self._client = self._client_factory()
         return self._client
+
+    @property
+    def refresh_client(self) -> Client:
+        """The session refreshes run on: its own, or the inserts' when the sink was given one only."""
+        if self._refresh_client_factory is None:
+            return self.client
+        if self._refresh_client is None:
+            self._refresh_client = self._refresh_client_factory()
+        return self._refresh_client
 
     @property
     def failing_since(self) -> float | None:
@@ -245,22 +261,22 @@ class ClickHouseSink(BatchingSink):
         from gmv.sinks.rollups import markov_statements, refresh_statements
         from gmv.sinks.scores import refresh_scores
 
-        with self._lock:
+        with self._refresh_lock:
             self._run(refresh_statements(self.database, work.gmv_minutes, work.funnel_minutes), "rollups")
             markov_minutes: set = set()
             if work.level_minutes or work.level_funnel_minutes:
                 days = {shanghai_day(m) for m in work.level_minutes | work.level_funnel_minutes}
-                markov = MarkovRefresh(self.client, self.database)
+                markov = MarkovRefresh(self.refresh_client, self.database)
                 markov_minutes = self._with_retry(lambda: markov.run(days, work.level_minutes), "markov refresh",
                                                   "markov_model")
                 self._run(markov_statements(self.database, markov_minutes), "rollups")
             self._run(level_statements(self.database, work.level_minutes, work.level_funnel_minutes, markov_minutes),
                       "rollups")
             if work.score_days:
-                self._with_retry(lambda: refresh_scores(self.client, self.database, work.score_days),
+                self._with_retry(lambda: refresh_scores(self.refresh_client, self.database, work.score_days),
                                  "trust score refresh", "trust_scores")
 
     def _run(self, statements: list[tuple[str, dict]], target: str) -> None:
         for sql, params in statements:
-            self._with_retry(lambda sql=sql, params=params: self.client.command(sql, parameters=params),
+            self._with_retry(lambda sql=sql, params=params: self.refresh_client.command(sql, parameters=params),
                              "rollup refresh", target)

@@ -12,13 +12,16 @@ For each batch the ingest loop hands over (``submit``), in this order:
 5. **marks**: the journal marks saying ClickHouse holds the rows of its entries, only after a
    refresh that leaves nothing covering those rows due.
 
-Step 1 runs in the foreground; steps 2–5 of batch N run in the background while batch N+1 is
-fetched and processed (ClickHouse parses the rows in C++, off the GIL), and batch N+1's steps 2–5
-start only after N's have ended, so rows, offsets, rollups and marks keep their order. A crash
-between any two steps loses nothing and counts nothing twice: offsets before rows is impossible;
-rows without offsets are re-processed into identical rows (absorbed by the ReplacingMergeTree);
-offsets without rollups or marks leave entries unconfirmed, whose rows are re-emitted and whose
-minutes re-rolled at the next start.
+Step 1 runs in the foreground. Steps 2–3 of batch N run in the background while batch N+1 is
+fetched and processed (ClickHouse parses the rows in C++, off the GIL), and batch N+1's steps 2–3
+start only after N's have ended. Steps 4–5 run in a lane of their own (the sink refreshes on a
+session of its own): a refresh starts after the rows it covers are stored, takes every minute
+noted by then, and may overlap the next batch's rows; one refresh runs at a time, and a refresh
+asked for while one runs follows it. So rows, offsets, rollups and marks keep their order per
+batch. A crash between any two steps loses nothing and counts nothing twice: offsets before rows
+is impossible; rows without offsets are re-processed into identical rows (absorbed by the
+ReplacingMergeTree); offsets without rollups or marks leave entries unconfirmed, whose rows are
+re-emitted and whose minutes re-rolled at the next start.
 
 The parts it drives (``Outbox``, the sink, ``Offsets``, ``RollupScheduler``, ``WorkerStats``) do not
 know of each other or of the checkpoint: nothing calls back.
@@ -46,15 +49,19 @@ class Checkpoint:
         self.scheduler = scheduler
         self.stats = stats
         self._inflight: asyncio.Task | None = None
+        self._refreshing: asyncio.Task | None = None  # the refresh lane's task, while one runs
+        self._refresh_again: bool | None = None  # a refresh asked for while one ran (its ``slow``)
+        self._refresh_lock = asyncio.Lock()
 
     @property
     def idle(self) -> bool:
-        return self._inflight is None
+        return self._inflight is None and self._refreshing is None
 
     @property
     def finished(self) -> bool:
-        """The batch in flight has ended (``wait_stored`` returns at once, or raises its failure)."""
-        return self._inflight is not None and self._inflight.done()
+        """The batch in flight, or the refresh, has ended (``wait_stored`` returns at once, or raises
+        its failure)."""
+        return any(t is not None and t.done() for t in (self._inflight, self._refreshing))
 
     async def submit(self, result: BatchResult, msgs: list[SourceMessage], marks: Marks, final: bool = False) -> None:
         """Step 1 now; steps 2–5 in the background, once the batch before is through them."""
@@ -77,24 +84,51 @@ class Checkpoint:
             await self.offsets.commit(result.next_offsets)
         self.stats.stored(result, msgs)
         self.scheduler.note(result, marks)
-        if self.scheduler.due(final):
-            await self.refresh(slow=final or self.scheduler.slow_due())
+        if final:
+            await self.wait_refreshed()
+            await self.refresh(slow=True)
+        elif self.scheduler.due():
+            self._start_refresh(slow=self.scheduler.slow_due())
+
+    def _start_refresh(self, slow: bool) -> None:
+        """Steps 4-5 in their lane, beside the next batch's rows; one refresh at a time (one asked for
+        while another runs follows it, and covers everything noted by then)."""
+        if self._refreshing is not None:
+            self._refresh_again = slow or bool(self._refresh_again)
+            return
+        self._refreshing = asyncio.create_task(self._refresh_lane(slow), name="gmv-refresh")
+
+    async def _refresh_lane(self, slow: bool) -> None:
+        while True:
+            await self.refresh(slow)
+            if self._refresh_again is None:
+                return
+            slow, self._refresh_again = self._refresh_again, None
 
     async def refresh(self, slow: bool = True) -> None:
         """Steps 4 and 5 for everything noted so far (``slow``: the scores and levels too)."""
         if not self.outbox.started:
             return  # nothing was written, nothing is due
-        with self.stats.timing("rollups"):
-            r = self.scheduler.take(slow)
-            if slow:
-                await self.sink.flush()  # the trust facts that waited for this refresh
-            await self.sink.refresh(r.work)
-            self.scheduler.applied(r)
-            await self.outbox.put_marks(r.marks)
+        async with self._refresh_lock:
+            with self.stats.timing("rollups"):
+                r = self.scheduler.take(slow)
+                if slow:
+                    await self.sink.flush()  # the trust facts that waited for this refresh
+                await self.sink.refresh(r.work)
+                self.scheduler.applied(r)
+                await self.outbox.put_marks(r.marks)
 
     async def wait_stored(self) -> None:
-        """Wait for the batch in flight (re-raises its failure)."""
+        """Wait for the batch in flight (re-raises its failure, or the refresh lane's)."""
         task, self._inflight = self._inflight, None
+        if task is not None:
+            await task
+        if self._refreshing is not None and self._refreshing.done():
+            await self.wait_refreshed()
+
+    async def wait_refreshed(self) -> None:
+        """Wait for the refresh lane (re-raises its failure)."""
+        task, self._refreshing = self._refreshing, None
         if task is not None:
             await task
 
@@ -102,11 +136,13 @@ class Checkpoint:
         """Everything through every step: the batch in flight, then every rollup and mark due (the end
         of input, a rebalance, a stop)."""
         await self.wait_stored()
+        await self.wait_refreshed()
         await self.refresh(slow=True)
 
     async def when_idle(self) -> None:
         """Input went quiet: a commit a rebalance cost us, or the last minutes' rollups, must not wait
-        for the next batch (the slow refresh keeps its own cadence)."""
+        for the next batch; nor, once input has been quiet a moment, the slow refresh (the markov
+        credits, levels and scores of the last batches)."""
         if self.finished:
             await self.wait_stored()  # surfaces a failed write at once, even when input is idle
         if not self.idle:
@@ -114,10 +150,11 @@ class Checkpoint:
         if self.offsets.owed:
             await self.offsets.commit_owed()
         elif self.scheduler.pending and self.scheduler.interval_passed():
-            await self.refresh(slow=self.scheduler.slow_due())
+            self._start_refresh(slow=self.scheduler.slow_due(idle=True))
 
     def abandon(self) -> None:
         """The process is stopping: the write in flight will fail (``SinkStopped``); nobody waits for it."""
-        task, self._inflight = self._inflight, None
-        if task is not None:
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        for task in (self._inflight, self._refreshing):
+            if task is not None:
+                task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        self._inflight = self._refreshing = None

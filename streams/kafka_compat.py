@@ -1,4 +1,5 @@
-"""Two aiokafka adjustments, applied once per process (``install_aiokafka_tuning``).
+"""Two aiokafka adjustments, applied once per process (``install_aiokafka_tuning``), and the
+private attributes the group-membership sweep reads (``gmv.streams.membership``).
 
 1. A client-side long poll for brokers that answer an empty fetch at once.
 
@@ -20,6 +21,11 @@ any other aiokafka it is skipped with a warning and only the CPU saving is lost.
 compression): an order of magnitude slower than level 1 on journal JSON, for a batch only a
 third smaller; the records are the same
 lz4 frames either way, so consumers and brokers see no difference.
+
+3. A consumer's member id and group coordinator (``AIOKafkaConsumer._coordinator.member_id`` and
+``.coordinator_id``), and requests to that coordinator on the client's default connection
+(``AIOKafkaConsumer._client.send``: not the coordination connection, where JoinGroup and
+SyncGroup may wait seconds): DescribeGroups and LeaveGroup. A unit test checks these exist.
 """
 
 from __future__ import annotations
@@ -106,3 +112,30 @@ def install_empty_fetch_pause(pause_s: float = EMPTY_FETCH_PAUSE_S) -> bool:
     Fetcher._gmv_replaced_proc_fetch_request = original
     Fetcher._gmv_empty_fetch_pause = True
     return True
+
+
+# -- the consumer group, as the membership sweep needs it (3.) ---------------------------------
+def current_member_id(consumer: Any) -> str:
+    """The member id the consumer's group coordinator holds now ('' while it (re)joins)."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    return getattr(coordinator, "member_id", "") or ""
+
+
+async def group_member_ids(consumer: Any, group: str) -> set[str] | None:
+    """The member ids the group coordinator lists for ``group`` (None: no coordinator known yet)."""
+    from aiokafka.protocol.admin import DescribeGroupsRequest
+
+    node = getattr(getattr(consumer, "_coordinator", None), "coordinator_id", None)
+    if node is None:
+        return None
+    response = await consumer._client.send(node, DescribeGroupsRequest([group]))
+    # each group: (error_code, group_id, state, protocol_type, protocol, members); a member:
+    # (member_id, client_id, client_host, member_metadata, member_assignment)
+    return {member[0] for g in response.groups if g[1] == group for member in g[5]}
+
+
+async def leave_group(consumer: Any, group: str, member_id: str) -> None:
+    from aiokafka.protocol.group import LeaveGroupRequest
+
+    node = consumer._coordinator.coordinator_id
+    await consumer._client.send(node, LeaveGroupRequest(group, member_id))

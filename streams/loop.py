@@ -16,7 +16,10 @@ worker never attributes an order before reading the touches sent after it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -30,6 +33,7 @@ from gmv.streams.core.decode import SourceMessage
 from gmv.streams.core.processor import BatchProcessor, BatchResult
 from gmv.streams.core.progress import ReadProgress
 from gmv.streams.groups import KafkaSettings
+from gmv.streams.membership import AbandonedMembers
 from gmv.streams.offsets import Offsets
 from gmv.streams.rollup_scheduler import RollupScheduler
 from gmv.streams.stats import WorkerStats
@@ -77,6 +81,8 @@ class IngestLoop:
         self.owned: set[int] = set()
         self.progress = ReadProgress(processor.config.state_topics)
         self._recovered = BatchResult()
+        self.members: AbandonedMembers | None = None
+        self._sweeping: asyncio.Task | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -95,12 +101,21 @@ class IngestLoop:
             group_instance_id=k.worker_instance_id or None,
             partition_assignment_strategy=(RangePartitionAssignor,),  # co-partitioned: views/lives/orders p together
             fetch_max_bytes=32 * 1024 * 1024, max_partition_fetch_bytes=8 * 1024 * 1024,
+            client_id=client_id(k.worker_instance_id),  # names this worker's member ids in the group
         )
         await self.consumer.start()
         self.offsets.consumer = self.consumer
         self.consumer.subscribe(k.topics.consumed, listener=_Rebalance(self))
+        # Member ids aiokafka abandons are removed from the group (gmv.streams.membership).
+        self.members = AbandonedMembers(self.consumer, k.app_id)
+        self._sweeping = asyncio.create_task(self.members.run(lambda: self.consumer is None), name="gmv-members")
 
     async def close(self) -> None:
+        if self._sweeping is not None:
+            self._sweeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._sweeping
+            self._sweeping = None
         if self.consumer is not None:
             try:
                 await self.consumer.stop()
@@ -236,6 +251,13 @@ class IngestLoop:
                     done = await c.committed(TopicPartition(t, p)) or 0
                 total += max(0, end - done)
         return total
+
+
+def client_id(instance_id: str) -> str:
+    """The consumer's client id: ``gmv-<instance id>``, or for a dynamic member ``gmv-<host>-<pid>``."""
+    if instance_id:
+        return f"gmv-{instance_id}"
+    return f"gmv-{socket.gethostname()}-{os.getpid()}"
 
 
 def _pieces(msgs: list[SourceMessage], max_bytes: int) -> list[list[SourceMessage]]:

@@ -37,6 +37,7 @@ class WorkerStatus:
     # (0: none yet); the same for the slow refresh (trust scores, hour/day levels).
     rolled_up_to_ms: int
     scored_up_to_ms: int
+    refresh_pending: bool  # stored rows whose rollups (or markov credits, levels, scores) are not refreshed yet
     earliest_minute: datetime | None  # of any row this process stored
     reads: tuple[tuple[float, int], ...]  # (monotonic time, oldest Kafka timestamp of that fetch), last 120 s
     last_stored_at: float  # time.time() of the last stored batch (0: none)
@@ -80,7 +81,8 @@ class WorkerStatus:
             "pending_orders": self.pending_orders, "held_refunds": self.held_refunds,
             "sink_failing_s": self.sink_failing_s, "partitions": list(self.partitions),
             "next_offsets": {f"{t}:{p}": o for (t, p), o in sorted(self.next_offsets.items())},
-            "uncommitted": self.uncommitted, "rolled_up_to_ms": self.rolled_up_to_ms, **self.extra,
+            "uncommitted": self.uncommitted, "rolled_up_to_ms": self.rolled_up_to_ms,
+            "scored_up_to_ms": self.scored_up_to_ms, "refresh_pending": self.refresh_pending, **self.extra,
         }
 
 

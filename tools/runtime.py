@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import secrets
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -50,16 +52,21 @@ def web_token(settings: Settings) -> SecretStr:
         return settings.web_token
     path = settings.data_path / WEB_TOKEN_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Written whole under a name of its own, then linked into place: the file appears with its token
+    # in it, so two processes starting at once on one data dir (two workers) agree on one token; the
+    # second sees the first's file (measured: an O_EXCL create let the other read it still empty).
+    fd, tmp = tempfile.mkstemp(prefix=f".{WEB_TOKEN_FILE}.", dir=path.parent)  # mode 0600
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        token = path.read_text(encoding="ascii").strip()
-        if token:
-            return SecretStr(token)
-        raise ConfigurationError(f"{path} is empty; delete it (a new token is generated) or set GMV_WEB_TOKEN") from None
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write(secrets.token_urlsafe(32) + "\n")
-    return SecretStr(path.read_text(encoding="ascii").strip())
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(secrets.token_urlsafe(32) + "\n")
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        os.unlink(tmp)
+    token = path.read_text(encoding="ascii").strip()
+    if not token:
+        raise ConfigurationError(f"{path} is empty; delete it (a new token is generated) or set GMV_WEB_TOKEN")
+    return SecretStr(token)
 
 
 def dashboard_link(settings: Settings, port: int) -> str:
@@ -86,6 +93,7 @@ class Runtime:
         self.ownership: ClickHouseOwnership | None = None
         self._client: Client | None = None
         self._readers: ReadonlyClients | None = None
+        self._more_clients: list[Client] = []  # the sinks' refresh sessions, closed with the rest
 
     # -- Kafka ------------------------------------------------------------------------
     def topic_partitions(self) -> dict[str, int]:
@@ -167,9 +175,17 @@ class Runtime:
         return self._client
 
     def sink(self) -> ClickHouseSink:
-        client = self.client if self.wrap_client is None else self.wrap_client(self.client)
-        return ClickHouseSink(lambda: client, self.settings.clickhouse_database,
-                              retry_for_s=self.settings.sink_retry_for_s)
+        s = self.settings
+        wrap = self.wrap_client or (lambda c: c)
+        client = wrap(self.client)
+
+        def refresh_client() -> Client:
+            opened = connect(s.resolved_clickhouse_dsn, s.clickhouse_password, s.clickhouse_compression)
+            self._more_clients.append(opened)
+            return wrap(opened)
+
+        return ClickHouseSink(lambda: client, s.clickhouse_database, retry_for_s=s.sink_retry_for_s,
+                              refresh_client_factory=refresh_client)
 
     def sql_runner(self) -> Callable[..., bytes]:
         """Read-only SQL (``gmv sql`` forwarded here, the dashboard) on clients of their own, safe
@@ -188,6 +204,10 @@ class Runtime:
         if self._readers is not None:
             self._readers.close()
             self._readers = None
+        for opened in self._more_clients:
+            with contextlib.suppress(Exception):
+                opened.close()
+        self._more_clients.clear()
         if self._client is not None:
             try:
                 self._client.close()

@@ -46,3 +46,29 @@ def test_the_fetch_pause_wraps_only_the_method_it_was_written_for():
     assert not _expected_signature(renamed)
     assert not _expected_signature(not_a_coroutine)
     assert not _expected_signature(None)
+
+
+def test_the_private_aiokafka_parts_the_membership_sweep_reads_exist_in_this_version():
+    """gmv.streams.membership reads a consumer's member id and coordinator and sends DescribeGroups and
+    LeaveGroup on its client: a new aiokafka that renamed any of them must fail here, not in a stuck group."""
+    import inspect
+
+    from aiokafka.client import AIOKafkaClient
+    from aiokafka.consumer.group_coordinator import GroupCoordinator
+    from aiokafka.protocol.admin import DescribeGroupsRequest
+    from aiokafka.protocol.group import LeaveGroupRequest
+
+    source = inspect.getsource(GroupCoordinator)
+    assert "self.member_id" in source and "self.coordinator_id" in source
+    assert callable(GroupCoordinator.reset_generation)  # what drops the member id on ILLEGAL_GENERATION
+    assert list(inspect.signature(AIOKafkaClient.send).parameters)[:3] == ["self", "node_id", "request"]
+    assert DescribeGroupsRequest(["g"]) is not None and LeaveGroupRequest("g", "m") is not None
+
+
+def test_a_consumer_without_a_coordinator_has_no_member_id():
+    from types import SimpleNamespace
+
+    from gmv.streams.kafka_compat import current_member_id
+
+    assert current_member_id(SimpleNamespace(_coordinator=None)) == ""
+    assert current_member_id(SimpleNamespace(_coordinator=SimpleNamespace(member_id="m-1"))) == "m-1"

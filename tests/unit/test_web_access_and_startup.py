@@ -121,3 +121,27 @@ def test_start_up_does_not_retry_a_refusal():
         wait_for("ClickHouse", "GMV_CLICKHOUSE_DSN", "http://ch:8123", attempt, _settings(), clickhouse_retriable,
                  out, clock, clock.sleep)
     assert calls == [1] and out.getvalue() == ""
+
+
+def test_processes_starting_at_once_on_one_data_dir_agree_on_one_generated_token(tmp_path):
+    """Two workers started together once read the other's token file while it was still empty."""
+    import threading
+
+    from gmv.tools.runtime import WEB_TOKEN_FILE, web_token
+
+    settings = Settings(_env_file=None, data_dir=str(tmp_path))
+    start, tokens = threading.Barrier(8), []
+
+    def generate() -> None:
+        start.wait()
+        tokens.append(web_token(settings).get_secret_value())
+
+    threads = [threading.Thread(target=generate) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(tokens) == 8 and len(set(tokens)) == 1 and len(tokens[0]) >= 40
+    token_file = tmp_path / WEB_TOKEN_FILE
+    assert token_file.read_text().strip() == tokens[0] and token_file.stat().st_mode & 0o077 == 0
+    assert [p.name for p in tmp_path.iterdir()] == [WEB_TOKEN_FILE]  # no temporary file left behind
