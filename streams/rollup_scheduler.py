@@ -22,7 +22,7 @@ from gmv.schemas.times import from_ms, shanghai_day
 from gmv.sinks.base import RollupWork
 from gmv.sinks.scores import ScoreDays
 from gmv.streams.core.processor import BatchResult
-from gmv.streams.core.rows import CsTurnRow, ReviewRow
+from gmv.streams.core.rows import FUNNEL_EVENT_TYPES, CsTurnRow, ReviewRow
 
 # The slow refresh runs at most this often while batches flow, and always at the end of a run and
 # on a rebalance: it is ~18 statements (~20 ms each here, most of it writing a part), against three
@@ -89,7 +89,9 @@ class RollupScheduler:
 
     def note(self, result: BatchResult, marks: Marks) -> None:
         """A batch's rows are in the facts: note their minutes and the marks that may follow."""
-        gmv, funnel = _minutes(r.event_time for r in result.credit_rows), _minutes(r.event_time for r in result.funnel_rows)
+        gmv = _minutes(r.event_time for r in result.credit_rows)
+        # funnel_events rows: derived by ClickHouse from the views' and live-room events' rows
+        funnel = _minutes(r.event_time for r in result.event_rows if r.event_type in FUNNEL_EVENT_TYPES)
         self._gmv_minutes.update(gmv)
         self._funnel_minutes.update(funnel)
         self._level_minutes.update(gmv)

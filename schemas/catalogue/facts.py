@@ -29,6 +29,7 @@ EVENTS = Table(
         Column("element_index", "Int32", "index in a producer batch (JSON array), -1 for a single-event message"),
         Column("payload", "String", "the event JSON as received (the array element, for a producer batch)"),
         Column("ingested_at", TS, "when the pipeline accepted it (processing time, UTC)"),
+        Column("engaged", "UInt8", "1 for a view with watch_ms >= engaged_ms and every live enter (a touchpoint), else 0"),
     ),
     order_by="(event_type, event_id)",
     partition_by="toYYYYMM(event_time)",
@@ -116,7 +117,8 @@ ATTRIBUTED_GMV = Table(
 
 FUNNEL_EVENTS = Table(
     name="funnel_events",
-    comment="Views and live-room events flattened for funnel metrics (one row per accepted event).",
+    comment=("Views and live-room events flattened for funnel metrics (one row per accepted event). Derived by "
+             "ClickHouse from each events row (materialized view funnel_from_events reads its payload)."),
     columns=(
         Column("event_id", "String", "event id"),
         Column("event_time", TS, "event time (UTC)"),

@@ -12,7 +12,7 @@ from gmv.schemas.times import from_ms
 from gmv.streams.core.config import PipelineConfig
 from gmv.streams.core.decode import DeadLetter
 from gmv.streams.core.routing import Rekeyed
-from gmv.streams.core.rows import ROW_TYPES, CreditRow, DeadLetterRow, FunnelRow, IngestLogRow
+from gmv.streams.core.rows import ROW_TYPES, CreditRow, DeadLetterRow, EventRow, IngestLogRow
 
 OUTCOMES = ("accepted", "duplicate", "dead_letter")
 
@@ -80,8 +80,8 @@ class BatchResult:
         return self.rows[CreditRow.TABLE]  # type: ignore[return-value]
 
     @property
-    def funnel_rows(self) -> list[FunnelRow]:
-        return self.rows[FunnelRow.TABLE]  # type: ignore[return-value]
+    def event_rows(self) -> list[EventRow]:
+        return self.rows[EventRow.TABLE]  # type: ignore[return-value]
 
     def has_output(self) -> bool:
         return bool(self.touched_partitions or self.journal_puts or self.journal_dels or self.dead_letters)
@@ -92,10 +92,13 @@ class Handled(NamedTuple):
 
     carried: bool  # a record of the event's own (touch, order, refund, ...) journals its de-duplication
     rejection: DeadLetter | None = None  # it broke an order-level rule: dead-lettered, not accepted
+    engaged: bool = False  # a view watched engaged_ms or more, or a live enter (events.engaged; the funnel's)
 
 
 CARRIED = Handled(True)
 NOT_CARRIED = Handled(False)
+ENGAGED_CARRIED = Handled(True, None, True)
+ENGAGED_NOT_CARRIED = Handled(False, None, True)
 
 
 @dataclass(slots=True)
@@ -109,10 +112,6 @@ class BatchContext:
     now_s: float  # ``now_ms`` as a row time
     # Conversations that got a message since their turns were last derived: (partition, id).
     changed_conversations: set[tuple[int, str]]
-    funnel_rows: list[FunnelRow] = field(init=False)  # ``out``'s, bound once (one per view or live event)
-
-    def __post_init__(self) -> None:
-        self.funnel_rows = self.out.funnel_rows
 
     def dead_letter(self, dl: DeadLetter, count: bool = True) -> None:
         """A dead letter, its ingest_log row and its dead_letters row (``count``: in the counters)."""

@@ -131,7 +131,7 @@ class BatchProcessor:
                     continue
                 if t_ms > journal.watermark_ms:
                     journal.watermark_ms = t_ms
-                carried, rejection = handlers[type(event)](item, t_ms, ctx)
+                carried, rejection, engaged = handlers[type(event)](item, t_ms, ctx)
                 if verdict == "new" and not carried:  # no record of its own journals its de-duplication
                     dedup.journal_seen(event.event_id, item.src, t_ms)
                 if rejection is not None:
@@ -139,7 +139,8 @@ class BatchProcessor:
                     continue
                 counts[(topic, "accepted")] = counts.get((topic, "accepted"), 0) + 1
                 # Its ingest_log row ("accepted") is derived in ClickHouse from the events row.
-                ev_rows.append(_event_row(event, item, t_ms, now_s))
+                # So is its funnel_events row, for a view or live-room event (``engaged`` says the funnel's).
+                ev_rows.append(_event_row(event, item, t_ms, now_s, engaged))
         out.counters.by_topic.update(counts)
         self._turn_rows(ctx)
         return out
@@ -217,7 +218,7 @@ def _log_row(item: Accepted, outcome: str, now_s: float) -> IngestLogRow:
                         outcome=outcome, reason_code="", logged_at=now_s)
 
 
-def _event_row(event: AnyEvent, item: Accepted, t_ms: int, now_s: float) -> EventRow:
+def _event_row(event: AnyEvent, item: Accepted, t_ms: int, now_s: float, engaged: bool) -> EventRow:
     msg = item.msg
     # The payload as received: re-serialising every event would cost more than validating it.
     # A producer batch's element goes as the parsed object: ClickHouse stores its JSON text in
@@ -228,4 +229,4 @@ def _event_row(event: AnyEvent, item: Accepted, t_ms: int, now_s: float) -> Even
     payload = raw.decode("utf-8", "replace") if type(raw) is bytes else raw
     return build(EventRow, (event.event_id, event.event_type, t_ms / 1000, getattr(event, "user_id", None) or "",
                            event.partition_key, item.src, msg.topic, msg.partition, msg.offset, item.index,
-                           payload or event.model_dump_json(), now_s))
+                           payload or event.model_dump_json(), now_s, int(engaged)))

@@ -17,11 +17,18 @@ from gmv.schemas.events import LiveRoomEvent, OrderEvent, ViewEvent
 from gmv.schemas.outputs import RULE_MODELS
 from gmv.schemas.times import row_time
 from gmv.streams.core.attribution import OrderFacts, Touch, attribute, build_path, path_label
-from gmv.streams.core.batch import CARRIED, NOT_CARRIED, BatchContext, Handled
+from gmv.streams.core.batch import (
+    CARRIED,
+    ENGAGED_CARRIED,
+    ENGAGED_NOT_CARRIED,
+    NOT_CARRIED,
+    BatchContext,
+    Handled,
+)
 from gmv.streams.core.decode import Accepted, DeadLetter
 from gmv.streams.core.dedup import DedupState
 from gmv.streams.core.journal import Journal, JournalEntry, Kind
-from gmv.streams.core.rows import CreditRow, FunnelRow, build
+from gmv.streams.core.rows import CreditRow, build
 
 TOUCH, ORDER, ATTR = "touch", "order", "attr"
 
@@ -223,28 +230,23 @@ class TouchState:
     # -- handlers ------------------------------------------------------------------------------
     def on_view(self, item: Accepted, t_ms: int, ctx: BatchContext) -> Handled:
         event: ViewEvent = item.event  # type: ignore[assignment]
-        engaged = event.watch_ms >= ctx.config.engaged_ms
-        ctx.funnel_rows.append(build(FunnelRow, (
-            event.event_id, t_ms / 1000, event.kind, "view", event.user_id, event.author_id,
-            event.video_id, event.shop_id or "", event.traffic, event.watch_ms, int(engaged), "",
-            event.source_live_id or "")))
-        if engaged and self.add_touch(event.user_id, Touch(t_ms, event.event_id, event.kind, event.author_id,
-                                                           event.video_id, event.shop_id or "", event.traffic),
-                                      item.src):
-            return CARRIED
-        return NOT_CARRIED
+        # Its funnel_events row is derived in ClickHouse from its events row (``engaged`` included).
+        if event.watch_ms < ctx.config.engaged_ms:
+            return NOT_CARRIED
+        if self.add_touch(event.user_id, Touch(t_ms, event.event_id, event.kind, event.author_id, event.video_id,
+                                               event.shop_id or "", event.traffic), item.src):
+            return ENGAGED_CARRIED
+        return ENGAGED_NOT_CARRIED
 
     def on_live_room(self, item: Accepted, t_ms: int, ctx: BatchContext) -> Handled:
         event: LiveRoomEvent = item.event  # type: ignore[assignment]
-        ctx.funnel_rows.append(build(FunnelRow, (
-            event.event_id, t_ms / 1000, "live", event.action, event.user_id or "", event.anchor_id,
-            event.live_id, event.shop_id or "", event.traffic, 0, int(event.action == "enter"),
-            event.referrer_kind or "", "")))
-        if event.action == "enter" and event.user_id and self.add_touch(
-                event.user_id, Touch(t_ms, event.event_id, "live", event.anchor_id, event.live_id,
-                                     event.shop_id or "", event.traffic), item.src):
-            return CARRIED
-        return NOT_CARRIED
+        if event.action != "enter":
+            return NOT_CARRIED
+        if event.user_id and self.add_touch(event.user_id, Touch(t_ms, event.event_id, "live", event.anchor_id,
+                                                                 event.live_id, event.shop_id or "", event.traffic),
+                                            item.src):
+            return ENGAGED_CARRIED
+        return ENGAGED_NOT_CARRIED
 
     def on_paid(self, item: Accepted, t_ms: int, ctx: BatchContext) -> Handled:
         event: OrderEvent = item.event  # type: ignore[assignment]

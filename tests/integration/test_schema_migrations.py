@@ -34,8 +34,9 @@ def _upgrade(env: dict[str, str]) -> dict:
     old_columns = [r["name"] for r in q(f"SELECT name FROM system.columns WHERE database = '{db}' "
                                          "AND table = 'events_store' ORDER BY position")]
     now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-    # an old worker's rows: events without element_index, its accepted log row written by the worker
-    old_events = Table("events", "", tuple(c for c in EVENTS.columns if c.name != "element_index"), "")
+    # an old worker's rows: events without element_index (migration 3) and engaged (migration 9), its
+    # accepted log row written by the worker
+    old_events = Table("events", "", tuple(c for c in EVENTS.columns if c.name not in ("element_index", "engaged")), "")
     old_sink = ClickHouseSink(lambda: client, db, tables=[old_events, INGEST_LOG])
     old_sink.add("events", [("old-1", "view", now, "u1", "u1", "t:0:1", "t", 0, 1, "{}", now)])
     old_sink.add("ingest_log", [("t:0:1", "t", 0, 1, -1, "old-1", "view", "accepted", "", now)])
@@ -43,7 +44,7 @@ def _upgrade(env: dict[str, str]) -> dict:
 
     version = migrate(client, db)
     sink = ClickHouseSink(lambda: client, db)
-    sink.add("events", [("new-1", "view", now, "u2", "u2", "t:0:2#7", "t", 0, 2, 7, "{}", now)])
+    sink.add("events", [("new-1", "view", now, "u2", "u2", "t:0:2#7", "t", 0, 2, 7, "{}", now, 1)])
     sink.flush_sync()
     want = {}
     for t in TABLES:
@@ -55,7 +56,7 @@ def _upgrade(env: dict[str, str]) -> dict:
         want[v.name] = {"comment": v.comment, "columns": [[c.name, c.type, c.comment] for c in v.columns]}
     built = {}
     for r in q(f"SELECT name, comment, sorting_key, partition_key, engine, engine_full FROM system.tables "
-               f"WHERE database = '{db}' AND name NOT IN ('schema_migrations', 'events_log')"):
+               f"WHERE database = '{db}' AND name != 'schema_migrations' AND engine != 'MaterializedView'"):
         cols = [[c["name"], c["type"], c["comment"]] for c in q(f"SELECT name, type, comment FROM system.columns "
                                                                 f"WHERE database = '{db}' AND table = '{r['name']}' ORDER BY position")]
         built[r["name"]] = {"comment": r["comment"], "columns": cols}
@@ -70,7 +71,8 @@ def _upgrade(env: dict[str, str]) -> dict:
     report = json.loads(json.dumps({
         "version": version, "latest": LATEST, "old_columns": old_columns, "want": want, "built": built,
         "uncommented": uncommented,
-        "events": q(f"SELECT event_id, element_index FROM `{db}`.events ORDER BY event_id"),
+        "events": q(f"SELECT event_id, element_index, engaged FROM `{db}`.events ORDER BY event_id"),
+        "funnel": q(f"SELECT event_id, engaged FROM `{db}`.funnel_events ORDER BY event_id"),
         "log": q(f"SELECT src, source_offset, element_index, event_id, event_type, outcome, reason_code, "
                  f"logged_at = toDateTime64('2026-11-20 12:00:00', 3, 'UTC') AS same_time "
                  f"FROM `{db}`.ingest_log ORDER BY src"),
@@ -83,7 +85,8 @@ def _upgrade(env: dict[str, str]) -> dict:
 def test_an_install_from_the_old_migrations_upgrades_to_exactly_the_sinks_tables(gmv_env):
     out = _upgrade(gmv_env)
     assert out["version"] == out["latest"] >= 3
-    assert "element_index" not in out["old_columns"] and "payload" in out["old_columns"]  # really the old schema
+    assert "element_index" not in out["old_columns"] and "engaged" not in out["old_columns"]  # really the old schema
+    assert "payload" in out["old_columns"]
     # the upgraded schema is exactly the catalogue: every table and view, every column with its type and
     # comment, in order; every stored table's key, partition, version column and settings
     assert set(out["built"]) == set(out["want"])
@@ -91,7 +94,10 @@ def test_an_install_from_the_old_migrations_upgrades_to_exactly_the_sinks_tables
         assert out["built"][name] == want, name
     assert out["uncommented"] == []  # every column of every table and view carries a COMMENT
     # the old row reads element_index -1; the new one keeps its index in the producer batch
-    assert out["events"] == [{"event_id": "new-1", "element_index": 7}, {"event_id": "old-1", "element_index": -1}]
+    assert out["events"] == [{"event_id": "new-1", "element_index": 7, "engaged": 1},
+                             {"event_id": "old-1", "element_index": -1, "engaged": 0}]
+    # the new view's funnel row was derived by ClickHouse from its events row; the old one's is not made up
+    assert out["funnel"] == [{"event_id": "new-1", "engaged": 1}]
     # the new event's log row was written by ClickHouse (the sink sent none), the same fields as before
     assert out["log"] == [
         {"src": "t:0:1", "source_offset": 1, "element_index": -1, "event_id": "old-1", "event_type": "view",

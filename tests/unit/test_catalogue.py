@@ -45,7 +45,8 @@ def test_an_insert_select_missing_or_inventing_a_column_is_refused():
 
 def test_each_row_type_is_its_tables_columns_in_order():
     facts = {t.name: t for t in FACTS}
-    assert {r.TABLE for r in ROW_TYPES} == set(facts)
+    # every fact table but funnel_events, whose rows ClickHouse derives from the events rows (migration 9)
+    assert {r.TABLE for r in ROW_TYPES} == set(facts) - {"funnel_events"}
     for row in ROW_TYPES:
         assert list(row._fields) == facts[row.TABLE].column_names, row.__name__
 

@@ -121,23 +121,19 @@ def test_the_paid_order_index_finds_what_a_scan_of_every_partition_finds():
 
 
 # -- rows built positionally in the hot loop, field by field -------------------------------------
-def test_a_view_becomes_a_funnel_row_an_event_row_and_a_touch_field_by_field():
+def test_a_view_becomes_an_engaged_event_row_and_a_touch_field_by_field():
     doc = {"event_type": "view", "event_id": "e1", "event_time": "2026-11-20T12:00:00.123+08:00", "user_id": "u1",
            "video_id": "v1", "author_id": "a1", "kind": "clip", "source_live_id": "L1", "watch_ms": 4000,
            "traffic": "private", "shop_id": "p1"}
     raw = json.dumps(doc).encode()
     proc = BatchProcessor(PipelineConfig(partitions=1))
     out = proc.process([_msg("views", raw)], NOW)
-    (funnel,) = out.funnel_rows
-    assert funnel._asdict() == {
-        "event_id": "e1", "event_time": T_S, "stage": "clip", "action": "view", "user_id": "u1", "account_id": "a1",
-        "content_id": "v1", "shop_id": "p1", "traffic": "private", "watch_ms": 4000, "engaged": 1,
-        "referrer_kind": "", "source_live_id": "L1"}
-    (event,) = out.rows["events"]
+    (event,) = out.rows["events"]  # its funnel_events row is ClickHouse's (tests/integration/test_funnel_from_events.py)
+    assert set(out.rows) == {"events", "ingest_log", "dead_letters", "attributed_gmv", "refunds", "reviews", "cs_turns"}
     assert event._asdict() == {
         "event_id": "e1", "event_type": "view", "event_time": T_S, "user_id": "u1", "partition_key": "u1",
         "src": "gmv.views:0:7", "source_topic": "gmv.views", "source_partition": 0, "source_offset": 7,
-        "element_index": -1, "payload": raw.decode(), "ingested_at": NOW.timestamp()}
+        "element_index": -1, "payload": raw.decode(), "ingested_at": NOW.timestamp(), "engaged": 1}
     proc.commit_journal(out)
     (put,) = [v for k, v in out.journal_puts if k.split("|")[1] == "touch"]
     (touch,) = json.loads(put)["r"]
@@ -147,24 +143,25 @@ def test_a_view_becomes_a_funnel_row_an_event_row_and_a_touch_field_by_field():
     assert TouchRecord._fields[:len(Touch._fields)] == Touch._fields  # a touch record is built from a Touch
 
 
-def test_live_room_events_become_funnel_rows_field_by_field():
+def test_engaged_is_a_view_watched_engaged_ms_or_more_or_a_live_enter_and_only_those_are_touches():
     enter = {"event_type": "live_room", "event_id": "e2", "event_time": 1_795_147_200_123, "live_id": "L1",
              "anchor_id": "a1", "action": "enter", "user_id": "u1", "referrer_kind": "short_video"}
     start = {"event_type": "live_room", "event_id": "e3", "event_time": 1_795_147_200_123, "live_id": "L1",
              "anchor_id": "a1", "action": "start", "shop_id": "p1", "traffic": "private"}
-    proc = BatchProcessor(PipelineConfig(partitions=1))
+    leave = {**enter, "event_id": "e4", "action": "leave"}
+    views = [{"event_type": "view", "event_id": f"v{ms}", "event_time": 1_795_147_200_123, "user_id": "u1",
+              "video_id": "v1", "author_id": "a1", "kind": "short_video", "watch_ms": ms} for ms in (2999, 3000)]
+    proc = BatchProcessor(PipelineConfig(partitions=1, engaged_ms=3000))
     out = proc.process([_msg("live_rooms", json.dumps(enter).encode(), 1),
-                        _msg("live_rooms", json.dumps([start]).encode(), 2, key=b"L1")], NOW)
-    assert [r._asdict() for r in out.funnel_rows] == [
-        {"event_id": "e2", "event_time": T_S, "stage": "live", "action": "enter", "user_id": "u1",
-         "account_id": "a1", "content_id": "L1", "shop_id": "", "traffic": "public", "watch_ms": 0, "engaged": 1,
-         "referrer_kind": "short_video", "source_live_id": ""},
-        {"event_id": "e3", "event_time": T_S, "stage": "live", "action": "start", "user_id": "",
-         "account_id": "a1", "content_id": "L1", "shop_id": "p1", "traffic": "private", "watch_ms": 0, "engaged": 0,
-         "referrer_kind": "", "source_live_id": ""}]
+                        _msg("live_rooms", json.dumps([start]).encode(), 2, key=b"L1"),
+                        _msg("live_rooms", json.dumps(leave).encode(), 3),
+                        *(_msg("views", json.dumps(v).encode(), 4 + i) for i, v in enumerate(views))], NOW)
+    assert [(r.event_id, r.engaged) for r in out.rows["events"]] == [
+        ("e2", 1), ("e3", 0), ("e4", 0), ("v2999", 0), ("v3000", 1)]
+    assert sorted(proc.partitions[0].attribution.touches["u1"]) == ["e2", "v3000"]
     # an element of a producer batch: its event row carries the parsed element, and no user
     event = out.rows["events"][1]._asdict()
     assert event == {
         "event_id": "e3", "event_type": "live_room", "event_time": T_S, "user_id": "", "partition_key": "L1",
         "src": "gmv.live_rooms:0:2#0", "source_topic": "gmv.live_rooms", "source_partition": 0, "source_offset": 2,
-        "element_index": 0, "payload": start, "ingested_at": NOW.timestamp()}
+        "element_index": 0, "payload": start, "ingested_at": NOW.timestamp(), "engaged": 0}

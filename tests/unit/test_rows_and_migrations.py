@@ -16,6 +16,8 @@ SHIPPED = {
     "0004_alerts.sql": "a0b7000522e2e810b97847fad901df517512c7957517d956cd4dc9df0174a908",
     "0005_trust_scores.sql": "e0049733667b01fd1c3a79dc104ab269355773339468c8ffd7c1aa1c7d45acf1",
     "0006_dimensions_and_cookbook.sql": "cfdf29aad20e2bddb5ff2b99652e0e42c59dda02d7c8d556c16840232227b12e",
+    "0007_catalogue_comments.sql": "1fca660904d13a4b8e99df05470963de8a7e7bf59ac4d9331c829ec8dc40ae1d",
+    "0008_markov.sql": "685ca9b5fe8ee7e962ef3fb28ed879bcab7ac2f3a661daed34e5463adb36656f",
 }
 
 
