@@ -466,8 +466,8 @@ def scaling(events: int, workers: int, bound_s: float = 600.0) -> dict[str, Any]
 def scaling_summary(runs: dict[int, list[dict[str, Any]]]) -> dict[str, Any]:
     """Completed runs and hangs per worker count, their median rates, and 2 workers over 1."""
     def median(xs: list[float]) -> float | None:
-        xs = sorted(xs)
-        return xs[len(xs) // 2] if xs else None
+        xs, n = sorted(xs), len(xs)
+        return None if not n else xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
 
     rates = {w: [r["events_per_s"] for r in rs if r["completed"]] for w, rs in runs.items()}
     one, two = median(rates[1]), median(rates[2])

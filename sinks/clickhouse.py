@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -87,6 +88,10 @@ def dedup_token(table: str, rows: Sequence[Sequence[Any]]) -> str:
 # thread leaves the other core to the worker's own loop.
 INSERT_SETTINGS = {"date_time_input_format": "best_effort", "optimize_on_insert": 0,
                    "input_format_parallel_parsing": 0,
+                   # A retried insert that had landed is dropped by its dedup token; the materialized
+                   # views' inserts (ingest_log's accepted rows, funnel_events) are then judged by
+                   # their own block ids, so a view that failed the first time still gets its rows.
+                   "deduplicate_blocks_in_dependent_materialized_views": 1,
                    # events.payload of a producer batch's element arrives as a JSON object: keep its text
                    "input_format_json_read_objects_as_strings": 1}
 
@@ -136,7 +141,9 @@ class ClickHouseSink(BatchingSink):
         self._lock = threading.Lock()  # one write at a time per session: a chdb client is not thread-safe
         self._refresh_lock = self._lock if refresh_client_factory is None else threading.Lock()
         self._stop = threading.Event()
-        self._failing_since: float | None = None
+        # Since when each session's statements have failed (None: its last one succeeded); kept per
+        # session so a refresh that succeeds does not hide inserts that keep failing.
+        self._failing: dict[str, float | None] = {"insert": None, "refresh": None}
 
     @property
     def client(self) -> Client:
@@ -155,7 +162,8 @@ class ClickHouseSink(BatchingSink):
 
     @property
     def failing_since(self) -> float | None:
-        return self._failing_since
+        since = [t for t in self._failing.values() if t is not None]
+        return min(since) if since else None
 
     def abort(self) -> None:
         self._stop.set()
@@ -213,7 +221,7 @@ class ClickHouseSink(BatchingSink):
 
         self._with_retry(insert, f"insert of {len(rows)} rows into {self.database}.{table.store}", table.store)
 
-    def _with_retry(self, action: Callable[[], T], what: str, target: str) -> T:
+    def _with_retry(self, action: Callable[[], T], what: str, target: str, session: str = "insert") -> T:
         deadline = time.monotonic() + self.retry_for_s
         attempt, delay = 0, 0.2
         while True:
@@ -222,7 +230,7 @@ class ClickHouseSink(BatchingSink):
             attempt += 1
             try:
                 result = action()
-                self._failing_since = None
+                self._failing[session] = None
                 return result
             except Exception as e:
                 self.write_failures += 1
@@ -231,8 +239,8 @@ class ClickHouseSink(BatchingSink):
                     raise  # a bug: fail fast, with its own traceback
                 if not err.retriable:
                     raise SinkRejected(f"ClickHouse refused the {what}: {e}") from e
-                if self._failing_since is None:
-                    self._failing_since = time.monotonic()
+                if self._failing[session] is None:
+                    self._failing[session] = time.monotonic()
                 if time.monotonic() + delay > deadline:
                     raise SinkGaveUp(
                         f"ClickHouse {what} failed {attempt} times over {self.retry_for_s:.0f}s; source offsets "
@@ -268,15 +276,23 @@ class ClickHouseSink(BatchingSink):
                 days = {shanghai_day(m) for m in work.level_minutes | work.level_funnel_minutes}
                 markov = MarkovRefresh(self.refresh_client, self.database)
                 markov_minutes = self._with_retry(lambda: markov.run(days, work.level_minutes), "markov refresh",
-                                                  "markov_model")
+                                                  "markov_model", "refresh")
                 self._run(markov_statements(self.database, markov_minutes), "rollups")
             self._run(level_statements(self.database, work.level_minutes, work.level_funnel_minutes, markov_minutes),
                       "rollups")
             if work.score_days:
                 self._with_retry(lambda: refresh_scores(self.refresh_client, self.database, work.score_days),
-                                 "trust score refresh", "trust_scores")
+                                 "trust score refresh", "trust_scores", "refresh")
+
+    def stale_funnel_minutes(self) -> set[datetime]:
+        """The funnel minutes a killed process may have stored and not refreshed (``STALE_FUNNEL_MINUTES``)."""
+        from gmv.sinks.rollups import STALE_FUNNEL_MINUTES
+
+        rows = self._with_retry(lambda: self.client.query(STALE_FUNNEL_MINUTES, parameters={"db": self.database}),
+                                "stale minutes query", "funnel_minute").result_rows
+        return {m.replace(tzinfo=UTC) if m.tzinfo is None else m for (m,) in rows}
 
     def _run(self, statements: list[tuple[str, dict]], target: str) -> None:
         for sql, params in statements:
             self._with_retry(lambda sql=sql, params=params: self.refresh_client.command(sql, parameters=params),
-                             "rollup refresh", target)
+                             "rollup refresh", target, "refresh")

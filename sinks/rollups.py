@@ -47,6 +47,17 @@ FUNNEL_MINUTE_REFRESH = FUNNEL_MINUTE.insert_select(DB, {
 }, f"FROM {DB}.funnel_events WHERE {_MINUTES} GROUP BY minute, stage, account_id, content_id, shop_id, traffic")
 
 
+# Stale funnel minutes, looked for once at start: the minutes of view and live-room events stored
+# since (a margin before) the last funnel refresh. Their offsets may have been committed by a process
+# killed before it refreshed them, and unlike credits (re-emitted from the journal) nothing re-sends
+# them. The margin covers a refresh that began before the last rows it did not cover were noted, and
+# clock skew with a server; a minute re-rolled needlessly costs one small statement.
+STALE_MARGIN_S = 60
+STALE_FUNNEL_MINUTES = (
+    f"SELECT DISTINCT toStartOfMinute(event_time) FROM {DB}.events_store PREWHERE event_type IN ('view', 'live_room') "
+    f"AND ingested_at >= (SELECT max(refreshed_at) FROM {DB}.funnel_minute_store) - INTERVAL {STALE_MARGIN_S} SECOND")
+
+
 def refresh_statements(db: str, gmv_minutes: set[datetime], funnel_minutes: set[datetime]
                        ) -> list[tuple[str, dict]]:
     """(SQL, parameters) to recompute the given minutes; chunks keep each statement small."""

@@ -6,9 +6,9 @@ For each batch the ingest loop hands over (``submit``), in this order:
    (DLQ topic) are acknowledged by the broker, before any row derived from them exists anywhere;
 2. **rows**: its rows reach the sink (ClickHouse, or the rows topic to the one ClickHouse writer);
 3. **offsets**: its source offsets are committed to the consumer group;
-4. **rollups**: the minute rollups of its minutes are recomputed from the facts (after every batch
-   while caught up, every ``rollup_interval_s`` under a backlog), and the slow refresh (scores,
-   levels) when it is due (``RollupScheduler``);
+4. **rollups**: the minute rollups of its minutes are recomputed from the facts (at most every
+   ``FRESH_INTERVAL_S`` while caught up, every ``rollup_interval_s`` under a backlog), and the slow
+   refresh (markov, scores, levels) when it is due (``RollupScheduler``);
 5. **marks**: the journal marks saying ClickHouse holds the rows of its entries, only after a
    refresh that leaves nothing covering those rows due.
 
@@ -21,7 +21,8 @@ asked for while one runs follows it. So rows, offsets, rollups and marks keep th
 batch. A crash between any two steps loses nothing and counts nothing twice: offsets before rows
 is impossible; rows without offsets are re-processed into identical rows (absorbed by the
 ReplacingMergeTree); offsets without rollups or marks leave entries unconfirmed, whose rows are
-re-emitted and whose minutes re-rolled at the next start.
+re-emitted and whose minutes re-rolled at the next start (the funnel's, which have no journal
+entry to re-emit, are found from the events rows stored since the last funnel refresh).
 
 The parts it drives (``Outbox``, the sink, ``Offsets``, ``RollupScheduler``, ``WorkerStats``) do not
 know of each other or of the checkpoint: nothing calls back.
@@ -64,7 +65,8 @@ class Checkpoint:
         return any(t is not None and t.done() for t in (self._inflight, self._refreshing))
 
     async def submit(self, result: BatchResult, msgs: list[SourceMessage], marks: Marks, final: bool = False) -> None:
-        """Step 1 now; steps 2–5 in the background, once the batch before is through them."""
+        """Step 1 now; steps 2–3 in the background, once the batch before is through them; steps 4–5
+        in the refresh lane (``_start_refresh``), which may still be refreshing an earlier batch."""
         with self.stats.timing("journal"):
             await self.outbox.send(result)
         with self.stats.timing("store_wait"):
@@ -93,9 +95,12 @@ class Checkpoint:
     def _start_refresh(self, slow: bool) -> None:
         """Steps 4-5 in their lane, beside the next batch's rows; one refresh at a time (one asked for
         while another runs follows it, and covers everything noted by then)."""
-        if self._refreshing is not None:
+        lane = self._refreshing
+        if lane is not None and not lane.done():
             self._refresh_again = slow or bool(self._refresh_again)
             return
+        if lane is not None and (lane.cancelled() or lane.exception() is not None):
+            return  # its failure is raised by the next wait_stored, which ends the worker
         self._refreshing = asyncio.create_task(self._refresh_lane(slow), name="gmv-refresh")
 
     async def _refresh_lane(self, slow: bool) -> None:

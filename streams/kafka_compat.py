@@ -122,7 +122,8 @@ def current_member_id(consumer: Any) -> str:
 
 
 async def group_member_ids(consumer: Any, group: str) -> set[str] | None:
-    """The member ids the group coordinator lists for ``group`` (None: no coordinator known yet)."""
+    """The member ids the group coordinator lists for ``group`` (None: no coordinator known yet, or
+    it answered with an error, e.g. NOT_COORDINATOR while the group moves: that is no empty list)."""
     from aiokafka.protocol.admin import DescribeGroupsRequest
 
     node = getattr(getattr(consumer, "_coordinator", None), "coordinator_id", None)
@@ -131,7 +132,10 @@ async def group_member_ids(consumer: Any, group: str) -> set[str] | None:
     response = await consumer._client.send(node, DescribeGroupsRequest([group]))
     # each group: (error_code, group_id, state, protocol_type, protocol, members); a member:
     # (member_id, client_id, client_host, member_metadata, member_assignment)
-    return {member[0] for g in response.groups if g[1] == group for member in g[5]}
+    groups = [g for g in response.groups if g[1] == group]
+    if len(groups) != 1 or groups[0][0] != 0:
+        return None
+    return {member[0] for member in groups[0][5]}
 
 
 async def leave_group(consumer: Any, group: str, member_id: str) -> None:

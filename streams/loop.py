@@ -57,6 +57,8 @@ class _Rebalance(ConsumerRebalanceListener):
             self.loop.release_partitions({tp.partition for tp in revoked})
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        if self.loop.members is not None:  # the member id this assignment came with, before any commit
+            self.loop.members.note()
         async with self.loop.lock:
             await self.loop.offsets.note_committed(assigned)
             await self.loop.recover_partitions({tp.partition for tp in assigned})

@@ -10,8 +10,10 @@ docs/known-issues.md). Only a LeaveGroup naming the id removes it.
 
 So the worker remembers every member id its consumer has used and, every ``interval_s``, asks the
 group coordinator which members it lists (DescribeGroups); each of its own former ids still listed
-gets a LeaveGroup. Only ids this process used itself, and only while listed: a LeaveGroup for an
-unlisted id would start a needless rebalance on noida-db. On Apache Kafka the same requests are
+gets a LeaveGroup. Only ids this process used itself, only while listed (a LeaveGroup for an
+unlisted id would start a needless rebalance on noida-db), and only once an id has been left
+behind at two sweeps in a row: aiokafka can drop its id on a refused commit while a SyncGroup is
+in flight and take the same id back when that SyncGroup succeeds, and that id is not abandoned. On Apache Kafka the same requests are
 harmless (it expires such a member anyway). A member id is ``<client_id>-<uuid>``, and the worker's
 ``client_id`` is ``gmv-<instance id>`` (``gmv-<host>-<pid>`` for a dynamic member), so a group's
 description (``kafka-consumer-groups --describe``) shows whose member is whose.
@@ -48,6 +50,7 @@ class AbandonedMembers:
         self.group = group
         self.interval_s = interval_s
         self.used: set[str] = set()  # every member id this consumer has had
+        self.suspect: set[str] = set()  # ids of ours left behind at the last sweep (left at the next)
         self.removed: list[str] = []  # the ones this sweep had to remove, in order
 
     def note(self) -> None:
@@ -56,21 +59,26 @@ class AbandonedMembers:
             self.used.add(member)
 
     async def sweep(self) -> list[str]:
-        """LeaveGroup for each former id of ours the coordinator still lists; returns them."""
+        """LeaveGroup for each former id of ours the coordinator still lists, left behind at this
+        sweep and the one before; returns them."""
         self.note()
         abandoned = self.used - {current_member_id(self.consumer)}
-        if not abandoned:
+        confirmed, self.suspect = abandoned & self.suspect, abandoned
+        if not confirmed:
             return []
         listed = await group_member_ids(self.consumer, self.group)
-        if listed is None:  # no coordinator known right now: next time
+        if listed is None:  # no coordinator known, or it could not describe the group now: next time
             return []
-        stale = sorted(abandoned & listed)
+        if current_member_id(self.consumer) in confirmed:  # taken back while we asked
+            return []
+        stale = sorted(confirmed & listed)
         for member in stale:
             await leave_group(self.consumer, self.group, member)
             log.warning("left consumer group %s for member %s, which this worker's consumer had abandoned after "
                         "a refused commit or heartbeat (the broker still listed it; a stale leader would "
                         "stall the group's rebalance)", self.group, member)
-        self.used -= abandoned  # gone from the group, or left now: never ours again
+        self.used -= confirmed  # gone from the group, or left now: never ours again
+        self.suspect -= confirmed
         self.removed += stale
         return stale
 
@@ -85,4 +93,7 @@ class AbandonedMembers:
                     await self.sweep()
                 except KafkaError as e:  # the coordinator is moving: next time
                     log.debug("member sweep of %s failed: %s", self.group, e)
+                except Exception:  # never end the sweep: a stale leader would stall the group again
+                    log.warning("member sweep of %s failed; trying again in %.0fs", self.group, self.interval_s,
+                                exc_info=True)
             await asyncio.sleep(NOTE_INTERVAL_S)

@@ -111,7 +111,7 @@ class Settings(BaseSettings):
                               "process owning ClickHouse writes them (several workers with embedded chdb)")
     rollup_interval_s: Annotated[float, Field(ge=0)] = Field(
         0.5, description="under a backlog, how often the minute rollups are recomputed from the facts "
-                         "(freshness vs cost); a caught-up worker recomputes them after every batch")
+                         "(freshness vs cost); a caught-up worker recomputes them at most every 0.1 s")
     sink_retry_for_s: Annotated[float, Field(gt=0)] = Field(
         600.0, description="how long ClickHouse writes that fail with a retriable error are retried before the "
                            "worker stops (offsets uncommitted: nothing is lost)")

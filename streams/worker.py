@@ -183,6 +183,8 @@ class GmvWorker:
 
     # -- running -------------------------------------------------------------------------------
     async def start(self) -> asyncio.Task:
+        if self.own_sink is not None:  # what a process killed before its refresh left stale
+            self.scheduler.note_stale(await asyncio.to_thread(self.own_sink.stale_funnel_minutes))
         if self.settings.metrics_port:
             self.metrics.serve(self.settings.web_host, self.settings.metrics_port)
         return await self.host.start()

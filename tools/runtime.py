@@ -51,22 +51,35 @@ def web_token(settings: Settings) -> SecretStr:
     if settings.web_token is not None:
         return settings.web_token
     path = settings.data_path / WEB_TOKEN_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Written whole under a name of its own, then linked into place: the file appears with its token
-    # in it, so two processes starting at once on one data dir (two workers) agree on one token; the
-    # second sees the first's file (measured: an O_EXCL create let the other read it still empty).
-    fd, tmp = tempfile.mkstemp(prefix=f".{WEB_TOKEN_FILE}.", dir=path.parent)  # mode 0600
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(secrets.token_urlsafe(32) + "\n")
-        with contextlib.suppress(FileExistsError):
-            os.link(tmp, path)
-    finally:
-        os.unlink(tmp)
+    if not path.exists():
+        _generate_token(path)
     token = path.read_text(encoding="ascii").strip()
     if not token:
         raise ConfigurationError(f"{path} is empty; delete it (a new token is generated) or set GMV_WEB_TOKEN")
     return SecretStr(token)
+
+
+def _generate_token(path: Path) -> None:
+    """Written whole under a name of its own, then linked into place: the file appears with its token
+    in it, so two processes starting at once on one data dir (two workers) agree on one token; the
+    second sees the first's file (measured: an O_EXCL create let the other read it still empty). A file
+    system without hard links gets the exclusive create (a race there can still read an empty file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{WEB_TOKEN_FILE}.", dir=path.parent)  # mode 0600
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(token)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process was first: its token it is
+        except OSError:  # no hard links here
+            with contextlib.suppress(FileExistsError), os.fdopen(
+                    os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="ascii") as fh:
+                fh.write(token)
+    finally:
+        os.unlink(tmp)
 
 
 def dashboard_link(settings: Settings, port: int) -> str:

@@ -29,7 +29,7 @@ EVENTS = Table(
         Column("element_index", "Int32", "index in a producer batch (JSON array), -1 for a single-event message"),
         Column("payload", "String", "the event JSON as received (the array element, for a producer batch)"),
         Column("ingested_at", TS, "when the pipeline accepted it (processing time, UTC)"),
-        Column("engaged", "UInt8", "1 for a view with watch_ms >= engaged_ms and every live enter (a touchpoint), else 0"),
+        Column("engaged", "UInt8", "1 for a view with watch_ms >= engaged_ms and every live enter (a touchpoint), else 0 (0 on rows stored before migration 9)"),
     ),
     order_by="(event_type, event_id)",
     partition_by="toYYYYMM(event_time)",

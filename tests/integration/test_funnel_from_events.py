@@ -102,3 +102,48 @@ def test_clickhouse_derives_each_view_and_live_room_events_funnel_row_field_by_f
         assert [e for (e,) in engaged] == ["a-clip", "c-enter", "g-rekeyed"]
     finally:
         client.close()
+
+
+def test_funnel_minutes_stored_but_never_rolled_up_by_a_killed_worker_are_found_and_rolled_up_at_start(gmv_env):
+    from datetime import timedelta
+
+    from gmv.sinks.base import RollupWork
+    from gmv.streams.rollup_scheduler import RollupScheduler
+
+    db = gmv_env["GMV_CLICKHOUSE_DATABASE"]
+    password = gmv_env.get("GMV_CLICKHOUSE_PASSWORD")
+    client = connect(gmv_env["GMV_CLICKHOUSE_DSN"], SecretStr(password) if password else None)
+    minute_a, minute_b = datetime(2026, 11, 20, 4, 0, tzinfo=UTC), datetime(2026, 11, 20, 4, 5, tzinfo=UTC)
+
+    def view(event_id: str, minute: datetime) -> SourceMessage:
+        return _msg("gmv.views", {"event_type": "view", "event_id": event_id, "event_time": minute.isoformat(),
+                                  "user_id": "u1", "video_id": "v1", "author_id": "a1", "kind": "short_video",
+                                  "watch_ms": 5000}, 1 if event_id == "a" else 2)
+
+    try:
+        migrate(client, db)
+        sink = ClickHouseSink(lambda: client, db)
+        proc = BatchProcessor(PipelineConfig(partitions=1))
+        # minute A: stored two hours ago and rolled up; minute B: stored now by a worker killed
+        # after committing its offsets and before its refresh
+        for name, rows in proc.process([view("a", minute_a)], datetime.now(UTC) - timedelta(hours=2)).rows.items():
+            sink.add(name, rows)
+        sink.flush_sync()
+        sink.refresh_sync(RollupWork(funnel_minutes={minute_a}))
+        for name, rows in proc.process([view("b", minute_b)], datetime.now(UTC)).rows.items():
+            sink.add(name, rows)
+        sink.flush_sync()
+        assert sink.stale_funnel_minutes() == {minute_b}
+
+        scheduler = RollupScheduler(1.0)  # the next process's, at its start
+        scheduler.note_stale(sink.stale_funnel_minutes())
+        work = scheduler.take(True).work
+        assert work.funnel_minutes == {minute_b} and work.level_funnel_minutes == {minute_b}
+        sink.refresh_sync(work)
+        views = client.query(f"SELECT minute, sum(views) FROM `{db}`.funnel_minute GROUP BY minute ORDER BY minute",
+                             settings={"session_timezone": "UTC"}).result_rows
+        assert [(m.replace(tzinfo=UTC), n) for m, n in views] == [(minute_a, 1), (minute_b, 1)]
+        days = client.query(f"SELECT sum(views) FROM `{db}`.funnel_day").result_rows
+        assert days == [(2,)]
+    finally:
+        client.close()

@@ -72,3 +72,21 @@ def test_a_consumer_without_a_coordinator_has_no_member_id():
 
     assert current_member_id(SimpleNamespace(_coordinator=None)) == ""
     assert current_member_id(SimpleNamespace(_coordinator=SimpleNamespace(member_id="m-1"))) == "m-1"
+
+
+def test_a_group_description_with_an_error_code_is_no_member_list():
+    import asyncio
+    from types import SimpleNamespace
+
+    from gmv.streams.kafka_compat import group_member_ids
+
+    def consumer(*groups: tuple) -> SimpleNamespace:
+        async def send(node, request):
+            return SimpleNamespace(groups=list(groups))
+        return SimpleNamespace(_coordinator=SimpleNamespace(coordinator_id=1), _client=SimpleNamespace(send=send))
+
+    member = ("m-1", "gmv-w0", "/127.0.0.1", b"", b"")
+    assert asyncio.run(group_member_ids(consumer((0, "g", "Stable", "consumer", "range", [member])), "g")) == {"m-1"}
+    assert asyncio.run(group_member_ids(consumer((0, "g", "Empty", "consumer", "", [])), "g")) == set()
+    assert asyncio.run(group_member_ids(consumer((16, "g", "", "", "", [])), "g")) is None  # NOT_COORDINATOR
+    assert asyncio.run(group_member_ids(consumer(), "g")) is None
