@@ -183,7 +183,7 @@ class AlertReconciliation:
         rules = ", ".join(sorted({rule for rule, _ in self.expected})) or "none"
         return (f"reconciliation: alerts {verdict}: {sum(self.expected.values())} expected ({rules}), "
                 f"{len(self.fired)} in gmv.alerts"
-                + (f"; {len(extra)} more of rules the story plans no incident for (listed, not compared)"
+                + (f", {len(extra)} of them of rules the story plans no incident for (listed above, not compared)"
                    if extra else ""))
 
 
