@@ -35,9 +35,9 @@ def main() -> int:
                          "does not finish within --scaling-bound-s counts as a hang; prints every run and a summary")
     ap.add_argument("--scaling-bound-s", type=float, default=120.0,
                     help="longest a scaling run may take before it counts as a hang (default 120)")
-    ap.add_argument("--scaling-events", type=int, default=60_000,
-                    help="pre-produced events per scaling run (default 60k: start-up and the first rebalance "
-                         "weigh in; 200k+ shows the steady state)")
+    ap.add_argument("--scaling-events", type=int, default=None,
+                    help="pre-produced events per scaling run (default: --events, at most 60k, where start-up and "
+                         "the first rebalance weigh in; 200k+ shows the steady state)")
     a = ap.parse_args()
     n = a.events or (60_000 if a.quick else 200_000)
     only = set(a.only or ["throughput", "batched", "alerts", "freshness", "sink", "dashboard", "scaling"])
@@ -110,7 +110,7 @@ def main() -> int:
             for workers in (1, 2):
                 progress(f"scaling: {workers} worker(s), sink_mode=topic (one ClickHouse writer), run {k + 1} of "
                          f"{a.scaling_runs}")
-                result = phases.scaling(a.scaling_events, workers, bound_s=a.scaling_bound_s)
+                result = phases.scaling(a.scaling_events or min(n, 60_000), workers, bound_s=a.scaling_bound_s)
                 runs[workers].append(result)
                 emit("scaling", run=k + 1, **result)
         summary.update(phases.scaling_summary(runs))

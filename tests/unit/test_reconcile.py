@@ -38,6 +38,8 @@ def test_alerts_of_rules_the_story_plans_no_incident_for_are_listed_not_compared
     assert got.mismatches() == []
     assert got.unexpected(compared=False) == ["refund_spike shop9: fired, not expected",
                                               "flush_age worker-0: fired, not expected"]
+    assert got.line().endswith("5 in gmv.alerts, 2 of them not compared (wall-clock alerts, or of rules the story "
+                               "plans no incident for; noted above)")
 
 
 def test_a_pause_no_longer_than_the_lag_rules_max_age_is_not_expected_to_fire_it():
