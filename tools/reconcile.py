@@ -183,7 +183,8 @@ class AlertReconciliation:
         rules = ", ".join(sorted({rule for rule, _ in self.expected})) or "none"
         return (f"reconciliation: alerts {verdict}: {sum(self.expected.values())} expected ({rules}), "
                 f"{len(self.fired)} in gmv.alerts"
-                + (f", {len(extra)} of them not compared (wall-clock alerts, or of rules the story plans no incident for; noted above)"
+                + (f", {len(extra)} of them not compared (wall-clock alerts, or of rules the story plans "
+                   "no incident for; noted above)"
                    if extra else ""))
 
 
