@@ -79,7 +79,7 @@ class WorkerStatus:
             "seconds_in": {k: round(v, 3) for k, v in self.seconds_in.items()}, "rows_written": self.rows_written,
             "rows_writer": self.rows_writer, "uptime_s": round(self.uptime_s, 1), "lag": self.lag,
             "pending_orders": self.pending_orders, "held_refunds": self.held_refunds,
-            "sink_failing_s": self.sink_failing_s, "partitions": list(self.partitions),
+            "sink_failing_s": self.sink_failing_s, "write_failures": self.write_failures, "partitions": list(self.partitions),
             "next_offsets": {f"{t}:{p}": o for (t, p), o in sorted(self.next_offsets.items())},
             "uncommitted": self.uncommitted, "rolled_up_to_ms": self.rolled_up_to_ms,
             "scored_up_to_ms": self.scored_up_to_ms, "refresh_pending": self.refresh_pending, **self.extra,

@@ -15,7 +15,9 @@ own name at 127.0.0.1 (DNS rebinding) still sends its own name, and a browser th
 The page and its static files carry no data and need no token: the page takes it from the
 ``#token=`` fragment of the link the worker prints (a fragment never leaves the browser) and
 sends it with each request. ``/gmv/stats/`` (pipeline counters, no GMV figures) needs none,
-for healthchecks. SQL stays read-only (``readonly=1`` sessions) whoever asks.
+for healthchecks. SQL stays read-only (``readonly=1`` sessions) whoever asks, under the operator's
+limits (``GMV_SQL_*`` for ``/gmv/sql/``, ``GMV_DASHBOARD_*`` for the page's data); a ``/gmv/sql/``
+request whose client hangs up has its query cancelled in the engine.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import hmac
 import json
 import logging
 import secrets
+import uuid
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
@@ -35,6 +38,7 @@ from faust.web import Request, Response, View
 from pydantic import SecretStr
 
 from gmv.schemas.outputs import MARKOV
+from gmv.sinks.readonly import Readers, ReadonlyClients, SqlBusy
 from gmv.streams.groups import WebSettings
 from gmv.streams.status import StatusSource
 
@@ -98,10 +102,34 @@ class WebAccess:
         return None
 
 
+# How often a running query checks that its client is still there: a client that went away (Ctrl-C,
+# its time-out, a closed connection) has its query cancelled in the engine within this and a KILL.
+CLIENT_CHECK_S = 0.2
+
+
+async def run_while_connected(request: Request, pool: ReadonlyClients, query: str, fmt: str,
+                              parameters: dict) -> bytes:
+    """Run ``query`` on ``pool`` in a thread; while it runs, a client that hangs up (or this
+    handler being cancelled) cancels it in the engine: the embedded engine has no HTTP session
+    that would notice by itself. A query still waiting for a place is cancelled as it starts."""
+    tag = uuid.uuid4().hex
+    job = asyncio.ensure_future(asyncio.to_thread(pool.run, query, fmt, parameters, tag))
+    try:
+        while not job.done():
+            await asyncio.wait({job}, timeout=CLIENT_CHECK_S)
+            transport = request.transport
+            if not job.done() and (transport is None or transport.is_closing()):
+                await asyncio.to_thread(pool.cancel, tag)
+        return job.result()
+    except asyncio.CancelledError:
+        await asyncio.shield(asyncio.to_thread(pool.cancel, tag))
+        raise
+
+
 def register_views(app: faust.App, web: WebSettings, database: str, status: StatusSource,
-                   sql_runner: Callable[..., bytes] | None) -> None:
-    """The views of one worker: its status (``status``), and its read-only SQL (``sql_runner``,
-    None: this worker serves no SQL) for ``gmv sql`` and the dashboard."""
+                   readers: Readers | None) -> None:
+    """The views of one worker: its status (``status``), and its read-only SQL (``readers``, None:
+    this worker serves no SQL) for ``gmv sql`` (the ad-hoc pool) and the dashboard (its own)."""
     access = WebAccess(web.token, web.allowed_hosts, web.host)
 
     def guarded(needs_token: bool) -> Callable[[Handler], Handler]:
@@ -127,7 +155,7 @@ def register_views(app: faust.App, web: WebSettings, database: str, status: Stat
     class Sql(View):
         @guarded(needs_token=True)
         async def post(self, request: Request) -> Response:
-            if sql_runner is None:
+            if readers is None:
                 return self.json({"error": "this worker does not serve SQL"}, status=404)
             try:
                 body = json.loads(await request.read())
@@ -136,7 +164,9 @@ def register_views(app: faust.App, web: WebSettings, database: str, status: Stat
             except (ValueError, KeyError, TypeError):
                 return self.json({"error": 'POST a JSON body {"query": "SELECT ...", "format": "tsv"}'}, status=400)
             try:
-                out = await asyncio.to_thread(sql_runner, query, fmt, parameters)
+                out = await run_while_connected(request, readers.adhoc, query, fmt, parameters)
+            except SqlBusy as e:
+                return self.json({"error": str(e)}, status=503, headers={"Retry-After": "1"})
             except Exception as e:  # the query's own error, e.g. READONLY: shown to the user as is
                 return self.json({"error": str(e)}, status=400)
             return self.bytes(out, content_type="text/plain")
@@ -168,9 +198,9 @@ def register_views(app: faust.App, web: WebSettings, database: str, status: Stat
         async def get(self, request: Request) -> Response:
             from gmv.dashboards.queries import dashboard_data, json_rows
 
-            if sql_runner is None:
+            if readers is None:
                 return self.json({"error": "this worker does not serve SQL"}, status=404)
-            runner = sql_runner
+            runner = readers.dashboard.run
             model = request.query.get("model", "last_touch")
 
             def run(query: str, params: dict) -> list[dict]:

@@ -23,6 +23,7 @@ from typing import Any
 from gmv.sinks.base import BatchingSink
 from gmv.sinks.clickhouse import ClickHouseSink
 from gmv.sinks.exceptions import SinkStopped
+from gmv.sinks.readonly import Readers
 from gmv.sinks.topic import RowsWriter, TopicSink
 from gmv.streams.checkpoint import Checkpoint
 from gmv.streams.core.processor import BatchProcessor
@@ -45,7 +46,7 @@ class GmvWorker:
     """One worker process: the parts above, wired together, and what the tools ask of them."""
 
     def __init__(self, settings: Settings, bootstrap: str, sink: ClickHouseSink | None,
-                 sql_runner: Callable[..., bytes] | None = None, web_port: int = 0,
+                 readers: Readers | None = None, web_port: int = 0,
                  attribute_at_end: bool = False) -> None:
         """``sink`` is this process's ClickHouse (None if another process owns it). In
         ``sink_mode=topic`` rows go through the rows topic, and a process with a sink also
@@ -53,7 +54,7 @@ class GmvWorker:
         install_aiokafka_tuning()  # idle consumers stop spinning; lz4 at its fast level
         self.settings = settings
         k, ch = settings.kafka, settings.clickhouse
-        self.sql_runner = sql_runner
+        self.readers = readers
         self.stats = WorkerStats()
         self.processor = BatchProcessor(settings.attribution)
         self.outbox = Outbox(k, bootstrap)
@@ -86,7 +87,7 @@ class GmvWorker:
         if self.rows_writer is not None:
             self.host.task(self._run_rows_writer)
         if web_port > 0:
-            register_views(self.host.app, settings.web, ch.database, self.status, sql_runner)
+            register_views(self.host.app, settings.web, ch.database, self.status, readers)
 
     # -- the tasks ---------------------------------------------------------------------------
     async def _run_loop(self) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 
 from gmv.schemas.errors import ConfigurationError, RunFailed
 from gmv.streams.settings import Settings
+from gmv.tools.children import die_with_parent
 from gmv.tools.simulator import SCENARIOS, default_start
 
 
@@ -104,7 +105,8 @@ class Story:
         if o.incident_pause is not None:
             cmd += ["--incident-pause", str(o.incident_pause)]
         # Its own session: a Ctrl-C reaches the demo, which stops the simulator in order.
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, start_new_session=True)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, start_new_session=True,
+                                     preexec_fn=die_with_parent())
         self._started = time.monotonic()
         self._reader = asyncio.create_task(self._read_progress())
 

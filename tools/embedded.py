@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO
 
 from gmv.schemas.errors import ConfigurationError, ServiceUnavailable
+from gmv.tools.children import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,7 @@ class EmbeddedKafka:
                  "--only", "kafka", "--kafka-port", str(self.port)],
                 stdout=self.log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True,  # Ctrl-C in the terminal reaches us, and we stop it in order
+                preexec_fn=die_with_parent(signal.SIGINT),  # and a SIGKILLed parent takes it along
             )
             deadline = time.monotonic() + timeout
             while not _kafka_answers(self.bootstrap):

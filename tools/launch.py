@@ -72,7 +72,7 @@ class Launch:
         owns = self.owns_clickhouse
         runtime = self.runtime
         worker = GmvWorker(self.settings, self.bootstrap, runtime.sink() if owns else None,
-                           runtime.sql_runner() if owns else None, web_port=self.options.web_port,
+                           runtime.readers() if owns else None, web_port=self.options.web_port,
                            attribute_at_end=self.options.attribute_at_end)
         self.worker = worker
         if self.rules is not None and owns:

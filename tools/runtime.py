@@ -9,11 +9,13 @@ import os
 import secrets
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from clickhouse_connect.driver.client import Client
 from pydantic import SecretStr
@@ -21,7 +23,17 @@ from pydantic import SecretStr
 from gmv.schemas.errors import ConfigurationError, NotFound, ServiceUnavailable
 from gmv.sinks.clickhouse import ClickHouseSink, connect, redact_dsn
 from gmv.sinks.migrations import migrate
-from gmv.sinks.readonly import ReadonlyClients, SqlFailed, connect_readonly, run_readonly_sql
+from gmv.sinks.query_limits import QueryLimits
+from gmv.sinks.readonly import (
+    Readers,
+    ReadonlyClients,
+    SqlBusy,
+    SqlFailed,
+    cancel_tagged,
+    connect_readonly,
+    run_readonly_sql,
+)
+from gmv.sinks.sql_policy import read_statement
 from gmv.streams.settings import Settings
 from gmv.tools.embedded import (
     ClickHouseOwnership,
@@ -105,7 +117,7 @@ class Runtime:
         self.kafka: EmbeddedKafka | None = None
         self.ownership: ClickHouseOwnership | None = None
         self._client: Client | None = None
-        self._readers: ReadonlyClients | None = None
+        self._readers: Readers | None = None
         self._more_clients: list[Client] = []  # the sinks' refresh sessions, closed with the rest
 
     # -- Kafka ------------------------------------------------------------------------
@@ -200,14 +212,22 @@ class Runtime:
         return ClickHouseSink(lambda: client, s.clickhouse_database, retry_for_s=s.sink_retry_for_s,
                               refresh_client_factory=refresh_client)
 
-    def sql_runner(self) -> Callable[..., bytes]:
-        """Read-only SQL (``gmv sql`` forwarded here, the dashboard) on clients of their own, safe
-        to call from several threads at once."""
+    def readers(self) -> Readers:
+        """Read-only SQL on sessions of their own, safe to call from several threads at once: the
+        ad-hoc pool (``gmv sql`` forwarded here, the web SQL endpoint) and the dashboard's."""
         if self._readers is None:
             s = self.settings
-            self._readers = ReadonlyClients(s.resolved_clickhouse_dsn, s.clickhouse_password,
-                                            compression=s.clickhouse_compression)
-        return self._readers.run
+            dsn, password, compression = s.resolved_clickhouse_dsn, s.clickhouse_password, s.clickhouse_compression
+            self._readers = Readers(
+                adhoc=ReadonlyClients(dsn, password, s.sql_max_concurrent, compression, s.adhoc_limits,
+                                      queue_wait_s=s.sql_queue_wait_s,
+                                      busy_hint=f" ({s.source('sql_max_concurrent')}={s.sql_max_concurrent})"),
+                dashboard=ReadonlyClients(dsn, password, 2, compression, s.dashboard_limits))
+        return self._readers
+
+    def sql_runner(self) -> Callable[..., bytes]:
+        """The product's own reads (the demo's figures and reconciliation): the dashboard's pool."""
+        return self.readers().dashboard.run
 
     def advertise(self, web_port: int) -> None:
         if self.ownership is not None:
@@ -236,13 +256,17 @@ class Runtime:
 
 
 def query_readonly(settings: Settings, query: str, fmt: str = "tsv", parameters: dict | None = None) -> bytes:
-    """``gmv sql``: ask ClickHouse directly, or the process that owns the embedded engine."""
+    """``gmv sql`` and the commands that read for a person: ask ClickHouse directly, or the process
+    that owns the embedded engine, under the ad-hoc limits. Refused statements are refused here,
+    before anything is opened or sent."""
+    read_statement(query)
+    limits = settings.adhoc_limits
     dsn = settings.resolved_clickhouse_dsn
     path = chdb_path(dsn)
-    if path is None:
-        client = connect_readonly(dsn, settings.clickhouse_password, settings.clickhouse_compression)
+    if path is None:  # a server: it cancels a read whose HTTP client hangs up (the limits say so)
+        client = connect_readonly(dsn, settings.clickhouse_password, settings.clickhouse_compression, limits)
         try:
-            return run_readonly_sql(client, query, fmt, parameters)
+            return run_readonly_sql(client, query, fmt, parameters, limits)
         finally:
             client.close()
     if not path.exists():  # a reader creates nothing: no folder, no lock file
@@ -251,28 +275,70 @@ def query_readonly(settings: Settings, query: str, fmt: str = "tsv", parameters:
     ownership = ClickHouseOwnership(path)
     if ownership.try_acquire():
         try:
-            client = connect_readonly(dsn)
-            try:
-                return run_readonly_sql(client, query, fmt, parameters)
-            finally:
-                client.close()
+            return _query_own_engine(dsn, query, fmt, parameters, limits)
         finally:
             ownership.release()
     owner = ownership.owner()
     if not owner or not owner.get("web_port"):
         raise ClickHouseBusy(f"a gmv process owns {path} but serves no SQL yet; retry in a moment")
+    return _query_owner(settings, int(owner["web_port"]), query, fmt, parameters)
+
+
+def _query_own_engine(dsn: str, query: str, fmt: str, parameters: dict | None, limits: QueryLimits) -> bytes:
+    """The engine opened in this process: the query runs in a thread so that Ctrl-C here cancels
+    it in the engine (a KILL through a session of its own) before the process exits."""
+    client = connect_readonly(dsn, limits=limits)
+    tag = secrets.token_hex(8)
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["rows"] = run_readonly_sql(client, query, fmt, parameters, limits, tag)
+        except BaseException as e:  # handed to the main thread as is
+            outcome["error"] = e
+
+    thread = threading.Thread(target=run, name="gmv-sql", daemon=True)
+    try:
+        thread.start()
+        while thread.is_alive():
+            thread.join(0.2)
+    except KeyboardInterrupt:
+        admin = connect(dsn)
+        try:
+            cancel_tagged(admin, tag)
+        finally:
+            admin.close()
+        thread.join(5)
+        raise
+    finally:
+        if not thread.is_alive():
+            client.close()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["rows"]
+
+
+def _query_owner(settings: Settings, web_port: int, query: str, fmt: str, parameters: dict | None) -> bytes:
+    """Ask the process that owns the engine; its limits apply. Waiting longer than this side's own
+    limits allow, or Ctrl-C, hangs up, and the owner cancels the query when it sees that."""
     req = urllib.request.Request(
-        f"http://127.0.0.1:{owner['web_port']}/gmv/sql/",
+        f"http://127.0.0.1:{web_port}/gmv/sql/",
         data=json.dumps({"query": query, "format": fmt, "parameters": parameters or {}}).encode(),
         headers={"Content-Type": "application/json",
                  "Authorization": f"Bearer {web_token(settings).get_secret_value()}"}, method="POST",
     )
+    wait_s = settings.sql_max_execution_s + settings.sql_queue_wait_s + 10
     try:
-        with urllib.request.urlopen(req, timeout=120) as resp:
+        with urllib.request.urlopen(req, timeout=wait_s) as resp:
             return resp.read()
     except urllib.error.HTTPError as e:
         try:
             detail = json.loads(e.read()).get("error", "")
         except ValueError:
             detail = str(e)
-        raise SqlFailed(detail) from None
+        raise (SqlBusy if e.code == 503 else SqlFailed)(detail) from None
+    except (TimeoutError, urllib.error.URLError) as e:
+        if not isinstance(e, TimeoutError) and not isinstance(e.reason, TimeoutError):
+            raise
+        raise SqlFailed(f"no answer within {wait_s:g} s ({settings.source('sql_max_execution_s')} and "
+                        f"{settings.source('sql_queue_wait_s')}, plus 10 s); the query was cancelled") from None

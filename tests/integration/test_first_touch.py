@@ -77,7 +77,9 @@ def test_a_refused_or_multi_statement_request_never_leaks_into_the_next_and_the_
     both = gmv(env, "sql", "SELECT 1; SELECT 2", check=False)
     assert both.returncode == 1 and "one statement per request" in both.stderr and both.stdout == ""
     assert gmv(env, "sql", "SELECT 9;").stdout == "9\n"  # one statement with its semicolon is fine
-    typo = gmv(env, "sql", "SELEC 1", check=False)
+    verb = gmv(env, "sql", "SELEC 1", check=False)  # a misspelt verb is refused before ClickHouse
+    assert verb.returncode == 1 and verb.stderr.count("\n") == 1 and "SELEC is not a read" in verb.stderr, verb.stderr
+    typo = gmv(env, "sql", "SELECT (1", check=False)
     assert typo.returncode == 1 and typo.stderr.count("\n") == 1, typo.stderr
     assert "Syntax error" in typo.stderr and "FORMAT" not in typo.stderr and "Expected one of" not in typo.stderr
     assert get_json(w.port, "/gmv/dashboard/data/?model=linear", env)["model"] == "linear"  # the page still works

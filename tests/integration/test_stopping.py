@@ -119,3 +119,52 @@ def test_gmv_demo_stops_on_a_second_ctrl_c_during_an_outage_and_the_next_run_rec
     again = gmv(env, "demo", "--duration", "5", "--rate", "800", timeout=300)
     assert "continuing the story after" in again.stderr
     assert "reconciliation: MATCH" in again.stdout, again.stdout + again.stderr[-2000:]
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc: no ps needed)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_demo_killed_with_sigkill_leaves_no_broker_or_simulator_running(backend, tmp_path):
+    """`kill -9` of a demo runs none of its clean-up: its embedded broker and its simulator must go
+    with it anyway (the kernel's parent-death signal), not live on as orphans holding a port."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GMV_")}
+    env["GMV_DATA_DIR"] = str(tmp_path / "data")  # everything embedded: its own broker and engine
+    port = free_port()
+    demo = subprocess.Popen([sys.executable, "-m", "gmv.tools.cli", "demo", "--rate", "300", "--web-port", str(port)],
+                            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    children: list[int] = []
+    try:
+        wait_for(lambda: ((worker_stats(port) or {}).get("counters") or {}).get("accepted", 0) > 0, 120,
+                 "the demo to consume")
+        children = _children(demo.pid)
+        assert len(children) >= 2, children  # the broker and the simulator
+        os.kill(demo.pid, signal.SIGKILL)
+        demo.wait(10)
+        wait_for(lambda: not any(_alive(c) for c in children), 30, "the demo's children to end with it")
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait()
+        for child in children:  # never leave one running, even when the test failed
+            if _alive(child):
+                os.killpg(child, signal.SIGKILL)
