@@ -91,8 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress lines")
 
     p = _command(sub, "sql", "read-only SQL against the configured ClickHouse",
-                 "Runs one read-only statement (SELECT, SHOW, DESCRIBE, EXPLAIN) and prints its rows. While a "
-                 "demo or worker owns the embedded ClickHouse it asks that process, over loopback.",
+                 "Runs one read statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS) and prints its rows; "
+                 "anything else (KILL, SYSTEM, SET, a SETTINGS clause, file()/url()/s3()/remote()...) is refused "
+                 "before ClickHouse sees it. Each query runs under the operator's limits: GMV_SQL_MAX_EXECUTION_S "
+                 "(30 s), GMV_SQL_MAX_MEMORY_MB (2048), GMV_SQL_MAX_RESULT_ROWS (1,000,000) and _MB (256), "
+                 "GMV_SQL_MAX_CONCURRENT (2) at once; a tripped limit is an error naming it, never a shorter "
+                 "answer. While a demo or worker owns the embedded ClickHouse it asks that process over loopback, "
+                 "and that process's limits apply; Ctrl-C cancels the query there too.",
                  ("clickhouse",))
     p.add_argument("query", help="one statement; values as {name:Type} placeholders filled by --param")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", type=_param,

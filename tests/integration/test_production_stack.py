@@ -178,7 +178,7 @@ def test_docker_compose_config_passes_where_the_plugin_exists():
     docker = shutil.which("docker")
     if docker is None or subprocess.run([docker, "compose", "version"], capture_output=True).returncode != 0:
         pytest.skip("no `docker compose` plugin here; tests/unit/test_production_stack.py checks the file itself")
-    env = {**os.environ, "GMV_CLICKHOUSE_PASSWORD": "x", "GMV_GRAFANA_CLICKHOUSE_PASSWORD": "y",
+    env = {**os.environ, "GMV_CLICKHOUSE_PASSWORD": "x", "GMV_GRAFANA_CLICKHOUSE_PASSWORD": "y", "GMV_ANALYST_CLICKHOUSE_PASSWORD": "a",
            "GMV_GRAFANA_ADMIN_PASSWORD": "z", "GMV_WEB_TOKEN": "t"}
     for files in (["-f", "docker-compose.yml"], ["-f", "docker-compose.yml", "-f", "deploy/compose.kafka-3.yml"]):
         done = subprocess.run([docker, "compose", *files, "--profile", "load", "config", "--quiet"], cwd=ROOT, env=env,

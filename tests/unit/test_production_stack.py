@@ -129,7 +129,7 @@ def test_grafana_provisions_both_data_sources_and_the_generated_dashboard(compos
                                                         (PROMETHEUS["type"], PROMETHEUS["uid"])}
     ch = next(s for s in sources if s["type"] == CLICKHOUSE["type"])
     assert ch["secureJsonData"]["password"] == "$GMV_GRAFANA_CLICKHOUSE_PASSWORD"
-    assert "GRANT SELECT ON gmv.*" in (ROOT / "deploy" / "clickhouse" / "users.d" / "grafana.xml").read_text()
+    assert "GRANT SELECT ON gmv.*" in (ROOT / "deploy" / "clickhouse" / "users.d" / "readers.xml").read_text()
     assert "GF_INSTALL_PLUGINS" in compose["services"]["grafana"]["environment"]
 
 
@@ -155,3 +155,24 @@ def test_grafana_expansion_refuses_macros_and_variables_it_does_not_know():
         expand("SELECT * FROM t WHERE shop = '${shop}'", {}, t, t, 60)
     assert expand("WHERE $__timeFilter(m) AND d = '${model}'", {"model": "linear"}, t, t, 60) == (
         f"WHERE m >= toDateTime({int(t.timestamp())}) AND m <= toDateTime({int(t.timestamp())}) AND d = 'linear'")
+
+
+def test_the_servers_reader_profiles_carry_the_workers_own_limits_and_no_session_can_raise_them():
+    import xml.etree.ElementTree as ET
+
+    from gmv.streams.settings import Settings
+
+    root = ET.parse(ROOT / "deploy" / "clickhouse" / "users.d" / "readers.xml").getroot()
+    users = {u.tag: u.findtext("profile") for u in root.find("users")}
+    assert users == {"grafana": "gmv_dashboard", "analyst": "gmv_analyst"}
+    for profile, limits in (("gmv_analyst", Settings().adhoc_limits), ("gmv_dashboard", Settings().dashboard_limits)):
+        p = root.find(f"profiles/{profile}")
+        assert p.findtext("readonly") == "1"
+        wanted = {k: v for k, v in limits.clickhouse_settings().items()
+                  if k != "cancel_http_readonly_queries_on_client_close" or profile == "gmv_analyst"}
+        for name, value in wanted.items():
+            assert p.findtext(name) == str(value if not isinstance(value, float) else int(value)), (profile, name)
+            rule = p.find(f"constraints/{name}")
+            assert rule is not None, (profile, name)  # every limit constrained
+            assert rule.find("const") is not None or rule.findtext("max") == p.findtext(name), (profile, name)
+    assert root.findtext("profiles/gmv_analyst/max_concurrent_queries_for_user") == str(Settings().sql_max_concurrent)
