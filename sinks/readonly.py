@@ -97,9 +97,16 @@ def connect_readonly(dsn: str, password: SecretStr | None = None, compression: s
     socket waits the time limit and a little more, so the server's own time-out speaks first."""
     settings: dict[str, object] = dict(limits.clickhouse_settings()) if limits is not None else {}
     settings["readonly"] = 1
-    extra = {} if dsn.startswith("chdb://") or limits is None else \
-        {"send_receive_timeout": int(limits.max_execution_s) + 10}
-    return connect(dsn, password, compression, settings=settings, **extra)
+    if dsn.startswith("chdb://"):
+        return connect(dsn, password, compression, settings=settings)
+    extra = {"send_receive_timeout": int(limits.max_execution_s) + 10} if limits is not None else {}
+    client = connect(dsn, password, compression, **extra)
+    for name, value in settings.items():
+        known = client.server_settings.get(name)
+        if known is not None and known.readonly:
+            continue  # a read-only user's profile holds it: the server's operator set it (docs/production.md)
+        client.set_client_setting(name, value)
+    return client
 
 
 def cancel_tagged(admin: Client, tag: str) -> int:

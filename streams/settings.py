@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, PrivateAttr, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from gmv.schemas.events import TOPIC_NAMES
-from gmv.sinks.query_limits import QueryLimits
 from gmv.streams.core.config import PipelineConfig
 from gmv.streams.groups import AlertSettings, ClickHouseSettings, KafkaSettings, Topics, WebSettings
+from gmv.streams.reader_settings import ReaderSettings
 
 
 def _ms(td: timedelta) -> int:
@@ -39,7 +39,7 @@ def parse_duration(text: str) -> timedelta | None:
         return None
 
 
-class Settings(BaseSettings):
+class Settings(ReaderSettings):
     """Every knob of the pipeline. Unset Kafka servers mean: start the embedded broker."""
 
     model_config = SettingsConfigDict(env_prefix="GMV_", extra="ignore", frozen=True)
@@ -158,30 +158,6 @@ class Settings(BaseSettings):
         10.0, description="on SIGTERM / Ctrl-C, how long the worker may spend storing what it holds before it "
                           "abandons the write in flight (uncommitted: the next start re-processes it)")
 
-    # Reads for people and dashboards (sinks.query_limits): the operator's, never the query's.
-    sql_max_execution_s: Annotated[float, Field(gt=0)] = Field(
-        30.0, description="an ad-hoc read (gmv sql, the web SQL endpoint, gmv alerts/scores/attribution/explain) "
-                          "is stopped after this long, in the engine")
-    sql_max_memory_mb: Annotated[int, Field(ge=16)] = Field(
-        2048, description="memory one ad-hoc read may take in ClickHouse; with GMV_SQL_MAX_CONCURRENT it bounds "
-                          "what analysts can take from the pipeline (2 x 2 GiB of a 24 GiB machine)")
-    sql_max_result_rows: Annotated[int, Field(ge=1)] = Field(
-        1_000_000, description="a result with more rows is an error (add LIMIT or aggregate), never a "
-                               "truncated answer")
-    sql_max_result_mb: Annotated[int, Field(ge=1)] = Field(
-        256, description="a result larger than this (MiB, as ClickHouse holds it) is an error, never a "
-                         "truncated answer")
-    sql_max_concurrent: Annotated[int, Field(ge=1)] = Field(
-        2, description="ad-hoc reads a process runs at once; more wait GMV_SQL_QUEUE_WAIT_S, then are told "
-                       "it is busy")
-    sql_queue_wait_s: Annotated[float, Field(ge=0)] = Field(
-        5.0, description="how long an ad-hoc read waits for one of the GMV_SQL_MAX_CONCURRENT places")
-    dashboard_max_execution_s: Annotated[float, Field(gt=0)] = Field(
-        10.0, description="a dashboard read (the live page's data, the demo's own figures) is stopped after "
-                          "this long")
-    dashboard_max_memory_mb: Annotated[int, Field(ge=16)] = Field(
-        1024, description="memory one dashboard read may take in ClickHouse")
-
     @field_validator("lookback", "half_life", "attribution_delay", "weights_retention", "orphan_refund_hold",
                      "orphan_review_hold", "cs_unanswered_after", "dedup_horizon", "max_future_skew", "embedded_retention", mode="before")
     @classmethod
@@ -220,23 +196,6 @@ class Settings(BaseSettings):
     def alerting(self) -> AlertSettings:
         return AlertSettings(self.alerts, self.alert_rules, self.alertmanager_url, self.alert_webhook_url,
                              self.alert_resend_s, self.alert_retry_max_s, self.alert_min_firing_s)
-
-    @property
-    def adhoc_limits(self) -> QueryLimits:
-        """What one ad-hoc read may take; errors name the flag or variable that set each limit."""
-        return QueryLimits(self.sql_max_execution_s, self.sql_max_memory_mb, self.sql_max_result_rows,
-                           self.sql_max_result_mb, {name: self.source(f"sql_{name}") for name in
-                                                    ("max_execution_s", "max_memory_mb", "max_result_rows",
-                                                     "max_result_mb")})
-
-    @property
-    def dashboard_limits(self) -> QueryLimits:
-        """What one dashboard read may take (its result caps are the ad-hoc ones)."""
-        return QueryLimits(self.dashboard_max_execution_s, self.dashboard_max_memory_mb, self.sql_max_result_rows,
-                           self.sql_max_result_mb, {"max_execution_s": self.source("dashboard_max_execution_s"),
-                                                    "max_memory_mb": self.source("dashboard_max_memory_mb"),
-                                                    "max_result_rows": self.source("sql_max_result_rows"),
-                                                    "max_result_mb": self.source("sql_max_result_mb")})
 
     @property
     def attribution(self) -> PipelineConfig:

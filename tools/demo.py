@@ -23,7 +23,7 @@ from gmv.streams.settings import Settings
 from gmv.streams.worker import GmvWorker
 from gmv.tools.demo_story import DemoOptions, DemoState, Story, load_dimensions
 from gmv.tools.embedded import free_port, port_open, require_free_port
-from gmv.tools.launch import Launch, LaunchOptions
+from gmv.tools.launch import Launch, LaunchOptions, alert_rules
 from gmv.tools.reconcile import Report, reconcile
 from gmv.tools.runtime import dashboard_link
 from gmv.tools.signals import StopSignals
@@ -56,6 +56,7 @@ class Demo:
         s.data_path.mkdir(parents=True, exist_ok=True)
         state = DemoState.of(s.data_path, self.options)
         scenario = SCENARIOS[state.scenario]
+        alert_rules(s)  # a bad rules file is the first thing said, before the port
         port = self._web_port(s)
         launch = Launch(s, LaunchOptions(web_port=port), self.wrap_client)
         story: Story | None = None

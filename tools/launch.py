@@ -37,11 +37,17 @@ class LaunchOptions:
     may_share_clickhouse: bool = False  # sink_mode=topic: another worker may own the embedded engine
 
 
+def alert_rules(settings: Settings) -> AlertConfig | None:
+    """The alert rules in force (None without alerts); a bad rules file raises here, so a command calls this
+    before it checks ports or opens anything and the user sees the file's error, not a side effect."""
+    return load_config(settings.alert_rules) if settings.alerts else None
+
+
 class Launch:
     def __init__(self, settings: Settings, options: LaunchOptions = LaunchOptions(),
                  wrap_client: Callable[[Any], Any] | None = None) -> None:
         self.options = options
-        self.rules: AlertConfig | None = load_config(settings.alert_rules) if settings.alerts else None
+        self.rules = alert_rules(settings)
         self.runtime = Runtime(settings, wrap_client)
         self.settings = self.runtime.settings
         self.bootstrap = ""

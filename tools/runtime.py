@@ -217,6 +217,7 @@ class Runtime:
         ad-hoc pool (``gmv sql`` forwarded here, the web SQL endpoint) and the dashboard's."""
         if self._readers is None:
             s = self.settings
+            _warn_if_readers_may_crowd_the_pipeline(s)
             dsn, password, compression = s.resolved_clickhouse_dsn, s.clickhouse_password, s.clickhouse_compression
             self._readers = Readers(
                 adhoc=ReadonlyClients(dsn, password, s.sql_max_concurrent, compression, s.adhoc_limits,
@@ -253,6 +254,26 @@ class Runtime:
         if self.kafka is not None:
             self.kafka.stop()
             self.kafka = None
+
+
+# Readers together may take at most this share of the machine's memory; the rest is the pipeline's
+# (the embedded engine's own ceiling is ~90% of it: what readers take, the inserts cannot).
+READERS_MEMORY_SHARE = 0.5
+
+
+def _warn_if_readers_may_crowd_the_pipeline(s: Settings) -> None:
+    """One line at start when the readers' limits together (ad-hoc places x memory each, plus the
+    dashboard's two) exceed ``READERS_MEMORY_SHARE`` of this machine's memory."""
+    try:
+        machine_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
+    except (ValueError, OSError):
+        return
+    readers_mb = s.sql_max_concurrent * s.sql_max_memory_mb + 2 * s.dashboard_max_memory_mb
+    if readers_mb > READERS_MEMORY_SHARE * machine_mb:
+        print(f"gmv: readers may take {readers_mb:,} MiB of this machine's {machine_mb:,} MiB "
+              f"({s.source('sql_max_concurrent')} x {s.source('sql_max_memory_mb')} + 2 x "
+              f"{s.source('dashboard_max_memory_mb')}); lower them so the pipeline keeps its room",
+              file=sys.stderr, flush=True)
 
 
 def query_readonly(settings: Settings, query: str, fmt: str = "tsv", parameters: dict | None = None) -> bytes:

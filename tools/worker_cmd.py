@@ -10,7 +10,7 @@ from typing import Any
 
 from gmv.streams.settings import Settings
 from gmv.tools.embedded import require_free_port
-from gmv.tools.launch import Launch, LaunchOptions
+from gmv.tools.launch import Launch, LaunchOptions, alert_rules
 from gmv.tools.runtime import dashboard_link
 from gmv.tools.signals import StopSignals
 
@@ -20,6 +20,7 @@ def _say(line: str) -> None:
 
 
 async def run_worker(settings: Settings, wrap_client: Callable[[Any], Any] | None = None) -> int:
+    alert_rules(settings)  # a bad rules file is the first thing said
     port = settings.web_port or 6066
     require_free_port(settings.web_host, port, settings.source("web_port"))  # before anything starts
     if settings.metrics_port:

@@ -1,8 +1,10 @@
 """A bad rules file stops every command that evaluates alerts before it starts anything: one line
-naming the file and the field, no traceback, nothing left running."""
+naming the file and the field, no traceback, nothing left running. It is the first thing said: the
+web port the command is given is held by someone else, and still the rules file's error is the line."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,11 @@ def test_a_bad_rules_file_fails_at_start_naming_file_and_field(gmv_env, tmp_path
     events.write_text("")
     argv = [a.replace("EVENTS", str(events)) for a in command]
     data = [] if command[0] == "alerts" else ["--data-dir", str(tmp_path / "data")]  # `alerts rules` opens nothing
-    proc = gmv(gmv_env, *argv, "--alert-rules", str(rules), *data, timeout=60, check=False)
+    with socket.socket() as held:  # a busy port would be a second error: the rules file must come first
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        env = {**gmv_env, "GMV_WEB_PORT": str(held.getsockname()[1])}
+        proc = gmv(env, *argv, "--alert-rules", str(rules), *data, timeout=60, check=False)
     err = proc.stderr.strip()
     assert proc.returncode == 1, err
     assert str(rules) in err and "rules.refund_spike.min_refund_fen" in err

@@ -12,6 +12,8 @@ import uuid
 
 import pytest
 
+from gmv.sinks.readonly import connect_readonly
+from gmv.streams.settings import Settings
 from gmv.tools.sample import BAD_KINDS, write_sample
 from tests.integration.conftest import ROOT, gmv, own_engine, run_counts, sql
 from tests.support.waiting import wait_for
@@ -82,9 +84,16 @@ def test_sql_is_read_only(gmv_env, tmp_path):
     run_counts(gmv_env, path)
     proc = gmv(gmv_env, "sql", f"DROP TABLE {db}.dead_letters", check=False)
     assert proc.returncode != 0
-    assert "read-only" in proc.stderr and "READONLY" in proc.stderr
+    assert "read-only" in proc.stderr and "DROP is not a read" in proc.stderr
     proc = gmv(gmv_env, "sql", f"INSERT INTO {db}.events_store (event_id) VALUES ('x')", check=False)
-    assert proc.returncode != 0 and "READONLY" in proc.stderr
+    assert proc.returncode != 0 and "INSERT is not a read" in proc.stderr
+    # the second wall: a write that got past the statement check meets the session's own readonly
+    reader = connect_readonly(gmv_env["GMV_CLICKHOUSE_DSN"], None, "lz4", Settings().adhoc_limits)
+    try:
+        with pytest.raises(Exception, match="READONLY"):
+            reader.command(f"INSERT INTO {db}.events_store (event_id) VALUES ('x')")
+    finally:
+        reader.close()
     assert sql(gmv_env, f"SELECT count() AS n FROM {db}.dead_letters")[0]["n"] == len(BAD_KINDS)
     pretty = gmv(gmv_env, "sql", f"SELECT count() AS n FROM {db}.events", "--format", "pretty").stdout
     assert "50" in pretty
@@ -172,7 +181,7 @@ def test_worker_serves_read_only_sql_while_it_owns_clickhouse(gmv_env, tmp_path)
         proc = wait_for(answered, 60, "the worker to serve SQL", poll_s=0.5)
         assert json.loads(proc.stdout)["n"] == 30
         refused = gmv(gmv_env, "sql", f"DROP TABLE {db}.events", check=False, process=True)
-        assert refused.returncode != 0 and "READONLY" in refused.stderr
+        assert refused.returncode != 0 and "DROP is not a read" in refused.stderr
     finally:
         worker.send_signal(signal.SIGINT)
         worker.wait(60)

@@ -101,6 +101,8 @@ def demo(backend, tmp_path_factory) -> Iterator[Demo]:
     d = Demo(env, data_dir)
     try:
         wait_for(lambda: d.stats().get("counters", {}).get("accepted", 0) > 2000, 120, "the demo to consume its first events", 0.3)
+        wait_for(lambda: get_json(d.port, "/gmv/dashboard/data/?model=linear", env)["kpis"]["orders"] > 0, 120,
+                 "the dashboard to show the first orders", 0.5)  # so a page without them is the limits' doing
         yield d
     finally:
         d.stop()

@@ -3,6 +3,8 @@ line a tripped limit becomes (sinks/query_limits.py)."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from gmv.sinks.query_limits import QueryLimits
@@ -75,3 +77,23 @@ def test_the_session_settings_raise_on_overflow_rather_than_truncate():
     settings = LIMITS.clickhouse_settings()
     assert settings["result_overflow_mode"] == "throw" and settings["timeout_overflow_mode"] == "throw"
     assert settings["max_memory_usage"] == 2048 * 1024 * 1024 and settings["max_execution_time"] == 30
+
+
+def test_ad_hoc_reads_take_half_the_cores_at_the_lowest_priority_and_dashboard_reads_do_not():
+    from gmv.streams.settings import Settings
+    s = Settings()
+    adhoc, dashboard = s.adhoc_limits.clickhouse_settings(), s.dashboard_limits.clickhouse_settings()
+    assert adhoc["os_thread_priority"] == 19 and 1 <= adhoc["max_threads"] <= max(1, (os.cpu_count() or 2) // 2)
+    assert "os_thread_priority" not in dashboard and "max_threads" not in dashboard
+    assert Settings(sql_max_threads=3).adhoc_limits.clickhouse_settings()["max_threads"] == 3
+
+
+def test_readers_whose_limits_together_could_crowd_out_the_pipeline_are_warned_about_at_start(capsys):
+    from gmv.streams.settings import Settings
+    from gmv.tools.runtime import _warn_if_readers_may_crowd_the_pipeline
+    if os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") >= 12 << 30:  # such as the 24 GiB ones here
+        _warn_if_readers_may_crowd_the_pipeline(Settings())
+        assert capsys.readouterr().err == ""  # the defaults (6 GiB in all) leave the pipeline its room
+    _warn_if_readers_may_crowd_the_pipeline(Settings(sql_max_concurrent=8, sql_max_memory_mb=1 << 20))
+    said = capsys.readouterr().err
+    assert said.count("\n") == 1 and "GMV_SQL_MAX_CONCURRENT x GMV_SQL_MAX_MEMORY_MB" in said and "lower them" in said
