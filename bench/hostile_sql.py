@@ -4,8 +4,9 @@ Starts ``gmv demo`` (embedded, the operator's limits from the environment: the d
 ``GMV_SQL_*`` are set), waits for ``--warm`` events, then runs each query as an analyst does
 (``gmv sql`` in a process of its own) one after another, and prints one JSON line per query:
 seconds to end, exit status, the error line, the worker's RSS before and at its peak, and the
-consumer lag's peak while it ran (and the 10 s after). Then stops the demo and prints its
-reconciliation lines. Not a test: a figure to compare across versions side by side.
+consumer lag's peak while it ran (and the 10 s after). Then, for a client ended by Ctrl-C and by
+SIGKILL, the seconds from the signal until the engine no longer lists the query (system.processes,
+polled every 50 ms). Then stops the demo and prints its reconciliation lines. Not a test: a figure to compare across versions side by side.
 """
 
 from __future__ import annotations
@@ -48,6 +49,39 @@ def _stats(port: int) -> dict:
         return {}
 
 
+def _engine_sees(port: int, data_dir: Path, needle: str) -> int:
+    """How many queries the engine runs whose text holds ``needle`` (asked through the web SQL endpoint)."""
+    body = json.dumps({"query": "SELECT count() FROM system.processes WHERE position(query, {n:String}) > 0 "
+                                "AND query_id != queryID()", "parameters": {"n": needle}}).encode()
+    token = (data_dir / "web-token").read_text().strip()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/gmv/sql/", data=body, method="POST",
+                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return int(resp.read().decode().strip())
+
+
+def _cancel_seconds(env: dict[str, str], port: int, how: signal.Signals) -> float:
+    """Seconds from ``how`` sent to a running `gmv sql` until its query has left the engine."""
+    data_dir = Path(env["GMV_DATA_DIR"])
+    needle = f"numbers(10000000000{int(how)})"
+    client = subprocess.Popen([sys.executable, "-m", "gmv.tools.cli", "sql", f"SELECT count() FROM {needle}"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while _engine_sees(port, data_dir, needle) == 0:
+            if time.monotonic() > deadline:
+                raise SystemExit("the long query never showed in system.processes")
+            time.sleep(0.1)
+        client.send_signal(how)
+        t0 = time.monotonic()
+        while _engine_sees(port, data_dir, needle) and time.monotonic() - t0 < 60:
+            time.sleep(0.05)
+        return time.monotonic() - t0
+    finally:
+        client.kill()
+        client.wait()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.hostile_sql", description=__doc__.split("\n\n")[0])
     ap.add_argument("--warm", type=int, default=60_000, help="events stored before the first query (default 60k)")
@@ -86,6 +120,9 @@ def main() -> int:
             print(json.dumps({"query": name, "seconds": round(took, 2), "exit": proc.returncode,
                               "line": proc.stderr.strip()[-300:], "rss_before_mb": round(before),
                               "rss_peak_mb": round(peak["rss"]), "lag_peak": peak["lag"]}), flush=True)
+        for how in (signal.SIGINT, signal.SIGKILL):
+            print(json.dumps({"cancel": how.name, "seconds_until_gone": round(_cancel_seconds(env, port, how), 2)}),
+                  flush=True)
     finally:
         if demo.poll() is None:
             os.killpg(demo.pid, signal.SIGINT)
