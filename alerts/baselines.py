@@ -173,6 +173,22 @@ class History:
                    for n in ("enters", "gmv_fen", "orders", "refund_fen"))
 
 
+    def view(self, kind: str, key: str) -> Past:
+        return Past(self, kind, key)
+
+
+@dataclass(frozen=True)
+class Past:
+    """One subject's history: what a condition reads."""
+
+    history: History
+    kind: str
+    key: str
+
+    def total(self, shift: int, name: str, first: int, last: int) -> int:
+        return self.history.total(self.kind, self.key, shift, name, first, last)
+
+
 _RANGE = "(minute >= {{f{i}:DateTime('UTC')}} AND minute < {{t{i}:DateTime('UTC')}})"
 _HISTORY_SQL = {
     "live_enters": "SELECT intDiv(toUInt32(minute), 60) AS m, account_id, sum(live_enters) "
