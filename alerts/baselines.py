@@ -32,9 +32,6 @@ from pydantic import BaseModel, Field, model_validator
 DAY_MINUTES = 24 * 60
 WEEK_MINUTES = 7 * DAY_MINUTES
 MAD_TO_SIGMA = 1.4826  # the MAD of normally distributed values, scaled to their standard deviation
-# Why a floor under the spread: days that all look the same (a MAD of 0) would make any difference
-# from them unusual; a tenth of the median is what a routine day varies by anyway.
-MIN_SPREAD_SHARE = 0.1
 
 Direction = Literal["low", "high"]
 
@@ -50,6 +47,9 @@ class SeasonalParams(BaseModel):
                                                      "the previous days")
     seasonal_tolerance: Annotated[float, Field(gt=0, le=100)] = Field(
         3.0, description="unusual: more than this many spreads (scaled MADs) beyond the days' median")
+    seasonal_min_spread_pct: Annotated[float, Field(ge=0, le=100)] = Field(
+        25.0, description="the spread is at least this share of the median: a week of days that happen to look "
+                          "alike (a small MAD) must not make an ordinary minute unusual")
     seasonal_min_days: Annotated[int, Field(ge=1, le=28)] = Field(
         5, description="fewer comparable days than this: the rule judges without the baseline, and says so")
 
@@ -81,14 +81,14 @@ class Baseline:
         return sum(v is not None for v in self.values)
 
 
-def baseline(values: Sequence[float | None]) -> Baseline:
-    """Median and spread (scaled MAD, at least ``MIN_SPREAD_SHARE`` of the median) of the days with a value."""
+def baseline(values: Sequence[float | None], min_spread_pct: float = 25.0) -> Baseline:
+    """Median and spread (scaled MAD, at least ``min_spread_pct`` % of the median) of the days with a value."""
     seen = [float(v) for v in values if v is not None]
     if not seen:
         return Baseline(tuple(values), 0.0, 0.0)
     med = statistics.median(seen)
     mad = statistics.median(abs(v - med) for v in seen)
-    return Baseline(tuple(values), med, max(MAD_TO_SIGMA * mad, MIN_SPREAD_SHARE * abs(med)))
+    return Baseline(tuple(values), med, max(MAD_TO_SIGMA * mad, min_spread_pct / 100 * abs(med)))
 
 
 def unusual(value: float, b: Baseline, tolerance: float, direction: Direction) -> bool:
@@ -127,7 +127,7 @@ class Verdict:
 
 def compare(p: SeasonalParams, value: float, days: Sequence[float | None], direction: Direction) -> Verdict:
     """Today's ``value`` against the days' values (None: the subject was not comparable that day)."""
-    b = baseline(days)
+    b = baseline(days, p.seasonal_min_spread_pct)
     return Verdict(b, p.seasonal_min_days, b.seen > 0 and unusual(value, b, p.seasonal_tolerance, direction))
 
 

@@ -48,9 +48,10 @@ def test_with_fewer_comparable_days_than_min_days_the_baseline_does_not_judge_an
 
 
 def test_days_that_all_look_the_same_still_allow_their_usual_wobble():
-    days = [1_000] * 7  # a MAD of 0
-    assert not compare(P, 950, days, "low").unusual
-    assert compare(P, 600, days, "low").unusual
+    days = [1_000] * 7  # a MAD of 0: the spread is seasonal_min_spread_pct of the median
+    assert not compare(P, 300, days, "low").unusual
+    assert compare(P, 200, days, "low").unusual
+    assert compare(SeasonalParams(seasonal_min_spread_pct=10), 600, days, "low").unusual
 
 
 def test_a_routine_of_nothing_makes_nothing_unusual_and_anything_above_it_is():
@@ -63,7 +64,7 @@ def test_the_message_shows_the_days_behind_the_baseline_latest_first():
     verdict = compare(P, 0, [10, 12, None, 11, 9, 10, 13], "low")
     assert verdict.describe(lambda v: f"{v:.1f}") == (
         "the same minutes on the previous 7 days (latest first): 10.0, 12.0, -, 11.0, 9.0, 10.0, 13.0; "
-        "median 10.5, spread 1.5")
+        "median 10.5, spread 2.6")
 
 
 def test_the_baseline_looks_back_whole_days_or_whole_weeks():

@@ -131,7 +131,7 @@ def test_the_seasonal_knobs_are_rule_parameters_validated_and_printed(tmp_path: 
     for rule in ("live_gmv_drop", "live_no_orders", "refund_spike"):
         section = printed.split(f"[rules.{rule}]")[1].split("\n\n")[0]
         for line in ("seasonal = true", "seasonal_days = 7", "seasonal_weekly = false", "seasonal_tolerance = 3.0",
-                     "seasonal_min_days = 5"):
+                     "seasonal_min_spread_pct = 25.0", "seasonal_min_days = 5"):
             assert line in section, (rule, section)
     assert "seasonal" not in printed.split("[rules.shop_score_drop]")[1]
     bad = tmp_path / "rules.toml"
