@@ -21,19 +21,17 @@ The judging part is pure: a test gives it the days' values by hand.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, Field, model_validator
 
+from gmv.schemas.seasonal import MIN_SPREAD_PCT, TOLERANCE, Baseline, Direction, baseline, unusual
+
 DAY_MINUTES = 24 * 60
 WEEK_MINUTES = 7 * DAY_MINUTES
-MAD_TO_SIGMA = 1.4826  # the MAD of normally distributed values, scaled to their standard deviation
-
-Direction = Literal["low", "high"]
 
 
 class SeasonalParams(BaseModel):
@@ -46,9 +44,9 @@ class SeasonalParams(BaseModel):
     seasonal_weekly: bool = Field(False, description="the same weekday of the previous weeks instead of "
                                                      "the previous days")
     seasonal_tolerance: Annotated[float, Field(gt=0, le=100)] = Field(
-        3.0, description="unusual: more than this many spreads (scaled MADs) beyond the days' median")
+        TOLERANCE, description="unusual: more than this many spreads (scaled MADs) beyond the days' median")
     seasonal_min_spread_pct: Annotated[float, Field(ge=0, le=100)] = Field(
-        25.0, description="the spread is at least this share of the median: a week of days that happen to look "
+        MIN_SPREAD_PCT, description="the spread is at least this share of the median: a week of days that happen to look "
                           "alike (a small MAD) must not make an ordinary minute unusual")
     seasonal_min_days: Annotated[int, Field(ge=1, le=28)] = Field(
         5, description="fewer comparable days than this: the rule judges without the baseline, and says so")
@@ -67,37 +65,7 @@ def shifts(p: SeasonalParams) -> list[int]:
     return [d * period for d in range(1, p.seasonal_days + 1)]
 
 
-# -- judging (pure) -------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Baseline:
-    """The days' values (None: not comparable that day), their median and spread."""
-
-    values: tuple[float | None, ...]
-    median: float
-    spread: float
-
-    @property
-    def seen(self) -> int:
-        return sum(v is not None for v in self.values)
-
-
-def baseline(values: Sequence[float | None], min_spread_pct: float = 25.0) -> Baseline:
-    """Median and spread (scaled MAD, at least ``min_spread_pct`` % of the median) of the days with a value."""
-    seen = [float(v) for v in values if v is not None]
-    if not seen:
-        return Baseline(tuple(values), 0.0, 0.0)
-    med = statistics.median(seen)
-    mad = statistics.median(abs(v - med) for v in seen)
-    return Baseline(tuple(values), med, max(MAD_TO_SIGMA * mad, min_spread_pct / 100 * abs(med)))
-
-
-def unusual(value: float, b: Baseline, tolerance: float, direction: Direction) -> bool:
-    """``value`` lies more than ``tolerance`` spreads below (``low``) or above (``high``) the median."""
-    if direction == "low":
-        return value < b.median - tolerance * b.spread
-    return value > b.median + tolerance * b.spread
-
-
+# -- judging (pure; the statistic itself is gmv.schemas.seasonal's, which the dashboard draws too) ----
 @dataclass(frozen=True)
 class Verdict:
     """What the seasonal baseline says of one window: ``judged`` (enough days) and ``unusual``."""
