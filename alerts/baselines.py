@@ -160,11 +160,14 @@ class Past:
 _RANGE = "(minute >= {{f{i}:DateTime('UTC')}} AND minute < {{t{i}:DateTime('UTC')}})"
 _HISTORY_SQL = {
     "live_enters": "SELECT intDiv(toUInt32(minute), 60) AS m, account_id, sum(live_enters) "
-                   "FROM {{db:Identifier}}.funnel_minute WHERE stage = 'live' AND ({ranges}) GROUP BY m, account_id",
+                   "FROM {{db:Identifier}}.funnel_minute WHERE stage = 'live' AND account_id IN {{keys:Array(String)}} "
+                   "AND ({ranges}) GROUP BY m, account_id",
     "live_paid": "SELECT intDiv(toUInt32(minute), 60) AS m, seller_id, sum(gmv_fen), sum(orders) "
-                 "FROM {{db:Identifier}}.content_minute WHERE channel = 'live' AND ({ranges}) GROUP BY m, seller_id",
+                 "FROM {{db:Identifier}}.content_minute WHERE channel = 'live' AND seller_id IN {{keys:Array(String)}} "
+                 "AND ({ranges}) GROUP BY m, seller_id",
     "shop": "SELECT intDiv(toUInt32(minute), 60) AS m, shop_id, sum(gmv_fen), sum(refund_fen) "
-            "FROM {{db:Identifier}}.gmv_minute WHERE model = 'last_touch' AND ({ranges}) GROUP BY m, shop_id",
+            "FROM {{db:Identifier}}.gmv_minute WHERE model = 'last_touch' AND shop_id IN {{keys:Array(String)}} "
+            "AND ({ranges}) GROUP BY m, shop_id",
 }
 
 
@@ -172,35 +175,37 @@ def _minute_start(m: int) -> datetime:
     return datetime.fromtimestamp(m * 60, tz=UTC)
 
 
-def read_history(rows: Callable[[str, dict], Iterable[tuple]], first: int, end: int, reach: int,
-                 shift_list: Iterable[int]) -> History:
-    """The history judging minutes ``first``..``end`` needs (each window reaching ``reach`` minutes
-    before its minute), for every shift: one query per rollup, one time range per shift, every
-    value a parameter. ``rows(sql, params)`` runs a query (``db`` is the caller's)."""
+def read_history(rows: Callable[[str, dict], Iterable[tuple]], first: int, end: int, reach: int | tuple[int, int],
+                 shift_list: Iterable[int], accounts: Iterable[str], shops: Iterable[str]) -> History:
+    """The history judging minutes ``first``..``end`` needs, for every shift, of these anchors' live
+    rooms and these shops (``BusinessJudge.seasonal_subjects``: only where a rule's window is already
+    unusual against the recent past): one query per rollup, one time range per shift, every value a
+    parameter. ``reach``: how many minutes before a judged minute the windows reach, for the live rooms
+    and for the shops (one number: both). ``rows(sql, params)`` runs a query (``db`` is the caller's)."""
     out = History()
     ranges = sorted(set(shift_list))
     if not ranges:
         return out
-    params: dict[str, datetime] = {}
-    spans = []
-    for i, s in enumerate(ranges):
-        lo, hi = first - reach - s, end - s
-        params[f"f{i}"], params[f"t{i}"] = _minute_start(lo), _minute_start(hi + 1)
-        spans.append((s, lo, hi))
+    live_reach, shop_reach = (reach, reach) if isinstance(reach, int) else reach
     where = " OR ".join(_RANGE.format(i=i) for i in range(len(ranges)))
-
-    def shifted(m: int) -> list[int]:
-        return [s for s, lo, hi in spans if lo <= m <= hi]
-
-    for m, account, enters in rows(_HISTORY_SQL["live_enters"].format(ranges=where), params):
-        for s in shifted(m):
-            out.add("account", account, s, "enters", m, int(enters))
-    for m, seller, gmv, orders in rows(_HISTORY_SQL["live_paid"].format(ranges=where), params):
-        for s in shifted(m):
-            out.add("account", seller, s, "gmv_fen", m, int(gmv))
-            out.add("account", seller, s, "orders", m, int(orders))
-    for m, shop, gmv, refund in rows(_HISTORY_SQL["shop"].format(ranges=where), params):
-        for s in shifted(m):
-            out.add("shop", shop, s, "gmv_fen", m, int(gmv))
-            out.add("shop", shop, s, "refund_fen", m, int(refund))
+    series = out.series
+    for kind, reach_, keys, queries in (("account", live_reach, sorted(set(accounts)),
+                                         (("live_enters", ("enters",)), ("live_paid", ("gmv_fen", "orders")))),
+                                        ("shop", shop_reach, sorted(set(shops)),
+                                         (("shop", ("gmv_fen", "refund_fen")),))):
+        if not keys:
+            continue
+        params: dict[str, object] = {"keys": keys}
+        spans = []
+        for i, s in enumerate(ranges):
+            lo, hi = first - reach_ - s, end - s
+            params[f"f{i}"], params[f"t{i}"] = _minute_start(lo), _minute_start(hi + 1)
+            spans.append((s, lo, hi))
+        for query, names in queries:
+            for m, key, *values in rows(_HISTORY_SQL[query].format(ranges=where), params):
+                for s, lo, hi in spans:  # a minute in several ranges (a long catch-up chunk) counts in each
+                    if lo <= m <= hi:
+                        for name, v in zip(names, values, strict=True):
+                            d = series.setdefault((kind, key, s, name), {})
+                            d[m + s] = d.get(m + s, 0) + int(v)
     return out

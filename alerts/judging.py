@@ -77,6 +77,14 @@ class BusinessJudge:
                 out.update(s for r in self._variants(name) if r.seasonal for s in shifts(r))
         return sorted(out)
 
+    def history_reach(self) -> tuple[int, int]:
+        """How many minutes before a judged minute the seasonal baselines compare, for the live rooms
+        (their windows) and for the shops (refund_spike's window and the hour before it, where a day
+        counts if the shop sold or refunded)."""
+        return (int(max([r.window_minutes for r in self._variants("live_gmv_drop")]
+                        + [r.minutes for r in self._variants("live_no_orders")])),
+                int(max(r.window_minutes + r.baseline_minutes for r in self._variants("refund_spike"))))
+
     def cooldown_minutes(self) -> int:
         return int(max(r.cooldown_minutes for name in BUSINESS_RULES for r in self._variants(name)))
 
@@ -132,6 +140,25 @@ class BusinessJudge:
             out.append((Subject("refund_spike", "shop", shop_id), shops.get(shop_id) or c.ShopSeries(shop_id),
                         c.refund_spike, shop_id, ""))
         return out
+
+    def seasonal_subjects(self, first: int, end: int, lives: dict[str, c.LiveSeries], shops: dict[str, c.ShopSeries]
+                          ) -> tuple[set[str], set[str]]:
+        """The anchors (of live rooms) and shops whose seasonal history judging minutes ``first``..``end``
+        needs: those where a seasonal rule's window is unusual against the recent past in some minute
+        (elsewhere no rule fires whatever the days before say), so that an evaluation reads the
+        history of a few subjects, not of every room on air. Changes nothing."""
+        cfg, accounts, shop_ids = self.config, set(), set()
+        for subject, series, judge, shop_id, account_id in self._walks(lives, shops):
+            rule = cfg.rule_for(subject.rule, shop_id, account_id)
+            if not (getattr(cfg.rules, subject.rule).enabled and rule.enabled and rule.seasonal):
+                continue
+            lo, hi = series.span()
+            for m in range(max(first, lo), min(end, hi + self.lookback_minutes()) + 1):
+                if judge(rule, series, m, self.database) is not None:
+                    (accounts if subject.kind == "live" else shop_ids).add(account_id if subject.kind == "live"
+                                                                           else shop_id)
+                    break
+        return accounts, shop_ids
 
     def judge_minutes(self, first: int, end: int, lives: dict[str, c.LiveSeries], shops: dict[str, c.ShopSeries],
                       now: datetime, history: History | None = None) -> list[Alert]:

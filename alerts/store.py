@@ -80,10 +80,12 @@ class AlertStore:
             shop.refund_fen[m] = shop.refund_fen.get(m, 0) + int(refund)
         return lives, shops
 
-    def history(self, first: int, end: int, reach: int, shifts: list[int]) -> History:
+    def history(self, first: int, end: int, reach: int | tuple[int, int], shifts: list[int],
+                subjects: tuple[set[str], set[str]]) -> History:
         """The seasonal baselines' history for judging minutes ``first``..``end``: the same minutes (and
-        ``reach`` before them) ``shifts`` minutes back, from the rollups (``gmv.alerts.baselines``)."""
-        return read_history(self._rows, first, end, reach, shifts)
+        ``reach`` before them) ``shifts`` minutes back, of these (anchors, shops), from the rollups
+        (``gmv.alerts.baselines``)."""
+        return read_history(self._rows, first, end, reach, shifts, *subjects)
 
     def shop_scores(self, first_day: date, last_day: date) -> dict[date, dict[str, float]]:
         """Every shop's 商号体验分 per Asia/Shanghai day, ``first_day``..``last_day``."""

@@ -28,7 +28,8 @@ def main(dsn: str, database: str) -> None:
     while (chunk := judge.next_chunk(int(hi) // 60, 24 * 60)) is not None:
         first, end = chunk
         lives, shops = store.series(first - judge.lookback_minutes(), end)
-        history = store.history(first, end, judge.lookback_minutes(), judge.seasonal_shifts())
+        history = store.history(first, end, judge.history_reach(), judge.seasonal_shifts(),
+                                judge.seasonal_subjects(first, end, lives, shops))
         fired += [a.alert_id for a in judge.judge_minutes(first, end, lives, shops, now, history)
                   if a.resolved_at is None]
     store.close()

@@ -79,7 +79,7 @@ def test_min_days_above_the_days_looked_at_is_refused():
         SeasonalParams(seasonal_days=3, seasonal_min_days=4)
 
 
-def test_the_history_is_read_with_one_parameterised_range_per_day_and_aligned_to_todays_minutes():
+def test_the_history_is_read_for_the_subjects_asked_with_one_parameterised_range_per_day_aligned_to_today():
     asked: list[tuple[str, dict]] = []
     today = 29_000_000
     yesterday = today - DAY_MINUTES
@@ -92,14 +92,21 @@ def test_the_history_is_read_with_one_parameterised_range_per_day_and_aligned_to
             return [(yesterday, "anchor1", 90_000, 3)]
         return [(yesterday - 5, "shop1", 1_000, 500)]
 
-    h = read_history(rows, today, today + 9, 30, [DAY_MINUTES, 2 * DAY_MINUTES])
+    h = read_history(rows, today, today + 9, 30, [DAY_MINUTES, 2 * DAY_MINUTES], ["anchor1"], ["shop1"])
     assert len(asked) == 3
     for sql, params in asked:
         assert "29000000" not in sql and "{f0:DateTime('UTC')}" in sql and "{t1:DateTime('UTC')}" in sql
-        assert set(params) == {"f0", "t0", "f1", "t1"}
+        assert "{keys:Array(String)}" in sql and set(params) == {"keys", "f0", "t0", "f1", "t1"}
+    assert [p["keys"] for _, p in asked] == [["anchor1"], ["anchor1"], ["shop1"]]
     assert h.total("account", "anchor1", DAY_MINUTES, "enters", today, today) == 40
     assert h.total("account", "anchor1", DAY_MINUTES, "gmv_fen", today, today + 9) == 90_000
     assert h.total("account", "anchor1", 2 * DAY_MINUTES, "gmv_fen", today, today + 9) == 0
     assert h.total("shop", "shop1", DAY_MINUTES, "refund_fen", today - 5, today - 5) == 500
     assert h.has("account", "anchor1", DAY_MINUTES, today, today + 9)
     assert not h.has("account", "anchor1", 2 * DAY_MINUTES, today, today + 9)
+
+
+def test_no_subject_to_judge_against_the_days_before_reads_nothing():
+    asked: list[str] = []
+    h = read_history(lambda sql, params: asked.append(sql) or [], 29_000_000, 29_000_009, 30, [DAY_MINUTES], [], [])
+    assert asked == [] and h.series == {}

@@ -38,7 +38,8 @@ class _Store:
                 live.orders[m], live.gmv_fen[m] = 5, 100_000
         return {"L1": live}, {}
 
-    def history(self, first: int, end: int, reach: int, shifts: list[int]) -> History:
+    def history(self, first: int, end: int, reach: int | tuple[int, int], shifts: list[int],
+                subjects: tuple[set[str], set[str]]) -> History:
         return History()  # no day before M0: the rules judge without seasonal baselines
 
     def known(self, since: datetime) -> list:

@@ -46,19 +46,21 @@ def _rows(days: list[tuple[LiveSeries, ShopSeries]]):
     """The rollups as ``read_history`` queries them, out of the hand-made days."""
     def rows(sql: str, params: dict) -> list[tuple]:
         spans = [(int(params[f"f{i}"].timestamp()) // 60, int(params[f"t{i}"].timestamp()) // 60)
-                 for i in range(len(params) // 2)]
+                 for i in range(sum(k.startswith("f") for k in params))]
 
-        def wanted(m: int) -> bool:
-            return any(lo <= m < hi for lo, hi in spans)
+        def wanted(m: int, key: str) -> bool:
+            return key in params["keys"] and any(lo <= m < hi for lo, hi in spans)
         out: list[tuple] = []
         for live, shop in days:
             if "funnel_minute" in sql:
-                out += [(m, live.account_id, v) for m, v in live.enters.items() if wanted(m)]
+                out += [(m, live.account_id, v) for m, v in live.enters.items() if wanted(m, live.account_id)]
             elif "content_minute" in sql:
-                out += [(m, live.account_id, v, live.orders[m]) for m, v in live.gmv_fen.items() if wanted(m)]
+                out += [(m, live.account_id, v, live.orders[m]) for m, v in live.gmv_fen.items()
+                        if wanted(m, live.account_id)]
             else:
                 ms = sorted(set(shop.gmv_fen) | set(shop.refund_fen))
-                out += [(m, shop.shop_id, shop.gmv_fen.get(m, 0), shop.refund_fen.get(m, 0)) for m in ms if wanted(m)]
+                out += [(m, shop.shop_id, shop.gmv_fen.get(m, 0), shop.refund_fen.get(m, 0)) for m in ms
+                        if wanted(m, shop.shop_id)]
         return out
     return rows
 
@@ -70,8 +72,8 @@ def _judge_day(k: int, config: AlertConfig, today: tuple[LiveSeries, ShopSeries]
     judge = BusinessJudge(config, "gmv")
     first, end = M0 + k * DAY_MINUTES, M0 + k * DAY_MINUTES + ON_AIR + 120
     judge.start(first, [])
-    history = read_history(_rows([*days, (live, shop)]), first, end, judge.lookback_minutes(),
-                           judge.seasonal_shifts())
+    history = read_history(_rows([*days, (live, shop)]), first, end, judge.history_reach(),
+                           judge.seasonal_shifts(), *judge.seasonal_subjects(first, end, {live.live_id: live}, {"s1": shop}))
     changes = judge.judge_minutes(first, end, {live.live_id: live}, {"s1": shop}, NOW, history)
     return [a for a in changes if a.state == "firing"]
 
@@ -141,3 +143,14 @@ def test_the_seasonal_knobs_are_rule_parameters_validated_and_printed(tmp_path: 
     bad.write_text("[rules.live_gmv_drop]\nseasonal_tolerance = 0\n")
     with pytest.raises(RulesError, match="rules.live_gmv_drop.seasonal_tolerance"):
         load_config(bad)
+
+
+def test_only_subjects_unusual_against_the_recent_past_have_their_history_read():
+    judge = BusinessJudge(AlertConfig(), "gmv")
+    live, shop = _day(7, refunds_at=range(0))  # the room's routines, no refund batch today
+    first = M0 + 7 * DAY_MINUTES
+    quiet = LiveSeries("L9", "s9", "anchor9")  # a room that sells steadily: nothing to look up
+    for m in range(first, first + ON_AIR):
+        quiet.enters[m], quiet.orders[m], quiet.gmv_fen[m] = 50, 5, 100_000
+    assert judge.seasonal_subjects(first, first + ON_AIR + 60, {"L7": live, "L9": quiet}, {"s1": shop}) == (
+        {"anchor1"}, set())
