@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from gmv.tools.embedded import free_port
-from tests.integration.conftest import ROOT, fresh_env, gmv, own_engine, sql
+from tests.integration.conftest import ROOT, fresh_env, gmv, own_engine, parse_run_json, sql
 from tests.support.alertmanager import Alertmanager, WebhookRecorder
 from tests.support.waiting import wait_for
 
@@ -82,3 +82,13 @@ def test_judged_from_day_eight_every_planned_incident_pages_and_no_daily_routine
     replay = subprocess.run([sys.executable, "-m", "tests.support.rejudge", env["GMV_CLICKHOUSE_DSN"], db], env=env,
                             cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
     assert set(json.loads(replay.stdout)) == {r["alert_id"] for r in rows if r["rule"] in SEASONAL}
+
+    # and a replay of the same events with `gmv run` (which catches up at most 7 days back: the judged
+    # days) fires the same alert_ids there
+    events = tmp_path / "routines.jsonl"
+    subprocess.run([sys.executable, "-m", "gmv.tools.simulator", "--scenario", "routines", "--start", truth["start"],
+                    "--out", str(events)], env=env, cwd=ROOT, check=True, timeout=300, capture_output=True)
+    replayed = parse_run_json(gmv(fresh_env(backend), "run", "--events", str(events), "--json", "--quiet",
+                                  timeout=600).stdout)
+    assert {a["alert_id"] for a in replayed["alerts"] if a["state"] == "firing" and a["rule"] in SEASONAL
+            and _ms(a["window_end"]) >= judged_from} == {r["alert_id"] for r in judged}
