@@ -49,7 +49,7 @@ def test_judged_from_day_eight_every_planned_incident_pages_and_no_daily_routine
     demo = gmv(env, "demo", "--scenario", "routines", "--rate", "6000", "--web-port", str(free_port()),
                timeout=900, check=False, process=True)
     out = demo.stdout + demo.stderr
-    assert demo.returncode == 0, out[-4000:]
+    assert demo.returncode == 0, demo.stdout[-4000:] + demo.stderr[-2000:]
     truth = json.loads((data_dir / "demo-truth.json").read_text())
     judged_from = truth["alerts_judged_from_ms"]
     expected = Counter((a["rule"], a["subject_id"]) for a in truth["expected_alerts"])
