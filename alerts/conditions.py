@@ -13,10 +13,11 @@ without a finding resolves it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from gmv.alerts.baselines import Past, SeasonalParams, Verdict, compare, shifts
 from gmv.alerts.model import SHANGHAI, Alert, Evidence, shanghai_minute
 from gmv.alerts.rules import (
     ConsumerLag,
@@ -130,7 +131,54 @@ def _param_time(t: datetime, ms: bool = False) -> str:
     return text[:-3] if ms else text[:-7]
 
 
-def live_no_orders(rule: LiveNoOrders, live: LiveSeries, m: int, db: str) -> Finding | None:
+# -- seasonal baselines (gmv.alerts.baselines) ----------------------------------------------------
+# What one subject's window looked like on each day of its baseline, one row per day and today's
+# last: ``periods_ago`` 0 is the window judged. ``{inner}`` selects ``minute`` and the columns summed.
+_SEASONAL_EVIDENCE = (
+    "SELECT intDiv({{end_s:Int64}} - 1 - toInt64(toUInt32(minute)), {{period_s:Int64}}) AS periods_ago, "
+    "min(minute) AS window_start, {sums} FROM ({inner}) "
+    "WHERE positiveModulo(toInt64(toUInt32(minute)) - {{from_s:Int64}}, {{period_s:Int64}}) < {{window_s:Int64}} "
+    "GROUP BY periods_ago ORDER BY periods_ago DESC")
+_RANGE = "minute >= {since:DateTime} AND minute < {to:DateTime}"
+_LIVE_DAYS = _SEASONAL_EVIDENCE.format(
+    sums="sum(enters) AS enters, sum(orders) AS orders, sum(gmv_fen) AS gmv_fen",
+    inner="SELECT minute, live_enters AS enters, toUInt64(0) AS orders, toInt64(0) AS gmv_fen "
+          "FROM {db:Identifier}.funnel_minute WHERE stage = 'live' AND account_id = {account:String} AND " + _RANGE
+          + " UNION ALL SELECT minute, toUInt64(0), orders, gmv_fen FROM {db:Identifier}.content_minute "
+          "WHERE channel = 'live' AND seller_id = {account:String} AND " + _RANGE)
+_SHOP_DAYS = _SEASONAL_EVIDENCE.format(
+    sums="sum(gmv_fen) AS gmv_fen, sum(refund_fen) AS refund_fen, sum(refunds) AS refunds",
+    inner="SELECT minute, gmv_fen, refund_fen, refunds FROM {db:Identifier}.gmv_minute "
+          "WHERE model = 'last_touch' AND shop_id = {shop_id:String} AND " + _RANGE)
+
+
+def _seasonal(rule: SeasonalParams, past: Past | None, value: float, day: Callable[[Past, int], float | None],
+              direction: str) -> Verdict | None:
+    """The window against the same minutes of the days before (None: the rule has no seasonal baseline)."""
+    if not rule.seasonal:
+        return None
+    days = [None if past is None else day(past, s) for s in shifts(rule)]
+    return compare(rule, value, days, "low" if direction == "low" else "high")
+
+
+def _days_evidence(sql: str, db: str, rule: SeasonalParams, first: int, m: int, **subject: str) -> Evidence:
+    back = shifts(rule)
+    return Evidence(sql, {"db": db, **subject, "since": _param_time(minute_start(first - back[-1])),
+                          "to": _param_time(minute_start(m + 1)), "end_s": str((m + 1) * 60),
+                          "from_s": str(first * 60), "period_s": str(back[0] * 60),
+                          "window_s": str((m - first + 1) * 60)})
+
+
+def _judged(verdict: Verdict | None) -> bool:
+    """The evidence shows the days when they judged the window (else the minutes, as without baselines)."""
+    return verdict is not None and verdict.judged
+
+
+def _with(verdict: Verdict | None, rule: SeasonalParams, fmt: Callable[[float], str]) -> str:
+    return "" if verdict is None else f"; {verdict.describe(fmt, rule.seasonal_weekly)}"
+
+
+def live_no_orders(rule: LiveNoOrders, live: LiveSeries, m: int, db: str, past: Past | None = None) -> Finding | None:
     first = m - rule.minutes + 1
     if not live.enters or live.total("enters", -(1 << 40), first - rule.warmup_minutes) == 0:
         return None  # no viewer yet by then: the room was not on air long enough
@@ -138,14 +186,21 @@ def live_no_orders(rule: LiveNoOrders, live: LiveSeries, m: int, db: str) -> Fin
     orders = live.total("orders", first, m)
     if enters < rule.min_viewers or orders > 0:
         return None
+    # a day counts when the room had as many viewers in these minutes: a warm-up without orders is its routine
+    verdict = _seasonal(rule, past, 0, lambda p, s: p.total(s, "orders", first, m)
+                        if p.total(s, "enters", first, m) >= rule.min_viewers else None, "low")
+    if verdict is not None and verdict.quiet:
+        return None
     return Finding(0, 1, minute_start(first), minute_start(m + 1),
                    f"live {live.live_id} (shop {live.shop_id}, anchor {live.account_id}): no paid order in "
-                   f"{rule.minutes} min ({_span(first, m)}) while {enters} viewers entered; check the room's "
-                   "product links, stock and checkout",
-                   _live_evidence(db, live, first - rule.warmup_minutes, m))
+                   f"{rule.minutes} min ({_span(first, m)}) while {enters} viewers entered"
+                   + _with(verdict, rule, lambda v: f"{v:g} orders")
+                   + "; check the room's product links, stock and checkout",
+                   _days_evidence(_LIVE_DAYS, db, rule, first, m, account=live.account_id) if _judged(verdict)
+                   else _live_evidence(db, live, first - rule.warmup_minutes, m))
 
 
-def live_gmv_drop(rule: LiveGmvDrop, live: LiveSeries, m: int, db: str) -> Finding | None:
+def live_gmv_drop(rule: LiveGmvDrop, live: LiveSeries, m: int, db: str, past: Past | None = None) -> Finding | None:
     first = m - rule.window_minutes + 1
     base_first = first - rule.baseline_minutes
     base_gmv = live.total("gmv_fen", base_first, first - 1) / rule.baseline_minutes
@@ -157,15 +212,22 @@ def live_gmv_drop(rule: LiveGmvDrop, live: LiveSeries, m: int, db: str) -> Findi
     drop = 100.0 * (1 - gmv / base_gmv)
     if drop < rule.drop_pct or enters <= 0 or enters < rule.viewers_hold_pct / 100 * base_enters:
         return None
+    # a day counts when the room was on air in these minutes: GMV falling back after a daily flash sale is routine
+    verdict = _seasonal(rule, past, gmv, lambda p, s: p.total(s, "gmv_fen", first, m) / rule.window_minutes
+                        if p.total(s, "enters", first, m) > 0 else None, "low")
+    if verdict is not None and verdict.quiet:
+        return None
     return Finding(round(drop, 2), rule.drop_pct, minute_start(first), minute_start(m + 1),
                    f"live {live.live_id} (shop {live.shop_id}, anchor {live.account_id}): GMV {_yuan(gmv)}/min in "
                    f"{_span(first, m)}, {drop:.0f}% below its {_yuan(base_gmv)}/min of the {rule.baseline_minutes} "
-                   f"min before, while viewers held ({enters:.0f}/min against {base_enters:.0f}/min); check "
-                   "the product on sale, its price and stock",
-                   _live_evidence(db, live, base_first, m))
+                   f"min before, while viewers held ({enters:.0f}/min against {base_enters:.0f}/min)"
+                   + _with(verdict, rule, lambda v: f"{_yuan(v)}/min")
+                   + "; check the product on sale, its price and stock",
+                   _days_evidence(_LIVE_DAYS, db, rule, first, m, account=live.account_id) if _judged(verdict)
+                   else _live_evidence(db, live, base_first, m))
 
 
-def refund_spike(rule: RefundSpike, shop: ShopSeries, m: int, db: str) -> Finding | None:
+def refund_spike(rule: RefundSpike, shop: ShopSeries, m: int, db: str, past: Past | None = None) -> Finding | None:
     first = m - rule.window_minutes + 1
     base_first = first - rule.baseline_minutes
     refunds = shop.total("refund_fen", first, m)
@@ -177,13 +239,21 @@ def refund_spike(rule: RefundSpike, shop: ShopSeries, m: int, db: str) -> Findin
     over_rate = rule.max_refund_rate < 1 and gmv > 0 and refunds / gmv >= rule.max_refund_rate
     if not (over_baseline or over_rate):
         return None
+    # a day counts when the shop sold or refunded around these minutes: a morning refund batch is routine
+    verdict = _seasonal(rule, past, refunds, lambda p, s: p.total(s, "refund_fen", first, m)
+                        if p.total(s, "gmv_fen", base_first, m) or p.total(s, "refund_fen", base_first, m)
+                        else None, "high")
+    if verdict is not None and verdict.quiet:
+        return None
     return Finding(refunds, max(float(rule.min_refund_fen), rule.factor * base), minute_start(first),
                    minute_start(m + 1),
                    f"shop {shop.shop_id}: {_yuan(refunds)} refunded in {rule.window_minutes} min ({_span(first, m)}), "
                    + (f"{refunds / base:.1f}x its usual {_yuan(base)}" if base else
                       f"with none in the {rule.baseline_minutes} min before")
                    + (f", {refunds / gmv:.0%} of the GMV paid meanwhile" if gmv else ", with no GMV paid meanwhile")
+                   + _with(verdict, rule, _yuan)
                    + "; check the refund reasons of its latest orders",
+                   _days_evidence(_SHOP_DAYS, db, rule, first, m, shop_id=shop.shop_id) if _judged(verdict) else
                    Evidence(
                        "SELECT minute, sum(gmv_fen) AS gmv_fen, sum(refund_fen) AS refund_fen, sum(refunds) AS refunds "
                        "FROM {db:Identifier}.gmv_minute WHERE model = 'last_touch' AND shop_id = {shop_id:String} "

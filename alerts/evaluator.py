@@ -69,7 +69,9 @@ class AlertEvaluator:
             while (chunk := judge.next_chunk(last, CHUNK_MINUTES)) is not None:
                 first, end = chunk
                 lives, shops = self.store.series(first - judge.lookback_minutes(), end)
-                changes.extend(judge.judge_minutes(first, end, lives, shops, now))
+                history = self.store.history(first, end, judge.history_reach(), judge.seasonal_shifts(),
+                                             judge.seasonal_subjects(first, end, lives, shops))
+                changes.extend(judge.judge_minutes(first, end, lives, shops, now, history))
             # Read again: the slow refresh (trust scores) may have moved on while the chunks were read.
             scored = judge.complete_through(self.status().scored_up_to_ms, final)
             if scored is not None and (days := judge.days_to_read(min(last, scored))) is not None:

@@ -21,6 +21,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from gmv.alerts import conditions as c
+from gmv.alerts.baselines import History, shifts
 from gmv.alerts.conditions import Incidents, PipelineSample, Subject, minute_start
 from gmv.alerts.model import Alert
 from gmv.alerts.rules import BUSINESS_RULES, AlertConfig, Rules
@@ -67,6 +68,22 @@ class BusinessJudge:
         return int(max([r.window_minutes + r.baseline_minutes for r in self._variants("live_gmv_drop")]
                        + [r.minutes + r.warmup_minutes for r in self._variants("live_no_orders")]
                        + [r.window_minutes + r.baseline_minutes for r in self._variants("refund_spike")]))
+
+    def seasonal_shifts(self) -> list[int]:
+        """How many minutes back each day (or week) of any rule's seasonal baseline is: the history to read."""
+        out: set[int] = set()
+        for name in ("live_gmv_drop", "live_no_orders", "refund_spike"):
+            if getattr(self.config.rules, name).enabled:
+                out.update(s for r in self._variants(name) if r.seasonal for s in shifts(r))
+        return sorted(out)
+
+    def history_reach(self) -> tuple[int, int]:
+        """How many minutes before a judged minute the seasonal baselines compare, for the live rooms
+        (their windows) and for the shops (refund_spike's window and the hour before it, where a day
+        counts if the shop sold or refunded)."""
+        return (int(max([r.window_minutes for r in self._variants("live_gmv_drop")]
+                        + [r.minutes for r in self._variants("live_no_orders")])),
+                int(max(r.window_minutes + r.baseline_minutes for r in self._variants("refund_spike"))))
 
     def cooldown_minutes(self) -> int:
         return int(max(r.cooldown_minutes for name in BUSINESS_RULES for r in self._variants(name)))
@@ -124,10 +141,31 @@ class BusinessJudge:
                         c.refund_spike, shop_id, ""))
         return out
 
+    def seasonal_subjects(self, first: int, end: int, lives: dict[str, c.LiveSeries], shops: dict[str, c.ShopSeries]
+                          ) -> tuple[set[str], set[str]]:
+        """The anchors (of live rooms) and shops whose seasonal history judging minutes ``first``..``end``
+        needs: those where a seasonal rule's window is unusual against the recent past in some minute
+        (elsewhere no rule fires whatever the days before say), so that an evaluation reads the
+        history of a few subjects, not of every room on air. Changes nothing."""
+        cfg, accounts, shop_ids = self.config, set(), set()
+        for subject, series, judge, shop_id, account_id in self._walks(lives, shops):
+            rule = cfg.rule_for(subject.rule, shop_id, account_id)
+            if not (getattr(cfg.rules, subject.rule).enabled and rule.enabled and rule.seasonal):
+                continue
+            lo, hi = series.span()
+            for m in range(max(first, lo), min(end, hi + self.lookback_minutes()) + 1):
+                if judge(rule, series, m, self.database) is not None:
+                    (accounts if subject.kind == "live" else shop_ids).add(account_id if subject.kind == "live"
+                                                                           else shop_id)
+                    break
+        return accounts, shop_ids
+
     def judge_minutes(self, first: int, end: int, lives: dict[str, c.LiveSeries], shops: dict[str, c.ShopSeries],
-                      now: datetime) -> list[Alert]:
+                      now: datetime, history: History | None = None) -> list[Alert]:
         """Every business rule for every subject over minutes ``first``..``end`` (the series reaching
         ``lookback_minutes`` before ``first``); the changes in time order. Minutes after ``end`` are next.
+        ``history``: the same minutes on the days of the seasonal baselines (``seasonal_shifts``); without
+        it, the rules judge as without baselines and their alerts say so.
 
         Subjects are independent, so each walks the minutes on its own. While it has no alert open,
         only the minutes its data can reach are judged (from its first minute with data to its last
@@ -142,6 +180,8 @@ class BusinessJudge:
             labels = (("shop_id", shop_id), ("account_id", account_id)) if subject.kind == "live" else \
                 (("shop_id", shop_id),)
             cooldown = timedelta(minutes=rule.cooldown_minutes)
+            past = None if history is None else \
+                history.view(*(("account", account_id) if subject.kind == "live" else ("shop", shop_id)))
             lo, hi = series.span()
             m = first
             while m <= end:
@@ -151,7 +191,7 @@ class BusinessJudge:
                     m = max(m, lo)
                     if m > end:
                         break
-                finding = judge(rule, series, m, self.database) if rule.enabled else None
+                finding = judge(rule, series, m, self.database, past) if rule.enabled else None
                 change = self.incidents.observe(subject, finding, minute_start(m + 1), cooldown, now, rule.severity,
                                                 "event", labels)
                 if change is not None:

@@ -8,6 +8,7 @@ File format (TOML; every key optional; ``gmv alerts rules`` prints the effective
     [rules.live_no_orders]            # one table per rule: its parameters (see the models below)
     minutes = 10
     min_viewers = 30
+    seasonal_days = 14                # and against the same minutes of the 14 days before (baselines.py)
 
     [[overrides]]                     # thresholds for one shop or account (business rules only)
     rule = "refund_spike"
@@ -27,6 +28,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from gmv.alerts.baselines import SeasonalParams
 from gmv.alerts.exceptions import RulesError
 
 Severity = Literal["critical", "warning", "info"]
@@ -49,9 +51,9 @@ class BusinessRule(Rule):
                                                       "rule and subject do not fire again")
 
 
-class LiveGmvDrop(BusinessRule):
+class LiveGmvDrop(BusinessRule, SeasonalParams):
     """A live room's GMV per minute falls more than ``drop_pct`` below its own trailing baseline
-    while its viewers hold."""
+    while its viewers hold, and (seasonal) unusually low for these minutes of the day."""
 
     severity: Severity = "critical"
     window_minutes: Minutes = 5
@@ -64,8 +66,9 @@ class LiveGmvDrop(BusinessRule):
         70.0, description="viewers per minute in the window at least this share of the baseline's")
 
 
-class LiveNoOrders(BusinessRule):
-    """A live room with viewers and no paid orders for ``minutes``."""
+class LiveNoOrders(BusinessRule, SeasonalParams):
+    """A live room with viewers and no paid orders for ``minutes``, where (seasonal) its anchor's room
+    usually sells in these minutes of the day."""
 
     severity: Severity = "critical"
     minutes: Minutes = 10
@@ -74,9 +77,10 @@ class LiveNoOrders(BusinessRule):
         10, description="the room had viewers this long before the window (a room just opening has no orders yet)")
 
 
-class RefundSpike(BusinessRule):
+class RefundSpike(BusinessRule, SeasonalParams):
     """A shop's refunds over a window above ``factor`` times its trailing baseline and an absolute floor,
-    or above ``max_refund_rate`` of its paid GMV in the window."""
+    or above ``max_refund_rate`` of its paid GMV in the window; and (seasonal) unusually high for these
+    minutes of the day."""
 
     window_minutes: Minutes = 10
     baseline_minutes: Minutes = 60
@@ -215,7 +219,9 @@ class AlertConfig(BaseModel):
         for name in (*BUSINESS_RULES, *PIPELINE_RULES):
             rule = getattr(self.rules, name)
             lines += ["", f"[rules.{name}]  # {' '.join((type(rule).__doc__ or '').split())}"]
-            lines += [f"{k} = {_toml(v)}" for k, v in rule.model_dump().items()]
+            # the seasonal knobs last, after the rule's own
+            params = sorted(rule.model_dump().items(), key=lambda kv: kv[0].startswith("seasonal"))
+            lines += [f"{k} = {_toml(v)}" for k, v in params]
         for o in self.overrides:
             subject = f"shop_id = {_toml(o.shop_id)}" if o.shop_id is not None else f"account_id = {_toml(o.account_id)}"
             lines += ["", "[[overrides]]", f"rule = {_toml(o.rule)}", subject]

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 
 from clickhouse_connect.driver.client import Client
 
+from gmv.alerts.baselines import History, read_history
 from gmv.alerts.conditions import LiveSeries, ShopSeries, minute_start
 from gmv.alerts.model import Alert, Evidence, as_utc
 from gmv.schemas.catalogue import ALERTS
@@ -78,6 +79,13 @@ class AlertStore:
             shop.gmv_fen[m] = shop.gmv_fen.get(m, 0) + int(gmv)
             shop.refund_fen[m] = shop.refund_fen.get(m, 0) + int(refund)
         return lives, shops
+
+    def history(self, first: int, end: int, reach: int | tuple[int, int], shifts: list[int],
+                subjects: tuple[set[str], set[str]]) -> History:
+        """The seasonal baselines' history for judging minutes ``first``..``end``: the same minutes (and
+        ``reach`` before them) ``shifts`` minutes back, of these (anchors, shops), from the rollups
+        (``gmv.alerts.baselines``)."""
+        return read_history(self._rows, first, end, reach, shifts, *subjects)
 
     def shop_scores(self, first_day: date, last_day: date) -> dict[date, dict[str, float]]:
         """Every shop's 商号体验分 per Asia/Shanghai day, ``first_day``..``last_day``."""

@@ -67,6 +67,23 @@ SELECT $__timeInterval(minute) AS time, -toInt64(sum(refund_fen)) / 100 AS `退�
 FROM ${database}.gmv_minute WHERE model = '${model}' AND $__timeFilter(minute)
 GROUP BY time ORDER BY time
 """
+# The expected band behind it: per time bucket, the paid GMV of the same bucket on each of the 7 days
+# before, judged as the alert rules' seasonal baseline judges (gmv.schemas.seasonal): median ± 3
+# spreads (MAD × 1.4826, at least 25% of the median); empty (NULL) with fewer than 5 such days.
+EXPECTED_BAND = """
+SELECT time, if(n >= 5, greatest(0, med - 3 * spread), NULL) AS `预期下沿 expected paid low ¥`,
+       if(n >= 5, med + 3 * spread, NULL) AS `预期上沿 expected paid high ¥`
+FROM (SELECT time, count() AS n, groupArray(v) AS vs, arrayReduce('quantileExactInclusive(0.5)', vs) AS med,
+             greatest(1.4826 * arrayReduce('quantileExactInclusive(0.5)', arrayMap(x -> abs(x - med), vs)),
+                      0.25 * abs(med)) AS spread
+      FROM (SELECT $__timeInterval(minute + INTERVAL d DAY) AS time, d, toInt64(sum(gmv_fen)) / 100 AS v
+            FROM ${database}.gmv_minute ARRAY JOIN [1, 2, 3, 4, 5, 6, 7] AS d
+            WHERE model = '${model}' AND minute >= $__fromTime - INTERVAL 7 DAY AND minute <= $__toTime
+              AND minute + INTERVAL d DAY >= $__fromTime AND minute + INTERVAL d DAY <= $__toTime
+            GROUP BY time, d)
+      GROUP BY time)
+ORDER BY time
+"""
 ORDERS_PER_MINUTE = """
 SELECT $__timeInterval(minute) AS time, toUInt64(sum(orders)) AS `订单 paid orders`,
        toUInt64(sum(refunds)) AS `退款 refunds`
@@ -180,8 +197,8 @@ def clickhouse_panels() -> list[tuple[str, str, int, int, list[str]]]:
         ("告警 Alerts (open first, then fired in the range)", "table", 24, 6, [ALERTS]),
         ("商号体验分 Shop scores (latest day in the range)", "table", 12, 8, [SHOP_SCORES]),
         ("信任分变动 The day's movers", "table", 12, 8, [SCORE_MOVERS]),
-        ("每分钟GMV GMV per minute: paid by stage, refunds below, net (${model})", "timeseries", 24, 9,
-         [GMV_BY_STAGE, REFUNDS_AND_NET]),
+        ("每分钟GMV GMV per minute: paid by stage, refunds below, net (${model}); the band: the same minutes "
+         "of the 7 days before", "timeseries", 24, 9, [GMV_BY_STAGE, REFUNDS_AND_NET, EXPECTED_BAND]),
         ("每分钟订单与退款 Paid orders and refunds per minute", "timeseries", 12, 8, [ORDERS_PER_MINUTE]),
         ("漏斗 Funnel: views → engaged views → live enters → orders", "bargauge", 12, 8, [FUNNEL]),
         ("短直短路径分布 Path mix (net GMV by path)", "barchart", 12, 8, [PATH_MIX]),
@@ -222,6 +239,17 @@ def dashboard() -> dict[str, Any]:
         if kind == "timeseries" and len(sqls) > 1:
             panel["fieldConfig"]["defaults"]["custom"] = {"stacking": {"mode": "normal", "group": "A"},
                                                           "drawStyle": "bars", "fillOpacity": 80}
+        if EXPECTED_BAND in sqls:  # dashed lines, not stacked, the area between them shaded
+            band = {"stacking": {"mode": "none"}, "drawStyle": "line", "lineStyle": {"fill": "dash", "dash": [4, 3]},
+                    "fillOpacity": 0, "lineWidth": 1}
+            panel["fieldConfig"]["overrides"] = [
+                {"matcher": {"id": "byName", "options": "预期下沿 expected paid low ¥"},
+                 "properties": [{"id": "custom", "value": band}, {"id": "color", "value": {"mode": "fixed",
+                                                                                           "fixedColor": "gray"}}]},
+                {"matcher": {"id": "byName", "options": "预期上沿 expected paid high ¥"},
+                 "properties": [{"id": "custom", "value": {**band, "fillBelowTo": "预期下沿 expected paid low ¥",
+                                                           "fillOpacity": 15}},
+                                {"id": "color", "value": {"mode": "fixed", "fixedColor": "gray"}}]}]
         if kind == "stat":
             panel["options"] = {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
                                 "textMode": "value_and_name"}

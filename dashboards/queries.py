@@ -17,7 +17,9 @@ Definitions (the same as docs/attribution.md, "Outputs in ClickHouse"):
   subject whose score changed most since the day before).
 - The per-minute panels show the ``WINDOW_MINUTES`` whole minutes of event time that end at the
   attribution watermark (a replay of last month shows last month), every minute of them (an empty
-  minute is zero), labelled in Asia/Shanghai: paid GMV by stage, refunds apart, net as a line.
+  minute is zero), labelled in Asia/Shanghai: paid GMV by stage, refunds apart, net as a line, and
+  behind them the band of paid GMV the same minutes of the 7 days before make normal (the alert
+  rules' seasonal baseline: median ± 3 spreads; none before 5 such days).
 - Views and viewers come from ``funnel_day`` (recomputed by ClickHouse every 5 s), GMV from the
   worker's rollups (``gmv.sinks.levels``; per minute, ``gmv_minute``).
 """
@@ -32,9 +34,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from gmv.schemas.outputs import MODELS, STAGES
+from gmv.schemas.seasonal import MIN_SPREAD_PCT, TOLERANCE, baseline
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 WINDOW_MINUTES = 180
+BAND_DAYS, BAND_MIN_DAYS = 7, 5  # the alert rules' seasonal_days and seasonal_min_days defaults
 TOP_N = 8
 Run = Callable[[str, dict[str, Any]], list[dict[str, Any]]]
 
@@ -64,6 +68,17 @@ SELECT toUnixTimestamp(minute) AS t, stage, toInt64(sum(gmv_fen)) AS m_gmv, toIn
 FROM {db:Identifier}.gmv_minute_store FINAL
 WHERE model = {model:String} AND minute >= {from:DateTime('UTC')} AND minute < {to:DateTime('UTC')}
 GROUP BY minute, stage
+"""
+# The expected band behind the per-minute GMV: paid GMV of the same minutes on each of the
+# ``BAND_DAYS`` days before the window (the alert rules' seasonal baseline, ``gmv.schemas.seasonal``).
+PER_MINUTE_DAYS = """
+SELECT toUnixTimestamp(minute) AS t, toInt64(sum(gmv_fen)) AS b_gmv
+FROM {db:Identifier}.gmv_minute_store FINAL
+WHERE model = {model:String} AND minute >= {from:DateTime('UTC')} - INTERVAL 7 DAY
+  AND minute < {to:DateTime('UTC')} - INTERVAL 1 DAY
+  AND positiveModulo(toInt64(toUnixTimestamp(minute)) - toInt64(toUnixTimestamp({from:DateTime('UTC')})), 86400)
+      < toInt64(toUnixTimestamp({to:DateTime('UTC')})) - toInt64(toUnixTimestamp({from:DateTime('UTC')}))
+GROUP BY minute
 """
 # The top-N tables rank on sums of the day rollups; the buyers and views of the ranked rows come
 # after, for their ids only (``TOP_DETAILS``): merging every row's buyer state to rank on sums cost
@@ -146,6 +161,7 @@ GROUP BY shop_id
 # other panel. Two statements at once use both cores, where one statement ran its branches one after
 # the other (over 2M facts: ~60 ms against ~110 ms), and the details wait for the ranking only.
 PANELS = {"kpis": KPIS, "funnel": FUNNEL, "dead_letters": DEAD_LETTERS, "per_minute": PER_MINUTE,
+          "per_minute_days": PER_MINUTE_DAYS,
           "top_lives": TOP_LIVES, "top_accounts": TOP_ACCOUNTS, "top_skus": TOP_SKUS, "path_mix": PATH_MIX,
           "alerts": ALERTS, "scores": SCORES, "stage_worth": STAGE_WORTH, "stage_worth_gmv": STAGE_WORTH_GMV}
 
@@ -157,7 +173,7 @@ def _union(names: tuple[str, ...]) -> str:
 
 
 RANKING = _union(("top_lives", "top_accounts", "top_skus"))
-OTHERS = _union(("per_minute", "kpis", "funnel", "dead_letters", "path_mix", "alerts", "scores", "stage_worth",
+OTHERS = _union(("per_minute", "per_minute_days", "kpis", "funnel", "dead_letters", "path_mix", "alerts", "scores", "stage_worth",
                  "stage_worth_gmv"))
 
 
@@ -266,6 +282,25 @@ def per_minute(rows: list[dict[str, Any]], window: tuple[datetime, datetime] | N
     return list(minutes.values())
 
 
+def expected_band(rows: list[dict[str, Any]], window: tuple[datetime, datetime] | None
+                  ) -> dict[int, tuple[int, int] | None]:
+    """Per minute of the window (epoch s), the band of paid GMV the same minute of the days before
+    makes normal: median ± TOLERANCE spreads (as the alert rules judge), from the days that had any
+    GMV in the window's minutes; None with fewer than BAND_MIN_DAYS such days."""
+    if window is None:
+        return {}
+    start, end = (int(t.timestamp()) for t in window)
+    gmv = {int(r["t"]): int(r["b_gmv"]) for r in rows}
+    days = [d for d in range(1, BAND_DAYS + 1) if any(start - d * 86_400 <= t < end - d * 86_400 for t in gmv)]
+    out: dict[int, tuple[int, int] | None] = {}
+    for t in range(start, end, 60):
+        b = baseline([gmv.get(t - d * 86_400, 0) if d in days else None for d in range(1, BAND_DAYS + 1)],
+                     MIN_SPREAD_PCT)
+        out[t] = None if b.seen < BAND_MIN_DAYS else (max(0, round(b.median - TOLERANCE * b.spread)),
+                                                       round(b.median + TOLERANCE * b.spread))
+    return out
+
+
 def _top_details(run: Run, p: dict[str, Any], panels: dict[str, list[dict[str, Any]]]) -> dict[str, dict]:
     """panel -> id -> (buyers, views, viewers) of the ranked rows (views of a SKU's shop under 'skus')."""
     ids = {"lives": [r["id"] for r in panels["top_lives"]], "accounts": [r["id"] for r in panels["top_accounts"]],
@@ -340,12 +375,15 @@ def dashboard_data(run: Run, db: str, model: str, watermark_ms: int | None = Non
                     "orders": k["k_orders"], "buyers": k["k_buyers"], "views": f["f_all_views"],
                     "viewers": f["f_viewers"]})
     shops, movers = score_panels(panels["scores"])
+    bands = expected_band(panels["per_minute_days"], window)
     return {
         "model": model,
         "kpis": kpis,
         "funnel": {"views": f["f_video_views"], "engaged_views": f["f_engaged"], "live_enters": f["f_enters"],
                    "orders": kpis["orders"]},
-        "per_minute": per_minute(panels["per_minute"], window),
+        "per_minute": [{**m, "band_low_fen": (bands.get(m["t"]) or (None, None))[0],
+                        "band_high_fen": (bands.get(m["t"]) or (None, None))[1]}
+                       for m in per_minute(panels["per_minute"], window)],
         "window_end": window[1].isoformat() if window else None,
         "watermark_ms": watermark_ms or None,
         "stages": list(STAGES),
@@ -380,7 +418,7 @@ def stage_worth(rows: list[dict[str, Any]], gmv_rows: list[dict[str, Any]]) -> d
 
 _COUNTS = frozenset({"orders", "reviews", "buyers", "views", "viewers", "n", "k_gmv", "k_refund", "k_net", "k_orders", "k_buyers",
                      "f_video_views", "f_engaged", "f_enters", "f_viewers", "f_all_views", "m_gmv", "m_refund", "m_net",
-                     "m_orders", "m_refunds", "latest_s", "t", "f_views", "d_buyers"})
+                     "m_orders", "m_refunds", "latest_s", "t", "f_views", "d_buyers", "b_gmv"})
 
 
 def json_rows(raw: bytes) -> list[dict[str, Any]]:

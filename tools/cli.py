@@ -23,7 +23,7 @@ from gmv.streams.settings import Settings
 from gmv.tools.flags import PIPELINE, add_setting_flags, duration, settings_from
 from gmv.tools.launch import tune_gc
 
-SCENARIO_NAMES = ("mixed", "cold_start", "takeoff", "clip_tail", "incidents", "stage_worth")  # = simulator SCENARIOS (a unit test checks)
+SCENARIO_NAMES = ("mixed", "cold_start", "takeoff", "clip_tail", "incidents", "routines", "stage_worth")  # = simulator SCENARIOS (a unit test checks)
 RULE_NAMES = (*BUSINESS_RULES, *PIPELINE_RULES)
 
 

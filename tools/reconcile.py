@@ -12,7 +12,9 @@ Three comparisons, each a line that says MATCH or MISMATCH (and, on a mismatch, 
   since the same facts always judge the same way. Alerts of the other rules are listed, not
   compared: pipeline rules run on the wall clock (a slow machine can lag), and a rule the story
   plans no incident for may still hold by design (``shop_score_drop`` for a shop whose buyers the
-  simulator makes unhappy).
+  simulator makes unhappy). A story whose first days build the seasonal baselines' history (its
+  truth's ``alerts_judged_from_ms``, the routines preset) is compared from then on; event-time
+  alerts that ended before are counted apart.
 
 ``gmv demo`` prints these lines at its end; ``gmv reconcile`` prints them for a truth file written
 by ``gmv simulate --truth`` once ``gmv run`` or a worker has stored the same events.
@@ -37,7 +39,8 @@ CREDITS_SQL = ("SELECT model, stage, toInt64(sum(credit_fen)) AS net_fen FROM {d
                "WHERE startsWith(event_id, {prefix:String}) GROUP BY model, stage")
 SCORES_SQL = ("SELECT toString(day), subject_kind, subject_id, score FROM {db:Identifier}.trust_scores "
               "ORDER BY day, subject_kind, subject_id")
-ALERTS_SQL = "SELECT rule, subject_kind, subject_id, clock FROM {db:Identifier}.alerts ORDER BY fired_at, alert_id"
+ALERTS_SQL = ("SELECT rule, subject_kind, subject_id, clock, toUnixTimestamp64Milli(window_end) FROM {db:Identifier}.alerts "
+              "ORDER BY fired_at, alert_id")
 MARKOV_SQL = ("SELECT toString(day), shop_id, stage, removal_effect, p_conv, journeys, conversions "
               "FROM {db:Identifier}.markov_model ORDER BY day, shop_id, stage")
 SCORE_TOLERANCE = 1e-9
@@ -137,6 +140,7 @@ class AlertReconciliation:
     expected: Counter[tuple[str, str]]  # (rule, subject_id) as gmv.alerts names the subject
     fired: list[tuple[str, str, str]]  # (rule, subject_id, clock)
     waived: list[str] = field(default_factory=list)  # planned incidents the rules in force cannot see
+    before_judged: int = 0  # event-time alerts that ended while the story built the baselines' history
 
     @classmethod
     def of(cls, expected_alerts: list[dict[str, Any]], fired: list[tuple[str, str, str]], topic_prefix: str,
@@ -173,8 +177,15 @@ class AlertReconciliation:
         return [f"{rule} {subject}: fired, not expected" for rule, subject, clock in self.fired
                 if (rule, subject) not in self.expected and (clock == "event" and rule in planned) == compared]
 
+    def repeated(self) -> list[str]:
+        """An expected alert of an event-time rule fired more often than its incidents: another page (a
+        routine the rule took for an incident) on the same subject."""
+        got = Counter((rule, subject) for rule, subject, clock in self.fired if clock == "event")
+        return [f"{rule} {subject}: fired {got[(rule, subject)]} times, expected {n}"
+                for (rule, subject), n in sorted(self.expected.items()) if got[(rule, subject)] > n]
+
     def mismatches(self) -> list[str]:
-        return self.missing() + self.unexpected(compared=True)
+        return self.missing() + self.unexpected(compared=True) + self.repeated()
 
     def line(self) -> str:
         bad = self.mismatches()
@@ -183,6 +194,8 @@ class AlertReconciliation:
         rules = ", ".join(sorted({rule for rule, _ in self.expected})) or "none"
         return (f"reconciliation: alerts {verdict}: {sum(self.expected.values())} expected ({rules}), "
                 f"{len(self.fired)} in gmv.alerts"
+                + (f" from the story's judged days ({self.before_judged} before, while the seasonal baselines' "
+                   "history was built, not compared)" if self.before_judged else "")
                 + (f", {len(extra)} of them not compared (wall-clock alerts, or of rules the story plans "
                    "no incident for; noted above)"
                    if extra else ""))
@@ -234,8 +247,12 @@ def reconcile(sql: Sql, database: str, truth: dict[str, Any], topic_prefix: str 
         {(d, s, st): (float(re), float(p), int(j), int(c)) for d, s, st, re, p, j, c in _tsv(sql(MARKOV_SQL, params))})
     fired = None
     if alerts:
-        rows = [(rule, subject, clock) for rule, _, subject, clock in _tsv(sql(ALERTS_SQL, params))]
+        judged_from = truth.get("alerts_judged_from_ms") or 0
+        stored = _tsv(sql(ALERTS_SQL, params))
+        rows = [(rule, subject, clock) for rule, _, subject, clock, end in stored
+                if clock != "event" or int(end) >= judged_from]
         fired = AlertReconciliation.of(truth.get("expected_alerts", []), rows, topic_prefix, worker, lag_max_age_s)
+        fired.before_judged = len(stored) - len(rows)
     return Report(credits, scores, markov, fired)
 
 

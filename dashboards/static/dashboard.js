@@ -95,6 +95,10 @@ const RANK_COLUMNS = [
   ["conversion_rate", "转化率 Conv.", (r) => pct(r.conversion_rate)],
 ];
 
+function band(fen) {
+  return fen === null || fen === undefined ? null : fen / 100;
+}
+
 function render(d, stats) {
   renderKpis(d.kpis);
   // Every minute of the window up to the attribution watermark (an empty minute is a zero):
@@ -107,6 +111,13 @@ function render(d, stats) {
     data: { labels, datasets: [
       { type: "line", label: "净GMV Net", data: d.per_minute.map((m) => m.net_fen / 100), borderColor: "#1d2129",
         borderWidth: 1.5, pointRadius: 0, order: 0 },
+      // Behind them, the paid GMV the same minutes of the 7 days before make normal (the alert rules'
+      // seasonal baseline); a gap where fewer than 5 days had any.
+      { type: "line", label: "预期下沿 Expected paid, low", stack: "band-low", order: 3, pointRadius: 0, borderWidth: 1,
+        borderDash: [4, 3], borderColor: "#86909c", data: d.per_minute.map((m) => band(m.band_low_fen)) },
+      { type: "line", label: "预期上沿 Expected paid, high (7 days)", stack: "band-high", order: 3, pointRadius: 0,
+        borderWidth: 1, borderDash: [4, 3], borderColor: "#86909c", backgroundColor: "rgba(134,144,156,0.15)",
+        fill: "-1", data: d.per_minute.map((m) => band(m.band_high_fen)) },
       ...paid,
       { type: "bar", label: "退款 Refunds", stack: "gmv", order: 1, data: d.per_minute.map((m) => -m.refund_fen / 100),
         backgroundColor: "#86909c" },
@@ -118,6 +129,7 @@ function render(d, stats) {
   minutePanel.dataset.rows = String(labels.length);
   minutePanel.dataset.first = labels.length ? labels[0] : "";
   minutePanel.dataset.last = labels.length ? labels[labels.length - 1] : "";
+  minutePanel.dataset.band = String(d.per_minute.filter((m) => band(m.band_high_fen) !== null).length);
   chart("chart-orders", {
     type: "line",
     data: { labels, datasets: [

@@ -87,6 +87,7 @@ class DomFigures(HTMLParser):
         self.worth: dict[tuple[str, str], tuple[float, int]] = {}  # (subject, stage) -> (removal effect, at stake)
         self.status: dict[str, dict[str, str]] = {}  # status-line scope -> its data-* and "text"
         self.loaded = False
+        self.minute_band = 0
         self._table: str | None = None
         self._cell: tuple[dict, str] | None = None
         self._kpi: str | None = None
@@ -100,6 +101,8 @@ class DomFigures(HTMLParser):
             self.kpis[a["data-key"]] = a["data-value"]
         if a.get("id") in PANELS and "data-rows" in a:
             self.rows[a["id"]] = int(a["data-rows"])
+        if a.get("id") == "panel-minute":
+            self.minute_band = int(a.get("data-band") or 0)  # minutes drawn with an expected band
         if a.get("id") == "panel-funnel":
             self.funnel = {k: v for k, v in a.items() if k.startswith("data-") and k != "data-rows"}
         if "data-rows" in a and a.get("id", "").startswith("panel-"):
@@ -434,6 +437,7 @@ def test_canned_alerts_wrap_inside_the_panel_and_read_by_their_clock(canned_page
     assert [r["cells"]["gpm_yuan"] for r in dom.rows_of("table-lives")] == ["8,765.44"]
     assert dom.kpi_text["net_fen"] == "¥1,234,557.89"
     assert dom.funnel["data-ticks"] == "1,10,100,1k,10k,100k,1M"
+    assert dom.minute_band == dom.rows["panel-minute"] == 180  # the seasonal band behind every minute
     # one day of scores: no movers, and the panel says so
     assert dom.panel_rows["panel-score-movers"] == 0
     assert dom.empty_rows("table-score-movers")[0]["cells"][""].startswith(NO_DATA)

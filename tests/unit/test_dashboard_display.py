@@ -146,6 +146,8 @@ def canned_panels(full: bool = True) -> dict[str, list[dict[str, Any]]]:
         "dead_letters": [{"n": 12_345}],
         "per_minute": [{"t": int(shanghai_midnight(DAY).timestamp()) + 60 * i, "stage": "live", "m_gmv": 10_000,
                         "m_refund": 0, "m_net": 10_000, "m_orders": 1, "m_refunds": 0} for i in range(60)],
+        "per_minute_days": [{"t": int(shanghai_midnight(DAY).timestamp()) + 60 * i - 86_400 * d, "b_gmv": 10_000}
+                            for d in range(1, 8) for i in range(60)],
         "path_mix": [{"path": "live", "orders": 4_321, "net_fen": 123_455_789}],
         "alerts": alerts,
         "scores": [{"kind": "shop", "id": "shop0", "day": DAY.isoformat(), "score": 2.9, "reviews": 1_234,
@@ -176,7 +178,8 @@ def canned_run(panels: dict[str, list[dict[str, Any]]]):
         if sql == TOP_DETAILS:
             return panels.get("details", [])
         if sql == OTHERS:
-            return wrap(("per_minute", "kpis", "funnel", "dead_letters", "path_mix", "alerts", "scores"))
+            return wrap(("per_minute", "per_minute_days", "kpis", "funnel", "dead_letters", "path_mix", "alerts",
+                         "scores"))
         if sql == LATEST:
             return [{"latest_s": None}]
         raise AssertionError(f"unexpected statement: {sql[:80]}")
@@ -205,3 +208,31 @@ def test_an_empty_payload_has_every_table_empty():
     for table in ("alerts", "shop_scores", "score_movers", "top_lives", "top_accounts", "top_skus"):
         assert data[table] == [], table
     assert data["per_minute"] == [] and data["dead_letters"] == 0
+
+
+def test_the_expected_band_is_the_same_minute_of_the_days_before_judged_as_the_alert_rules_judge_it():
+    from gmv.dashboards.queries import expected_band
+    from gmv.schemas.seasonal import baseline
+
+    start = shanghai_midnight(DAY) + timedelta(hours=1)
+    window = (start, start + timedelta(minutes=3))
+    t0 = int(start.timestamp())
+    day_values = [1_000, 1_200, 900, 1_100, 1_000, 950, 90_000]  # 1..7 days before; the oldest an odd day
+    rows = [{"t": t0 - d * 86_400, "b_gmv": v} for d, v in enumerate(day_values, 1)]
+    band = expected_band(rows, window)
+    b = baseline(day_values)
+    assert band[t0] == (max(0, round(b.median - 3 * b.spread)), round(b.median + 3 * b.spread))
+    assert band[t0][1] < 2_000  # the odd day does not widen it
+    assert band[t0 + 60] == (0, 0)  # the next minute had nothing on any of those days: nothing expected
+    few = expected_band(rows[:4], window)  # 4 days of history: no band yet
+    assert set(few) == {t0, t0 + 60, t0 + 120} and set(few.values()) == {None}
+
+
+def test_the_per_minute_payload_carries_the_band_and_none_where_there_is_no_history():
+    minutes = {m["label"]: m for m in canned_dashboard()["per_minute"]}
+    assert (minutes["12-01 00:30"]["band_low_fen"], minutes["12-01 00:30"]["band_high_fen"]) == (2_500, 17_500)
+    assert (minutes["11-30 23:30"]["band_low_fen"], minutes["11-30 23:30"]["band_high_fen"]) == (0, 0)
+    no_history = dict(canned_panels(), per_minute_days=[])
+    watermark = int((shanghai_midnight(DAY) + timedelta(hours=1)).timestamp() * 1000)
+    bare = dashboard_data(canned_run(no_history), "gmv", "last_touch", watermark)["per_minute"]
+    assert bare and all(m["band_low_fen"] is None and m["band_high_fen"] is None for m in bare)

@@ -177,3 +177,17 @@ def test_the_servers_reader_profiles_carry_the_workers_own_limits_and_no_session
             assert rule is not None, (profile, name)  # every limit constrained
             assert rule.find("const") is not None or rule.findtext("max") == p.findtext(name), (profile, name)
     assert root.findtext("profiles/gmv_analyst/max_concurrent_queries_for_user") == str(Settings().sql_max_concurrent)
+
+
+def test_grafanas_gmv_per_minute_panel_draws_the_seasonal_band_unstacked_behind_the_bars():
+    from gmv.dashboards.grafana import EXPECTED_BAND
+
+    panel = next(p for p in dashboard()["panels"] if "GMV per minute" in p["title"])
+    assert [t["rawSql"] for t in panel["targets"]][-1] == EXPECTED_BAND.strip()
+    overrides = {o["matcher"]["options"]: {p["id"]: p["value"] for p in o["properties"]}
+                 for o in panel["fieldConfig"]["overrides"]}
+    low, high = "预期下沿 expected paid low ¥", "预期上沿 expected paid high ¥"
+    assert set(overrides) == {low, high}
+    assert all(o["custom"]["stacking"] == {"mode": "none"} for o in overrides.values())
+    assert overrides[high]["custom"]["fillBelowTo"] == low
+    assert "1.4826" in EXPECTED_BAND and "n >= 5" in EXPECTED_BAND  # the rules' statistic and min days

@@ -49,3 +49,27 @@ def test_a_pause_no_longer_than_the_lag_rules_max_age_is_not_expected_to_fire_it
     assert "2 expected" in short.line()
     longer = of(ALL_FIRED[:2], lag_max_age_s=4.0)  # paused 10 s; the rule fires on data 4 s old
     assert longer.mismatches() == ["consumer_lag worker-0: expected, not fired"] and not longer.waived
+
+
+def _stored(*alerts: tuple[str, str, int]):
+    """A stand-in for ClickHouse holding these event-time alerts (rule, subject, window end in ms)."""
+    def sql(query: str, params: dict) -> bytes:
+        if "FROM {db:Identifier}.alerts" not in query:
+            return b""
+        return "".join(f"{rule}\tshop\t{subject}\tevent\t{end}\n" for rule, subject, end in alerts).encode()
+    return sql
+
+
+def test_a_story_that_builds_its_baselines_first_compares_alerts_from_its_judged_days_on():
+    from gmv.tools.reconcile import reconcile
+
+    truth = {"scenario": "routines", "seed": 1, "net_by_model_stage": {}, "alerts_judged_from_ms": 1_000,
+             "expected_alerts": [{"rule": "refund_spike", "subject_kind": "shop", "subject_id": "shop1",
+                                  "clock": "event"}]}
+    learning = ("refund_spike", "shop1", 500)  # the morning batch paged while its history was short
+    incident = ("refund_spike", "shop1", 2_000)
+    got = reconcile(_stored(learning, incident), "gmv", truth).alerts
+    assert got is not None and got.mismatches() == []
+    assert "1 in gmv.alerts from the story's judged days (1 before" in got.line()
+    routine_pages = reconcile(_stored(learning, incident, ("refund_spike", "shop1", 3_000)), "gmv", truth).alerts
+    assert routine_pages is not None and "MISMATCH" in routine_pages.line()

@@ -148,6 +148,7 @@ PINNED_DIGESTS = {
     "takeoff": "01d4ed54e6287e45143cb3f416ec3dd94f71d100cf1c167e91d8519239ade731",
     "clip_tail": "b257e89d00e2eae322802c0d66cd8a41ff8e35e196648c07f9a2c9cd7ef71535",
     "incidents": "bf64e2c7859b6cd04098ef7517ba125e9e4612ab5bcafd0b3d7063df179d74c6",
+    "routines": "1ddc533d60696c33f84543f5bd0db8d399bb9bb431cb65fdb1590a823f92ec0f",
     "stage_worth": "91e1c226e721e121a73fa0a832ff1a71cf08450d052f4512bdaeaba780ff4b53",
 }
 

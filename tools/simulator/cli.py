@@ -158,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     world = World(sc, a.seed, start, engaged_ms=a.engaged_ms)
     truth = GroundTruth(a.engaged_ms, int(a.lookback_days * DAY_MS), int(a.half_life_hours * HOUR_MS))
     truth.expected_alerts = world.incidents.expected  # filled in as the world plans its days
+    if world.routines is not None:
+        truth.alerts_judged_from_ms = world.routines.judged_from_ms(world.start_ms)
     dims = world.dimensions()
     truth.set_dimensions(dims)
     if a.dims:

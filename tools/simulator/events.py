@@ -15,6 +15,7 @@ from typing import Any
 from gmv.tools.simulator.content import Content, Shop, WorldState, count_draw
 from gmv.tools.simulator.delivery import INCIDENT
 from gmv.tools.simulator.incidents import Incidents
+from gmv.tools.simulator.routines import Routines
 from gmv.tools.simulator.scenarios import DAY_MS, HOUR_MS, MINUTE_MS, SHELF_SOURCES
 from gmv.tools.simulator.trust import TrustBehaviour
 
@@ -26,10 +27,11 @@ class EventBuilder:
     """Builds the events of the world and schedules their consequences."""
 
     def __init__(self, state: WorldState, trust: TrustBehaviour, incidents: Incidents, engaged_ms: int,
-                 seed_label: str) -> None:
+                 seed_label: str, routines: Routines | None = None) -> None:
         self.state = state
         self.trust = trust
         self.incidents = incidents
+        self.routines = routines
         self.engaged_ms = engaged_ms
         # Only shops with ``Rates.clip_recall`` draw from it, so no other world's story changes.
         self.recall = random.Random(f"{seed_label}:stage_worth")
@@ -126,9 +128,10 @@ class EventBuilder:
             out.extend(self.order(t0 + rng.randrange(MINUTE_MS), user, shop, "", "shelf", ""))
         return out
 
-    def order(self, t_ms: int, user: str, shop: Shop, seller: str, channel: str, channel_id: str) -> list[Event]:
+    def order(self, t_ms: int, user: str, shop: Shop, seller: str, channel: str, channel_id: str,
+              sku_price: tuple[str, int] | None = None) -> list[Event]:
         state, rng, r = self.state, self.state.rng, shop.rates
-        sku, price = rng.choice(shop.skus)
+        sku, price = sku_price or rng.choice(shop.skus)  # given: a flash sale's (routines)
         qty = 1 if rng.random() < 0.8 else rng.randrange(2, 4)
         order_id = state.ids.new("o")
         ev: Event = {"event_type": "order", "event_id": self._event_id(), "event_time": t_ms,
@@ -204,11 +207,13 @@ class EventBuilder:
             c: Content = d["content"]
             if d["channel"] == "live" and self.incidents.orders_stopped(c.content_id, t_ms):
                 return []  # the incident: viewers stay, nobody can pay
+            if d["channel"] == "live" and self.routines is not None and self.routines.no_order(c.content_id, t_ms):
+                return []  # a warm-up, or an incident of the routines preset
             shop = self.state.shop(c.shop)
             seller = c.account
             if d["channel"] == "shelf" and self.state.rng.random() < 0.5:
                 seller = ""  # a pure shelf sale: no account made it
-            return self.order(t_ms, d["user"], shop, seller, d["channel"], d["channel_id"])
+            return self.order(t_ms, d["user"], shop, seller, d["channel"], d["channel_id"], d.get("sku"))
         if action == "refund":
             return self.refund(t_ms, d["order"], d["refund_fen"])
         if action == "review":
@@ -219,6 +224,9 @@ class EventBuilder:
             return [{"event_type": "cs_message", "event_id": self.state.ids.new("m"), "event_time": t_ms, **d}]
         if action == "refund_spike":
             return self.refund_spike(t_ms, d["shop"])
+        if action == "refund_batch" and self.routines is not None:  # customer service's morning batch
+            return [ev for i, order in enumerate(self.routines.batch(d["shop"], d["count"]))
+                    for ev in self.refund(t_ms + i * 3_000, order, order["amount_fen"])]
         if action == "incident":
             return [{"event_type": INCIDENT, "event_id": "", "event_time": t_ms, **d}]
         raise AssertionError(action)

@@ -7,6 +7,7 @@ import random
 
 from gmv.tools.simulator.content import Content, Shop, WorldState
 from gmv.tools.simulator.incidents import Incidents
+from gmv.tools.simulator.routines import Routines
 from gmv.tools.simulator.scenarios import DAY_MS, HOUR_MS, MINUTE_MS
 
 
@@ -14,9 +15,11 @@ class DayPlanner:
     """Plans one day at a time, at its first minute, from the world's main random stream (and the
     distributors' days off from a stream of their own)."""
 
-    def __init__(self, state: WorldState, incidents: Incidents, seed_label: str) -> None:
+    def __init__(self, state: WorldState, incidents: Incidents, seed_label: str,
+                 routines: Routines | None = None) -> None:
         self.state = state
         self.incidents = incidents
+        self.routines = routines
         # Its own stream: the days off came later than the rest, which stayed as it was.
         self._days_off = random.Random(f"{seed_label}:days-off")
 
@@ -31,6 +34,8 @@ class DayPlanner:
             # The order of these steps is part of the story (ids and draws): keep it.
             if sc.incidents and day == 0 and shop is state.shops[-1]:
                 self.incidents.plan(state, day_ms)
+            if self.routines is not None and shop is state.shops[-1]:
+                self.routines.plan(state, day, day_ms)
             if sc.takeoff_day is not None and day == sc.takeoff_day - 1 and shop is state.shops[0]:
                 self._takeoff_video(shop, day_ms)
             if sc.takeoff_day is not None and day == sc.takeoff_day and shop is state.shops[0]:
@@ -50,7 +55,7 @@ class DayPlanner:
         if acct != shop.brand and self._days_off.random() >= sc.distributor_live_share:
             sessions = ()  # a day of short videos only (the linkage-lift views compare these)
         for h, hours in sessions:
-            t = day_ms + int(h * HOUR_MS) + rng.randrange(0, 20) * MINUTE_MS
+            t = day_ms + int(h * HOUR_MS) + rng.randrange(0, sc.live_jitter_minutes) * MINUTE_MS
             pop = sc.live_audience * growth * rng.uniform(0.7, 1.3) * (1.0 if acct == shop.brand else 0.6)
             live = Content("live", state.ids.new("L"), acct, shop.shop_id, t, t + int(hours * HOUR_MS), pop)
             if sc.big_live_day == day and acct == shop.brand and shop is state.shops[0]:

@@ -66,6 +66,8 @@ class Scenario:
     shop_rates: tuple[Rates, ...] = ()
     hours: float | None = None  # end the story this many hours after its start (default: after ``days``)
     incidents: bool = False  # inject the incidents of ``gmv.tools.simulator.incidents.Incidents``
+    routines: bool = False  # daily routines and incidents of ``gmv.tools.simulator.routines.Routines``
+    live_jitter_minutes: int = 20  # a live starts up to this many minutes after its hour (1: on the minute)
     demo_scale: float = 4.0  # `gmv demo`'s default --scale for this preset
 
     def shop_rates_of(self, index: int) -> Rates:
@@ -113,6 +115,11 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              "while viewers stay, a refund spike, a burst of malformed events, a 45 s pause that builds lag",
              days=1, hours=4.5, shops=2, distributors=1, users=20_000, audience=0.5, self_lives=((1.0, 3.0),),
              distributor_lives=(), live_audience=100.0, demo_scale=1.0, incidents=True),
+    Scenario("routines", "Two weeks of daily routines (a warm-up without orders, a flash sale then GMV falling "
+             "back, a room off air for a break, a morning refund batch) and three incidents on the last days",
+             days=14, shops=2, distributors=1, users=20_000, audience=0.5, self_lives=((1.0, 1.5), (2.75, 1.25)),
+             distributor_lives=(), videos_per_day=0, clips_per_live=0, live_audience=15.0, live_jitter_minutes=1,
+             rates=Rates(live_buy=0.4, shelf_cold=0.0, shelf_later=0.0), demo_scale=1.0, routines=True),
     Scenario("stage_worth", "What a stage is worth differs by shop (model markov): shop0's short videos seed "
              "buyers into its lives, shop1's clips bring its live's viewers back to buy, shop2 sells on the shelf "
              "while its content rarely converts; most viewers watch and leave",

@@ -43,6 +43,9 @@ class GroundTruth:
     seen: set[str] = field(default_factory=set)
     last_event_ms: int = 0  # the latest event time sent so far
     expected_alerts: list[dict[str, Any]] = field(default_factory=list)  # the world's incidents (all planned)
+    # Event-time alerts whose window ends before this are not compared (the routines preset's first week
+    # builds the seasonal baselines' history); None: all are.
+    alerts_judged_from_ms: int | None = None
     cs_unanswered_after_ms: int = 3_600_000
     # SPEC §7 facts as sent: order_id -> (user, shop, sku, seller, t); refunds (order_id, is_quality, t);
     # reviews (order_id, product, service, logistics, t); conversation -> its messages
@@ -216,7 +219,8 @@ class GroundTruth:
         markov = self.markov()  # journeys built once for both the credits and the models
         return {"orders": len(self.orders), "refunds": len(self.refunds), "gross_fen": gross,
                 "refund_fen": refunded, "net_fen": gross - refunded, "messages": dict(self.counts),
-                "expected_alerts": self.alerts_due(), "expected_scores": self.expected_scores(),
+                "expected_alerts": self.alerts_due(), "alerts_judged_from_ms": self.alerts_judged_from_ms,
+                "expected_scores": self.expected_scores(),
                 "net_by_model_stage": self.net_by_model_stage(markov), "expected_cookbook": self.expected_cookbook(),
                 "expected_markov": self.expected_markov(markov)}
 

@@ -15,6 +15,7 @@ days. The world is put together from parts, one job each:
 - ``planner``: each day's videos and lives (``DayPlanner``);
 - ``events``: the event builders and what each event sets in motion (``EventBuilder``);
 - ``incidents``: the incidents preset and the alerts it expects (``Incidents``);
+- ``routines``: the routines preset's daily routines and incidents (``Routines``);
 - ``trust``: how buyers judge each shop after paying (``TrustBehaviour``);
 - ``dimensions``: the accounts and daily SKU catalog matching the world.
 
@@ -36,6 +37,7 @@ from gmv.tools.simulator.dimensions import dimensions
 from gmv.tools.simulator.events import Event, EventBuilder
 from gmv.tools.simulator.incidents import Incidents
 from gmv.tools.simulator.planner import DayPlanner
+from gmv.tools.simulator.routines import Routines
 from gmv.tools.simulator.scenarios import DAY_MS, HOUR_MS, MINUTE_MS, Scenario
 from gmv.tools.simulator.trust import TrustBehaviour
 
@@ -55,8 +57,10 @@ class World:
         self.state.add_shops()  # the first draws of the main stream: the shops' prices
         self.incidents = Incidents()
         self.trust = TrustBehaviour(self.seed_label)
-        self.planner = DayPlanner(self.state, self.incidents, self.seed_label)
-        self.builder = EventBuilder(self.state, self.trust, self.incidents, engaged_ms, self.seed_label)
+        self.routines = Routines(self.incidents, self.seed_label) if scenario.routines else None
+        self.planner = DayPlanner(self.state, self.incidents, self.seed_label, self.routines)
+        self.builder = EventBuilder(self.state, self.trust, self.incidents, engaged_ms, self.seed_label,
+                                    self.routines)
 
     # The shared state, by the names it always had.
     @property

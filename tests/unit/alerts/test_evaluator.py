@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from gmv.alerts.baselines import History
 from gmv.alerts.conditions import LiveSeries, minute_start
 from gmv.alerts.evaluator import AlertEvaluator
 from gmv.alerts.rules import AlertConfig
@@ -36,6 +37,10 @@ class _Store:
             if not STOP <= m < STOP + 20:
                 live.orders[m], live.gmv_fen[m] = 5, 100_000
         return {"L1": live}, {}
+
+    def history(self, first: int, end: int, reach: int | tuple[int, int], shifts: list[int],
+                subjects: tuple[set[str], set[str]]) -> History:
+        return History()  # no day before M0: the rules judge without seasonal baselines
 
     def known(self, since: datetime) -> list:
         return list(self.stored)
