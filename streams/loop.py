@@ -166,7 +166,8 @@ class IngestLoop:
                 self._recovered = BatchResult()
             if final or not self.attribute_at_end:
                 await self._refresh_caught_up()
-                result.merge(self.processor.attribute_due(now, final=final, read_to=self.progress.read_to))
+                result.merge(self.processor.attribute_due(now, final=final, read_to=self.progress.read_to,
+                                                          read_past=self.progress.read_past))
             self.processor.commit_journal(result)
             result.watermark_ms = self.processor.attribution_watermark_ms(
                 {p for p in self.owned if self.progress.read_to(p) is not None})
@@ -200,14 +201,15 @@ class IngestLoop:
         done: set[tuple[str, int]] = set()
         assigned = c.assignment()
         for tp in assigned:
-            high = c.highwater(tp)
             try:
+                high, polled_ms = c.highwater(tp), c.last_poll_timestamp(tp) or 0  # one fetch's: ``high`` as of then
                 pos = await c.position(tp)
             except Exception:  # not assigned any more (a rebalance under way)
                 continue
             key = (tp.topic, tp.partition)
             if self.progress.is_caught_up(key, high, pos, self.offsets.handled.get(key, 0)):
                 done.add(key)
+                self.progress.polled_ms[key] = polled_ms
         self.progress.caught_up = done
         self.scheduler.backlog = len(done) < len(assigned)
 

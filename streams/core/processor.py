@@ -146,7 +146,8 @@ class BatchProcessor:
         return out
 
     # -- attribution (timer / end of input) ---------------------------------------------------
-    def attribute_due(self, now: datetime, final: bool = False, read_to: ReadTo | None = None) -> BatchResult:
+    def attribute_due(self, now: datetime, final: bool = False, read_to: ReadTo | None = None,
+                      read_past: Callable[[int], int] | None = None) -> BatchResult:
         """Attribute orders whose ``attribution_delay`` has passed (all of them when ``final``);
         then decide held refunds: apply, or dead-letter as orphans / over-refunds; then judge held
         reviews.
@@ -157,14 +158,15 @@ class BatchProcessor:
         plus the delay. So a stalled or lagging worker (ClickHouse down, a restart, a rebalance,
         a backlog where orders run ahead of views) never attributes before reading the late
         touches sent right after the order. ``read_to=None`` (tests, replays) looks at the clock
-        alone.
+        alone. A held review is an orphan only once ``read_past`` (how far every topic is surely
+        read, a caught-up one included) is past its own Kafka time; without it, as ``read_to``.
         """
         ctx = self._context(now)
         for p, ps in self.partitions.items():
             limit = None if read_to is None else read_to(p)
             ps.attribution.attribute_due(ctx, final, limit)
             ps.settlement.settle_held(ctx, final)
-            ps.judgement.judge_held(ctx, final, limit)
+            ps.judgement.judge_held(ctx, final, limit if read_past is None else read_past(p))
         return ctx.out
 
     def attribution_watermark_ms(self, reading: Collection[int] = ()) -> int:

@@ -11,6 +11,11 @@ from collections.abc import Iterable
 
 from gmv.streams.core.decode import SourceMessage
 
+# A topic read to its high watermark counts as read to this long before that watermark was learned:
+# a message stamped earlier may still be on its way (producer linger, the append, a long poll). Cost: a
+# review without its order is judged an orphan this much later in wall time (its hold is event time).
+IN_FLIGHT_MS = 5_000
+
 
 class ReadProgress:
     def __init__(self, state_topics: Iterable[str]) -> None:
@@ -18,6 +23,8 @@ class ReadProgress:
         self.read_ts: dict[tuple[str, int], int] = {}  # newest Kafka timestamp read (processed)
         self.first_offset: dict[tuple[str, int], int] = {}  # the first offset this process read
         self.caught_up: set[tuple[str, int]] = set()  # read to the high watermark (last look)
+        # When each caught-up pair's high watermark was learned (wall clock ms, the consumer's last poll).
+        self.polled_ms: dict[tuple[str, int], int] = {}
         # Next offset after the records the consumer returned: a fetch is processed in pieces, and
         # the consumer's position runs ahead of what the pieces so far held.
         self.returned: dict[tuple[str, int], int] = {}
@@ -48,6 +55,7 @@ class ReadProgress:
         """Partitions that went elsewhere: a later owner of them reads from the committed offsets again."""
         self.read_ts = {k: v for k, v in self.read_ts.items() if k[1] not in partitions}
         self.returned = {k: v for k, v in self.returned.items() if k[1] not in partitions}
+        self.polled_ms = {k: v for k, v in self.polled_ms.items() if k[1] not in partitions}
 
     def read_to(self, partition: int) -> int | None:
         """How far (Kafka time) every topic feeding a partition's state has been read; None once
@@ -55,3 +63,13 @@ class ReadProgress:
         lagging = [self.read_ts.get((t, partition), 0) for t in self.state_topics
                    if (t, partition) not in self.caught_up]
         return min(lagging) if lagging else None
+
+    def read_past(self, partition: int) -> int:
+        """How far (Kafka time) every topic feeding a partition's state is surely read: a lagging
+        topic to its newest record processed, a caught-up one to ``IN_FLIGHT_MS`` before its high
+        watermark was learned. Unlike ``read_to``, never "all of it": a topic caught up at its last
+        look may have been sent more since (a review's order sent a moment before the review)."""
+        def past(key: tuple[str, int]) -> int:
+            read = self.read_ts.get(key, 0)
+            return max(read, self.polled_ms.get(key, 0) - IN_FLIGHT_MS) if key in self.caught_up else read
+        return min(past((t, partition)) for t in self.state_topics)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import warnings
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -50,14 +49,9 @@ def test_judged_from_day_eight_every_planned_incident_pages_and_no_daily_routine
     demo = gmv(env, "demo", "--scenario", "routines", "--rate", "6000", "--web-port", str(free_port()),
                timeout=900, check=False, process=True)
     out = demo.stdout + demo.stderr
-    # What this test is about is the alerts line (below) and the GMV it judged; the demo's exit status
-    # also covers the trust scores, which a 14-day story has been seen to miss by ~1e-3 on shop1 in 2
-    # of 5 runs on a loaded machine (timing, not alerts): reported, not hidden, when it happens.
-    assert "reconciliation: MATCH: net GMV" in demo.stdout, out[-4000:]
-    if demo.returncode != 0:
-        assert "scores MISMATCH" in demo.stdout, demo.stdout[-4000:] + demo.stderr[-2000:]
-        warnings.warn("gmv demo --scenario routines: trust scores did not reconcile: "
-                      + next(ln for ln in demo.stdout.splitlines() if "scores MISMATCH" in ln), stacklevel=1)
+    # every reconciliation line MATCHes: GMV, trust scores (a review once judged an orphan while its
+    # order was on its way to a caught-up topic made them miss by ~1e-3), markov and alerts
+    assert demo.returncode == 0 and "reconciliation: MATCH: net GMV" in demo.stdout, out[-4000:]
     truth = json.loads((data_dir / "demo-truth.json").read_text())
     judged_from = truth["alerts_judged_from_ms"]
     expected = Counter((a["rule"], a["subject_id"]) for a in truth["expected_alerts"])
