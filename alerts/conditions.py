@@ -113,21 +113,22 @@ def _span(first: int, last: int) -> str:
 
 
 def _live_evidence(db: str, live: LiveSeries, first: int, last: int) -> Evidence:
+    """The room's minutes in Asia/Shanghai time, as the alert's message names them."""
     return Evidence(
-        "SELECT f.minute, f.enters, g.orders, g.gmv_fen FROM (SELECT minute, sum(live_enters) AS enters "
-        "FROM {db:Identifier}.funnel_minute WHERE stage = 'live' AND content_id = {live_id:String} "
-        "AND minute >= {from:DateTime} AND minute < {to:DateTime} GROUP BY minute) AS f LEFT JOIN "
+        "SELECT toTimeZone(f.minute, 'Asia/Shanghai') AS minute_cst, f.enters, g.orders, g.gmv_fen FROM "
+        "(SELECT minute, sum(live_enters) AS enters FROM {db:Identifier}.funnel_minute WHERE stage = 'live' "
+        "AND content_id = {live_id:String} AND minute >= {from:DateTime('Asia/Shanghai')} "
+        "AND minute < {to:DateTime('Asia/Shanghai')} GROUP BY minute) AS f LEFT JOIN "
         "(SELECT minute, sum(orders) AS orders, sum(gmv_fen) AS gmv_fen FROM {db:Identifier}.content_minute "
         "WHERE channel = 'live' AND content_id = {live_id:String} GROUP BY minute) AS g USING minute "
-        "ORDER BY f.minute",
-        {"db": db, "live_id": live.live_id, "from": _param_time(minute_start(first)),
-         "to": _param_time(minute_start(last + 1))})
+        "ORDER BY minute_cst",
+        {"db": db, "live_id": live.live_id, "from": _param_cst(minute_start(first)),
+         "to": _param_cst(minute_start(last + 1))})
 
 
-def _param_time(t: datetime, ms: bool = False) -> str:
-    """A query parameter for a DateTime (or, ``ms``, a DateTime64(3)) column, in UTC."""
-    text = t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return text[:-3] if ms else text[:-7]
+def _param_cst(t: datetime) -> str:
+    """A query parameter for a DateTime('Asia/Shanghai') placeholder: the time as the message says it."""
+    return t.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def live_no_orders(rule: LiveNoOrders, live: LiveSeries, m: int, db: str) -> Finding | None:
@@ -185,11 +186,13 @@ def refund_spike(rule: RefundSpike, shop: ShopSeries, m: int, db: str) -> Findin
                    + (f", {refunds / gmv:.0%} of the GMV paid meanwhile" if gmv else ", with no GMV paid meanwhile")
                    + "; check the refund reasons of its latest orders",
                    Evidence(
-                       "SELECT minute, sum(gmv_fen) AS gmv_fen, sum(refund_fen) AS refund_fen, sum(refunds) AS refunds "
-                       "FROM {db:Identifier}.gmv_minute WHERE model = 'last_touch' AND shop_id = {shop_id:String} "
-                       "AND minute >= {from:DateTime} AND minute < {to:DateTime} GROUP BY minute ORDER BY minute",
-                       {"db": db, "shop_id": shop.shop_id, "from": _param_time(minute_start(base_first)),
-                        "to": _param_time(minute_start(m + 1))}))
+                       "SELECT toTimeZone(minute, 'Asia/Shanghai') AS minute_cst, sum(gmv_fen) AS gmv_fen, "
+                       "sum(refund_fen) AS refund_fen, sum(refunds) AS refunds FROM {db:Identifier}.gmv_minute "
+                       "WHERE model = 'last_touch' AND shop_id = {shop_id:String} "
+                       "AND minute >= {from:DateTime('Asia/Shanghai')} AND minute < {to:DateTime('Asia/Shanghai')} "
+                       "GROUP BY minute_cst ORDER BY minute_cst",
+                       {"db": db, "shop_id": shop.shop_id, "from": _param_cst(minute_start(base_first)),
+                        "to": _param_cst(minute_start(m + 1))}))
 
 
 def shop_score_drop(rule: ShopScoreDrop, shop_id: str, day_start: datetime, day_end: datetime, score: float,
@@ -229,10 +232,32 @@ class PipelineSample:
     worker: str
 
 
-def _pipeline_evidence(db: str, since: datetime) -> Evidence:
-    return Evidence("SELECT source_topic, outcome, count() AS n FROM {db:Identifier}.ingest_log "
-                    "WHERE logged_at >= {since:DateTime64(3)} GROUP BY source_topic, outcome ORDER BY source_topic",
-                    {"db": db, "since": _param_time(since, ms=True)})
+def _pipeline_evidence(db: str, since: datetime, until: datetime) -> Evidence:
+    """What the worker stored over the alert's wall-clock window (bounded: the same rows whenever it runs)."""
+    return Evidence("SELECT source_topic, outcome, count() AS n, "
+                    "toTimeZone(min(logged_at), 'Asia/Shanghai') AS first_cst, "
+                    "toTimeZone(max(logged_at), 'Asia/Shanghai') AS last_cst FROM {db:Identifier}.ingest_log "
+                    "WHERE logged_at >= {since:DateTime64(3, 'Asia/Shanghai')} "
+                    "AND logged_at <= {until:DateTime64(3, 'Asia/Shanghai')} "
+                    "GROUP BY source_topic, outcome ORDER BY source_topic, outcome",
+                    {"db": db, "since": _param_cst_ms(since), "until": _param_cst_ms(until)})
+
+
+def _param_cst_ms(t: datetime) -> str:
+    return t.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _lag_evidence(db: str, s: PipelineSample, since: datetime) -> Evidence:
+    """The lag as measured (ClickHouse holds no Kafka timestamps, so the measurement comes as
+    parameters) beside what the worker stored every 5 s from the start of the lag until a minute
+    after: how it fell behind and how it caught up. Times Asia/Shanghai."""
+    return Evidence("SELECT toTimeZone(toStartOfInterval(logged_at, INTERVAL 5 SECOND), 'Asia/Shanghai') AS at_cst, "
+                    "count() AS messages_stored, {read_age_s:Float64} AS data_age_s_at_alert, "
+                    "{waiting:UInt64} AS messages_waiting_at_alert FROM {db:Identifier}.ingest_log "
+                    "WHERE logged_at >= {since:DateTime64(3, 'Asia/Shanghai')} "
+                    "AND logged_at < {until:DateTime64(3, 'Asia/Shanghai')} GROUP BY at_cst ORDER BY at_cst",
+                    {"db": db, "read_age_s": f"{s.max_read_age_s:.1f}", "waiting": str(max(s.lag_messages, 0)),
+                     "since": _param_cst_ms(since), "until": _param_cst_ms(s.now + timedelta(minutes=1))})
 
 
 def dead_letter_rate(rule: DeadLetterRate, s: PipelineSample, topic: str, db: str) -> Finding | None:
@@ -244,9 +269,11 @@ def dead_letter_rate(rule: DeadLetterRate, s: PipelineSample, topic: str, db: st
                    f"{topic}: {dead:,} dead letters in the last {rule.window_s:.0f}s ({dead / received:.1%} of "
                    f"{received:,} received); see gmv.dead_letters for the reasons and fix the producer",
                    Evidence("SELECT reason_code, count() AS n, any(reason) AS example FROM {db:Identifier}.dead_letters "
-                            "WHERE source_topic = {topic:String} AND received_at >= {since:DateTime64(3)} "
+                            "WHERE source_topic = {topic:String} "
+                            "AND received_at >= {since:DateTime64(3, 'Asia/Shanghai')} "
+                            "AND received_at <= {until:DateTime64(3, 'Asia/Shanghai')} "
                             "GROUP BY reason_code ORDER BY n DESC",
-                            {"db": db, "topic": topic, "since": _param_time(since, ms=True)}))
+                            {"db": db, "topic": topic, "since": _param_cst_ms(since), "until": _param_cst_ms(s.now)}))
 
 
 def consumer_lag(rule: ConsumerLag, s: PipelineSample, db: str) -> Finding | None:
@@ -260,7 +287,7 @@ def consumer_lag(rule: ConsumerLag, s: PipelineSample, db: str) -> Finding | Non
                    f"{s.lag_messages:,} messages waiting, so the dashboard lags that much. If the lag grows, add "
                    "workers (up to the partition count) or look for a slow ClickHouse; if it does not, the "
                    "producers sent late",
-                   _pipeline_evidence(db, since))
+                   _lag_evidence(db, s, since))
 
 
 def flush_age(rule: FlushAge, s: PipelineSample, db: str) -> Finding | None:
@@ -269,7 +296,7 @@ def flush_age(rule: FlushAge, s: PipelineSample, db: str) -> Finding | None:
     since = s.now - timedelta(seconds=s.stored_age_s)
     return Finding(round(s.stored_age_s, 1), rule.max_s, since, s.now,
                    f"worker {s.worker} stored nothing for {s.stored_age_s:.0f}s while {s.lag_messages:,} messages "
-                   "wait; check its log and ClickHouse", _pipeline_evidence(db, since))
+                   "wait; check its log and ClickHouse", _pipeline_evidence(db, since, s.now))
 
 
 def sink_failing(rule: SinkFailing, s: PipelineSample, db: str) -> Finding | None:
@@ -279,7 +306,7 @@ def sink_failing(rule: SinkFailing, s: PipelineSample, db: str) -> Finding | Non
     return Finding(round(s.sink_failing_s, 1), rule.max_s, since, s.now,
                    f"worker {s.worker}: ClickHouse writes failing for {s.sink_failing_s:.0f}s; offsets wait "
                    "(nothing is lost); check the ClickHouse server and GMV_CLICKHOUSE_DSN",
-                   _pipeline_evidence(db, since))
+                   _pipeline_evidence(db, since, s.now))
 
 
 # -- incidents ----------------------------------------------------------------------------------
