@@ -45,7 +45,7 @@ def list_alerts(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     header = ("STATE", "SEVERITY", "RULE", "SUBJECT", "WINDOW (CST)", "FIRED (CST)", "RESOLVED", "ALERT_ID")
     table = [header] + [(r["state"], r["severity"], r["rule"], f"{r['subject_kind']}:{r['subject_id']}",
-                         f"{_local(r['window_start'])}–{_local(r['window_end'])[-5:]}", _local(r["fired_at"]),
+                         _window(r["window_start"], r["window_end"]), _local(r["fired_at"]),
                          _local(r["resolved_at"]) if r["resolved_at"] else "-", r["alert_id"]) for r in rows]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
     for row in table:
@@ -56,6 +56,18 @@ def list_alerts(settings: Settings, args: argparse.Namespace) -> int:
     for r in open_[:10]:
         print(f"  {r['rule']} {r['subject_id']}: {r['message']}")
     return 0
+
+
+def _window(start: str, end: str) -> str:
+    """An alert's window as the dashboard writes it: a day score's reads '12-04 (全天 whole day)'."""
+    from gmv.dashboards.queries import window_text
+
+    return window_text(_epoch_ms(start), _epoch_ms(end))[0]
+
+
+def _epoch_ms(text: str) -> int:
+    t = as_utc(datetime.fromisoformat(str(text).replace(" ", "T")))
+    return round(t.timestamp() * 1000)
 
 
 def _local(text: str) -> str:

@@ -27,7 +27,7 @@ WHERE shop_id = {shop:String}
 ORDER BY stage
 """
 SHOPS_SQL = """
-SELECT shop_id, stage, removal_effect, p_conv, journeys, conversions
+SELECT toString(day) AS model_day, shop_id, stage, removal_effect, p_conv, journeys, conversions
 FROM {db:Identifier}.markov_model
 WHERE day = if({day:String} = '', (SELECT max(day) FROM {db:Identifier}.markov_model), toDate({day:String}))
 ORDER BY shop_id, stage
@@ -76,7 +76,8 @@ def show_model(settings: Settings, rows: Rows, shop: str | None, day: str, fmt: 
         by_shop: dict[str, dict[str, float]] = {}
         for r in table:
             by_shop.setdefault(r["shop_id"], {})[r["stage"]] = float(r["removal_effect"])
-        print("removal effect per stage and shop ('' = the platform); --shop ID shows one with its transitions")
+        print(f"removal effect per stage and shop on {table[0]['model_day']} (Asia/Shanghai; the journeys of the 28 "
+              "days ending that day; --day for another); --shop ID shows one with its transitions")
         print(f"  {'shop':<16}" + "".join(f"{s:>13}" for s in STAGES))
         for s, res in sorted(by_shop.items()):
             print(f"  {s or '(platform)':<16}" + "".join(f"{res.get(st, 0.0):>13.4f}" for st in STAGES))

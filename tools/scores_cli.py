@@ -12,6 +12,7 @@ import json
 from datetime import date, timedelta
 from typing import Any
 
+from gmv.schemas.errors import NotFound
 from gmv.schemas.trust import WINDOW_DAYS, ScoreInputs, score
 from gmv.streams.settings import Settings
 from gmv.tools.runtime import query_readonly
@@ -40,6 +41,18 @@ LEFT JOIN (SELECT subject_id, score FROM {db:Identifier}.trust_scores WHERE subj
   AS before ON before.subject_id = today.subject_id
 ORDER BY score DESC, shop
 """
+
+
+SHOP_DAYS_SQL = """
+SELECT toString(day) AS day FROM {db:Identifier}.trust_scores WHERE subject_kind = 'shop' GROUP BY day ORDER BY day
+"""
+
+
+def days_text(days: list[str]) -> str:
+    """The days that have scores, as a person reads them: each one if few, else the first and last."""
+    if len(days) <= 7:
+        return ", ".join(days)
+    return f"{days[0]} … {days[-1]} ({len(days)} days)"
 
 
 def _rows(settings: Settings, sql: str, params: dict[str, str]) -> list[dict[str, Any]]:
@@ -79,6 +92,13 @@ def show_scores(settings: Settings, args: argparse.Namespace) -> int:
 
 def _shops(settings: Settings, day: str, fmt: str) -> int:
     rows = _rows(settings, SHOPS_SQL, {"db": settings.clickhouse_database, "day": day})
+    if not rows and day:
+        days = [r["day"] for r in _rows(settings, SHOP_DAYS_SQL, {"db": settings.clickhouse_database})]
+        if not days:
+            raise NotFound(f"no shop scores on {day}, nor on any day: they appear once orders, reviews or service "
+                           "messages are stored")
+        raise NotFound(f"no shop scores on {day} (Asia/Shanghai); the days with scores: {days_text(days)} "
+                       f"(gmv scores --day {days[-1]})")
     if fmt == "json":
         print(json.dumps(rows, ensure_ascii=False, indent=1))
         return 0
