@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import UTC, datetime
 
 from gmv.alerts.model import as_utc, shanghai_minute
 from gmv.alerts.rules import load_config
+from gmv.sinks.sql_formats import dump
 from gmv.streams.settings import Settings
 
 LIST_SQL = """
@@ -35,10 +37,10 @@ def list_alerts(settings: Settings, args: argparse.Namespace) -> int:
               "open_only": "true" if args.open else "false", "rule": args.rule or "", "limit": str(args.limit)}
     from gmv.tools.runtime import query_readonly
 
-    raw = query_readonly(settings, LIST_SQL, "json", params)
+    raw = query_readonly(settings, LIST_SQL, "jsonl", params)
     rows = [json.loads(line) for line in raw.decode().splitlines() if line.strip()]
-    if args.format == "json":
-        print(json.dumps(rows, ensure_ascii=False, indent=1))
+    if args.format in ("json", "jsonl"):
+        sys.stdout.write(dump(rows, args.format))
         return 0
     if not rows:
         print(f"no {'open ' if args.open else ''}alerts fired since {_local(since.isoformat())}")

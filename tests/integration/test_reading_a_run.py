@@ -6,6 +6,7 @@ data is an error naming the days with data."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -137,3 +138,21 @@ def test_alerts_lists_a_day_scores_window_as_the_whole_day(mixed_first_day):
     out = gmv(env, "alerts", "--since", "30d", "--rule", "shop_score_drop", process=True).stdout
     lines = [line for line in out.splitlines() if line.startswith(("firing", "resolved"))]
     assert lines and all("(全天 whole day)" in line and "00:00–00:00" not in line for line in lines), out
+
+
+def test_json_is_one_document_and_jsonl_one_object_per_line_in_every_command(incidents_run):
+    env, _ = incidents_run
+    db = env["GMV_CLICKHOUSE_DATABASE"]
+    query = f"SELECT rule, alert_id FROM {db}.alerts ORDER BY alert_id"
+    document = json.loads(gmv(env, "sql", query, "--format", "json", process=True).stdout)
+    lines = gmv(env, "sql", query, "--format", "jsonl", process=True).stdout.splitlines()
+    assert len(document) >= 2 and document == [json.loads(line) for line in lines]
+    for command in (("alerts", "--since", "30d"), ("scores",), ("attribution",)):
+        document = json.loads(gmv(env, *command, "--format", "json", process=True).stdout)
+        lines = gmv(env, *command, "--format", "jsonl", process=True).stdout.splitlines()
+        assert isinstance(document, list) and len(document) >= 2, command
+        assert document == [json.loads(line) for line in lines], command
+    for command in (("sql",), ("alerts", "list"), ("scores",), ("attribution",)):
+        shown = " ".join(gmv(env, *command, "--help", process=True).stdout.split())
+        assert "json (one JSON document: an array of objects, one per row), jsonl (one JSON object per line)" \
+            in shown, command
