@@ -4,7 +4,9 @@ simulator process that sends the rest of it.
 A rerun on the same data dir continues the same story: ``demo.json`` remembers the scenario, seed,
 start, scale and how many messages were emitted; the simulator regenerates that prefix (for the
 ground truth) without re-sending it. Format of ``demo.json``: one JSON object
-``{"scenario": str, "seed": int, "start": ISO-8601 with offset, "scale": float, "emitted": int}``,
+``{"scenario": str, "seed": int, "start": ISO-8601 with offset, "scale": float, "emitted": int,
+"messages": int}`` (``emitted``: the resume point in the simulator's stream, which counts the
+incidents' pause markers; ``messages``: the messages sent, which does not),
 rewritten whole (write to ``demo.tmp``, then rename) as the simulator reports progress.
 """
 
@@ -46,7 +48,8 @@ class DemoState:
     seed: int
     start: str
     scale: float = 1.0
-    emitted: int = 0
+    emitted: int = 0  # the resume point (--skip): pause markers included
+    messages: int = 0  # messages sent by all runs so far: pause markers excluded
 
     @classmethod
     def load(cls, path: Path) -> DemoState | None:
@@ -88,6 +91,8 @@ class Story:
         self.truth_path = settings.data_path / "demo-truth.json"
         self.resumed = state.emitted
         self.emitted = state.emitted
+        self.sent = 0  # messages this run sent (the progress lines' "sent", next to its "consumed")
+        self.messages = state.messages or state.emitted  # the story's so far (a demo.json before it: emitted)
         self.ended = False  # the scenario ran out of story (not stopped, not out of time)
         self.proc: subprocess.Popen | None = None
         self._started = 0.0
@@ -123,9 +128,12 @@ class Story:
             with contextlib.suppress(ValueError, KeyError):
                 doc = json.loads(line)
                 self.emitted = int(doc["emitted"])
+                self.sent = int(doc.get("sent", self.sent))
+                self.messages = int(doc.get("messages", self.emitted))
                 self.ended = self.ended or bool(doc.get("ended"))
                 if self.emitted > self.state.emitted:
                     self.state.emitted = self.emitted  # a crash of the demo resumes near here
+                    self.state.messages = self.messages
                     self.state.save(self.state_path)
 
     async def finish(self) -> dict[str, Any]:
@@ -141,6 +149,8 @@ class Story:
             raise RunFailed(f"the simulator failed (exit {proc.returncode}); see its error above")
         truth = json.loads(self.truth_path.read_text())
         self.state.emitted = truth["emitted"]
+        self.state.messages = self.messages = story_messages(truth)
+        self.sent = int(truth.get("sent", self.sent))
         self.state.save(self.state_path)
         return truth
 
@@ -166,15 +176,20 @@ class Story:
         ran = time.monotonic() - self._started
         duration = self.options.duration
         if self.ended and self.emitted <= self.resumed:
-            return (f"the story of this data dir was sent in full by earlier runs ({self.resumed:,} messages); nothing "
+            return (f"the story of this data dir was sent in full by earlier runs ({self.messages:,} messages); nothing "
                     "left to send, so this run reconciles what is stored (a new story needs another --data-dir)")
         if self.ended:
             planned = f" of the {duration:.0f} s asked for" if duration is not None else ""
-            return (f"the scenario's story ended after {ran:.0f} s{planned} ({self.emitted:,} messages in all); the "
+            return (f"the scenario's story ended after {ran:.0f} s{planned} ({self.messages:,} messages in all); the "
                     "simulator has nothing more to send")
         if asked_to_stop:
             return "stopped as asked"
         return f"--duration {duration:g} s reached" if duration is not None else "the simulator stopped"
+
+
+def story_messages(truth: dict[str, Any]) -> int:
+    """The messages the story sent so far, by the ground truth: a pause of the sender is no message."""
+    return sum(n for kind, n in truth.get("messages", {}).items() if kind != "pause")
 
 
 def load_dimensions(settings: Settings, client: Any, state: DemoState) -> Path:

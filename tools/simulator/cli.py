@@ -47,6 +47,8 @@ class KafkaWriter:
         self.failures: list[str] = []
         self.stop = False
         self.ended = False  # the scenario ran out of messages (not stopped, not out of time)
+        self.sent = 0  # messages this run sent to Kafka (not the skipped ones, not the pause markers)
+        self.pauses = 0  # pause markers among the messages emitted so far: a pause sends nothing
 
     def run(self, world: World, truth: GroundTruth, rate: float, duration_s: float | None = None,
             skip: int = 0, max_messages: int | None = None,
@@ -55,6 +57,7 @@ class KafkaWriter:
         gets (emitted, done, ended): ``ended`` once the scenario's story has no message left."""
         n = sent = 0
         self.ended = False
+        self.sent = self.pauses = 0
         started = time.monotonic()
         started_wall = time.time()
         last_report = 0.0
@@ -63,6 +66,8 @@ class KafkaWriter:
                 break
             n += 1
             truth.observe(msg)
+            if msg.kind == "pause":
+                self.pauses += 1
             if n <= skip:
                 continue  # sent by an earlier run on this data dir: regenerated only for the truth
             if msg.kind == "pause":
@@ -78,6 +83,7 @@ class KafkaWriter:
                                      value=msg.value, timestamp_ms=due_ms)
             fut.add_errback(lambda e: self.failures.append(str(e)))
             sent += 1
+            self.sent = sent
             now = time.monotonic()
             ahead = sent / rate - (now - started)
             if ahead > 0.02:
@@ -175,11 +181,15 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, lambda *_: setattr(writer, "stop", True))
 
         def progress(emitted: int, done: bool, ended: bool) -> None:
+            # emitted: the resume point (--skip); sent: this run's messages; messages: the story's so far
             if a.progress:
-                print(json.dumps({"emitted": emitted, "done": done, "ended": ended}), flush=True)
+                print(json.dumps({"emitted": emitted, "sent": writer.sent, "messages": emitted - writer.pauses,
+                                  "done": done, "ended": ended}), flush=True)
 
         n = writer.run(world, truth, a.rate, a.duration, a.skip, a.max_messages, progress)
     result = {**header, "emitted": n, "seconds": round(time.monotonic() - t0, 2), **truth.summary()}
+    if not a.out:
+        result["sent"] = writer.sent  # this run's: a resumed run skips what earlier runs sent
     if a.truth:
         tmp = a.truth.with_suffix(".tmp")
         tmp.write_text(json.dumps(result, indent=1))
