@@ -5,7 +5,7 @@ A rerun on the same data dir continues the same story: ``demo.json`` remembers t
 start, scale and how many messages were emitted; the simulator regenerates that prefix (for the
 ground truth) without re-sending it. Format of ``demo.json``: one JSON object
 ``{"scenario": str, "seed": int, "start": ISO-8601 with offset, "scale": float, "emitted": int,
-"messages": int}`` (``emitted``: the resume point in the simulator's stream, which counts the
+"messages": int, "story": int}`` (``emitted``: the resume point in the simulator's stream, which counts the
 incidents' pause markers; ``messages``: the messages sent, which does not),
 rewritten whole (write to ``demo.tmp``, then rename) as the simulator reports progress.
 """
@@ -42,6 +42,12 @@ class DemoOptions:
     incident_pause: float | None = None
 
 
+# The simulator's stories as this version tells them (tests/unit/test_simulator.py pins them): a data
+# dir holding an earlier telling cannot continue, its prefix would regenerate other messages.
+# 2: live rooms with viewers sell every few minutes (Scenario.steady_live_sales).
+STORY_VERSION = 2
+
+
 @dataclass
 class DemoState:
     scenario: str
@@ -50,6 +56,7 @@ class DemoState:
     scale: float = 1.0
     emitted: int = 0  # the resume point (--skip): pause markers included
     messages: int = 0  # messages sent by all runs so far: pause markers excluded
+    story: int = 1  # STORY_VERSION of the simulator that began it (a demo.json without it: 1)
 
     @classmethod
     def load(cls, path: Path) -> DemoState | None:
@@ -70,7 +77,12 @@ class DemoState:
             name = options.scenario or "mixed"
             return DemoState(name, options.seed if options.seed is not None else 1,
                              default_start(SCENARIOS[name].days).isoformat(),
-                             options.scale if options.scale is not None else SCENARIOS[name].demo_scale)
+                             options.scale if options.scale is not None else SCENARIOS[name].demo_scale,
+                             story=STORY_VERSION)
+        if state.story != STORY_VERSION:
+            raise ConfigurationError(
+                f"{data_path} holds a demo begun by an earlier gmv, whose simulator told the story "
+                f"{state.scenario!r} differently; it cannot be continued: use another --data-dir (or delete this one)")
         if (options.scenario and options.scenario != state.scenario) or \
                 (options.seed is not None and options.seed != state.seed) or \
                 (options.scale is not None and options.scale != state.scale):

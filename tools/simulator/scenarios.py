@@ -67,6 +67,10 @@ class Scenario:
     hours: float | None = None  # end the story this many hours after its start (default: after ``days``)
     incidents: bool = False  # inject the incidents of ``gmv.tools.simulator.incidents.Incidents``
     demo_scale: float = 4.0  # `gmv demo`'s default --scale for this preset
+    # A live room with viewers sells every few minutes (``EventBuilder.enter``): no ten minutes of
+    # viewers without an order, which the alert rule live_no_orders pages for, unless an incident
+    # plans them. Off where rooms rarely converting is the story (stage_worth's shop2).
+    steady_live_sales: bool = True
 
     def shop_rates_of(self, index: int) -> Rates:
         """How the buyers of the ``index``-th shop behave."""
@@ -118,7 +122,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              "while its content rarely converts; most viewers watch and leave",
              days=3, shops=3, distributors=1, users=12_000, audience=0.5, self_lives=((12.0, 3.0), (19.0, 3.0)),
              distributor_lives=((20.5, 2.0),), videos_per_day=3, live_audience=3.0,
-             shop_rates=STAGE_WORTH_RATES, demo_scale=3.0),
+             shop_rates=STAGE_WORTH_RATES, demo_scale=3.0, steady_live_sales=False),
 )}
 
 
