@@ -81,7 +81,7 @@ class Demo:
         try:
             _say(f"scenario {scenario.name!r} ({scenario.title}), seed {state.seed}; data in {s.data_path}")
             self.settings = s = launch.open()
-            folder = load_dimensions(s, launch.runtime.client, state)
+            folder = load_dimensions(s, launch.runtime.client, state, endless=self.options.duration is None)
             _say(f"dimension data loaded from {folder} (account bindings, SKU catalog; gmv load-dim)")
             worker = await launch.start()
             self._sql_runner = launch.runtime.sql_runner()
@@ -151,6 +151,7 @@ class Demo:
         # What earlier runs stored is complete (each ended attributing every pending order): the
         # figure starts there, and follows the watermark once this run's passes it.
         stored_to = await self._stored_to()
+        said_live = False
         while not self.stop.is_set() and story.running:
             if worker.crashed:
                 raise RunFailed(f"the worker stopped: {worker.crash_reason()}")
@@ -164,6 +165,10 @@ class Demo:
             rate = (c["received"] - last_received) / dt
             last_t, last_received, last_sent = now, c["received"], story.sent
             gmv = await self._net_so_far(max(st.rolled_up_to_ms, stored_to))
+            if story.live and not said_live:
+                said_live = True
+                _say("the story caught up with the clock; its world goes on in real time (new lives, refunds and "
+                     "reviews of earlier orders) until Ctrl-C")
             # both counts are this run's: a rerun does not send again what earlier runs sent
             print(f"  {now - t0:5.0f}s  sent {story.sent:>9,} ({sent_rate:6,.0f}/s)  consumed {c['received']:>9,} "
                   f"({rate:6,.0f}/s)  lag {st.lag:>6,}  net GMV {_yuan(gmv)}  "

@@ -106,6 +106,7 @@ class Story:
         self.sent = 0  # messages this run sent (the progress lines' "sent", next to its "consumed")
         self.messages = state.messages or state.emitted  # the story's so far (a demo.json before it: emitted)
         self.ended = False  # the scenario ran out of story (not stopped, not out of time)
+        self.live = False  # an endless world caught up with the wall clock: it goes on in real time
         self.proc: subprocess.Popen | None = None
         self._started = 0.0
         self._reader: asyncio.Task | None = None
@@ -119,6 +120,8 @@ class Story:
                "--half-life-hours", str(s.half_life.total_seconds() / 3600), "--progress"]
         if o.duration is not None:
             cmd += ["--duration", str(o.duration)]
+        else:  # until Ctrl-C: the world goes on after the scenario's days, in real time once caught up
+            cmd += ["--endless"]
         if o.incident_pause is not None:
             cmd += ["--incident-pause", str(o.incident_pause)]
         # Its own session: a Ctrl-C reaches the demo, which stops the simulator in order.
@@ -143,6 +146,7 @@ class Story:
                 self.sent = int(doc.get("sent", self.sent))
                 self.messages = int(doc.get("messages", self.emitted))
                 self.ended = self.ended or bool(doc.get("ended"))
+                self.live = self.live or bool(doc.get("live"))
                 if self.emitted > self.state.emitted:
                     self.state.emitted = self.emitted  # a crash of the demo resumes near here
                     self.state.messages = self.messages
@@ -204,16 +208,23 @@ def story_messages(truth: dict[str, Any]) -> int:
     return sum(n for kind, n in truth.get("messages", {}).items() if kind != "pause")
 
 
-def load_dimensions(settings: Settings, client: Any, state: DemoState) -> Path:
+def load_dimensions(settings: Settings, client: Any, state: DemoState, endless: bool = False) -> Path:
     """The scenario's account bindings and SKU catalog, written under the data dir (as ``gmv simulate
-    --dims`` would) and loaded as ``gmv load-dim`` would: the cookbook views need them."""
+    --dims`` would) and loaded as ``gmv load-dim`` would: the cookbook views need them. ``endless``:
+    the catalog also lists the days after the scenario's, up to tomorrow (a rerun loads the days since)."""
     from gmv.tools.load_dim import insert_rows, validate_file
     from gmv.tools.simulator.cli import write_dimension_files
+    from gmv.tools.simulator.dimensions import dimensions
     from gmv.tools.simulator.world import World
 
-    world = World(SCENARIOS[state.scenario].scaled(state.scale), state.seed, datetime.fromisoformat(state.start))
+    start = datetime.fromisoformat(state.start)
+    world = World(SCENARIOS[state.scenario].scaled(state.scale), state.seed, start)
+    days = world.sc.days
+    if endless:
+        days = max(days, (datetime.now(start.tzinfo) - start).days + 1)
     folder = settings.data_path / "dims"
-    for kind, path in write_dimension_files(world.dimensions(), folder).items():
+    dims = dimensions(world.state.shops, days, world.start_ms, world.seed_label)
+    for kind, path in write_dimension_files(dims, folder).items():
         rows, errors = validate_file(kind, path)
         if errors:
             raise RunFailed(f"the simulator's {kind} file does not validate: {errors[0]}")
