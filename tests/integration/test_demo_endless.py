@@ -16,6 +16,7 @@ import pytest
 from gmv.tools.embedded import free_port
 from tests.integration.conftest import ROOT, fresh_env, own_engine
 from tests.support.waiting import wait_for
+from tests.support.web import get_json
 
 pytestmark = pytest.mark.integration
 
@@ -26,11 +27,18 @@ MATCHES = ("reconciliation: MATCH: net GMV", "reconciliation: scores MATCH", "re
            "reconciliation: alerts MATCH")
 
 
-def _until_ctrl_c(env: dict[str, str], tmp: Path, name: str, *args: str) -> tuple[str, str]:
-    """The demo run until it goes on in real time and has sent something there, then Ctrl-C."""
+def _last_minute(port: int, env: dict[str, str]) -> str:
+    minutes = get_json(port, "/gmv/dashboard/data/?model=last_touch", env)["per_minute"]
+    return minutes[-1]["label"] if minutes else ""
+
+
+def _until_ctrl_c(env: dict[str, str], tmp: Path, name: str, *args: str, panels: bool = False) -> tuple[str, str]:
+    """The demo run until it goes on in real time and has sent something there (``panels``: and the
+    dashboard's per-minute panels moved on with the clock), then Ctrl-C."""
     out_path, err_path = tmp / f"{name}.out", tmp / f"{name}.err"
+    port = free_port()
     with open(out_path, "w") as out, open(err_path, "w") as err:
-        demo = subprocess.Popen([sys.executable, "-m", "gmv.tools.cli", "demo", "--web-port", str(free_port()), *args],
+        demo = subprocess.Popen([sys.executable, "-m", "gmv.tools.cli", "demo", "--web-port", str(port), *args],
                                 env=env, cwd=ROOT, stdout=out, stderr=err, text=True, start_new_session=True)
     try:
         wait_for(lambda: LIVE in err_path.read_text() or demo.poll() is not None, 420, "the world to catch up",
@@ -38,6 +46,9 @@ def _until_ctrl_c(env: dict[str, str], tmp: Path, name: str, *args: str) -> tupl
         assert demo.poll() is None, err_path.read_text()[-3000:]
         at_live = len(PROGRESS.findall(err_path.read_text()))
         wait_for(lambda: len(PROGRESS.findall(err_path.read_text())) >= at_live + 5, 60, "progress in real time")
+        if panels:
+            shown = _last_minute(port, env)
+            wait_for(lambda: _last_minute(port, env) > shown, 150, "the per-minute panels to move on", poll_s=5)
         os.killpg(demo.pid, signal.SIGINT)
         assert demo.wait(300) == 0, (out_path.read_text() + err_path.read_text())[-3000:]
     finally:
@@ -49,7 +60,7 @@ def _until_ctrl_c(env: dict[str, str], tmp: Path, name: str, *args: str) -> tupl
 
 def test_the_demo_goes_on_after_its_story_until_ctrl_c_then_matches_and_a_rerun_continues(backend, tmp_path):
     env = own_engine(fresh_env(backend), tmp_path / "data")
-    stdout, stderr = _until_ctrl_c(env, tmp_path, "first", "--rate", "20000")
+    stdout, stderr = _until_ctrl_c(env, tmp_path, "first", "--rate", "20000", panels=True)
     assert "the scenario's story ended" not in stderr
     assert all(line in stdout for line in MATCHES), stdout[-3000:]
     story = int(STORY.search(stdout).group(1).replace(",", ""))
