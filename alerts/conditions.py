@@ -114,21 +114,22 @@ def _span(first: int, last: int) -> str:
 
 
 def _live_evidence(db: str, live: LiveSeries, first: int, last: int) -> Evidence:
+    """The room's minutes in Asia/Shanghai time, as the alert's message names them."""
     return Evidence(
-        "SELECT f.minute, f.enters, g.orders, g.gmv_fen FROM (SELECT minute, sum(live_enters) AS enters "
-        "FROM {db:Identifier}.funnel_minute WHERE stage = 'live' AND content_id = {live_id:String} "
-        "AND minute >= {from:DateTime} AND minute < {to:DateTime} GROUP BY minute) AS f LEFT JOIN "
+        "SELECT toTimeZone(f.minute, 'Asia/Shanghai') AS minute_cst, f.enters, g.orders, g.gmv_fen FROM "
+        "(SELECT minute, sum(live_enters) AS enters FROM {db:Identifier}.funnel_minute WHERE stage = 'live' "
+        "AND content_id = {live_id:String} AND minute >= {from:DateTime('Asia/Shanghai')} "
+        "AND minute < {to:DateTime('Asia/Shanghai')} GROUP BY minute) AS f LEFT JOIN "
         "(SELECT minute, sum(orders) AS orders, sum(gmv_fen) AS gmv_fen FROM {db:Identifier}.content_minute "
         "WHERE channel = 'live' AND content_id = {live_id:String} GROUP BY minute) AS g USING minute "
-        "ORDER BY f.minute",
-        {"db": db, "live_id": live.live_id, "from": _param_time(minute_start(first)),
-         "to": _param_time(minute_start(last + 1))})
+        "ORDER BY minute_cst",
+        {"db": db, "live_id": live.live_id, "from": _param_cst(minute_start(first)),
+         "to": _param_cst(minute_start(last + 1))})
 
 
-def _param_time(t: datetime, ms: bool = False) -> str:
-    """A query parameter for a DateTime (or, ``ms``, a DateTime64(3)) column, in UTC."""
-    text = t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return text[:-3] if ms else text[:-7]
+def _param_cst(t: datetime) -> str:
+    """A query parameter for a DateTime('Asia/Shanghai') placeholder: the time as the message says it."""
+    return t.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
 
 
 # -- seasonal baselines (gmv.alerts.baselines) ----------------------------------------------------
@@ -136,10 +137,10 @@ def _param_time(t: datetime, ms: bool = False) -> str:
 # last: ``periods_ago`` 0 is the window judged. ``{inner}`` selects ``minute`` and the columns summed.
 _SEASONAL_EVIDENCE = (
     "SELECT intDiv({{end_s:Int64}} - 1 - toInt64(toUInt32(minute)), {{period_s:Int64}}) AS periods_ago, "
-    "min(minute) AS window_start, {sums} FROM ({inner}) "
+    "toTimeZone(min(minute), 'Asia/Shanghai') AS window_start_cst, {sums} FROM ({inner}) "
     "WHERE positiveModulo(toInt64(toUInt32(minute)) - {{from_s:Int64}}, {{period_s:Int64}}) < {{window_s:Int64}} "
     "GROUP BY periods_ago ORDER BY periods_ago DESC")
-_RANGE = "minute >= {since:DateTime} AND minute < {to:DateTime}"
+_RANGE = "minute >= {since:DateTime('Asia/Shanghai')} AND minute < {to:DateTime('Asia/Shanghai')}"
 _LIVE_DAYS = _SEASONAL_EVIDENCE.format(
     sums="sum(enters) AS enters, sum(orders) AS orders, sum(gmv_fen) AS gmv_fen",
     inner="SELECT minute, live_enters AS enters, toUInt64(0) AS orders, toInt64(0) AS gmv_fen "
@@ -163,8 +164,8 @@ def _seasonal(rule: SeasonalParams, past: Past | None, value: float, day: Callab
 
 def _days_evidence(sql: str, db: str, rule: SeasonalParams, first: int, m: int, **subject: str) -> Evidence:
     back = shifts(rule)
-    return Evidence(sql, {"db": db, **subject, "since": _param_time(minute_start(first - back[-1])),
-                          "to": _param_time(minute_start(m + 1)), "end_s": str((m + 1) * 60),
+    return Evidence(sql, {"db": db, **subject, "since": _param_cst(minute_start(first - back[-1])),
+                          "to": _param_cst(minute_start(m + 1)), "end_s": str((m + 1) * 60),
                           "from_s": str(first * 60), "period_s": str(back[0] * 60),
                           "window_s": str((m - first + 1) * 60)})
 
@@ -255,11 +256,13 @@ def refund_spike(rule: RefundSpike, shop: ShopSeries, m: int, db: str, past: Pas
                    + "; check the refund reasons of its latest orders",
                    _days_evidence(_SHOP_DAYS, db, rule, first, m, shop_id=shop.shop_id) if _judged(verdict) else
                    Evidence(
-                       "SELECT minute, sum(gmv_fen) AS gmv_fen, sum(refund_fen) AS refund_fen, sum(refunds) AS refunds "
-                       "FROM {db:Identifier}.gmv_minute WHERE model = 'last_touch' AND shop_id = {shop_id:String} "
-                       "AND minute >= {from:DateTime} AND minute < {to:DateTime} GROUP BY minute ORDER BY minute",
-                       {"db": db, "shop_id": shop.shop_id, "from": _param_time(minute_start(base_first)),
-                        "to": _param_time(minute_start(m + 1))}))
+                       "SELECT toTimeZone(minute, 'Asia/Shanghai') AS minute_cst, sum(gmv_fen) AS gmv_fen, "
+                       "sum(refund_fen) AS refund_fen, sum(refunds) AS refunds FROM {db:Identifier}.gmv_minute "
+                       "WHERE model = 'last_touch' AND shop_id = {shop_id:String} "
+                       "AND minute >= {from:DateTime('Asia/Shanghai')} AND minute < {to:DateTime('Asia/Shanghai')} "
+                       "GROUP BY minute_cst ORDER BY minute_cst",
+                       {"db": db, "shop_id": shop.shop_id, "from": _param_cst(minute_start(base_first)),
+                        "to": _param_cst(minute_start(m + 1))}))
 
 
 def shop_score_drop(rule: ShopScoreDrop, shop_id: str, day_start: datetime, day_end: datetime, score: float,
@@ -299,10 +302,32 @@ class PipelineSample:
     worker: str
 
 
-def _pipeline_evidence(db: str, since: datetime) -> Evidence:
-    return Evidence("SELECT source_topic, outcome, count() AS n FROM {db:Identifier}.ingest_log "
-                    "WHERE logged_at >= {since:DateTime64(3)} GROUP BY source_topic, outcome ORDER BY source_topic",
-                    {"db": db, "since": _param_time(since, ms=True)})
+def _pipeline_evidence(db: str, since: datetime, until: datetime) -> Evidence:
+    """What the worker stored over the alert's wall-clock window (bounded: the same rows whenever it runs)."""
+    return Evidence("SELECT source_topic, outcome, count() AS n, "
+                    "toTimeZone(min(logged_at), 'Asia/Shanghai') AS first_cst, "
+                    "toTimeZone(max(logged_at), 'Asia/Shanghai') AS last_cst FROM {db:Identifier}.ingest_log "
+                    "WHERE logged_at >= {since:DateTime64(3, 'Asia/Shanghai')} "
+                    "AND logged_at <= {until:DateTime64(3, 'Asia/Shanghai')} "
+                    "GROUP BY source_topic, outcome ORDER BY source_topic, outcome",
+                    {"db": db, "since": _param_cst_ms(since), "until": _param_cst_ms(until)})
+
+
+def _param_cst_ms(t: datetime) -> str:
+    return t.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _lag_evidence(db: str, s: PipelineSample, since: datetime) -> Evidence:
+    """The lag as measured (ClickHouse holds no Kafka timestamps, so the measurement comes as
+    parameters) beside what the worker stored every 5 s from the start of the lag until a minute
+    after: how it fell behind and how it caught up. Times Asia/Shanghai."""
+    return Evidence("SELECT toTimeZone(toStartOfInterval(logged_at, INTERVAL 5 SECOND), 'Asia/Shanghai') AS at_cst, "
+                    "count() AS messages_stored, {read_age_s:Float64} AS data_age_s_at_alert, "
+                    "{waiting:UInt64} AS messages_waiting_at_alert FROM {db:Identifier}.ingest_log "
+                    "WHERE logged_at >= {since:DateTime64(3, 'Asia/Shanghai')} "
+                    "AND logged_at < {until:DateTime64(3, 'Asia/Shanghai')} GROUP BY at_cst ORDER BY at_cst",
+                    {"db": db, "read_age_s": f"{s.max_read_age_s:.1f}", "waiting": str(max(s.lag_messages, 0)),
+                     "since": _param_cst_ms(since), "until": _param_cst_ms(s.now + timedelta(minutes=1))})
 
 
 def dead_letter_rate(rule: DeadLetterRate, s: PipelineSample, topic: str, db: str) -> Finding | None:
@@ -314,9 +339,11 @@ def dead_letter_rate(rule: DeadLetterRate, s: PipelineSample, topic: str, db: st
                    f"{topic}: {dead:,} dead letters in the last {rule.window_s:.0f}s ({dead / received:.1%} of "
                    f"{received:,} received); see gmv.dead_letters for the reasons and fix the producer",
                    Evidence("SELECT reason_code, count() AS n, any(reason) AS example FROM {db:Identifier}.dead_letters "
-                            "WHERE source_topic = {topic:String} AND received_at >= {since:DateTime64(3)} "
+                            "WHERE source_topic = {topic:String} "
+                            "AND received_at >= {since:DateTime64(3, 'Asia/Shanghai')} "
+                            "AND received_at <= {until:DateTime64(3, 'Asia/Shanghai')} "
                             "GROUP BY reason_code ORDER BY n DESC",
-                            {"db": db, "topic": topic, "since": _param_time(since, ms=True)}))
+                            {"db": db, "topic": topic, "since": _param_cst_ms(since), "until": _param_cst_ms(s.now)}))
 
 
 def consumer_lag(rule: ConsumerLag, s: PipelineSample, db: str) -> Finding | None:
@@ -330,7 +357,7 @@ def consumer_lag(rule: ConsumerLag, s: PipelineSample, db: str) -> Finding | Non
                    f"{s.lag_messages:,} messages waiting, so the dashboard lags that much. If the lag grows, add "
                    "workers (up to the partition count) or look for a slow ClickHouse; if it does not, the "
                    "producers sent late",
-                   _pipeline_evidence(db, since))
+                   _lag_evidence(db, s, since))
 
 
 def flush_age(rule: FlushAge, s: PipelineSample, db: str) -> Finding | None:
@@ -339,7 +366,7 @@ def flush_age(rule: FlushAge, s: PipelineSample, db: str) -> Finding | None:
     since = s.now - timedelta(seconds=s.stored_age_s)
     return Finding(round(s.stored_age_s, 1), rule.max_s, since, s.now,
                    f"worker {s.worker} stored nothing for {s.stored_age_s:.0f}s while {s.lag_messages:,} messages "
-                   "wait; check its log and ClickHouse", _pipeline_evidence(db, since))
+                   "wait; check its log and ClickHouse", _pipeline_evidence(db, since, s.now))
 
 
 def sink_failing(rule: SinkFailing, s: PipelineSample, db: str) -> Finding | None:
@@ -349,7 +376,7 @@ def sink_failing(rule: SinkFailing, s: PipelineSample, db: str) -> Finding | Non
     return Finding(round(s.sink_failing_s, 1), rule.max_s, since, s.now,
                    f"worker {s.worker}: ClickHouse writes failing for {s.sink_failing_s:.0f}s; offsets wait "
                    "(nothing is lost); check the ClickHouse server and GMV_CLICKHOUSE_DSN",
-                   _pipeline_evidence(db, since))
+                   _pipeline_evidence(db, since, s.now))
 
 
 # -- incidents ----------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from gmv.alerts.conditions import PipelineSample, minute_start
@@ -36,8 +37,9 @@ SAMPLE_S = 1.0  # pipeline rules: how often the worker's counters are sampled
 
 class AlertEvaluator:
     def __init__(self, config: AlertConfig, status: StatusSource, store: AlertStore, outlets: list[Outlet],
-                 pipeline_rules: bool = True) -> None:
+                 pipeline_rules: bool = True, where: tuple[str, ...] = ()) -> None:
         self.config = config
+        self.where = where  # the gmv sql flags naming this ClickHouse, put in every evidence command
         self.status = status  # the worker's, as a snapshot: the evaluator never reaches into the worker
         self.store = store
         self.outlets = outlets
@@ -141,6 +143,7 @@ class AlertEvaluator:
                               for o in self.outlets}}
 
     def emit(self, changes: list[Alert]) -> None:
+        changes = [replace(a, evidence=replace(a.evidence, where=self.where)) for a in changes]
         for a in changes:
             if a.resolved_at is None:
                 log.warning("ALERT %s %s %s/%s: %s (alert_id %s)", a.severity.upper(), a.rule, a.subject_kind,

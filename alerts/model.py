@@ -44,12 +44,15 @@ class Evidence:
     sql: str
     params: dict[str, str] = field(default_factory=dict)
     stored: str = ""  # the command as read back from gmv.alerts
+    # The flags naming the data it came from (``--data-dir``, ``--clickhouse-dsn``): run from any
+    # directory or shell, the command reads the ClickHouse the alert was judged on.
+    where: tuple[str, ...] = ()
 
     def command(self) -> str:
         """A ready-to-run ``gmv sql`` command line (values as parameters, never in the SQL)."""
         if self.stored:
             return self.stored
-        args = ["gmv", "sql", " ".join(self.sql.split()), "--format", "pretty"]
+        args = ["gmv", "sql", " ".join(self.sql.split()), *self.where, "--format", "pretty"]
         for k, v in self.params.items():
             args += ["--param", f"{k}={v}"]
         return shlex.join(args)

@@ -26,6 +26,16 @@ def load_rules(settings: Settings) -> AlertConfig:
     return load_config(settings.alert_rules)
 
 
+def evidence_target(s: Settings) -> tuple[str, ...]:
+    """The ``gmv sql`` flags that name the data a worker judges: an evidence command printed in one
+    directory or shell must not answer for another data dir or server."""
+    if s.clickhouse_dsn is None:
+        where: tuple[str, ...] = ("--data-dir", str(s.data_path))
+    else:
+        where = ("--clickhouse-dsn", s.clickhouse_dsn)  # user@host: the password stays in the environment
+    return (*where, "--database", s.clickhouse_database)
+
+
 def attach_alerts(worker: GmvWorker, config: AlertConfig, pipeline_rules: bool = True) -> AlertEvaluator:
     """An evaluator hosted by ``worker`` (which must own ClickHouse), delivering to the table, the
     topic, and Alertmanager / a webhook when the settings name them."""
@@ -54,7 +64,8 @@ def attach_alerts(worker: GmvWorker, config: AlertConfig, pipeline_rules: bool =
         hook.name = f"webhook {hook.shown_url}"
         receivers.append(hook)
     outlets = [Outlet(r, max_backoff_s=s.alert_retry_max_s) for r in receivers]
-    evaluator = AlertEvaluator(config, lambda: worker.status(extra=False), store, outlets, pipeline_rules)
+    evaluator = AlertEvaluator(config, lambda: worker.status(extra=False), store, outlets, pipeline_rules,
+                               evidence_target(s))
     worker.host_task("the alert evaluator", evaluator.run)
     worker.reporters["alerts"] = evaluator.report
     return evaluator

@@ -330,7 +330,7 @@ def dashboard_p95(client, dsn: str, db: str, facts: int, runs: int = 40) -> dict
 
     def run(q: str, params: dict) -> list[dict]:
         queries[current] = queries.get(current, 0) + 1
-        return json_rows(readers.run(q, "json", params))
+        return json_rows(readers.run(q, "jsonl", params))
 
     refreshes = {"now": lambda model: dashboard_data(run, db, model, watermark_ms),
                  "before": lambda model: dashboard_before.dashboard_data(run, db, model)}

@@ -29,7 +29,9 @@ from gmv.sinks.sql_policy import SqlRefused, read_statement
 __all__ = ["SQL_FORMATS", "Readers", "ReadonlyClients", "SqlBusy", "SqlFailed", "SqlRefused", "connect_readonly",
            "run_readonly_sql", "sql_error_text"]
 
-SQL_FORMATS = {"tsv": "TabSeparated", "tsvh": "TabSeparatedWithNames", "json": "JSONEachRow",
+# The engine's formats by the names the commands take; ``json`` (one document) is made from ``jsonl``
+# by gmv.sinks.sql_formats, for gmv sql and the web SQL endpoint alike.
+SQL_FORMATS = {"tsv": "TabSeparated", "tsvh": "TabSeparatedWithNames", "jsonl": "JSONEachRow",
                "pretty": "PrettyCompactMonoBlock", "csv": "CSVWithNames"}
 
 

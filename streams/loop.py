@@ -169,8 +169,7 @@ class IngestLoop:
                 result.merge(self.processor.attribute_due(now, final=final, read_to=self.progress.read_to,
                                                           read_past=self.progress.read_past))
             self.processor.commit_journal(result)
-            result.watermark_ms = self.processor.attribution_watermark_ms(
-                {p for p in self.owned if self.progress.read_to(p) is not None})
+            result.watermark_ms = self.processor.attribution_watermark_ms(self.progress.reading(self.owned))
             marks = self.processor.marks(result.touched_partitions)
             self.stats.seconds_in["process_cpu"] += time.thread_time() - c0
         if msgs or result.has_output():

@@ -39,6 +39,7 @@ from pydantic import SecretStr
 
 from gmv.schemas.outputs import MARKOV
 from gmv.sinks.readonly import Readers, ReadonlyClients, SqlBusy
+from gmv.sinks.sql_formats import as_requested, engine_format
 from gmv.streams.groups import WebSettings
 from gmv.streams.status import StatusSource
 
@@ -164,7 +165,8 @@ def register_views(app: faust.App, web: WebSettings, database: str, status: Stat
             except (ValueError, KeyError, TypeError):
                 return self.json({"error": 'POST a JSON body {"query": "SELECT ...", "format": "tsv"}'}, status=400)
             try:
-                out = await run_while_connected(request, readers.adhoc, query, fmt, parameters)
+                out = as_requested(fmt, await run_while_connected(request, readers.adhoc, query, engine_format(fmt),
+                                                                  parameters))
             except SqlBusy as e:
                 return self.json({"error": str(e)}, status=503, headers={"Retry-After": "1"})
             except Exception as e:  # the query's own error, e.g. READONLY: shown to the user as is
@@ -204,7 +206,7 @@ def register_views(app: faust.App, web: WebSettings, database: str, status: Stat
             model = request.query.get("model", "last_touch")
 
             def run(query: str, params: dict) -> list[dict]:
-                return json_rows(runner(query, "json", params))
+                return json_rows(runner(query, "jsonl", params))
 
             try:
                 # markov credits are restated by the slow refresh: its panels end where that got to

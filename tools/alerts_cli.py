@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import UTC, datetime
 
 from gmv.alerts.model import as_utc, shanghai_minute
 from gmv.alerts.rules import load_config
+from gmv.sinks.sql_formats import dump
 from gmv.streams.settings import Settings
 
 LIST_SQL = """
@@ -35,17 +37,17 @@ def list_alerts(settings: Settings, args: argparse.Namespace) -> int:
               "open_only": "true" if args.open else "false", "rule": args.rule or "", "limit": str(args.limit)}
     from gmv.tools.runtime import query_readonly
 
-    raw = query_readonly(settings, LIST_SQL, "json", params)
+    raw = query_readonly(settings, LIST_SQL, "jsonl", params)
     rows = [json.loads(line) for line in raw.decode().splitlines() if line.strip()]
-    if args.format == "json":
-        print(json.dumps(rows, ensure_ascii=False, indent=1))
+    if args.format in ("json", "jsonl"):
+        sys.stdout.write(dump(rows, args.format))
         return 0
     if not rows:
         print(f"no {'open ' if args.open else ''}alerts fired since {_local(since.isoformat())}")
         return 0
     header = ("STATE", "SEVERITY", "RULE", "SUBJECT", "WINDOW (CST)", "FIRED (CST)", "RESOLVED", "ALERT_ID")
     table = [header] + [(r["state"], r["severity"], r["rule"], f"{r['subject_kind']}:{r['subject_id']}",
-                         f"{_local(r['window_start'])}–{_local(r['window_end'])[-5:]}", _local(r["fired_at"]),
+                         _window(r["window_start"], r["window_end"]), _local(r["fired_at"]),
                          _local(r["resolved_at"]) if r["resolved_at"] else "-", r["alert_id"]) for r in rows]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
     for row in table:
@@ -56,6 +58,18 @@ def list_alerts(settings: Settings, args: argparse.Namespace) -> int:
     for r in open_[:10]:
         print(f"  {r['rule']} {r['subject_id']}: {r['message']}")
     return 0
+
+
+def _window(start: str, end: str) -> str:
+    """An alert's window as the dashboard writes it: a day score's reads '12-04 (全天 whole day)'."""
+    from gmv.dashboards.queries import window_text
+
+    return window_text(_epoch_ms(start), _epoch_ms(end))[0]
+
+
+def _epoch_ms(text: str) -> int:
+    t = as_utc(datetime.fromisoformat(str(text).replace(" ", "T")))
+    return round(t.timestamp() * 1000)
 
 
 def _local(text: str) -> str:

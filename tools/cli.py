@@ -19,6 +19,7 @@ from gmv.alerts.rules import BUSINESS_RULES, PIPELINE_RULES
 from gmv.schemas.errors import GmvError
 from gmv.schemas.events import EVENT_TYPES
 from gmv.sinks.readonly import SqlFailed, sql_error_text
+from gmv.sinks.sql_formats import JSON_HELP
 from gmv.streams.settings import Settings
 from gmv.tools.flags import PIPELINE, add_setting_flags, duration, settings_from
 from gmv.tools.launch import tune_gc
@@ -102,8 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query", help="one statement; values as {name:Type} placeholders filled by --param")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", type=_param,
                    help="a value for a {NAME:Type} placeholder in the query (repeatable)")
-    p.add_argument("--format", default="tsv", choices=["tsv", "tsvh", "json", "pretty", "csv"],
-                   help="tsv (default), tsvh (with header), json (one object per row), pretty, csv")
+    p.add_argument("--format", default="tsv", choices=["tsv", "tsvh", "json", "jsonl", "pretty", "csv"],
+                   help=f"tsv (default), tsvh (with header), {JSON_HELP}, pretty, csv")
 
     p = _command(sub, "explain", "how an order's GMV was attributed: path, weights, credits, refunds",
                  "Shows one order's path (every touch with its time, stage, account and content), each model's "
@@ -117,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     what = p.add_subparsers(dest="what", metavar="{list,rules}")
     lp = what.add_parser("list", help="open and recent alerts (the default)",
                          description="The alerts fired recently, open ones first, as a table or JSON; each has a "
-                                     "`query` (--format json) that shows the numbers behind it.")
+                                     "`query` (--format json or jsonl) that shows the numbers behind it.")
     lp.set_defaults(setting_groups=("clickhouse",))
     _setting_flags.append((lp, ("clickhouse",)))
     lp.add_argument("--open", action="store_true", help="only alerts still firing")
@@ -125,8 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="fired within this long (default 1d; e.g. 30m, 7d)")
     lp.add_argument("--rule", type=_rule, help=f"only this rule ({', '.join(RULE_NAMES)})")
     lp.add_argument("--limit", type=int, default=100, metavar="N", help="at most N alerts (default 100)")
-    lp.add_argument("--format", default="table", choices=["table", "json"],
-                    help="table (default) or json (every field, the query included)")
+    lp.add_argument("--format", default="table", choices=["table", "json", "jsonl"],
+                    help=f"table (default), or every field, the query included, as {JSON_HELP}")
     rp = what.add_parser("rules", help="the effective rules, as TOML",
                          description="Prints the rules in effect as TOML: the built-in defaults, with the rules "
                                      "file (GMV_ALERT_RULES / --alert-rules) over them.")
@@ -143,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--sku", help="商品分 of this sku_id")
     p.add_argument("--day", type=date.fromisoformat, metavar="YYYY-MM-DD",
                    help="Asia/Shanghai day (default: the latest)")
-    p.add_argument("--format", default="text", choices=["text", "json"], help="text (default) or json")
+    p.add_argument("--format", default="text", choices=["text", "json", "jsonl"],
+                   help=f"text (default), {JSON_HELP}")
 
     p = _command(sub, "attribution", "the markov model: what each stage is worth, per shop and day",
                  "The data-driven (markov) model of a shop on a day: its journeys and conversions, the transition "
@@ -152,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shop", help="the shop_id ('' for the platform); default: every shop side by side")
     p.add_argument("--day", type=date.fromisoformat, metavar="YYYY-MM-DD",
                    help="Asia/Shanghai day (default: the latest)")
-    p.add_argument("--format", default="text", choices=["text", "json"], help="text (default) or json")
+    p.add_argument("--format", default="text", choices=["text", "json", "jsonl"],
+                   help=f"text (default), {JSON_HELP}")
 
     p = _command(sub, "load-dim", "load dimension data (account bindings, SKU catalog) from CSV or JSONL",
                  "Validates the whole file first; a file with any bad line loads nothing and names each bad line. "
@@ -252,7 +255,7 @@ def _dispatch(args: argparse.Namespace, wrap_client: Callable[[Any], Any] | None
         from gmv.tools.runtime import query_readonly
 
         def rows(q: str, p: dict[str, Any]) -> list[dict[str, Any]]:
-            return [json.loads(line) for line in query_readonly(settings, q, "json", p).decode().splitlines() if line]
+            return [json.loads(line) for line in query_readonly(settings, q, "jsonl", p).decode().splitlines() if line]
 
         return show_model(settings, rows, args.shop, args.day.isoformat() if args.day else "", args.format)
     if args.command == "reconcile":

@@ -21,7 +21,7 @@ from gmv.schemas.errors import RunFailed
 from gmv.schemas.outputs import MODELS, STAGES
 from gmv.streams.settings import Settings
 from gmv.streams.worker import GmvWorker
-from gmv.tools.demo_story import DemoOptions, DemoState, Story, load_dimensions
+from gmv.tools.demo_story import DemoOptions, DemoState, Story, load_dimensions, story_messages
 from gmv.tools.embedded import free_port, port_open, require_free_port
 from gmv.tools.launch import Launch, LaunchOptions, alert_rules
 from gmv.tools.reconcile import Report, reconcile
@@ -31,7 +31,14 @@ from gmv.tools.simulator import SCENARIOS
 
 ALERTS_SQL = ("SELECT rule, count() AS n, countIf(state = 'firing') FROM {db:Identifier}.alerts "
               "GROUP BY rule ORDER BY rule")
-NET_SQL = "SELECT toInt64(sum(credit_fen)) FROM {db:Identifier}.attributed_gmv WHERE model = 'last_touch'"
+# Net GMV up to an event time: the progress lines show it up to the attribution watermark, where every
+# order is credited. Beyond it, refunds (of orders credited earlier) are stored as they come while the
+# orders paid meanwhile still wait (attribution_delay, or a worker catching up at a rerun's start):
+# all-time, the figure would fall below the one before for no refund of its time.
+NET_SQL = ("SELECT toInt64(sum(credit_fen)) FROM {db:Identifier}.attributed_gmv WHERE model = 'last_touch' "
+           "AND toUnixTimestamp64Milli(event_time) < {upto:Int64}")
+STORED_TO_SQL = ("SELECT toInt64(max(toUnixTimestamp64Milli(event_time))) + 1 FROM {db:Identifier}.attributed_gmv "
+                 "WHERE model = 'last_touch'")
 
 
 def _say(line: str) -> None:
@@ -75,14 +82,14 @@ class Demo:
         try:
             _say(f"scenario {scenario.name!r} ({scenario.title}), seed {state.seed}; data in {s.data_path}")
             self.settings = s = launch.open()
-            folder = load_dimensions(s, launch.runtime.client, state)
+            folder = load_dimensions(s, launch.runtime.client, state, endless=self.options.duration is None)
             _say(f"dimension data loaded from {folder} (account bindings, SKU catalog; gmv load-dim)")
             worker = await launch.start()
             self._sql_runner = launch.runtime.sql_runner()
             url = dashboard_link(s, port)
             _say(f"dashboard on {url}  (gmv sql works meanwhile; Ctrl-C stops)")
             if state.emitted:
-                _say(f"continuing the story after {state.emitted:,} messages sent by earlier runs")
+                _say(f"continuing the story after {state.messages or state.emitted:,} messages sent by earlier runs")
             story = Story(s, state, self.options)
             story.start(launch.bootstrap)
             await self._watch(worker, story)
@@ -108,7 +115,7 @@ class Demo:
             report = await asyncio.to_thread(reconcile, self._sql_runner_tsv, s.clickhouse_database, truth,
                                              s.topic_prefix, s.worker_instance_id, launch.evaluator is not None,
                                              lag_max_age_s)
-            self._summary(worker, truth, report)
+            self._summary(worker, truth, story.sent, report)
             for line in report.lines():
                 print(line, flush=True)
             if launch.evaluator is not None:
@@ -141,7 +148,11 @@ class Demo:
     async def _watch(self, worker: GmvWorker, story: Story) -> None:
         """A progress line every 2 s until the simulator stops (or we are asked to)."""
         t0 = time.monotonic()
-        last_t, last_received, last_emitted = t0, 0, story.emitted
+        last_t, last_received, last_sent = t0, 0, 0
+        # What earlier runs stored is complete (each ended attributing every pending order): the
+        # figure starts there, and follows the watermark once this run's passes it.
+        stored_to = await self._stored_to()
+        said_live = False
         while not self.stop.is_set() and story.running:
             if worker.crashed:
                 raise RunFailed(f"the worker stopped: {worker.crash_reason()}")
@@ -151,22 +162,33 @@ class Demo:
             st = worker.status(extra=False)
             c = st.summary()
             dt = max(now - last_t, 1e-6)
-            sent_rate = (story.emitted - last_emitted) / dt
+            sent_rate = (story.sent - last_sent) / dt
             rate = (c["received"] - last_received) / dt
-            last_t, last_received, last_emitted = now, c["received"], story.emitted
-            gmv = await self._net_so_far()
-            print(f"  {now - t0:5.0f}s  sent {story.emitted:>9,} ({sent_rate:6,.0f}/s)  consumed {c['received']:>9,} "
+            last_t, last_received, last_sent = now, c["received"], story.sent
+            gmv = await self._net_so_far(max(st.rolled_up_to_ms, stored_to))
+            if story.live and not said_live:
+                said_live = True
+                _say("the story caught up with the clock; its world goes on in real time (new lives, refunds and "
+                     "reviews of earlier orders) until Ctrl-C")
+            # both counts are this run's: a rerun does not send again what earlier runs sent
+            print(f"  {now - t0:5.0f}s  sent {story.sent:>9,} ({sent_rate:6,.0f}/s)  consumed {c['received']:>9,} "
                   f"({rate:6,.0f}/s)  lag {st.lag:>6,}  net GMV {_yuan(gmv)}  "
                   f"dead letters {c['dead_lettered']:,}", file=sys.stderr, flush=True)
 
-    async def _net_so_far(self) -> int:
+    async def _net_so_far(self, upto_ms: int) -> int:
         try:
-            return int((await asyncio.to_thread(self._sql, NET_SQL)).strip() or 0)
+            return int((await asyncio.to_thread(self._sql, NET_SQL, {"upto": str(upto_ms)})).strip() or 0)
         except Exception:
             return 0
 
-    def _sql(self, query: str) -> bytes:
-        return self._sql_runner(query, "tsv", {"db": self.settings.clickhouse_database})
+    async def _stored_to(self) -> int:
+        try:
+            return int((await asyncio.to_thread(self._sql, STORED_TO_SQL)).strip() or 0)
+        except Exception:
+            return 0
+
+    def _sql(self, query: str, params: dict[str, str] | None = None) -> bytes:
+        return self._sql_runner(query, "tsv", {"db": self.settings.clickhouse_database, **(params or {})})
 
     def _sql_runner_tsv(self, query: str, params: dict[str, Any]) -> bytes:
         return self._sql_runner(query, "tsv", params)
@@ -195,13 +217,15 @@ class Demo:
               + "  (gmv alerts lists them)")
 
     @staticmethod
-    def _summary(worker: GmvWorker, truth: dict[str, Any], report: Report) -> None:
+    def _summary(worker: GmvWorker, truth: dict[str, Any], sent: int, report: Report) -> None:
         c = worker.status(extra=False).summary()
         msgs = truth.get("messages", {})
-        print(f"summary: this run consumed received={c['received']:,} accepted={c['accepted']:,} "
-              f"duplicates={c['duplicates']:,} dead_lettered={c['dead_lettered']:,}; the simulator emitted "
-              f"{truth['emitted']:,} messages in all ({msgs.get('duplicate', 0):,} re-sent duplicates, "
-              f"{msgs.get('malformed', 0):,} malformed)")
+        pauses = msgs.get("pause", 0)
+        print(f"summary: this run sent {sent:,} messages and consumed received={c['received']:,} "
+              f"accepted={c['accepted']:,} duplicates={c['duplicates']:,} dead_lettered={c['dead_lettered']:,}; "
+              f"the story so far: {story_messages(truth):,} messages ({msgs.get('duplicate', 0):,} re-sent "
+              f"duplicates, {msgs.get('malformed', 0):,} malformed)"
+              + (f" and {pauses} pause{'s' if pauses > 1 else ''} of the sender, which sent nothing" if pauses else ""))
         print(f"summary: {truth['orders']:,} orders, gross {_yuan(truth['gross_fen'])}, refunds "
               f"{_yuan(truth['refund_fen'])} ({truth['refunds']:,}), net {_yuan(truth['net_fen'])}")
         print("  net GMV credited per model and stage, in fen:")

@@ -4,7 +4,9 @@ simulator process that sends the rest of it.
 A rerun on the same data dir continues the same story: ``demo.json`` remembers the scenario, seed,
 start, scale and how many messages were emitted; the simulator regenerates that prefix (for the
 ground truth) without re-sending it. Format of ``demo.json``: one JSON object
-``{"scenario": str, "seed": int, "start": ISO-8601 with offset, "scale": float, "emitted": int}``,
+``{"scenario": str, "seed": int, "start": ISO-8601 with offset, "scale": float, "emitted": int,
+"messages": int, "story": int}`` (``emitted``: the resume point in the simulator's stream, which counts the
+incidents' pause markers; ``messages``: the messages sent, which does not),
 rewritten whole (write to ``demo.tmp``, then rename) as the simulator reports progress.
 """
 
@@ -40,13 +42,21 @@ class DemoOptions:
     incident_pause: float | None = None
 
 
+# The simulator's stories as this version tells them (tests/unit/test_simulator.py pins them): a data
+# dir holding an earlier telling cannot continue, its prefix would regenerate other messages.
+# 2: live rooms with viewers sell every few minutes (Scenario.steady_live_sales).
+STORY_VERSION = 2
+
+
 @dataclass
 class DemoState:
     scenario: str
     seed: int
     start: str
     scale: float = 1.0
-    emitted: int = 0
+    emitted: int = 0  # the resume point (--skip): pause markers included
+    messages: int = 0  # messages sent by all runs so far: pause markers excluded
+    story: int = 1  # STORY_VERSION of the simulator that began it (a demo.json without it: 1)
 
     @classmethod
     def load(cls, path: Path) -> DemoState | None:
@@ -67,7 +77,12 @@ class DemoState:
             name = options.scenario or "mixed"
             return DemoState(name, options.seed if options.seed is not None else 1,
                              default_start(SCENARIOS[name].days).isoformat(),
-                             options.scale if options.scale is not None else SCENARIOS[name].demo_scale)
+                             options.scale if options.scale is not None else SCENARIOS[name].demo_scale,
+                             story=STORY_VERSION)
+        if state.story != STORY_VERSION:
+            raise ConfigurationError(
+                f"{data_path} holds a demo begun by an earlier gmv, whose simulator told the story "
+                f"{state.scenario!r} differently; it cannot be continued: use another --data-dir (or delete this one)")
         if (options.scenario and options.scenario != state.scenario) or \
                 (options.seed is not None and options.seed != state.seed) or \
                 (options.scale is not None and options.scale != state.scale):
@@ -88,7 +103,10 @@ class Story:
         self.truth_path = settings.data_path / "demo-truth.json"
         self.resumed = state.emitted
         self.emitted = state.emitted
+        self.sent = 0  # messages this run sent (the progress lines' "sent", next to its "consumed")
+        self.messages = state.messages or state.emitted  # the story's so far (a demo.json before it: emitted)
         self.ended = False  # the scenario ran out of story (not stopped, not out of time)
+        self.live = False  # an endless world caught up with the wall clock: it goes on in real time
         self.proc: subprocess.Popen | None = None
         self._started = 0.0
         self._reader: asyncio.Task | None = None
@@ -102,6 +120,8 @@ class Story:
                "--half-life-hours", str(s.half_life.total_seconds() / 3600), "--progress"]
         if o.duration is not None:
             cmd += ["--duration", str(o.duration)]
+        else:  # until Ctrl-C: the world goes on after the scenario's days, in real time once caught up
+            cmd += ["--endless"]
         if o.incident_pause is not None:
             cmd += ["--incident-pause", str(o.incident_pause)]
         # Its own session: a Ctrl-C reaches the demo, which stops the simulator in order.
@@ -123,9 +143,13 @@ class Story:
             with contextlib.suppress(ValueError, KeyError):
                 doc = json.loads(line)
                 self.emitted = int(doc["emitted"])
+                self.sent = int(doc.get("sent", self.sent))
+                self.messages = int(doc.get("messages", self.emitted))
                 self.ended = self.ended or bool(doc.get("ended"))
+                self.live = self.live or bool(doc.get("live"))
                 if self.emitted > self.state.emitted:
                     self.state.emitted = self.emitted  # a crash of the demo resumes near here
+                    self.state.messages = self.messages
                     self.state.save(self.state_path)
 
     async def finish(self) -> dict[str, Any]:
@@ -141,6 +165,8 @@ class Story:
             raise RunFailed(f"the simulator failed (exit {proc.returncode}); see its error above")
         truth = json.loads(self.truth_path.read_text())
         self.state.emitted = truth["emitted"]
+        self.state.messages = self.messages = story_messages(truth)
+        self.sent = int(truth.get("sent", self.sent))
         self.state.save(self.state_path)
         return truth
 
@@ -166,27 +192,39 @@ class Story:
         ran = time.monotonic() - self._started
         duration = self.options.duration
         if self.ended and self.emitted <= self.resumed:
-            return (f"the story of this data dir was sent in full by earlier runs ({self.resumed:,} messages); nothing "
+            return (f"the story of this data dir was sent in full by earlier runs ({self.messages:,} messages); nothing "
                     "left to send, so this run reconciles what is stored (a new story needs another --data-dir)")
         if self.ended:
             planned = f" of the {duration:.0f} s asked for" if duration is not None else ""
-            return (f"the scenario's story ended after {ran:.0f} s{planned} ({self.emitted:,} messages in all); the "
+            return (f"the scenario's story ended after {ran:.0f} s{planned} ({self.messages:,} messages in all); the "
                     "simulator has nothing more to send")
         if asked_to_stop:
             return "stopped as asked"
         return f"--duration {duration:g} s reached" if duration is not None else "the simulator stopped"
 
 
-def load_dimensions(settings: Settings, client: Any, state: DemoState) -> Path:
+def story_messages(truth: dict[str, Any]) -> int:
+    """The messages the story sent so far, by the ground truth: a pause of the sender is no message."""
+    return sum(n for kind, n in truth.get("messages", {}).items() if kind != "pause")
+
+
+def load_dimensions(settings: Settings, client: Any, state: DemoState, endless: bool = False) -> Path:
     """The scenario's account bindings and SKU catalog, written under the data dir (as ``gmv simulate
-    --dims`` would) and loaded as ``gmv load-dim`` would: the cookbook views need them."""
+    --dims`` would) and loaded as ``gmv load-dim`` would: the cookbook views need them. ``endless``:
+    the catalog also lists the days after the scenario's, up to tomorrow (a rerun loads the days since)."""
     from gmv.tools.load_dim import insert_rows, validate_file
     from gmv.tools.simulator.cli import write_dimension_files
+    from gmv.tools.simulator.dimensions import dimensions
     from gmv.tools.simulator.world import World
 
-    world = World(SCENARIOS[state.scenario].scaled(state.scale), state.seed, datetime.fromisoformat(state.start))
+    start = datetime.fromisoformat(state.start)
+    world = World(SCENARIOS[state.scenario].scaled(state.scale), state.seed, start)
+    days = world.sc.days
+    if endless:
+        days = max(days, (datetime.now(start.tzinfo) - start).days + 1)
     folder = settings.data_path / "dims"
-    for kind, path in write_dimension_files(world.dimensions(), folder).items():
+    dims = dimensions(world.state.shops, days, world.start_ms, world.seed_label)
+    for kind, path in write_dimension_files(dims, folder).items():
         rows, errors = validate_file(kind, path)
         if errors:
             raise RunFailed(f"the simulator's {kind} file does not validate: {errors[0]}")

@@ -55,7 +55,7 @@ def _fen(n: int) -> str:
 
 def explain_order(settings: Settings, order_id: str) -> str:
     db = settings.clickhouse_database
-    raw = query_readonly(settings, QUERY.format(db=db), "json", {"order_id": order_id})
+    raw = query_readonly(settings, QUERY.format(db=db), "jsonl", {"order_id": order_id})
     rows = [json.loads(line) for line in raw.decode().splitlines() if line.strip()]
     if not rows:
         raise OrderNotFound(
@@ -85,7 +85,7 @@ def explain_order(settings: Settings, order_id: str) -> str:
         lines.extend(_credit_table("paid credits (fen) and weights", paid, len(touches)))
         lines.append("")
         order_day = _local(first["order_time"])[:10]
-        stage_rows = model_rows(lambda q, p: _json(query_readonly(settings, q, "json", p)), db, first["shop_id"],
+        stage_rows = model_rows(lambda q, p: _json(query_readonly(settings, q, "jsonl", p)), db, first["shop_id"],
                                 order_day)
         lines.extend(explain_credits([r["stage"] for _, r in touches], stage_rows))
     for eid, rs in by_event.items():
@@ -100,7 +100,7 @@ def explain_order(settings: Settings, order_id: str) -> str:
         net[r["model"]] += int(r["credit_fen"])
     lines.append("")
     lines.append("net per model (fen): " + "  ".join(f"{m}={_fen(net[m])}" for m in MODELS if m in net))
-    rejected = query_readonly(settings, REJECTED.format(db=db), "json", {"needle": f"order {order_id}"})
+    rejected = query_readonly(settings, REJECTED.format(db=db), "jsonl", {"needle": f"order {order_id}"})
     for line in rejected.decode().splitlines():
         if line.strip():
             d = json.loads(line)

@@ -7,13 +7,14 @@ fractions the credits were split by, and as decimals.
 
 from __future__ import annotations
 
-import json
+import sys
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from typing import Any
 
 from gmv.schemas.errors import NotFound
 from gmv.schemas.outputs import STAGES
+from gmv.sinks.sql_formats import dump
 from gmv.streams.settings import Settings
 
 MODEL_SQL = """
@@ -27,7 +28,7 @@ WHERE shop_id = {shop:String}
 ORDER BY stage
 """
 SHOPS_SQL = """
-SELECT shop_id, stage, removal_effect, p_conv, journeys, conversions
+SELECT toString(day) AS model_day, shop_id, stage, removal_effect, p_conv, journeys, conversions
 FROM {db:Identifier}.markov_model
 WHERE day = if({day:String} = '', (SELECT max(day) FROM {db:Identifier}.markov_model), toDate({day:String}))
 ORDER BY shop_id, stage
@@ -70,13 +71,14 @@ def show_model(settings: Settings, rows: Rows, shop: str | None, day: str, fmt: 
         table = rows(SHOPS_SQL, {"db": db, "day": day})
         if not table:
             raise NotFound("no markov model yet: it is computed once journeys are stored (gmv demo or gmv run first)")
-        if fmt == "json":
-            print(json.dumps(table, ensure_ascii=False, indent=1))
+        if fmt in ("json", "jsonl"):
+            sys.stdout.write(dump(table, fmt))
             return 0
         by_shop: dict[str, dict[str, float]] = {}
         for r in table:
             by_shop.setdefault(r["shop_id"], {})[r["stage"]] = float(r["removal_effect"])
-        print("removal effect per stage and shop ('' = the platform); --shop ID shows one with its transitions")
+        print(f"removal effect per stage and shop on {table[0]['model_day']} (Asia/Shanghai; the journeys of the 28 "
+              "days ending that day; --day for another); --shop ID shows one with its transitions")
         print(f"  {'shop':<16}" + "".join(f"{s:>13}" for s in STAGES))
         for s, res in sorted(by_shop.items()):
             print(f"  {s or '(platform)':<16}" + "".join(f"{res.get(st, 0.0):>13.4f}" for st in STAGES))
@@ -85,8 +87,8 @@ def show_model(settings: Settings, rows: Rows, shop: str | None, day: str, fmt: 
     if not stage_rows:
         raise NotFound(f"no markov model of shop {shop!r}{' on ' + day if day else ''}: a shop gets one once a journey "
                        "of it (an engaged touch of its content, or a paid order) is stored; check the id")
-    if fmt == "json":
-        print(json.dumps(stage_rows, ensure_ascii=False, indent=1))
+    if fmt in ("json", "jsonl"):
+        sys.stdout.write(dump(stage_rows, fmt))
         return 0
     print("\n".join(describe_model(shop, stage_rows)))
     return 0

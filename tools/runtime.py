@@ -33,6 +33,7 @@ from gmv.sinks.readonly import (
     connect_readonly,
     run_readonly_sql,
 )
+from gmv.sinks.sql_formats import as_requested, engine_format
 from gmv.sinks.sql_policy import read_statement
 from gmv.streams.settings import Settings
 from gmv.tools.embedded import (
@@ -279,7 +280,11 @@ def _warn_if_readers_may_crowd_the_pipeline(s: Settings) -> None:
 def query_readonly(settings: Settings, query: str, fmt: str = "tsv", parameters: dict | None = None) -> bytes:
     """``gmv sql`` and the commands that read for a person: ask ClickHouse directly, or the process
     that owns the embedded engine, under the ad-hoc limits. Refused statements are refused here,
-    before anything is opened or sent."""
+    before anything is opened or sent. ``fmt`` as ``gmv.sinks.sql_formats`` says (json: one array)."""
+    return as_requested(fmt, _query_readonly(settings, query, engine_format(fmt), parameters))
+
+
+def _query_readonly(settings: Settings, query: str, fmt: str, parameters: dict | None) -> bytes:
     read_statement(query)
     limits = settings.adhoc_limits
     dsn = settings.resolved_clickhouse_dsn

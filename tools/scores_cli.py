@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import date, timedelta
 from typing import Any
 
+from gmv.schemas.errors import NotFound
 from gmv.schemas.trust import WINDOW_DAYS, ScoreInputs, score
+from gmv.sinks.sql_formats import dump
 from gmv.streams.settings import Settings
 from gmv.tools.runtime import query_readonly
 
@@ -42,8 +45,20 @@ ORDER BY score DESC, shop
 """
 
 
+SHOP_DAYS_SQL = """
+SELECT toString(day) AS day FROM {db:Identifier}.trust_scores WHERE subject_kind = 'shop' GROUP BY day ORDER BY day
+"""
+
+
+def days_text(days: list[str]) -> str:
+    """The days that have scores, as a person reads them: each one if few, else the first and last."""
+    if len(days) <= 7:
+        return ", ".join(days)
+    return f"{days[0]} … {days[-1]} ({len(days)} days)"
+
+
 def _rows(settings: Settings, sql: str, params: dict[str, str]) -> list[dict[str, Any]]:
-    raw = query_readonly(settings, sql, "json", params)
+    raw = query_readonly(settings, sql, "jsonl", params)
     return [json.loads(line) for line in raw.decode().splitlines() if line.strip()]
 
 
@@ -63,9 +78,9 @@ def show_scores(settings: Settings, args: argparse.Namespace) -> int:
     today, before = rows[0], (rows[1] if len(rows) > 1 else None)
     inputs = ScoreInputs(*(int(today[c]) for c in INPUT_COLUMNS))
     result = score(kind, inputs)
-    if args.format == "json":
-        print(json.dumps({"kind": kind, "subject_id": subject_id, **today, "score": result.score,
-                          "previous": before}, ensure_ascii=False))
+    if args.format in ("json", "jsonl"):
+        sys.stdout.write(dump({"kind": kind, "subject_id": subject_id, **today, "score": result.score,
+                               "previous": before}, args.format))
         return 0
     start = date.fromisoformat(today['day_iso']) - timedelta(days=WINDOW_DAYS - 1)
     print(f"{KIND_NAMES[kind]} {subject_id} on {today['day_iso']} (the 30 days from {start}, Asia/Shanghai): "
@@ -79,8 +94,15 @@ def show_scores(settings: Settings, args: argparse.Namespace) -> int:
 
 def _shops(settings: Settings, day: str, fmt: str) -> int:
     rows = _rows(settings, SHOPS_SQL, {"db": settings.clickhouse_database, "day": day})
-    if fmt == "json":
-        print(json.dumps(rows, ensure_ascii=False, indent=1))
+    if not rows and day:
+        days = [r["day"] for r in _rows(settings, SHOP_DAYS_SQL, {"db": settings.clickhouse_database})]
+        if not days:
+            raise NotFound(f"no shop scores on {day}, nor on any day: they appear once orders, reviews or service "
+                           "messages are stored")
+        raise NotFound(f"no shop scores on {day} (Asia/Shanghai); the days with scores: {days_text(days)} "
+                       f"(gmv scores --day {days[-1]})")
+    if fmt in ("json", "jsonl"):
+        sys.stdout.write(dump(rows, fmt))
         return 0
     if not rows:
         print("no shop scores yet: they appear once orders, reviews or service messages are stored")

@@ -59,6 +59,9 @@ class BatchProcessor:
         self.paid_orders = PaidOrderIndex(self.partitions)
         # Conversations that got a message since their turns were last derived: (partition, id).
         self._changed_conversations: set[tuple[int, str]] = set()
+        # Per (topic, partition), the latest event time read on it: a topic still reading its backlog
+        # holds the watermark back to here, whatever the partition's other topics read ahead of it.
+        self.topic_read_ms: dict[tuple[str, int], int] = {}
 
     def partition_state(self, partition: int) -> PartitionState:
         ps = self.partitions.get(partition)
@@ -67,6 +70,7 @@ class BatchProcessor:
         return ps
 
     def forget(self, partitions: set[int]) -> None:
+        self.topic_read_ms = {k: v for k, v in self.topic_read_ms.items() if k[1] not in partitions}
         for p in partitions:
             ps = self.partitions.pop(p, None)
             if ps is not None:
@@ -124,6 +128,8 @@ class BatchProcessor:
                     touched.add(partition)
                     journal, dedup, handlers = ps.journal, ps.dedup, ps.handlers
                 t_ms = to_ms(event.event_time)
+                if t_ms > self.topic_read_ms.get(key, 0):
+                    self.topic_read_ms[key] = t_ms
                 verdict = dedup.classify(event.event_id, item.src)
                 if verdict == "duplicate":
                     counts[(topic, "duplicate")] = counts.get((topic, "duplicate"), 0) + 1
@@ -169,13 +175,14 @@ class BatchProcessor:
             ps.judgement.judge_held(ctx, final, limit if read_past is None else read_past(p))
         return ctx.out
 
-    def attribution_watermark_ms(self, reading: Collection[int] = ()) -> int:
+    def attribution_watermark_ms(self, reading: Collection[tuple[str, int]] = ()) -> int:
         """The event time up to which every order is attributed: the furthest event time read, held
-        back by each partition still ``reading`` its backlog (its unread messages may be older than
-        another partition's) and by the earliest order still waiting for its attribution delay.
-        Per-minute business views (alerts, panels) are complete up to here, late events aside."""
+        back by each (topic, partition) still ``reading`` its backlog (its unread messages may be older
+        than what another topic, or partition, read: a replay reads the views topic far ahead of the
+        orders of the same partition) and by the earliest order still waiting for its attribution
+        delay. Per-minute business views (alerts, panels) are complete up to here, late events aside."""
         seen = max((ps.watermark_ms for ps in self.partitions.values()), default=0)
-        behind = (self.partitions[p].watermark_ms if p in self.partitions else 0 for p in reading)
+        behind = (self.topic_read_ms.get(key, 0) for key in reading)
         waiting = (o.t_ms for ps in self.partitions.values() for o in ps.attribution.unattributed.values())
         return min([seen, *behind, *waiting]) if seen else 0
 

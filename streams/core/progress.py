@@ -57,6 +57,10 @@ class ReadProgress:
         self.returned = {k: v for k, v in self.returned.items() if k[1] not in partitions}
         self.polled_ms = {k: v for k, v in self.polled_ms.items() if k[1] not in partitions}
 
+    def reading(self, partitions: Iterable[int]) -> set[tuple[str, int]]:
+        """The (topic, partition) pairs feeding these partitions' state not read to their high watermark."""
+        return {(t, p) for p in partitions for t in self.state_topics if (t, p) not in self.caught_up}
+
     def read_to(self, partition: int) -> int | None:
         """How far (Kafka time) every topic feeding a partition's state has been read; None once
         all of them are caught up."""

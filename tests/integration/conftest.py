@@ -230,8 +230,8 @@ def gmv_batch(env: dict[str, str], *commands: tuple[str, ...], timeout: float = 
 
 
 def sql_rows(stdout: str) -> list[dict]:
-    """The rows of ``gmv sql --format json`` output."""
-    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    """The rows of ``gmv sql --format json`` output (one document: an array of row objects)."""
+    return json.loads(stdout)
 
 
 def sql(env: dict[str, str], query: str) -> list[dict]:

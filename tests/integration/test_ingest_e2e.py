@@ -179,7 +179,7 @@ def test_worker_serves_read_only_sql_while_it_owns_clickhouse(gmv_env, tmp_path)
             return done if done.returncode == 0 else None
 
         proc = wait_for(answered, 60, "the worker to serve SQL", poll_s=0.5)
-        assert json.loads(proc.stdout)["n"] == 30
+        assert json.loads(proc.stdout)[0]["n"] == 30
         refused = gmv(gmv_env, "sql", f"DROP TABLE {db}.events", check=False, process=True)
         assert refused.returncode != 0 and "DROP is not a read" in refused.stderr
     finally:

@@ -14,6 +14,7 @@ compose plugin exists.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -65,7 +66,7 @@ def test_every_grafana_panel_query_returns_rows_on_demo_data(demo_data):
     for title, ref, query in queries:
         proc = gmv(env, "sql", query, "--format", "json", check=False)
         assert proc.returncode == 0, f"{title} ({ref}) failed:\n{query}\n{proc.stderr}"
-        if not [ln for ln in proc.stdout.splitlines() if ln.strip()]:
+        if not json.loads(proc.stdout):
             empty.append(f"{title} ({ref})")
     assert not empty, f"panels with no rows on demo data: {empty}"
 

@@ -225,7 +225,7 @@ def test_the_dashboard_lists_shop_scores_and_the_days_movers(scored):
 
     env = scored["env"]
     params = ["--param", f"db={env['GMV_CLICKHOUSE_DATABASE']}"]
-    rows = [json.loads(line) for line in gmv(env, "sql", SCORES, *params, "--format", "json").stdout.splitlines()]
+    rows = json.loads(gmv(env, "sql", SCORES, *params, "--format", "json").stdout)
     shops, movers = score_panels(rows)
     assert [(r["id"], r["day"]) for r in shops] == [("S1", D.isoformat()), ("S2", D.isoformat())]
     assert shops[0]["score"] == pytest.approx(EXPECTED[(D, "shop", "S1")], abs=1e-9)

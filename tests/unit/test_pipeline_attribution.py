@@ -230,6 +230,24 @@ def test_a_topic_is_caught_up_only_once_every_record_the_consumer_returned_is_pr
     assert progress.is_caught_up(key, high=3, position=3, processed=0)  # another owner's now
 
 
+def test_the_watermark_waits_for_a_topic_still_reading_its_backlog_though_another_read_ahead():
+    """A replay or a catch-up reads the views topic far ahead of the orders of the same partition: the
+    minutes the views reached are not complete while unread orders may fall in them (the alert rules
+    judged live rooms without their orders, and paged)."""
+    proc = BatchProcessor(CONFIG)
+    progress = ReadProgress(CONFIG.state_topics)
+    p = partition_for_key("u1", 4)
+    batch = [msg("orders", order("o1", T), 0, ts=1_000), msg("views", view("v1", T + timedelta(hours=5)), 0)]
+    progress.note(batch)
+    proc.process(batch, NOW)
+    proc.attribute_due(NOW + timedelta(seconds=6), final=True)
+    quiet = {(t, p) for t in ("gmv.live_rooms", "gmv.reviews", "gmv.service", "gmv.rekeyed")}
+    progress.caught_up = quiet | {("gmv.views", p)}  # the orders topic still has a backlog
+    assert proc.attribution_watermark_ms(progress.reading({p})) == int(T.timestamp() * 1000)
+    progress.caught_up = quiet | {("gmv.views", p), ("gmv.orders", p)}
+    assert proc.attribution_watermark_ms(progress.reading({p})) == int((T + timedelta(hours=5)).timestamp() * 1000)
+
+
 def review(eid: str, order_id: str, t: datetime, user: str = "u1") -> dict:
     return {"event_type": "review", "event_id": eid, "event_time": t.isoformat(), "order_id": order_id,
             "user_id": user, "product_rating": 5, "service_rating": 4, "logistics_rating": 3}

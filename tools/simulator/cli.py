@@ -17,7 +17,7 @@ from pathlib import Path
 from gmv.schemas.errors import RunFailed
 from gmv.schemas.events import TOPIC_NAMES
 from gmv.tools.simulator.scenarios import DAY_MS, HOUR_MS, SCENARIOS, default_start
-from gmv.tools.simulator.truth import GroundTruth
+from gmv.tools.simulator.truth import GroundTruth, event_ms
 from gmv.tools.simulator.world import World
 
 
@@ -47,22 +47,46 @@ class KafkaWriter:
         self.failures: list[str] = []
         self.stop = False
         self.ended = False  # the scenario ran out of messages (not stopped, not out of time)
+        self.sent = 0  # messages this run sent to Kafka (not the skipped ones, not the pause markers)
+        self.pauses = 0  # pause markers among the messages emitted so far: a pause sends nothing
+        self.live = False  # the stream caught up with the wall clock: it goes on in real time
 
     def run(self, world: World, truth: GroundTruth, rate: float, duration_s: float | None = None,
             skip: int = 0, max_messages: int | None = None,
-            on_progress: Callable[[int, bool, bool], None] | None = None) -> int:
+            on_progress: Callable[[int, bool, bool], None] | None = None, realtime: bool = False) -> int:
         """Returns messages emitted in all (skipped ones included): the resume point. ``on_progress``
-        gets (emitted, done, ended): ``ended`` once the scenario's story has no message left."""
+        gets (emitted, done, ended): ``ended`` once the scenario's story has no message left.
+        ``realtime``: no event is sent before the wall clock reaches its event time (an endless world
+        catches up with the clock at ``rate``, then goes on as time passes)."""
         n = sent = 0
         self.ended = False
+        self.sent = self.pauses = 0
         started = time.monotonic()
         started_wall = time.time()
         last_report = 0.0
         for msg in world.messages():
             if max_messages is not None and n >= max_messages:
                 break
+            if realtime and n >= skip and msg.event is not None:  # before it counts: it may not go
+                ahead_s = event_ms(msg.event["event_time"]) / 1000 - time.time()
+                if ahead_s > 0:
+                    self.producer.flush()
+                    if not self.live:
+                        self.live = True
+                        if on_progress is not None:
+                            on_progress(n, False, False)
+                    resume_wall = time.time() + ahead_s
+                    while not self.stop and time.time() < resume_wall:
+                        time.sleep(min(0.2, max(resume_wall - time.time(), 0.0)))
+                    if self.stop:
+                        break
+                    # paced from here: the Kafka timestamps say when each message went, not when a
+                    # rate begun long ago would have sent it
+                    started, started_wall = time.monotonic() - sent / rate, time.time() - sent / rate
             n += 1
             truth.observe(msg)
+            if msg.kind == "pause":
+                self.pauses += 1
             if n <= skip:
                 continue  # sent by an earlier run on this data dir: regenerated only for the truth
             if msg.kind == "pause":
@@ -78,6 +102,7 @@ class KafkaWriter:
                                      value=msg.value, timestamp_ms=due_ms)
             fut.add_errback(lambda e: self.failures.append(str(e)))
             sent += 1
+            self.sent = sent
             now = time.monotonic()
             ahead = sent / rate - (now - started)
             if ahead > 0.02:
@@ -141,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--half-life-hours", type=float, default=24.0)
     ap.add_argument("--incident-pause", type=float, help="incidents preset: how long the sender pauses (default 45 s)")
     ap.add_argument("--progress", action="store_true", help="print a JSON progress line to stdout every 0.5 s")
+    ap.add_argument("--endless", action="store_true",
+                    help="with --kafka: after the scenario's days the world goes on (new days, lives, refunds and "
+                         "reviews of earlier orders), no event sent before its time: until stopped")
     ap.add_argument("--list", action="store_true", help="list the scenarios and exit")
     a = ap.parse_args(argv)
     if a.list:
@@ -151,11 +179,13 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("give exactly one of --out FILE.jsonl or --kafka BOOTSTRAP")
     if a.scale <= 0:
         ap.error("--scale must be > 0")
+    if a.endless and not a.kafka:
+        ap.error("--endless needs --kafka: a file has no end to wait for")
     sc = SCENARIOS[a.scenario].scaled(a.scale)
     start = datetime.fromisoformat(a.start) if a.start else default_start(sc.days)
     if start.tzinfo is None:
         ap.error("--start needs a UTC offset, e.g. 2026-11-01T00:00:00+08:00")
-    world = World(sc, a.seed, start, engaged_ms=a.engaged_ms)
+    world = World(sc, a.seed, start, engaged_ms=a.engaged_ms, endless=a.endless)
     truth = GroundTruth(a.engaged_ms, int(a.lookback_days * DAY_MS), int(a.half_life_hours * HOUR_MS))
     truth.expected_alerts = world.incidents.expected  # filled in as the world plans its days
     if world.routines is not None:
@@ -177,11 +207,15 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, lambda *_: setattr(writer, "stop", True))
 
         def progress(emitted: int, done: bool, ended: bool) -> None:
+            # emitted: the resume point (--skip); sent: this run's messages; messages: the story's so far
             if a.progress:
-                print(json.dumps({"emitted": emitted, "done": done, "ended": ended}), flush=True)
+                print(json.dumps({"emitted": emitted, "sent": writer.sent, "messages": emitted - writer.pauses,
+                                  "live": writer.live, "done": done, "ended": ended}), flush=True)
 
-        n = writer.run(world, truth, a.rate, a.duration, a.skip, a.max_messages, progress)
+        n = writer.run(world, truth, a.rate, a.duration, a.skip, a.max_messages, progress, realtime=a.endless)
     result = {**header, "emitted": n, "seconds": round(time.monotonic() - t0, 2), **truth.summary()}
+    if not a.out:
+        result["sent"] = writer.sent  # this run's: a resumed run skips what earlier runs sent
     if a.truth:
         tmp = a.truth.with_suffix(".tmp")
         tmp.write_text(json.dumps(result, indent=1))

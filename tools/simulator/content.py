@@ -8,6 +8,7 @@ their own, so scheduling more or fewer actions never renumbers the events, order
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 import random
@@ -64,6 +65,12 @@ class Content:
     # Live: who entered it; clip: its live's list. Kept only for shops whose clips recall the live's
     # audience (``Rates.clip_recall``): every other world never reads it.
     audience: list[str] = field(default_factory=list)
+    order_times: list[int] = field(default_factory=list)  # live: its orders scheduled so far, in time order
+
+    def sells_near(self, t_ms: int, within_ms: int) -> bool:
+        """A live: an order of it is scheduled within ``within_ms`` of ``t_ms``, before or after."""
+        i = bisect.bisect_left(self.order_times, t_ms - within_ms)
+        return i < len(self.order_times) and self.order_times[i] <= t_ms + within_ms
 
     def rate_at(self, t_ms: int, half_life_h: float) -> float:
         if not (self.start_ms <= t_ms < self.end_ms):

@@ -9,6 +9,7 @@ own (``recall``: ``stage_worth``'s clips bringing a live's audience back).
 
 from __future__ import annotations
 
+import bisect
 import random
 from typing import Any
 
@@ -18,6 +19,10 @@ from gmv.tools.simulator.incidents import Incidents
 from gmv.tools.simulator.routines import Routines
 from gmv.tools.simulator.scenarios import DAY_MS, HOUR_MS, MINUTE_MS, SHELF_SOURCES
 from gmv.tools.simulator.trust import TrustBehaviour
+
+# A room with viewers has an order scheduled within this long of each viewer's entering, before or
+# after: any ten minutes with viewers throughout hold one (live_no_orders' default window is 10 min).
+STEADY_SALES_MS = 4 * MINUTE_MS
 
 Event = dict[str, Any]
 LIVE_REFERRERS = ("feed", "search", "shelf", "other")  # a live's own audience (public traffic)
@@ -97,8 +102,13 @@ class EventBuilder:
             live.audience.append(user)  # whom its clips may bring back
         buy = r.live_buy * live.buy_boost * (r.referred_live_buy if referrer_kind in ("short_video", "clip") else 1.0)
         if rng.random() < buy:
-            self._schedule_order(max(t_ms + 1_000, min(t_ms + rng.randrange(30_000, 600_000), live.end_ms - 1)),
-                                 user, live, "live", live.content_id)
+            self._schedule_live_order(live, max(t_ms + 1_000, min(t_ms + rng.randrange(30_000, 600_000),
+                                                                   live.end_ms - 1)), user)
+        elif state.sc.steady_live_sales and not live.sells_near(t_ms, STEADY_SALES_MS) \
+                and t_ms + MINUTE_MS < live.end_ms:
+            # Viewers keep coming and nobody has paid for minutes, nor will soon: this one buys, a
+            # minute on. Decided without a draw, so a story whose rooms sell anyway stays as it was.
+            self._schedule_live_order(live, t_ms + MINUTE_MS, user)
         if rng.random() < 0.5:
             state.schedule.push(t_ms + rng.randrange(60_000, 1_800_000), "leave", {"live": live, "user": user})
         return [ev]
@@ -115,6 +125,10 @@ class EventBuilder:
                                           pop, source_live_id=live.content_id, audience=live.audience))
 
     # -- money ---------------------------------------------------------------------------------
+    def _schedule_live_order(self, live: Content, t_ms: int, user: str) -> None:
+        bisect.insort(live.order_times, t_ms)
+        self._schedule_order(t_ms, user, live, "live", live.content_id)
+
     def _schedule_order(self, t_ms: int, user: str, c: Content, channel: str, channel_id: str) -> None:
         self.state.schedule.push(t_ms, "order", {"user": user, "content": c, "channel": channel,
                                                  "channel_id": channel_id})

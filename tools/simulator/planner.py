@@ -26,7 +26,7 @@ class DayPlanner:
     def plan(self, day: int) -> None:
         state, sc = self.state, self.state.sc
         day_ms = state.start_ms + day * DAY_MS
-        growth = sc.growth ** day
+        growth = sc.growth ** min(day, sc.days - 1)  # an endless world's later days grow no more
         for shop in state.shops:
             for acct in shop.accounts:
                 self._videos(shop, acct, day_ms, growth)

@@ -69,6 +69,10 @@ class Scenario:
     routines: bool = False  # daily routines and incidents of ``gmv.tools.simulator.routines.Routines``
     live_jitter_minutes: int = 20  # a live starts up to this many minutes after its hour (1: on the minute)
     demo_scale: float = 4.0  # `gmv demo`'s default --scale for this preset
+    # A live room with viewers sells every few minutes (``EventBuilder.enter``): no ten minutes of
+    # viewers without an order, which the alert rule live_no_orders pages for, unless an incident
+    # plans them. Off where rooms rarely converting is the story (stage_worth's shop2).
+    steady_live_sales: bool = True
 
     def shop_rates_of(self, index: int) -> Rates:
         """How the buyers of the ``index``-th shop behave."""
@@ -119,13 +123,14 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              "back, a room off air for a break, a morning refund batch) and three incidents on the last days",
              days=14, shops=2, distributors=1, users=20_000, audience=0.5, self_lives=((1.0, 1.5), (2.75, 1.25)),
              distributor_lives=(), videos_per_day=0, clips_per_live=0, live_audience=15.0, live_jitter_minutes=1,
-             rates=Rates(live_buy=0.4, shelf_cold=0.0, shelf_later=0.0), demo_scale=1.0, routines=True),
+             rates=Rates(live_buy=0.4, shelf_cold=0.0, shelf_later=0.0), demo_scale=1.0, routines=True,
+             steady_live_sales=False),  # its warm-ups and incidents are rooms that do not sell
     Scenario("stage_worth", "What a stage is worth differs by shop (model markov): shop0's short videos seed "
              "buyers into its lives, shop1's clips bring its live's viewers back to buy, shop2 sells on the shelf "
              "while its content rarely converts; most viewers watch and leave",
              days=3, shops=3, distributors=1, users=12_000, audience=0.5, self_lives=((12.0, 3.0), (19.0, 3.0)),
              distributor_lives=((20.5, 2.0),), videos_per_day=3, live_audience=3.0,
-             shop_rates=STAGE_WORTH_RATES, demo_scale=3.0),
+             shop_rates=STAGE_WORTH_RATES, demo_scale=3.0, steady_live_sales=False),
 )}
 
 

@@ -46,8 +46,11 @@ class World:
     """Generates the scenario's events in event-time order, minute by minute."""
 
     def __init__(self, scenario: Scenario, seed: int, start: datetime, engaged_ms: int = 3000,
-                 max_displacement: int = 40) -> None:
+                 max_displacement: int = 40, endless: bool = False) -> None:
         self.sc = scenario
+        # Endless (``gmv demo`` without --duration): after its days the world goes on, day after day
+        # planned as its last one was; the sender keeps its event times behind the wall clock.
+        self.endless = endless
         self.seed_label = f"{scenario.name}:{seed}"
         self.prefix = f"{scenario.name[:3]}{seed}"
         self.start_ms = int(start.timestamp() * 1000)
@@ -100,7 +103,7 @@ class World:
                 continue
             for _ in range(count_draw(rng, c.rate_at(t0, sc.clip_half_life_h) * sc.audience)):
                 events.extend(builder.view(c, t0 + rng.randrange(MINUTE_MS)))
-        growth = sc.growth ** day
+        growth = sc.growth ** min(day, sc.days - 1)  # an endless world's later days grow no more
         for shop in state.shops:
             events.extend(builder.cold_shelf(shop, t0, shop.rates.shelf_cold * growth * sc.audience))
         events.sort(key=lambda e: (e["event_time"], e["event_id"]))
@@ -109,9 +112,11 @@ class World:
     def events(self) -> Iterator[Event]:
         """Valid events of the whole scenario, in event-time order (event_time as epoch ms), and the
         delivery incidents it schedules (``event_type`` INCIDENT, for ``Delivery``)."""
-        end = self.start_ms + self.sc.days * DAY_MS
+        end: float = self.start_ms + self.sc.days * DAY_MS
         if self.sc.hours is not None:
             end = min(end, self.start_ms + int(self.sc.hours * HOUR_MS))
+        elif self.endless:
+            end = float("inf")
         day = -1
         t = self.start_ms
         while t < end:

@@ -188,3 +188,13 @@ def test_every_rules_evidence_query_names_a_parameter_for_each_placeholder_and_n
         assert "{{" not in f.evidence.sql and "}}" not in f.evidence.sql, f.evidence.sql
         assert _placeholders(f.evidence.sql) == set(f.evidence.params), f.evidence.sql
         assert f.evidence.command().startswith("gmv sql ")
+
+
+def test_consumer_lags_evidence_shows_the_lag_measured_beside_what_was_stored_in_cst():
+    sample = PipelineSample(NOW, 4_321, 52.4, 1.0, None, {}, "worker-0")
+    f = c.consumer_lag(RULES.consumer_lag, sample, "gmv")
+    assert f is not None
+    assert f.evidence.params["read_age_s"] == "52.4" and f.evidence.params["waiting"] == "4321"
+    assert "Asia/Shanghai" in f.evidence.sql and "ingest_log" in f.evidence.sql
+    # its window is bounded: the command shows the same rows whenever it is run
+    assert f.evidence.params["until"] > f.evidence.params["since"]
