@@ -263,8 +263,10 @@ def serving_demo(backend: Backend, tmp_path_factory) -> Iterator[dict]:
     port = free_port()
     log_path = data_dir / "demo.log"
     log = open(log_path, "w+")
+    # --scale 1: a quarter of the demo's audience, so 30 s reach the story's third day (day-over-day
+    # panels, the score alerts); at the default scale the rooms that sell steadily fill the first day
     proc = subprocess.Popen([sys.executable, "-m", "gmv.tools.cli", "demo", "--duration", "30", "--rate", "1500",
-                             "--keep-serving", "--web-port", str(port)], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                             "--scale", "1", "--keep-serving", "--web-port", str(port)], env=env, cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=log, text=True, start_new_session=True)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]

@@ -197,3 +197,7 @@ def test_no_live_room_of_the_plain_story_has_ten_minutes_of_viewers_without_an_o
 def test_the_incidents_story_still_plans_its_room_whose_orders_stop():
     findings = _no_order_findings("incidents")
     assert findings and {live for live, _ in findings} == {"inc1-L1"}
+
+
+def test_only_the_stories_told_for_their_planned_incidents_end_in_an_endless_demo():
+    assert {name for name, sc in SCENARIOS.items() if sc.ends} == {"incidents", "routines"}

@@ -168,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--progress", action="store_true", help="print a JSON progress line to stdout every 0.5 s")
     ap.add_argument("--endless", action="store_true",
                     help="with --kafka: after the scenario's days the world goes on (new days, lives, refunds and "
-                         "reviews of earlier orders), no event sent before its time: until stopped")
+                         "reviews of earlier orders), no event sent before its time: until stopped. The presets "
+                         "told for their planned incidents (incidents, routines) end with their story")
     ap.add_argument("--list", action="store_true", help="list the scenarios and exit")
     a = ap.parse_args(argv)
     if a.list:
@@ -185,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     start = datetime.fromisoformat(a.start) if a.start else default_start(sc.days)
     if start.tzinfo is None:
         ap.error("--start needs a UTC offset, e.g. 2026-11-01T00:00:00+08:00")
-    world = World(sc, a.seed, start, engaged_ms=a.engaged_ms, endless=a.endless)
+    endless = a.endless and not sc.ends  # a story of planned incidents ends with them, --endless or not
+    world = World(sc, a.seed, start, engaged_ms=a.engaged_ms, endless=endless)
     truth = GroundTruth(a.engaged_ms, int(a.lookback_days * DAY_MS), int(a.half_life_hours * HOUR_MS))
     truth.expected_alerts = world.incidents.expected  # filled in as the world plans its days
     if world.routines is not None:
@@ -212,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps({"emitted": emitted, "sent": writer.sent, "messages": emitted - writer.pauses,
                                   "live": writer.live, "done": done, "ended": ended}), flush=True)
 
-        n = writer.run(world, truth, a.rate, a.duration, a.skip, a.max_messages, progress, realtime=a.endless)
+        n = writer.run(world, truth, a.rate, a.duration, a.skip, a.max_messages, progress, realtime=endless)
     result = {**header, "emitted": n, "seconds": round(time.monotonic() - t0, 2), **truth.summary()}
     if not a.out:
         result["sent"] = writer.sent  # this run's: a resumed run skips what earlier runs sent

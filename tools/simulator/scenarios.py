@@ -74,6 +74,12 @@ class Scenario:
     # plans them. Off where rooms rarely converting is the story (stage_worth's shop2).
     steady_live_sales: bool = True
 
+    @property
+    def ends(self) -> bool:
+        """A story told for its planned incidents ends with its last one, endless demo or not: what
+        it is for is the reconciliation of the alerts it planned (an endless one would plan none)."""
+        return self.hours is not None or self.incidents or self.routines
+
     def shop_rates_of(self, index: int) -> Rates:
         """How the buyers of the ``index``-th shop behave."""
         return self.shop_rates[index % len(self.shop_rates)] if self.shop_rates else self.rates
