@@ -100,8 +100,9 @@ def compare(p: SeasonalParams, value: float, days: Sequence[float | None], direc
 
 
 # -- the history, as read from the rollups ------------------------------------------------------
-class _Sums:
-    """Prefix sums of a per-minute series: a window's sum in O(1)."""
+class Cumulative:
+    """Prefix sums of a per-minute series: any window's sum in O(1) (a catch-up judges thousands
+    of minutes, each over windows of up to an hour and more)."""
 
     def __init__(self, series: dict[int, int]) -> None:
         self.lo = min(series, default=0)
@@ -111,6 +112,7 @@ class _Sums:
             self.acc.append(self.acc[-1] + series.get(m, 0))
 
     def sum(self, first: int, last: int) -> int:
+        """Sum over minutes ``first``..``last`` (inclusive)."""
         n = len(self.acc) - 1
         a, b = max(first - self.lo, 0), min(last - self.lo + 1, n)
         return self.acc[b] - self.acc[a] if b > a else 0
@@ -122,7 +124,7 @@ class History:
     per-minute series moved forward by the shift: the same minutes as today's."""
 
     series: dict[tuple[str, str, int, str], dict[int, int]] = field(default_factory=dict)
-    _sums: dict[tuple[str, str, int, str], _Sums] = field(default_factory=dict, repr=False)
+    _sums: dict[tuple[str, str, int, str], Cumulative] = field(default_factory=dict, repr=False)
 
     def add(self, kind: str, key: str, shift: int, name: str, minute: int, value: int) -> None:
         s = self.series.setdefault((kind, key, shift, name), {})
@@ -132,7 +134,7 @@ class History:
         """The sum of ``name`` over today's minutes ``first``..``last``, ``shift`` minutes back."""
         k = (kind, key, shift, name)
         if k not in self._sums:
-            self._sums[k] = _Sums(self.series.get(k, {}))
+            self._sums[k] = Cumulative(self.series.get(k, {}))
         return self._sums[k].sum(first, last)
 
     def has(self, kind: str, key: str, shift: int, first: int, last: int) -> bool:

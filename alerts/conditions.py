@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from gmv.alerts.baselines import Past, SeasonalParams, Verdict, compare, shifts
+from gmv.alerts.baselines import Cumulative, Past, SeasonalParams, Verdict, compare, shifts
 from gmv.alerts.model import SHANGHAI, Alert, Evidence, shanghai_minute
 from gmv.alerts.rules import (
     ConsumerLag,
@@ -35,24 +35,6 @@ MINUTE = timedelta(minutes=1)
 
 def minute_start(m: int) -> datetime:
     return datetime.fromtimestamp(m * 60, tz=UTC)
-
-
-class Cumulative:
-    """Prefix sums of a per-minute series: any window's sum in O(1) (a catch-up judges thousands
-    of minutes, each over windows of up to an hour and more)."""
-
-    def __init__(self, series: dict[int, int]) -> None:
-        self.lo = min(series, default=0)
-        hi = max(series, default=-1)
-        self.acc = [0]
-        for m in range(self.lo, hi + 1):
-            self.acc.append(self.acc[-1] + series.get(m, 0))
-
-    def sum(self, first: int, last: int) -> int:
-        """Sum over minutes ``first``..``last`` (inclusive)."""
-        n = len(self.acc) - 1
-        a, b = max(first - self.lo, 0), min(last - self.lo + 1, n)
-        return self.acc[b] - self.acc[a] if b > a else 0
 
 
 class _Series:
