@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from gmv.tools.embedded import EmbeddedKafka, free_port
+from tests.support.alertmanager import Alertmanager, WebhookRecorder
 from tests.support.in_process import may_run_here, run_in_process
 from tests.support.waiting import wait_for
 
@@ -320,3 +321,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if "serving_demo" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("serving_demo"))
     items.sort(key=lambda item: item.get_closest_marker("stops_the_serving_demo") is not None)
+
+
+@pytest.fixture
+def receivers(tmp_path: Path):
+    """A webhook recorder behind Debian's real Alertmanager (on loopback): (recorder, alertmanager)."""
+    rec = WebhookRecorder().start()
+    am = Alertmanager(tmp_path / "am", rec.url("/am")).start()
+    yield rec, am
+    am.stop()
+    rec.stop()

@@ -25,7 +25,7 @@ from tests.integration.conftest import (
     parse_run_json,
     sql,
 )
-from tests.support.alertmanager import Alertmanager, WebhookRecorder
+from tests.support.alertmanager import WebhookRecorder
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -52,15 +52,6 @@ def _expected_subject(a: dict, prefix: str) -> tuple[str, str]:
     if a["rule"] == "consumer_lag":
         return a["rule"], "worker-0"
     return a["rule"], a["subject_id"]
-
-
-@pytest.fixture
-def receivers(tmp_path: Path):
-    rec = WebhookRecorder().start()
-    am = Alertmanager(tmp_path / "am", rec.url("/am")).start()
-    yield rec, am
-    am.stop()
-    rec.stop()
 
 
 def test_the_incidents_demo_fires_exactly_the_expected_alerts_in_time_once_pages_each_and_resolves(

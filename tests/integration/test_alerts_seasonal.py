@@ -11,13 +11,11 @@ import subprocess
 import sys
 from collections import Counter
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
 from gmv.tools.embedded import free_port
 from tests.integration.conftest import ROOT, fresh_env, gmv, own_engine, parse_run_json, sql
-from tests.support.alertmanager import Alertmanager, WebhookRecorder
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -28,15 +26,6 @@ SEASONAL = ("live_gmv_drop", "live_no_orders", "refund_spike")
 
 def _ms(iso: str) -> int:
     return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
-
-
-@pytest.fixture
-def receivers(tmp_path: Path):
-    rec = WebhookRecorder().start()
-    am = Alertmanager(tmp_path / "am", rec.url("/am")).start()
-    yield rec, am
-    am.stop()
-    rec.stop()
 
 
 def test_judged_from_day_eight_every_planned_incident_pages_and_no_daily_routine_does(backend, tmp_path, receivers):
