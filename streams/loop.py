@@ -35,6 +35,7 @@ from gmv.streams.core.progress import ReadProgress
 from gmv.streams.groups import KafkaSettings
 from gmv.streams.membership import AbandonedMembers
 from gmv.streams.offsets import Offsets
+from gmv.streams.recovery import Recovery
 from gmv.streams.rollup_scheduler import RollupScheduler
 from gmv.streams.stats import WorkerStats
 
@@ -82,6 +83,7 @@ class IngestLoop:
         self.ready = asyncio.Event()  # partitions assigned and their state recovered
         self.owned: set[int] = set()
         self.progress = ReadProgress(processor.config.state_topics)
+        self.recovery = Recovery(processor)
         self._recovered = BatchResult()
         self.members: AbandonedMembers | None = None
         self._sweeping: asyncio.Task | None = None
@@ -224,14 +226,8 @@ class IngestLoop:
         changelog = self.changelog()
         if not new or changelog is None:
             return
-        t0 = time.monotonic()
-        journals = await changelog.read(new)
-        now = datetime.now(UTC)
-        for p in new:
-            self._recovered.merge(self.processor.load(p, journals[p], now))
-            self.owned.add(p)
-        log.info("recovered state of partitions %s (%d journal records) in %.2fs", new,
-                 sum(len(v) for v in journals.values()), time.monotonic() - t0)
+        self._recovered.merge(await self.recovery.recover(changelog, new))
+        self.owned.update(new)
 
     # -- what the tools ask ----------------------------------------------------------------
     async def end_offsets(self, topic: str) -> dict[tuple[str, int], int]:

@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaProducer
 from gmv.streams.changelog import StateChangelog
 from gmv.streams.core.processor import BatchResult
 from gmv.streams.groups import KafkaSettings
+from gmv.streams.rollup_scheduler import Marks
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +22,7 @@ class Outbox:
         self.bootstrap = bootstrap
         self.producer: AIOKafkaProducer | None = None
         self.changelog: StateChangelog | None = None
+        self._lock = asyncio.Lock()
 
     @property
     def started(self) -> bool:
@@ -47,15 +49,27 @@ class Outbox:
 
     async def send(self, result: BatchResult) -> None:
         """Everything the batch decided, durable before ClickHouse sees a row derived from it: a
-        send that failed raises here, before any row or offset depends on it."""
+        send that failed raises here, before any row or offset depends on it. Then the batch's state
+        is written to the local stores, with the changelog offsets its records took."""
         producer, changelog = self.producer, self.changelog
         assert producer is not None and changelog is not None, "Outbox.start() first"
         topics = self.kafka.topics
-        sends: list[asyncio.Future] = []
-        for key, value in result.journal_puts:
-            sends.append(await changelog.put(int(key.split("|", 1)[0]), key, value))
-        for key in result.journal_dels:
-            sends.append(await changelog.put(int(key.split("|", 1)[0]), key, None))
+        async with self._lock:  # a store's offset covers every record below it: one writer at a time
+            sends: list[asyncio.Future] = list(await changelog.send(
+                (int(key.split("/", 1)[0]), key, value) for key, value in result.journal_puts))
+            n_changelog = len(sends)
+            await self._send_rest(result, topics, sends)
+            await producer.flush()
+            acked = await asyncio.gather(*sends)
+            next_offsets: dict[int, int] = {}
+            for p, offset in acked[:n_changelog]:
+                next_offsets[p] = max(next_offsets.get(p, 0), offset)
+            for staged in result.staged:
+                staged.persist(next_offsets.get(staged.store.number))
+
+    async def _send_rest(self, result: BatchResult, topics, sends: list[asyncio.Future]) -> None:  # noqa: ANN001
+        producer = self.producer
+        assert producer is not None
         for rk in result.rekeyed:
             sends.append(await producer.send(topics.rekeyed, key=rk.key, value=rk.value, partition=rk.partition,
                                              headers=[("gmv-src", rk.src.encode())]))
@@ -68,12 +82,19 @@ class Outbox:
                          ("gmv-source-offset", str(dl.msg.offset).encode()),
                          ("gmv-element-index", str(dl.index).encode()), ("gmv-src", dl.src.encode())],
             ))
-        await producer.flush()
-        await asyncio.gather(*sends)
 
-    async def put_marks(self, marks: dict[int, tuple[str, bytes]]) -> None:
-        """Journal marks (partition -> its mark's key and value): ClickHouse holds the rows they cover."""
+    async def put_marks(self, marks: Marks) -> None:
+        """ClickHouse holds the rows of these pending records: their tombstones, then the stores."""
         if not marks or self.changelog is None:
             return
-        sends = [await self.changelog.put(p, key, value) for p, (key, value) in marks.items()]
-        await asyncio.gather(*sends)
+        async with self._lock:
+            records, writes = [], []
+            for p, confirmations in marks.items():
+                for c in confirmations:
+                    tombstones, changes = c.journal.confirm(c.pending_ids)
+                    records.extend((p, key, None) for key, _ in tombstones)
+                    writes.append((c.journal.store, changes))
+            await asyncio.gather(*await self.changelog.send(records))
+            for store, changes in writes:
+                if changes and not store.closed:
+                    store.write_now(changes)

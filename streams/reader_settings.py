@@ -1,9 +1,11 @@
 """The limits on reads for people and dashboards (``gmv.sinks.query_limits``): the operator's, never the
-query's. A base of ``Settings`` (which supplies ``source``), kept apart so each class stays one screenful."""
+query's; and where the worker's state lives. Bases of ``Settings`` (which supplies ``source``), kept apart
+so each class stays one screenful."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field
@@ -12,7 +14,22 @@ from pydantic_settings import BaseSettings
 from gmv.sinks.query_limits import QueryLimits
 
 
-class ReaderSettings(BaseSettings):
+class StateSettings(BaseSettings):
+    """Where the worker keeps its state and how much memory it may take (``gmv.streams.state``)."""
+
+    state_cache_mb: Annotated[int, Field(ge=16)] = Field(
+        512, description="memory for the worker's state, whatever its history: half RocksDB's block cache and "
+                         "memtables, half decoded values in a hot cache; the rest of the state stays on disk "
+                         "under GMV_STATE_DIR")
+    state_dir: Path | None = Field(
+        None, description="where the worker's state stores live (a RocksDB store per owned partition, rebuilt "
+                          "from the state changelog if lost); unset = <data_dir>/state")
+
+    def state_path(self, data_path: Path) -> Path:
+        return self.state_dir.expanduser().resolve() if self.state_dir else data_path / "state"
+
+
+class ReaderSettings(StateSettings):
     """The ``GMV_SQL_*`` and ``GMV_DASHBOARD_*`` knobs and the two sets of limits made of them."""
 
     sql_max_execution_s: Annotated[float, Field(gt=0)] = Field(

@@ -35,6 +35,7 @@ from gmv.streams.offsets import Offsets
 from gmv.streams.outbox import Outbox
 from gmv.streams.rollup_scheduler import RollupScheduler
 from gmv.streams.settings import Settings
+from gmv.streams.state.stores import StateStores
 from gmv.streams.stats import WorkerStats
 from gmv.streams.status import WorkerStatus, copied
 from gmv.streams.web import register_views
@@ -56,7 +57,8 @@ class GmvWorker:
         k, ch = settings.kafka, settings.clickhouse
         self.readers = readers
         self.stats = WorkerStats()
-        self.processor = BatchProcessor(settings.attribution)
+        self.processor = BatchProcessor(settings.attribution, StateStores(
+            settings.state_path(settings.data_path) / k.topics.changelog, settings.state_cache_mb))
         self.outbox = Outbox(k, bootstrap)
         self.rows_writer: RowsWriter | None = None
         if ch.sink_mode == "topic":
@@ -99,6 +101,7 @@ class GmvWorker:
             finally:
                 await self.loop.close()
                 await self.outbox.close()
+                self.processor.stores.close_all()
 
         await self._guarded("the ingest loop", ingest())
 

@@ -13,6 +13,7 @@ from gmv.streams.core.config import PipelineConfig
 from gmv.streams.core.decode import DeadLetter
 from gmv.streams.core.routing import Rekeyed
 from gmv.streams.core.rows import ROW_TYPES, CreditRow, DeadLetterRow, EventRow, IngestLogRow
+from gmv.streams.state.store import Staged
 
 OUTCOMES = ("accepted", "duplicate", "dead_letter")
 
@@ -53,8 +54,8 @@ class BatchResult:
     rows: dict[str, list[tuple]] = field(default_factory=lambda: {t.TABLE: [] for t in ROW_TYPES})
     dead_letters: list[DeadLetter] = field(default_factory=list)
     rekeyed: list[Rekeyed] = field(default_factory=list)
-    journal_puts: list[tuple[str, bytes]] = field(default_factory=list)
-    journal_dels: list[str] = field(default_factory=list)
+    journal_puts: list[tuple[str, bytes | None]] = field(default_factory=list)  # changelog records (None: tombstone)
+    staged: list[Staged] = field(default_factory=list)  # store writes, made once the broker has the records
     counters: IngestCounters = field(default_factory=IngestCounters)
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     touched_partitions: set[int] = field(default_factory=set)
@@ -68,7 +69,7 @@ class BatchResult:
         self.dead_letters.extend(other.dead_letters)
         self.rekeyed.extend(other.rekeyed)
         self.journal_puts.extend(other.journal_puts)
-        self.journal_dels.extend(other.journal_dels)
+        self.staged.extend(other.staged)
         self.counters.by_topic.update(other.counters.by_topic)
         for k, v in other.next_offsets.items():
             self.next_offsets[k] = max(self.next_offsets.get(k, 0), v)
@@ -84,7 +85,7 @@ class BatchResult:
         return self.rows[EventRow.TABLE]  # type: ignore[return-value]
 
     def has_output(self) -> bool:
-        return bool(self.touched_partitions or self.journal_puts or self.journal_dels or self.dead_letters)
+        return bool(self.touched_partitions or self.journal_puts or self.staged or self.dead_letters)
 
 
 class Handled(NamedTuple):

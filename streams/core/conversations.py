@@ -15,8 +15,9 @@ from gmv.schemas.trust import CsMessage, buyer_turns
 from gmv.streams.core.batch import CARRIED, NOT_CARRIED, BatchContext, Handled
 from gmv.streams.core.decode import Accepted
 from gmv.streams.core.dedup import DedupState
-from gmv.streams.core.journal import Journal, Kind
+from gmv.streams.core.journal import Journal, Kind, decode_json, encode_json
 from gmv.streams.core.rows import CsTurnRow
+from gmv.streams.state.store import Codec, StoredMap
 
 CS = "cs"
 
@@ -31,6 +32,11 @@ class CsMessageRec(NamedTuple):
     t_ms: int
 
 
+MESSAGES: Codec[dict[str, CsMessageRec]] = Codec(
+    lambda messages: encode_json([tuple(m) for m in messages.values()]),
+    lambda raw: {m[0]: CsMessageRec(*m) for m in decode_json(raw)})
+
+
 class CsKind(Kind["ConversationState"]):
     name = CS
     derived = True
@@ -39,15 +45,19 @@ class CsKind(Kind["ConversationState"]):
         return CsMessageRec(*raw)
 
     def apply(self, rec: CsMessageRec) -> None:
-        self.st.conversations.setdefault(rec.conversation_id, {})[rec.event_id] = rec
+        conversations = self.st.conversations
+        messages = conversations.get(rec.conversation_id) or {}
+        messages[rec.event_id] = rec
+        conversations[rec.conversation_id] = messages
         self.st.dedup.remember(rec.event_id, rec.src)
 
     def unapply(self, rec: CsMessageRec) -> None:
         st = self.st
         messages = st.conversations.get(rec.conversation_id)
-        if messages is not None:
-            messages.pop(rec.event_id, None)
-            if not messages:
+        if messages is not None and messages.pop(rec.event_id, None) is not None:
+            if messages:
+                st.conversations[rec.conversation_id] = messages
+            else:
                 del st.conversations[rec.conversation_id]
         st.dedup.forget(rec.event_id, rec.src)
 
@@ -61,7 +71,7 @@ class ConversationState:
     def __init__(self, journal: Journal, dedup: DedupState) -> None:
         self.journal = journal
         self.dedup = dedup
-        self.conversations: dict[str, dict[str, CsMessageRec]] = {}  # id -> event_id -> message
+        self.conversations: StoredMap[dict[str, CsMessageRec]] = StoredMap(journal.store, "c|", MESSAGES)  # id -> event_id -> message
         self._cs = journal.register(self, CsKind)
 
     def on_message(self, item: Accepted, t_ms: int, ctx: BatchContext) -> Handled:

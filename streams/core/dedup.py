@@ -9,11 +9,11 @@ says which (``Handled.carried``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import NamedTuple
 
-from gmv.streams.core.journal import Journal, JournalEntry, Kind
+from gmv.streams.core.journal import TEXT, Journal, Kind
 from gmv.streams.core.rows import build
+from gmv.streams.state.store import StoredMap
 
 SEEN = "seen"
 
@@ -35,9 +35,8 @@ class SeenKind(Kind["DedupState"]):
     def unapply(self, rec: SeenRecord) -> None:
         self.st.forget(rec.event_id, rec.src)
 
-    def expiry(self) -> Callable[[JournalEntry], bool]:
-        cutoff = self.journal.watermark_ms - self.journal.horizons.dedup_ms
-        return lambda entry: entry.t_max < cutoff
+    def cutoff(self) -> int:
+        return self.journal.watermark_ms - self.journal.horizons.dedup_ms
 
 
 class DedupState:
@@ -45,7 +44,7 @@ class DedupState:
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
-        self.seen: dict[str, str] = {}  # event_id -> src of its first occurrence
+        self.seen: StoredMap[str] = StoredMap(journal.store, "d|", TEXT)  # event_id -> src of its first occurrence
         journal.register(self, SeenKind)
 
     def classify(self, event_id: str, src: str) -> str:
@@ -62,7 +61,8 @@ class DedupState:
 
     def remember(self, event_id: str, src: str) -> None:
         """A journalled record's event (a record of any kind carrying its de-duplication)."""
-        self.seen.setdefault(event_id, src)
+        if self.seen.get(event_id) is None:
+            self.seen[event_id] = src
 
     def forget(self, event_id: str, src: str) -> None:
         """Drop a de-duplication entry, if it is the one this source made."""

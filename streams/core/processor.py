@@ -31,10 +31,13 @@ from gmv.streams.core.batch import (
 )
 from gmv.streams.core.config import PipelineConfig
 from gmv.streams.core.decode import Accepted, DeadLetter, MessageDecoder, SourceMessage
+from gmv.streams.core.journal import ChangelogRecord, Confirmation, is_current
+from gmv.streams.core.legacy import LegacyJournal
 from gmv.streams.core.routing import RekeyRouter
 from gmv.streams.core.rows import EventRow, IngestLogRow, build
 from gmv.streams.core.state import Horizons, PartitionState
 from gmv.streams.core.touches import OrderRec, PaidOrderIndex
+from gmv.streams.state.stores import StateStores
 
 __all__ = ["OUTCOMES", "BatchProcessor", "BatchResult", "IngestCounters", "ReadTo", "dead_letter_row"]
 
@@ -46,8 +49,9 @@ ReadTo = Callable[[int], int | None]
 class BatchProcessor:
     """Validates, de-duplicates, attributes and turns batches into rows. Owns the partition states."""
 
-    def __init__(self, config: PipelineConfig) -> None:
+    def __init__(self, config: PipelineConfig, stores: StateStores | None = None) -> None:
         self.config = config
+        self.stores = StateStores() if stores is None else stores
         self.decoder = MessageDecoder(
             {t: et for t, et in config.source_topics.items()}, config.max_message_bytes,
             config.max_batch_events, config.max_future_skew_ms,
@@ -66,30 +70,78 @@ class BatchProcessor:
     def partition_state(self, partition: int) -> PartitionState:
         ps = self.partitions.get(partition)
         if ps is None:
-            ps = self.partitions[partition] = PartitionState(partition, self.horizons, self.paid_orders)
+            ps = self.partitions[partition] = PartitionState(partition, self.horizons, self.paid_orders,
+                                                             self.stores.open(partition))
         return ps
 
     def forget(self, partitions: set[int]) -> None:
+        """Partitions that went elsewhere: their states go, their stores close (they stay on disk)."""
         self.topic_read_ms = {k: v for k, v in self.topic_read_ms.items() if k[1] not in partitions}
         for p in partitions:
-            ps = self.partitions.pop(p, None)
-            if ps is not None:
-                self.paid_orders.forget(ps.attribution)
+            if self.partitions.pop(p, None) is not None:
+                self.stores.close(p)
 
     def find_order(self, order_id: str) -> OrderRec | None:
         """The paid order of an order_id, in whichever partition this processor holds it."""
         return self.paid_orders.find(order_id)
 
-    def load(self, partition: int, items: list[tuple[str, bytes | None]], now: datetime) -> BatchResult:
-        """Rebuild a partition's state from its changelog; re-emit rows not known to be in ClickHouse."""
+    def load(self, partition: int, items: list[ChangelogRecord], now: datetime) -> BatchResult:
+        """Rebuild a partition's state from its changelog (either format: the first one is migrated,
+        ``migrate``); re-emit rows not known to be in ClickHouse. The store is written at once."""
         self.forget({partition})
+        self.stores.wipe(partition)
+        if any(not is_current(k) for k, _ in items):
+            return self.migrate(partition, items, now)
+        self.apply_changelog(partition, items)
+        self.partition_state(partition).journal.stage().persist(None)
+        return self.reemit(partition, now)
+
+    def apply_changelog(self, partition: int, items: list[ChangelogRecord]) -> int:
+        """Format-2 changelog records, in offset order, into the partition's state (its store's writes
+        are staged by the caller)."""
+        return self.partition_state(partition).load(items)
+
+    def migrate(self, partition: int, items: list[ChangelogRecord], now: datetime) -> BatchResult:
+        """A changelog of the first format (``gmv.streams.core.legacy``) into format 2: every live record
+        is made again (pending if no mark covered it) and every old key gets its tombstone. The result
+        carries those changelog records and the rows of the unconfirmed records, re-emitted."""
+        legacy = LegacyJournal()
+        legacy.read(items)
         ps = self.partition_state(partition)
-        ps.load(items)
+        journal = ps.journal
+        for entry in legacy.entries.values():
+            kind = journal.kinds[entry.kind]
+            for raw in entry.records:
+                rec = kind.decode(raw)
+                kind.apply(rec)
+                journal.record(entry.kind, rec, entry.t_max, confirmed=not (kind.derived and entry.unconfirmed))
+            journal.advance(entry.t_max)
+        out = self.reemit_staged(partition, now)
+        puts, staged = journal.commit()
+        out.journal_puts.extend(puts)
+        out.journal_puts.extend((k, None) for k in dict.fromkeys(k for k, v in items if v is not None))
+        out.staged.append(staged)
+        out.touched_partitions.add(partition)
+        return out
+
+    def reemit_staged(self, partition: int, now: datetime) -> BatchResult:
+        """The rows of the derived records staged unconfirmed (a migration's)."""
+        ps = self.partitions[partition]
         ctx = self._context(now)
         kinds = ps.journal.kinds
-        for u in ps.journal.unconfirmed:
+        for name, rec, _, confirmed in ps.journal._staged:
+            if kinds[name].derived and not confirmed:
+                kinds[name].reemit(rec, ctx)
+        self._turn_rows(ctx)
+        return ctx.out
+
+    def reemit(self, partition: int, now: datetime) -> BatchResult:
+        """The rows of every pending record of a partition just recovered: ClickHouse may lack them."""
+        ps = self.partition_state(partition)
+        ctx = self._context(now)
+        kinds = ps.journal.kinds
+        for u in ps.journal.unconfirmed():
             kinds[u.kind].reemit(u.record, ctx)
-        ps.journal.unconfirmed.clear()
         self._turn_rows(ctx)
         if any(ctx.out.rows.values()):
             ctx.out.touched_partitions.add(partition)
@@ -192,19 +244,23 @@ class BatchProcessor:
         held = sum(len(ps.settlement.unsettled) + len(ps.judgement.unjudged) for ps in self.partitions.values())
         return orders, held
 
-    def marks(self, partitions: Collection[int]) -> dict[int, tuple[str, bytes]]:
-        """For each partition, the journal mark that will say ClickHouse holds the rows of every entry
-        this writer has committed so far (written once those rows and their rollups are stored)."""
-        return {p: self.partitions[p].mark_key_value(self.partitions[p].journal_seq)
-                for p in sorted(partitions) if p in self.partitions}
+    def marks(self, partitions: Collection[int] = ()) -> dict[int, list[Confirmation]]:
+        """For each partition, its pending records made so far: confirmed once ClickHouse holds their
+        rows and rollups (the mark follows the refresh that stores them)."""
+        out = {}
+        for p, ps in sorted(self.partitions.items()):
+            ids = ps.journal.take_unmarked()
+            if ids:
+                out[p] = [Confirmation(ps.journal, ids)]
+        return out
 
     def commit_journal(self, out: BatchResult) -> None:
-        for p in sorted(out.touched_partitions):
-            ps = self.partitions.get(p)
-            if ps is not None:
-                puts, dels = ps.journal.commit()
+        """Every partition's changed state: its changelog records, and its store writes staged."""
+        for p, ps in sorted(self.partitions.items()):
+            if p in out.touched_partitions or ps.store.dirty or ps.journal._staged:
+                puts, staged = ps.journal.commit()
                 out.journal_puts.extend(puts)
-                out.journal_dels.extend(dels)
+                out.staged.append(staged)
 
     def _context(self, now: datetime) -> BatchContext:
         now_ms = to_ms(now)

@@ -9,7 +9,6 @@ The last two become dead letters. The outcome is journalled once and never chang
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import NamedTuple
 
 from gmv.schemas.events import QUALITY_REASONS, OrderEvent
@@ -18,9 +17,10 @@ from gmv.streams.core.attribution import refund_credits
 from gmv.streams.core.batch import CARRIED, NOT_CARRIED, BatchContext, Handled
 from gmv.streams.core.decode import Accepted, DeadLetter, SourceMessage
 from gmv.streams.core.dedup import DedupState
-from gmv.streams.core.journal import Journal, JournalEntry, Kind
+from gmv.streams.core.journal import TEXT, Journal, Kind, decode_json, encode_json, record_codec
 from gmv.streams.core.rows import RefundRow
 from gmv.streams.core.touches import TouchState, credit_rows
+from gmv.streams.state.store import Codec, ResidentMap, StoredMap
 
 REFUND, SETTLED = "refund", "settled"
 APPLIED = "applied"
@@ -48,6 +48,10 @@ class RefundOutcome(NamedTuple):
     outcome: str  # applied | orphan | over_refund
 
 
+REFUND_CODEC: Codec[RefundRec] = record_codec(RefundRec)
+ID_SET: Codec[set[str]] = Codec(lambda ids: encode_json(sorted(ids)), lambda raw: set(decode_json(raw)))
+
+
 class RefundKind(Kind["RefundState"]):
     name = REFUND
 
@@ -57,7 +61,9 @@ class RefundKind(Kind["RefundState"]):
     def apply(self, rec: RefundRec) -> None:
         st = self.st
         st.refunds[rec.event_id] = rec
-        st.refunds_of.setdefault(rec.order_id, set()).add(rec.event_id)
+        siblings = st.refunds_of.get(rec.order_id) or set()
+        siblings.add(rec.event_id)
+        st.refunds_of[rec.order_id] = siblings
         st.dedup.remember(rec.event_id, rec.src)
         if rec.event_id not in st.outcomes:
             st.unsettled[rec.event_id] = rec
@@ -70,14 +76,15 @@ class RefundKind(Kind["RefundState"]):
             siblings = st.refunds_of.get(known.order_id)
             if siblings is not None:
                 siblings.discard(known.event_id)
-                if not siblings:
+                if siblings:
+                    st.refunds_of[known.order_id] = siblings
+                else:
                     del st.refunds_of[known.order_id]
         st.dedup.forget(rec.event_id, rec.src)
 
-    def expiry(self) -> Callable[[JournalEntry], bool]:
-        """Past retention, once every refund of the entry is settled."""
-        past, outcomes = super().expiry(), self.st.outcomes
-        return lambda entry: past(entry) and all(r.event_id in outcomes for r in entry.records)
+    def may_expire(self, rec: RefundRec) -> bool:
+        """Past retention, once settled."""
+        return rec.event_id in self.st.outcomes
 
 
 class OutcomeKind(Kind["RefundState"]):
@@ -114,12 +121,13 @@ class RefundState:
         self.journal = journal
         self.dedup = dedup
         self.orders = orders
-        self.refunds: dict[str, RefundRec] = {}  # refund event_id -> refund
-        self.outcomes: dict[str, str] = {}  # refund event_id -> applied | orphan | over_refund
-        # Kept beside the maps above, so that per-batch work follows what is pending, not what is
-        # retained (refunds stay for weights_retention, 90 days by default).
-        self.unsettled: dict[str, RefundRec] = {}  # refund event_id -> refund without outcome
-        self.refunds_of: dict[str, set[str]] = {}  # order_id -> its refunds' event_ids
+        store = journal.store
+        self.refunds: StoredMap[RefundRec] = StoredMap(store, "f|", REFUND_CODEC)  # refund event_id -> refund
+        self.outcomes: StoredMap[str] = StoredMap(store, "g|", TEXT)  # refund event_id -> applied | orphan | ...
+        # Held in memory too, so that per-batch work follows what is pending, not what is retained
+        # (refunds stay for weights_retention, 90 days by default).
+        self.unsettled: ResidentMap[RefundRec] = ResidentMap(store, "h|", REFUND_CODEC)  # without outcome
+        self.refunds_of: StoredMap[set[str]] = StoredMap(store, "j|", ID_SET)  # order_id -> its refunds' event_ids
         self._refund = journal.register(self, RefundKind)
         self._outcome = journal.register(self, OutcomeKind)
 

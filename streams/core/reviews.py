@@ -13,7 +13,6 @@ pass. The outcome is journalled once and never changes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import NamedTuple
 
 from gmv.schemas.events import ReviewEvent
@@ -21,9 +20,10 @@ from gmv.schemas.times import row_time
 from gmv.streams.core.batch import CARRIED, NOT_CARRIED, BatchContext, Handled
 from gmv.streams.core.decode import Accepted, DeadLetter, SourceMessage
 from gmv.streams.core.dedup import DedupState
-from gmv.streams.core.journal import Journal, JournalEntry, Kind
+from gmv.streams.core.journal import TEXT, Journal, Kind, record_codec
 from gmv.streams.core.rows import ReviewRow
 from gmv.streams.core.touches import FindOrder, TouchState
+from gmv.streams.state.store import Codec, ResidentMap, StoredMap
 
 REVIEW, REVIEWED = "review", "reviewed"
 APPLIED = "applied"
@@ -54,6 +54,9 @@ class ReviewOutcome(NamedTuple):
     outcome: str  # applied | orphan_review | review_already_given | review_user_mismatch
 
 
+REVIEW_CODEC: Codec[ReviewRec] = record_codec(ReviewRec)
+
+
 class ReviewKind(Kind["ReviewState"]):
     name = REVIEW
 
@@ -73,10 +76,9 @@ class ReviewKind(Kind["ReviewState"]):
         st.unjudged.pop(rec.event_id, None)
         st.dedup.forget(rec.event_id, rec.src)
 
-    def expiry(self) -> Callable[[JournalEntry], bool]:
-        """Past retention, once every review of the entry is judged."""
-        past, outcomes = super().expiry(), self.st.review_outcomes
-        return lambda entry: past(entry) and all(r.event_id in outcomes for r in entry.records)
+    def may_expire(self, rec: ReviewRec) -> bool:
+        """Past retention, once judged."""
+        return rec.event_id in self.st.review_outcomes
 
 
 class ReviewedKind(Kind["ReviewState"]):
@@ -91,7 +93,8 @@ class ReviewedKind(Kind["ReviewState"]):
         st.review_outcomes[rec.review_event_id] = rec.outcome
         st.unjudged.pop(rec.review_event_id, None)
         if rec.outcome == APPLIED:
-            st.reviewed.setdefault(rec.order_id, rec.review_event_id)
+            if st.reviewed.get(rec.order_id) is None:
+                st.reviewed[rec.order_id] = rec.review_event_id
 
     def unapply(self, rec: ReviewOutcome) -> None:
         st = self.st
@@ -116,10 +119,11 @@ class ReviewState:
         self.dedup = dedup
         self.orders = orders
         self.find_order: FindOrder = orders.paid_orders.find  # in any partition this worker owns
-        self.reviews: dict[str, ReviewRec] = {}  # review event_id -> review
-        self.review_outcomes: dict[str, str] = {}  # review event_id -> its outcome
-        self.unjudged: dict[str, ReviewRec] = {}  # review event_id -> review without outcome
-        self.reviewed: dict[str, str] = {}  # order_id -> the review event_id applied to it
+        store = journal.store
+        self.reviews: StoredMap[ReviewRec] = StoredMap(store, "v|", REVIEW_CODEC)  # review event_id -> review
+        self.review_outcomes: StoredMap[str] = StoredMap(store, "y|", TEXT)  # review event_id -> its outcome
+        self.unjudged: ResidentMap[ReviewRec] = ResidentMap(store, "z|", REVIEW_CODEC)  # without outcome
+        self.reviewed: StoredMap[str] = StoredMap(store, "q|", TEXT)  # order_id -> the review applied to it
         self._review = journal.register(self, ReviewKind)
         self._reviewed = journal.register(self, ReviewedKind)
 

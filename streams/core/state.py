@@ -27,14 +27,7 @@ from gmv.streams.core.batch import BatchContext, Handled
 from gmv.streams.core.conversations import ConversationState, CsKind, CsMessageRec
 from gmv.streams.core.decode import Accepted
 from gmv.streams.core.dedup import DedupState, SeenKind, SeenRecord
-from gmv.streams.core.journal import (
-    JOURNAL_CHUNK,
-    Horizons,
-    Journal,
-    JournalEntry,
-    Kind,
-    Unconfirmed,
-)
+from gmv.streams.core.journal import ChangelogRecord, Horizons, Journal, Kind, Unconfirmed
 from gmv.streams.core.refunds import OutcomeKind, RefundKind, RefundOutcome, RefundRec, RefundState
 from gmv.streams.core.reviews import ReviewedKind, ReviewKind, ReviewOutcome, ReviewRec, ReviewState
 from gmv.streams.core.rows import build
@@ -48,9 +41,10 @@ from gmv.streams.core.touches import (
     TouchRecord,
     TouchState,
 )
+from gmv.streams.state.store import PartitionStore, Staged
 
 __all__ = [
-    "EPOCH", "JOURNAL_CHUNK", "KINDS", "AttrRecord", "CsMessageRec", "Handler", "Horizons", "JournalEntry",
+    "EPOCH", "KINDS", "AttrRecord", "CsMessageRec", "Handler", "Horizons",
     "OrderRec", "PartitionState", "RefundOutcome", "RefundRec", "ReviewOutcome", "ReviewRec", "SeenRecord",
     "TouchRecord", "Unconfirmed", "build", "from_ms", "row_time", "to_ms",
 ]
@@ -71,10 +65,12 @@ def _view(domain: str, name: str) -> property:
 class PartitionState:
     """The journal and the domain states of one partition, and the handler of each event type."""
 
-    def __init__(self, partition: int, horizons: Horizons, paid_orders: PaidOrderIndex | None = None) -> None:
+    def __init__(self, partition: int, horizons: Horizons, paid_orders: PaidOrderIndex | None = None,
+                 store: PartitionStore | None = None) -> None:
         self.partition = partition
         self.horizons = horizons
-        self.journal = Journal(partition, horizons)
+        self.store = PartitionStore.in_memory(partition) if store is None else store
+        self.journal = Journal(partition, horizons, self.store)
         self.dedup = DedupState(self.journal)
         self.attribution = TouchState(self.journal, self.dedup,
                                       PaidOrderIndex() if paid_orders is None else paid_orders)
@@ -96,22 +92,13 @@ class PartitionState:
         return self.order_handlers[item.event.status](item, t_ms, ctx)  # type: ignore[union-attr]
 
     # -- journal ---------------------------------------------------------------------------------
-    def load(self, items: Iterable[tuple[str, bytes | None]]) -> None:
-        """Rebuild from changelog records in offset order (``None`` = deleted)."""
-        self.journal.load(items)
+    def load(self, items: Iterable[ChangelogRecord]) -> int:
+        """Apply changelog records in offset order (``None`` = expired or confirmed)."""
+        return self.journal.load(items)
 
-    def commit_batch(self) -> tuple[list[tuple[str, bytes]], list[str]]:
-        """Journal entries to put and keys to delete for this batch."""
+    def commit_batch(self) -> tuple[list[ChangelogRecord], Staged]:
+        """This batch's changelog records and its staged store writes."""
         return self.journal.commit()
-
-    @property
-    def journal_seq(self) -> int:
-        """Sequence number of the last journal entry this writer committed."""
-        return self.journal.seq
-
-    def mark_key_value(self, upto_seq: int | None = None) -> tuple[str, bytes]:
-        """The mark saying ClickHouse holds the rows of this writer's entries up to ``upto_seq``."""
-        return self.journal.mark_key_value(upto_seq)
 
     @property
     def watermark_ms(self) -> int:
@@ -147,5 +134,3 @@ class PartitionState:
     unjudged = _view("judgement", "unjudged")
     reviewed = _view("judgement", "reviewed")
     conversations = _view("service", "conversations")
-    entries = _view("journal", "entries")
-    unconfirmed = _view("journal", "unconfirmed")

@@ -12,7 +12,7 @@ their order up here.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from gmv.schemas.events import LiveRoomEvent, OrderEvent, ViewEvent
 from gmv.schemas.outputs import RULE_MODELS
@@ -28,8 +28,9 @@ from gmv.streams.core.batch import (
 )
 from gmv.streams.core.decode import Accepted, DeadLetter
 from gmv.streams.core.dedup import DedupState
-from gmv.streams.core.journal import Journal, JournalEntry, Kind
+from gmv.streams.core.journal import TEXT, Journal, Kind, decode_json, encode_json, record_codec
 from gmv.streams.core.rows import CreditRow, build
+from gmv.streams.state.store import Codec, ResidentMap, StoredMap
 
 TOUCH, ORDER, ATTR = "touch", "order", "attr"
 
@@ -88,32 +89,37 @@ FindOrder = Callable[[str], OrderRec | None]
 class TouchKind(Kind["TouchState"]):
     name = TOUCH
 
+    def key(self, rec: TouchRecord) -> str:
+        return rec.event_id
+
     def decode(self, raw: list) -> TouchRecord:
         return TouchRecord(*raw)
 
     def apply(self, rec: TouchRecord) -> None:
         st = self.st
-        st.touches.setdefault(rec.user_id, {})[rec.event_id] = rec.touch
+        user = st.touches.get(rec.user_id) or {}
+        user[rec.event_id] = rec.touch
+        st.touches[rec.user_id] = user
         if rec.src:
             st.dedup.remember(rec.event_id, rec.src)
 
     def unapply(self, rec: TouchRecord) -> None:
         st = self.st
         user = st.touches.get(rec.user_id)
-        if user is not None:
-            user.pop(rec.event_id, None)
-            if not user:
+        if user is not None and user.pop(rec.event_id, None) is not None:
+            if user:
+                st.touches[rec.user_id] = user
+            else:
                 del st.touches[rec.user_id]
         if rec.src:
             st.dedup.forget(rec.event_id, rec.src)
 
-    def expiry(self) -> Callable[[JournalEntry], bool]:
+    def cutoff(self) -> int:
         """Older than ``lookback`` before the oldest order still waiting for its attribution (or
         before the watermark), and older than ``dedup_horizon``."""
         watermark, h = self.journal.watermark_ms, self.journal.horizons
         touch_ref = min([watermark, *(o.t_ms for o in self.st.unattributed.values())])
-        lookback_cutoff, dedup_cutoff = touch_ref - h.lookback_ms, watermark - h.dedup_ms
-        return lambda entry: entry.t_max < lookback_cutoff and entry.t_max < dedup_cutoff
+        return min(touch_ref - h.lookback_ms, watermark - h.dedup_ms)
 
 
 class OrderKind(Kind["TouchState"]):
@@ -127,7 +133,6 @@ class OrderKind(Kind["TouchState"]):
         st.orders[rec.event_id] = rec
         if rec.order_id not in st.order_ids:
             st.order_ids[rec.order_id] = rec.event_id
-            st.paid_orders.add(rec.order_id, st)
         st.dedup.remember(rec.event_id, rec.src)
         if rec.event_id not in st.attrs:
             st.unattributed[rec.event_id] = rec
@@ -138,13 +143,11 @@ class OrderKind(Kind["TouchState"]):
         st.unattributed.pop(rec.event_id, None)
         if st.order_ids.get(rec.order_id) == rec.event_id:
             del st.order_ids[rec.order_id]
-            st.paid_orders.remove(rec.order_id, st)
         st.dedup.forget(rec.event_id, rec.src)
 
-    def expiry(self) -> Callable[[JournalEntry], bool]:
-        """Past retention, once every order of the entry is attributed."""
-        past, attrs = super().expiry(), self.st.attrs
-        return lambda entry: past(entry) and all(r.event_id in attrs for r in entry.records)
+    def may_expire(self, rec: OrderRec) -> bool:
+        """Past retention, once attributed."""
+        return rec.event_id in self.st.attrs
 
 
 class AttrKind(Kind["TouchState"]):
@@ -155,8 +158,8 @@ class AttrKind(Kind["TouchState"]):
         order_event_id, path = raw
         return AttrRecord(order_event_id, [Touch(*t) for t in path])
 
-    def encode(self, recs: list) -> list:
-        return [(r.order_event_id, [tuple(t) for t in r.path]) for r in recs]
+    def encode(self, rec: AttrRecord) -> Any:
+        return (rec.order_event_id, [tuple(t) for t in rec.path])
 
     def apply(self, rec: AttrRecord) -> None:
         self.st.attrs[rec.order_event_id] = rec.path
@@ -177,36 +180,33 @@ class AttrKind(Kind["TouchState"]):
 
 # -- state --------------------------------------------------------------------------------------
 class PaidOrderIndex:
-    """Which partitions' states hold the paid order of an order_id, for every partition one
-    processor owns (kept by ``OrderKind``): a review may land on another partition than its order."""
+    """The paid order of an order_id in whichever partition one processor holds it (a review may land
+    on another partition than its order): each partition's ``order_ids`` is asked, in the processor's
+    order, so the first partition holding it answers."""
 
-    def __init__(self, partitions: Mapping[int, object] | None = None) -> None:
-        self._holders: dict[str, dict[int, TouchState]] = {}
+    def __init__(self, partitions: Mapping[int, Any] | None = None) -> None:
         self._partitions = partitions if partitions is not None else {}  # the processor's, in its order
 
-    def add(self, order_id: str, st: TouchState) -> None:
-        self._holders.setdefault(order_id, {})[st.partition] = st
-
-    def remove(self, order_id: str, st: TouchState) -> None:
-        holders = self._holders.get(order_id)
-        if holders is not None and holders.get(st.partition) is st:
-            del holders[st.partition]
-            if not holders:
-                del self._holders[order_id]
-
-    def forget(self, st: TouchState) -> None:
-        """A partition's state that went away (its partition went elsewhere, or is being reloaded)."""
-        for order_id in st.order_ids:
-            self.remove(order_id, st)
-
     def find(self, order_id: str) -> OrderRec | None:
-        holders = self._holders.get(order_id)
-        if not holders:
-            return None
-        st = next(iter(holders.values()))
-        if len(holders) > 1:  # one order_id paid on several partitions: the first the processor holds
-            st = next((holders[p] for p in self._partitions if p in holders), st)
-        return st.paid_order(order_id)
+        for ps in self._partitions.values():
+            order = ps.attribution.paid_order(order_id)
+            if order is not None:
+                return order
+        return None
+
+
+def _touches_encode(touches: dict[str, Touch]) -> bytes:
+    return encode_json([tuple(t) for t in touches.values()])
+
+
+def _touches_decode(raw: bytes) -> dict[str, Touch]:
+    return {t[1]: Touch(*t) for t in decode_json(raw)}
+
+
+TOUCHES: Codec[dict[str, Touch]] = Codec(_touches_encode, _touches_decode)
+PATH: Codec[list[Touch]] = Codec(lambda path: encode_json([tuple(t) for t in path]),
+                                 lambda raw: [Touch(*t) for t in decode_json(raw)])
+ORDER_CODEC: Codec[OrderRec] = record_codec(OrderRec)
 
 
 class TouchState:
@@ -217,13 +217,14 @@ class TouchState:
         self.dedup = dedup
         self.paid_orders = paid_orders
         self.partition = journal.partition
-        self.touches: dict[str, dict[str, Touch]] = {}  # user -> touch event_id -> touch
-        self.orders: dict[str, OrderRec] = {}  # order event_id -> order
-        self.order_ids: dict[str, str] = {}  # order_id -> its paid event_id
-        self.attrs: dict[str, list[Touch]] = {}  # order event_id -> attribution path
-        # Orders without attrs, kept beside the maps so that per-batch work follows what is pending,
+        store = journal.store
+        self.touches: StoredMap[dict[str, Touch]] = StoredMap(store, "t|", TOUCHES)  # user -> event_id -> touch
+        self.orders: StoredMap[OrderRec] = StoredMap(store, "o|", ORDER_CODEC)  # order event_id -> order
+        self.order_ids: StoredMap[str] = StoredMap(store, "i|", TEXT)  # order_id -> its paid event_id
+        self.attrs: StoredMap[list[Touch]] = StoredMap(store, "a|", PATH)  # order event_id -> attribution path
+        # Orders without attrs, held in memory too so that per-batch work follows what is pending,
         # not what is retained (orders stay for weights_retention, 90 days by default).
-        self.unattributed: dict[str, OrderRec] = {}  # order event_id -> order
+        self.unattributed: ResidentMap[OrderRec] = ResidentMap(store, "w|", ORDER_CODEC)  # event_id -> order
         journal.register(self, TouchKind)
         self._order = journal.register(self, OrderKind)
         self._attr = journal.register(self, AttrKind)
@@ -269,10 +270,11 @@ class TouchState:
     def add_touch(self, user_id: str, touch: Touch, src: str) -> bool:
         """Per engaged view and live enter: what ``TouchKind.apply`` does, without rebuilding the
         Touch. True if journalled now (its record carries the event's de-duplication)."""
-        user = self.touches.setdefault(user_id, {})
+        user = self.touches.get(user_id) or {}
         if touch.event_id in user:
             return False
         user[touch.event_id] = touch
+        self.touches[user_id] = user
         self.journal.record(TOUCH, build(TouchRecord, (*touch, user_id, src)), touch.t_ms)
         return True
 

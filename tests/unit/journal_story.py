@@ -36,7 +36,8 @@ from gmv.streams.core.processor import BatchProcessor, BatchResult
 from gmv.streams.core.routing import partition_for_key
 from gmv.streams.core.rows import FUNNEL_EVENT_TYPES
 
-FIXTURE = Path(__file__).parent / "data" / "journal_v1.json.gz"
+FIXTURE = Path(__file__).parent / "data" / "journal_v1.json.gz"  # format 1, captured at fcc3ea5
+FIXTURE_V2 = Path(__file__).parent / "data" / "journal_v2.json.gz"  # format 2 (per-record keys)
 PARTITIONS = 4
 CONFIG = PipelineConfig(
     partitions=PARTITIONS, lookback_ms=3 * 3_600_000, half_life_ms=3_600_000, attribution_delay_ms=5000,
@@ -270,72 +271,90 @@ def v1_rows(rows: dict[str, list[tuple]]) -> dict[str, list[tuple]]:
     return out
 
 
-def digest(out: BatchResult, nonces: dict[str, str]) -> str:
-    """Everything a batch produced, the journal's nonces aside."""
+def digest(out: BatchResult, nonces: dict[str, str], changelog: bool = True) -> str:
+    """Everything a batch produced, the journal's nonces aside (``changelog=False``: but its changelog
+    records, whose format changed from the first to the second)."""
     h = hashlib.sha256()
     rows = v1_rows(out.rows)
+    # Without the changelog, the order rows come in is not compared: a restart re-emits pending
+    # records in the order the store keeps them (format 1: in the order they were journalled).
+    arranged = (lambda items: items) if changelog else (lambda items: sorted(items, key=repr))
     for name in sorted(rows):
-        h.update(repr((name, rows[name])).encode())
-    h.update(repr([(d.msg, d.index, d.src, d.reason_code, d.reason, d.raw, d.event_id, d.event_type)
-                   for d in out.dead_letters]).encode())
+        h.update(repr((name, arranged(rows[name]))).encode())
+    h.update(repr(arranged([(d.msg, d.index, d.src, d.reason_code, d.reason, d.raw, d.event_id, d.event_type)
+                            for d in out.dead_letters])).encode())
     h.update(repr(out.rekeyed).encode())
     h.update(repr(sorted(out.counters.by_topic.items())).encode())
     h.update(repr(sorted(out.next_offsets.items())).encode())
     h.update(repr((sorted(out.touched_partitions), out.watermark_ms)).encode())
-    h.update(repr([(nonce_free(k, nonces), v) for k, v in out.journal_puts]).encode())
-    h.update(repr([nonce_free(k, nonces) for k in out.journal_dels]).encode())
+    if changelog:
+        h.update(repr([(nonce_free(k, nonces), v) for k, v in out.journal_puts]).encode())
+        h.update(repr([nonce_free(k, nonces) for k in getattr(out, "journal_dels", ())]).encode())
     return h.hexdigest()[:24]
 
 
-def run_story(batches: list[tuple[datetime, list[SourceMessage]]]) -> tuple[Journal, list[str]]:
-    """The journal a writer (then, from ``HANDOVER`` on, a second one) writes for the story, with
-    the marks a pipelined worker adds, and a digest of every output."""
+def run_story(batches: list[tuple[datetime, list[SourceMessage]]]) -> tuple[Journal, list[str], list[str]]:
+    """The changelog a writer (then, from ``HANDOVER`` on, a second one) writes for the story, with
+    the marks' tombstones a pipelined worker adds one batch late, and digests of every output: whole,
+    and of its rows alone (the same as the first format's code gave)."""
     proc = BatchProcessor(CONFIG)
     journal: Journal = []
     digests: list[str] = []
+    row_digests: list[str] = []
     nonces: dict[str, str] = {}
-    marks_due: dict[int, int] = {}
+    marks_due: dict = {}
     forwarded: list[SourceMessage] = []
+
+    def note(out: BatchResult) -> None:
+        digests.append(digest(out, nonces))
+        row_digests.append(digest(out, nonces, changelog=False))
+
     for i, (now, msgs) in enumerate(batches):
         if i == HANDOVER:  # a rebalance: another worker loads every partition from the changelog
             proc, marks_due = BatchProcessor(CONFIG), {}
             for p in range(PARTITIONS):
-                digests.append(digest(proc.load(p, [kv for kv in journal if kv[0].startswith(f"{p}|")], now), nonces))
+                note(proc.load(p, [kv for kv in journal if kv[0].startswith(f"{p}/")], now))
         out = proc.process([*forwarded, *msgs], now)
         # the last batch's orders are left waiting for their attribution delay
         last = i == len(batches) - 1
         out.merge(proc.attribute_due(now + timedelta(seconds=0 if last else 6), final=i == FINAL))
         proc.commit_journal(out)
-        journal += [*out.journal_puts, *((k, None) for k in out.journal_dels)]
-        # ClickHouse took the previous batch: its marks go out now (this batch's entries are ahead of them)
-        journal += [proc.partition_state(p).mark_key_value(seq) for p, seq in sorted(marks_due.items())]
-        marks_due = {p: proc.partition_state(p).journal_seq for p in out.touched_partitions}
+        for staged in out.staged:
+            staged.persist(None)
+        journal += out.journal_puts
+        # ClickHouse took the previous batch: its marks go out now (this batch's records are ahead of them)
+        for _, confirmations in sorted(marks_due.items()):
+            for c in confirmations:
+                tombstones, changes = c.journal.confirm(c.pending_ids)
+                journal += tombstones
+                c.journal.store.write_now(changes)
+        marks_due = proc.marks()
         forwarded = [SourceMessage("gmv.rekeyed", r.partition, 10_000 * i + n, r.key, r.value, r.src)
                      for n, r in enumerate(out.rekeyed)]
-        digests.append(digest(out, nonces))
-    return journal, digests
+        note(out)
+    return journal, digests, row_digests
 
 
 def dump(ps) -> dict:
-    """A partition state as plain data, every map in its own order."""
+    """A partition state as plain data, every map in key order (what a store keeps)."""
     maps = state_maps(ps)
     return {
-        "seen": list(maps["seen"].items()),
-        "touches": [[u, [[e, list(t)] for e, t in ts.items()]] for u, ts in maps["touches"].items()],
-        "orders": [[e, list(o)] for e, o in maps["orders"].items()],
-        "order_ids": list(maps["order_ids"].items()),
-        "attrs": [[e, [list(t) for t in path]] for e, path in maps["attrs"].items()],
-        "unattributed": list(maps["unattributed"]),
-        "refunds": [[e, list(r)] for e, r in maps["refunds"].items()],
-        "outcomes": list(maps["outcomes"].items()),
-        "unsettled": list(maps["unsettled"]),
-        "refunds_of": [[o, sorted(s)] for o, s in maps["refunds_of"].items()],
-        "reviews": [[e, list(r)] for e, r in maps["reviews"].items()],
-        "review_outcomes": list(maps["review_outcomes"].items()),
-        "unjudged": list(maps["unjudged"]),
-        "reviewed": list(maps["reviewed"].items()),
-        "conversations": [[c, [[e, list(m)] for e, m in ms.items()]] for c, ms in maps["conversations"].items()],
-        "entries": [[k, e.kind, e.t_max, len(e.records)] for k, e in maps["entries"].items()],
+        "seen": sorted(maps["seen"].items()),
+        "touches": sorted([u, sorted([e, list(t)] for e, t in ts.items())] for u, ts in maps["touches"].items()),
+        "orders": sorted([e, list(o)] for e, o in maps["orders"].items()),
+        "order_ids": sorted(maps["order_ids"].items()),
+        "attrs": sorted([e, [list(t) for t in path]] for e, path in maps["attrs"].items()),
+        "unattributed": sorted(maps["unattributed"]),
+        "refunds": sorted([e, list(r)] for e, r in maps["refunds"].items()),
+        "outcomes": sorted(maps["outcomes"].items()),
+        "unsettled": sorted(maps["unsettled"]),
+        "refunds_of": sorted([o, sorted(s)] for o, s in maps["refunds_of"].items()),
+        "reviews": sorted([e, list(r)] for e, r in maps["reviews"].items()),
+        "review_outcomes": sorted(maps["review_outcomes"].items()),
+        "unjudged": sorted(maps["unjudged"]),
+        "reviewed": sorted(maps["reviewed"].items()),
+        "conversations": sorted([c, sorted([e, list(m)] for e, m in ms.items())]
+                                for c, ms in maps["conversations"].items()),
         "watermark_ms": maps["watermark_ms"],
     }
 
@@ -343,8 +362,7 @@ def dump(ps) -> dict:
 def state_maps(ps) -> dict:
     return {name: getattr(ps, name) for name in (
         "seen", "touches", "orders", "order_ids", "attrs", "unattributed", "refunds", "outcomes", "unsettled",
-        "refunds_of", "reviews", "review_outcomes", "unjudged", "reviewed", "conversations", "entries",
-        "watermark_ms")}
+        "refunds_of", "reviews", "review_outcomes", "unjudged", "reviewed", "conversations", "watermark_ms")}
 
 
 def reload(journal: Journal, now: datetime) -> dict[str, dict]:
@@ -353,8 +371,8 @@ def reload(journal: Journal, now: datetime) -> dict[str, dict]:
     out = {}
     for p in range(PARTITIONS):
         proc = BatchProcessor(CONFIG)
-        result = proc.load(p, [kv for kv in journal if kv[0].startswith(f"{p}|")], now)
-        out[str(p)] = {"state": dump(proc.partition_state(p)), "reemitted": digest(result, {}),
+        result = proc.load(p, [kv for kv in journal if kv[0].startswith((f"{p}|", f"{p}/"))], now)
+        out[str(p)] = {"state": dump(proc.partition_state(p)), "reemitted": digest(result, {}, changelog=False),
                        "rows": {name: len(rows) for name, rows in v1_rows(result.rows).items()},
                        "dead_letters": len(result.dead_letters)}
     return out
@@ -362,12 +380,13 @@ def reload(journal: Journal, now: datetime) -> dict[str, dict]:
 
 def capture() -> None:
     batches = story()
-    journal, digests = run_story(batches)
+    journal, digests, row_digests = run_story(batches)
     end = batches[-1][0] + timedelta(minutes=1)
     doc = {"journal": [[k, None if v is None else v.decode()] for k, v in journal], "digests": digests,
+           "row_digests": row_digests,
            "reloaded_at": end.isoformat(), "reloaded": reload(journal, end)}
-    FIXTURE.parent.mkdir(exist_ok=True)
-    FIXTURE.write_bytes(gzip.compress(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode(), 9, mtime=0))
+    FIXTURE_V2.parent.mkdir(exist_ok=True)
+    FIXTURE_V2.write_bytes(gzip.compress(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode(), 9, mtime=0))
 
 
 if __name__ == "__main__":

@@ -80,17 +80,18 @@ def test_dedup_distinguishes_replay_from_duplicate_and_expires_by_event_time():
     assert ps.classify("a", "src1") == "replay"
     assert ps.classify("a", "src2") == "duplicate"
     ps.advance(10)
-    puts, dels = ps.commit_batch()
-    assert len(puts) == 1 and not dels
-    # rebuilt from the journal: same verdicts
+    puts, staged = ps.commit_batch()
+    staged.persist(len(puts))
+    assert [k for k, _ in puts] == ["0/seen/a"]  # one changelog record, keyed by what it de-duplicates
+    # rebuilt from the changelog: same verdicts
     again = PartitionState(0, Horizons(1000, 1000, 1000))
     again.load(puts)
     assert again.classify("a", "src2") == "duplicate"
-    # event time moves past the horizon: the entry expires (the wall clock plays no part)
+    # event time moves past the horizon: the record expires, with a tombstone (the wall clock plays no part)
     again.advance(5000)
     again.classify("b", "src3")
-    _, dels = again.commit_batch()
-    assert dels == [puts[0][0]]
+    expired, _ = again.commit_batch()
+    assert expired == [("0/seen/a", None)]
     assert again.classify("a", "src9") == "new"
 
 

@@ -9,13 +9,15 @@ ROOT = Path(__file__).resolve().parents[2]
 # package -> the gmv packages it may import (besides itself)
 ALLOWED = {
     "schemas": set(),
-    "streams.core": {"schemas"},
+    # the state stores (a key-value interface, RocksDB behind it): the core keeps its state there
+    "streams.state": set(),
+    "streams.core": {"schemas", "streams.state"},
     # the contract (output names, the catalogue, the trust-score formulas) and the pure core (the markov solve)
     "sinks": {"schemas", "streams.core"},
     "dashboards": {"schemas"},
-    "streams": {"schemas", "streams.core", "sinks", "dashboards"},
+    "streams": {"schemas", "streams.core", "streams.state", "sinks", "dashboards"},
     "alerts": {"schemas", "streams.core", "streams", "sinks"},
-    "tools": {"schemas", "streams.core", "streams", "sinks", "dashboards", "alerts"},
+    "tools": {"schemas", "streams.core", "streams.state", "streams", "sinks", "dashboards", "alerts"},
 }
 IO_MODULES = {"aiokafka", "kafka", "clickhouse_connect", "chdb", "faust", "socket", "subprocess", "urllib",
               "asyncio", "threading", "requests", "noida_db"}
@@ -23,7 +25,9 @@ IO_MODULES = {"aiokafka", "kafka", "clickhouse_connect", "chdb", "faust", "socke
 
 def _package(module: str) -> str:
     parts = module.split(".")
-    return "streams.core" if parts[:2] == ["streams", "core"] else parts[0]
+    if parts[:2] in (["streams", "core"], ["streams", "state"]):
+        return ".".join(parts[:2])
+    return parts[0]
 
 
 def _imports(path: Path) -> set[str]:

@@ -1,0 +1,111 @@
+"""Bringing a partition's state up to date when the worker is given the partition: one recovery
+manager for every store.
+
+The local store names the changelog offset it holds everything below (``Staged.persist``). So:
+
+- **restart on the same disk**: read the changelog's tail, from that offset to its end;
+- **an empty store** (a new machine, a partition moved here by a rebalance, a wiped state dir):
+  read the whole partition, which compaction keeps close to the live records;
+- **a store the changelog does not match** (its offset is past the partition's end: the topic was
+  recreated; or before the partition's log start): wipe it and read the whole partition;
+- **a changelog of the first format** (before 0.31): read it whole, migrate it once (every live
+  record made again in format 2, every old key tombstoned), with a line saying so.
+
+Reading goes in chunks (``CHUNK_RECORDS``); each chunk's store writes are made with the offset
+after it, so a recovery cut short resumes where it stopped. A progress line every few seconds
+says how far a long one is.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from gmv.streams.changelog import StateChangelog
+from gmv.streams.core.journal import is_current
+from gmv.streams.core.processor import BatchProcessor, BatchResult
+
+log = logging.getLogger(__name__)
+
+PROGRESS_EVERY_S = 5.0
+
+
+@dataclass
+class Restore:
+    """What the last recovery read (``/metrics``, the status snapshot)."""
+
+    partitions: list[int] = field(default_factory=list)
+    records_read: int = 0
+    records_live: int = 0
+    seconds: float = 0.0
+    migrated: int = 0
+
+
+class Recovery:
+    def __init__(self, processor: BatchProcessor) -> None:
+        self.processor = processor
+        self.last = Restore()
+
+    async def recover(self, changelog: StateChangelog, partitions: list[int]) -> BatchResult:
+        """Bring each partition's store up to the changelog's end; the rows of its pending records
+        (ClickHouse may lack them) and a migration's changelog records come back to be written with
+        the next batch."""
+        t0 = time.monotonic()
+        out = BatchResult()
+        restore = Restore(partitions=list(partitions))
+        bounds = await changelog.bounds(partitions)
+        for p in partitions:
+            out.merge(await self._recover_one(changelog, p, *bounds[p], restore))
+        restore.seconds = time.monotonic() - t0
+        restore.records_live = sum(sum(self.processor.partition_state(p).journal.counts.values()) for p in partitions)
+        self.last = restore
+        log.info("restored state of partitions %s: %d changelog records read, %d live, in %.2fs",
+                 partitions, restore.records_read, restore.records_live, restore.seconds)
+        return out
+
+    async def _recover_one(self, changelog: StateChangelog, p: int, log_start: int, end: int,
+                           restore: Restore) -> BatchResult:
+        proc = self.processor
+        store = proc.stores.open(p)
+        held = store.next_offset()
+        if held > end or (0 < held < log_start):
+            log.warning("the local state of partition %d holds changelog offsets to %d, but the changelog "
+                        "runs %d-%d: it was recreated or truncated; restoring from the changelog", p, held,
+                        log_start, end)
+            proc.forget({p})
+            proc.stores.wipe(p)
+            held = 0
+        proc.partition_state(p)
+        start = max(held, log_start)
+        if start >= end:
+            return proc.reemit(p, datetime.now(UTC))
+        total, done, t0, shown = end - start, 0, time.monotonic(), time.monotonic()
+        legacy: list[tuple[str, bytes | None]] = []
+        async for chunk, next_offset in changelog.read(p, start, end):
+            current = [kv for kv in chunk if is_current(kv[0])]
+            if len(current) < len(chunk):
+                legacy.extend(kv for kv in chunk if not is_current(kv[0]))
+            proc.apply_changelog(p, current)
+            ps = proc.partition_state(p)
+            ps.journal.stage().persist(None if legacy else next_offset)
+            done = next_offset - start
+            restore.records_read += len(chunk)
+            if time.monotonic() - shown >= PROGRESS_EVERY_S:
+                shown = time.monotonic()
+                rate = done / max(shown - t0, 1e-3)
+                log.info("restoring partition %d from the changelog: %d of %d offsets, ~%.0f s left", p, done,
+                         total, (total - done) / max(rate, 1e-3))
+        if legacy:
+            return self._migrate(p, legacy, restore)
+        return proc.reemit(p, datetime.now(UTC))
+
+    def _migrate(self, p: int, legacy: list[tuple[str, bytes | None]], restore: Restore) -> BatchResult:
+        """The first format's records, made again in format 2 (sent with the next batch)."""
+        proc = self.processor
+        out = proc.migrate(p, legacy, datetime.now(UTC))
+        restore.migrated += 1
+        log.warning("partition %d: migrated the state changelog from its first format (%d old records) to "
+                    "format 2, once; its old keys are tombstoned", p, len(legacy))
+        return out
