@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO
 
 from gmv.schemas.errors import ConfigurationError, ServiceUnavailable
+from gmv.streams.changelog import COMPACTION_CONFIGS
 from gmv.tools.children import die_with_parent
 
 log = logging.getLogger(__name__)
@@ -233,7 +234,7 @@ def ensure_topics(bootstrap: str, partitions: dict[str, int], replication: int =
                     f"{partitions[name]}; set GMV_PARTITIONS={have} or recreate the topic"
                 )
         missing = [NewTopic(name, n, replication,
-                            topic_configs={"cleanup.policy": "compact"} if name in compacted else kept)
+                            topic_configs=dict(COMPACTION_CONFIGS) if name in compacted else kept)
                    for name, n in partitions.items() if name not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):

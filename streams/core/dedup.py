@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from gmv.streams.core.journal import TEXT, Journal, Kind
 from gmv.streams.core.rows import build
-from gmv.streams.state.store import StoredMap
+from gmv.streams.state.store import UncachedMap
 
 SEEN = "seen"
 
@@ -25,6 +25,11 @@ class SeenRecord(NamedTuple):
 
 class SeenKind(Kind["DedupState"]):
     name = SEEN
+    keeps_record = False  # the de-duplication map holds all of it: event id -> source
+
+    def recall(self, rid: str) -> tuple[SeenRecord, None] | None:
+        src = self.st.seen.get(rid)
+        return None if src is None else (SeenRecord(rid, src), None)
 
     def decode(self, raw: list) -> SeenRecord:
         return SeenRecord(*raw)
@@ -44,7 +49,7 @@ class DedupState:
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
-        self.seen: StoredMap[str] = StoredMap(journal.store, "d|", TEXT)  # event_id -> src of its first occurrence
+        self.seen: UncachedMap[str] = UncachedMap(journal.store, "d|", TEXT)  # event_id -> src of its first occurrence
         journal.register(self, SeenKind)
 
     def classify(self, event_id: str, src: str) -> str:

@@ -30,8 +30,10 @@ Changelog partition ``p`` holds source partition ``p``'s records. Kinds, each ha
 ``cs``       CsMessageRec — a customer-service message; its conversation's turns are derived from all of
              them (``weights_retention``)
 
-In the store (``gmv.streams.state``), a record's changelog value lives under ``r<kind>|<id>``, and an
-expiry index entry under ``x|<kind>|<t_ms, 15 digits>|<id>`` lets a pass read only what has expired;
+In the store (``gmv.streams.state``), a record's changelog value lives under ``r<kind>|<id>``, and
+expiry index entries ``x|<kind>|<end of a bucket of event time, epoch ms, 15 digits>|<n>`` → JSON list
+of the ids of records made in that bucket (a tenth of the shortest horizon wide, at most a minute)
+let a pass read only what has expired;
 the domains keep what their rules look up (a user's touches, an order id's paid event ...) in maps of
 their own, derived from the records by each kind's ``apply`` / ``unapply``.
 
@@ -50,12 +52,13 @@ from typing import Any, Generic, NamedTuple, TypeVar
 import pydantic_core
 
 from gmv.streams.core.batch import BatchContext
-from gmv.streams.state.store import RAW, Codec, PartitionStore, ResidentMap, Staged, StoredMap
+from gmv.streams.state.store import RAW, Codec, PartitionStore, ResidentMap, Staged, UncachedMap
 
 PENDING = "pending"
 ChangelogRecord = tuple[str, bytes | None]
 
-_WATERMARK, _EXPIRED_AT = b"watermark", b"expired_at"
+_META = b"\x00meta|"
+_WATERMARK, _EXPIRED_AT, _BUCKET_SEQ = b"watermark", b"expired_at", b"bucket_seq"
 
 
 def changelog_key(partition: int, kind: str, rid: str) -> str:
@@ -74,8 +77,10 @@ def is_current(key: str) -> bool:
     return head.isdigit() and len(head) < len(key)
 
 
-def _index_key(kind: str, t_ms: int, rid: str) -> bytes:
-    return f"x|{kind}|{max(0, t_ms):015d}|{rid}".encode("utf-8", "surrogatepass")
+def _bucket_key(kind: str, end_ms: int, seq: int) -> bytes:
+    """An expiry index entry: the ids of records of ``kind`` made in the bucket of event time ending
+    at ``end_ms``."""
+    return f"x|{kind}|{max(0, end_ms):015d}|{seq}".encode()
 
 
 def encode_json(doc: Any) -> bytes:
@@ -143,9 +148,21 @@ class Kind(Generic[S]):
         self.st = st
         self.journal = journal
 
+    # Whether the record is kept as written (under ``r<kind>|<id>``), or recalled from the domain's own
+    # state (``recall``): a kind whose state holds all of it need not store it twice.
+    keeps_record = True
+
     def key(self, rec: Any) -> str:
         """What looks the record up: its event's id, by default."""
         return rec[0]
+
+    def recall(self, rid: str) -> tuple[Any, int | None] | None:
+        """The record ``rid`` and its time (None: not known), if it is still held."""
+        raw = self.journal.records[self.name].get(rid)
+        if raw is None:
+            return None
+        doc = decode_json(raw)
+        return self.decode(doc["r"]), doc["t"]
 
     def decode(self, raw: list) -> Any:
         raise NotImplementedError
@@ -183,15 +200,19 @@ class Journal:
         self.horizons = horizons
         self.store = store
         self.kinds: dict[str, Kind] = {}
-        self.records: dict[str, StoredMap[bytes]] = {}
+        self.records: dict[str, UncachedMap[bytes]] = {}
         self.pending: ResidentMap[int] = ResidentMap(store, "u|", FLAG)  # "<kind>/<id>" -> 1
         self.unmarked: list[str] = []  # pending records no mark has covered yet
         self.counts: dict[str, int] = {}  # records per kind (made minus expired)
         self._staged: list[tuple[str, Any, int, bool]] = []
-        raw_wm, raw_exp = store.meta(_WATERMARK), store.meta(_EXPIRED_AT)
+        # Expiry goes by buckets of event time this wide: a pass every step, at most a step late.
+        self.step_ms = min(60_000, max(1, min(horizons.dedup_ms, horizons.lookback_ms, horizons.retention_ms) // 10))
+        meta = store.meta
+        raw_wm, raw_exp, raw_seq = meta(_WATERMARK), meta(_EXPIRED_AT), meta(_BUCKET_SEQ)
         self.watermark_ms = int(raw_wm) if raw_wm else 0
         self._expired_at_ms: int | None = int(raw_exp) if raw_exp else None
-        raw_counts = store.meta(b"counts")
+        self._bucket_seq = int(raw_seq) if raw_seq else 0
+        raw_counts = meta(b"counts")
         if raw_counts:
             self.counts = decode_json(raw_counts)
 
@@ -200,7 +221,7 @@ class Journal:
         if kind.name in self.kinds or kind.name == PENDING:
             raise ValueError(f"journal kind {kind.name!r} is handled twice")
         bound = self.kinds[kind.name] = kind(st, self)
-        self.records[kind.name] = StoredMap(self.store, f"r{kind.name}|", RAW)
+        self.records[kind.name] = UncachedMap(self.store, f"r{kind.name}|", RAW)
         self.counts.setdefault(kind.name, 0)
         return bound
 
@@ -218,28 +239,54 @@ class Journal:
     def commit(self) -> tuple[list[ChangelogRecord], Staged]:
         """This batch's changelog records (expiries included) and its store writes, staged."""
         out = self._expire_due()
-        p, store, kinds, records, counts = self.partition, self.store, self.kinds, self.records, self.counts
+        p, kinds, step = self.partition, self.kinds, self.step_ms
+        raw_writes = self.store.raw
+        buckets: dict[tuple[str, int], list[str]] = {}
+        by_kind: dict[str, list[tuple[Any, int, bool]]] = {}
         for name, rec, t_ms, confirmed in self._staged:
-            kind = kinds[name]
-            rid = kind.key(rec)
-            raw = encode_json({"t": t_ms, "r": kind.encode(rec)})
-            records[name][rid] = raw
-            store.write(_index_key(name, t_ms, rid), b"", RAW)
-            counts[name] += 1
-            out.append((changelog_key(p, name, rid), raw))
-            if kind.derived and not confirmed:
-                pid = f"{name}/{rid}"
-                self.pending[pid] = 1
-                self.unmarked.append(pid)
-                out.append((changelog_key(p, PENDING, pid), b"1"))
+            by_kind.setdefault(name, []).append((rec, t_ms, confirmed))
         self._staged.clear()
+        to_json = pydantic_core.to_json
+        # Per record: its changelog record and what the store keeps (calls and lookups hoisted per kind).
+        for name, staged in by_kind.items():
+            kind = kinds[name]
+            key, encode, derived, keeps = kind.key, kind.encode, kind.derived, kind.keeps_record
+            prefix, head = b"r%b|" % name.encode(), f"{p}/{name}/"
+            self.counts[name] += len(staged)
+            for rec, t_ms, confirmed in staged:
+                rid = key(rec)
+                wire = encode(rec)
+                try:
+                    raw = b'{"t":%d,"r":%b}' % (t_ms, to_json(wire))
+                except ValueError:  # a lone surrogate (see encode_json)
+                    raw = b'{"t":%d,"r":%b}' % (t_ms, encode_json(wire))
+                if keeps:
+                    raw_writes[prefix + rid.encode("utf-8", "surrogatepass")] = raw
+                bucket = buckets.get((name, t_ms // step))
+                if bucket is None:
+                    bucket = buckets[(name, t_ms // step)] = []
+                bucket.append(rid)
+                out.append((head + rid, raw))
+                if derived and not confirmed:
+                    pid = f"{name}/{rid}"
+                    self.pending[pid] = 1
+                    self.unmarked.append(pid)
+                    out.append((changelog_key(p, PENDING, pid), b"1"))
+        self._index(buckets)
         return out, self.stage()
 
+    def _index(self, buckets: dict[tuple[str, int], list[str]]) -> None:
+        """Expiry index entries: per kind and bucket of event time, the ids of the records made in it."""
+        raw_writes = self.store.raw
+        for (name, b), ids in buckets.items():
+            self._bucket_seq += 1
+            raw_writes[_bucket_key(name, (b + 1) * self.step_ms - 1, self._bucket_seq)] = encode_json(ids)
+
     def stage(self) -> Staged:
-        meta = {b"\x00meta|" + _WATERMARK: str(self.watermark_ms).encode(),
-                b"\x00meta|counts": encode_json(self.counts)}
+        meta = {_META + _WATERMARK: str(self.watermark_ms).encode(), _META + b"counts": encode_json(self.counts),
+                _META + _BUCKET_SEQ: str(self._bucket_seq).encode()}
         if self._expired_at_ms is not None:
-            meta[b"\x00meta|" + _EXPIRED_AT] = str(self._expired_at_ms).encode()
+            meta[_META + _EXPIRED_AT] = str(self._expired_at_ms).encode()
         return self.store.stage(meta)
 
     def take_unmarked(self) -> list[str]:
@@ -259,40 +306,46 @@ class Journal:
 
     # -- expiry ---------------------------------------------------------------------------------
     def _expire_due(self) -> list[ChangelogRecord]:
-        """Expire once event time has moved on by a tenth of the shortest horizon (at most a
+        """Expire once event time has moved on by a step (a tenth of the shortest horizon, at most a
         minute): a pass reads the expiry index of every kind."""
-        h = self.horizons
-        step = min(60_000, max(1, min(h.dedup_ms, h.lookback_ms, h.retention_ms) // 10))
-        if self._expired_at_ms is not None and self.watermark_ms - self._expired_at_ms < step:
+        if self._expired_at_ms is not None and self.watermark_ms - self._expired_at_ms < self.step_ms:
             return []
         return self.expire()
 
     def expire(self) -> list[ChangelogRecord]:
+        """Every record whose bucket of event time has passed its kind's cutoff (and ``may_expire``) goes:
+        its state un-applied, its record and pending entry tombstoned."""
         self._expired_at_ms = self.watermark_ms
         out: list[ChangelogRecord] = []
-        store = self.store
+        store, step = self.store, self.step_ms
+        buckets: dict[tuple[str, int], list[str]] = {}  # what may not go yet, indexed again
+        writes = store.encoded_writes(b"x|")
         for name, kind in self.kinds.items():
-            cutoff = kind.cutoff()
             lo = f"x|{name}|".encode()
             records = self.records[name]
-            for ikey, _ in list(store.scan(lo, lo + f"{max(0, cutoff):015d}".encode())):
-                t_ms, rid = int(ikey[len(lo):len(lo) + 15]), ikey[len(lo) + 16:].decode("utf-8", "surrogatepass")
-                raw = records.get(rid)
-                doc = None if raw is None else decode_json(raw)
-                if doc is None or doc["t"] != t_ms:  # a record made again later has an entry of its own
-                    store.delete(ikey)
-                    continue
-                rec = kind.decode(doc["r"])
-                if not kind.may_expire(rec):
-                    continue
-                kind.unapply(rec)
-                records.pop(rid)
-                store.delete(ikey)
-                self.counts[name] -= 1
-                out.append((changelog_key(self.partition, name, rid), None))
-                pid = f"{name}/{rid}"
-                if self.pending.pop(pid) is not None:
-                    out.append((changelog_key(self.partition, PENDING, pid), None))
+            hi = lo + f"{max(0, kind.cutoff()):015d}".encode()
+            for ikey, raw_ids in list(store.scan(lo, hi, decoded=False, writes=writes)):
+                store.write_raw(ikey, None)
+                bucket = int(ikey[len(lo):len(lo) + 15]) // step
+                for rid in decode_json(raw_ids):
+                    held = kind.recall(rid)
+                    if held is None:
+                        continue  # expired already, or its tombstone came from the changelog
+                    rec, t_ms = held
+                    if t_ms is not None and t_ms // step != bucket:
+                        continue  # made again at another time: its own bucket holds it
+                    if not kind.may_expire(rec):
+                        buckets.setdefault((name, bucket), []).append(rid)
+                        continue
+                    kind.unapply(rec)
+                    if kind.keeps_record:
+                        records.pop(rid)
+                    self.counts[name] -= 1
+                    out.append((changelog_key(self.partition, name, rid), None))
+                    pid = f"{name}/{rid}"
+                    if self.pending.pop(pid) is not None:
+                        out.append((changelog_key(self.partition, PENDING, pid), None))
+        self._index(buckets)
         return out
 
     # -- recovery -------------------------------------------------------------------------------
@@ -300,7 +353,8 @@ class Journal:
         """Apply format-2 changelog records in offset order (``None`` = expired or confirmed), as
         found in the changelog past what the store holds. Returns how many were applied."""
         n = 0
-        kinds, records, store = self.kinds, self.records, self.store
+        kinds, records, step = self.kinds, self.records, self.step_ms
+        buckets: dict[tuple[str, int], list[str]] = {}
         for key, raw in items:
             n += 1
             _, name, rid = split_key(key)
@@ -311,21 +365,22 @@ class Journal:
                     self.pending[rid] = 1
                 continue
             kind = kinds[name]
-            old = records[name].get(rid)
+            old = kind.recall(rid)
             if old is not None:
-                od = decode_json(old)
-                kind.unapply(kind.decode(od["r"]))
-                store.delete(_index_key(name, od["t"], rid))
+                kind.unapply(old[0])
                 self.counts[name] -= 1
             if raw is None:
-                records[name].pop(rid)
+                if kind.keeps_record:
+                    records[name].pop(rid)
                 continue
             doc = decode_json(raw)
             kind.apply(kind.decode(doc["r"]))
-            records[name][rid] = raw
-            store.write(_index_key(name, doc["t"], rid), b"", RAW)
+            if kind.keeps_record:
+                records[name][rid] = raw
+            buckets.setdefault((name, doc["t"] // step), []).append(rid)
             self.counts[name] += 1
             self.advance(doc["t"])
+        self._index(buckets)
         return n
 
     def unconfirmed(self) -> list[Unconfirmed]:
@@ -333,10 +388,10 @@ class Journal:
         out = []
         for pid in list(self.pending.mem):
             name, rid = pid.split("/", 1)
-            raw = self.records[name].get(rid) if name in self.records else None
-            if raw is None:  # expired meanwhile: nothing to re-emit
+            held = self.kinds[name].recall(rid) if name in self.kinds else None
+            if held is None:  # expired meanwhile: nothing to re-emit
                 self.pending.pop(pid)
                 continue
-            out.append(Unconfirmed(name, self.kinds[name].decode(decode_json(raw)["r"])))
+            out.append(Unconfirmed(name, held[0]))
             self.unmarked.append(pid)
         return out

@@ -23,8 +23,8 @@ WRITE_BUFFER_BYTES = 8 * 1024 * 1024
 class Backend(Protocol):
     def get(self, key: bytes) -> bytes | None: ...
 
-    def write(self, changes: Mapping[bytes, bytes | None]) -> None:
-        """Puts (bytes) and deletes (None), atomically."""
+    def write(self, changes: Mapping[bytes, bytes | None], more: Mapping[bytes, bytes | None]) -> None:
+        """Puts (bytes) and deletes (None) of both, atomically."""
 
     def scan(self, start: bytes, stop: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Keys in [start, stop), in order."""
@@ -46,8 +46,8 @@ class MemoryBackend:
     def get(self, key: bytes) -> bytes | None:
         return self.data.get(key)
 
-    def write(self, changes: Mapping[bytes, bytes | None]) -> None:
-        for k, v in changes.items():
+    def write(self, changes: Mapping[bytes, bytes | None], more: Mapping[bytes, bytes | None]) -> None:
+        for k, v in (*changes.items(), *more.items()):
             if v is None:
                 if self.data.pop(k, None) is not None:
                     del self._keys[bisect.bisect_left(self._keys, k)]
@@ -122,17 +122,17 @@ class RocksBackend:
         self._rocksdict = rocksdict
         self.db = rocksdict.Rdict(str(path), resources.options())
         self._write_opts = rocksdict.WriteOptions()
+        self.get = self.db.get  # the hot path's last step: no call of ours around it
 
-    def get(self, key: bytes) -> bytes | None:
-        return self.db.get(key)
-
-    def write(self, changes: Mapping[bytes, bytes | None]) -> None:
+    def write(self, changes: Mapping[bytes, bytes | None], more: Mapping[bytes, bytes | None]) -> None:
         wb = self._rocksdict.WriteBatch(raw_mode=True)
-        for k, v in changes.items():
-            if v is None:
-                wb.delete(k)
-            else:
-                wb.put(k, v)
+        put, delete = wb.put, wb.delete
+        for part in (changes, more):
+            for k, v in part.items():
+                if v is None:
+                    delete(k)
+                else:
+                    put(k, v)
         self.db.write(wb, self._write_opts)
 
     def scan(self, start: bytes, stop: bytes) -> Iterator[tuple[bytes, bytes]]:

@@ -40,6 +40,7 @@ RAW_FACTOR = 3
 ENTRY_BYTES = 120
 
 _DELETED = object()
+_MISSING = object()
 
 
 class Codec(Generic[V]):
@@ -111,43 +112,72 @@ class PartitionStore:
         self.number = number  # the cache's key for this store (its partition)
         self.backend = backend
         self.cache = cache
-        self.dirty: dict[bytes, tuple[Any, Codec]] = {}
+        self.dirty: dict[bytes, tuple[Any, Codec]] = {}  # decoded values of cached maps
+        self.raw: dict[bytes, bytes | None] = {}  # encoded values of uncached maps (records, index, seen ids)
         self.unwritten: list[dict[bytes, bytes | None]] = []  # oldest first
         self.maps: dict[bytes, StoredMap] = {}
         self.closed = False
+        self.backend_get = backend.get  # bound once: the hot path's last step
 
     # -- reads -----------------------------------------------------------------------------------
     def read(self, key: bytes, codec: Codec) -> Any:
-        """The value under ``key``, or None."""
+        """The value under ``key``, or None. (Per event, several times: calls and lookups inlined.)"""
         d = self.dirty.get(key)
         if d is not None:
             v = d[0]
             return None if v is _DELETED else v
+        cache = self.cache
         ck = (self.number, key)
-        hit = self.cache.get(ck)
+        hit = cache.entries.get(ck)
         if hit is not None:
+            cache.hits += 1
+            cache.entries.move_to_end(ck)
             return hit[0]
-        raw = self._raw(key)
+        cache.misses += 1
+        raw = self._unwritten(key) if self.unwritten else self.backend_get(key)  # (cached maps never write raw)
         if raw is None:
             return None
         v = codec.decode(raw)
-        self.cache.put(ck, v, len(raw))
+        cache.put(ck, v, len(raw))
         return v
 
-    def _raw(self, key: bytes) -> bytes | None:
+    def _unwritten(self, key: bytes) -> bytes | None:
         for changes in reversed(self.unwritten):
             if key in changes:
                 return changes[key]
-        return self.backend.get(key)
+        return self.backend_get(key)
 
-    def scan(self, start: bytes, stop: bytes) -> Iterator[tuple[bytes, bytes]]:
+    def _raw(self, key: bytes) -> bytes | None:
+        raw = self.raw
+        if key in raw:
+            return raw[key]
+        for changes in reversed(self.unwritten):
+            if key in changes:
+                return changes[key]
+        return self.backend_get(key)
+
+    def encoded_writes(self, prefix: bytes) -> dict[bytes, bytes | None]:
+        """The encoded writes under ``prefix`` not yet on disk (for several ``scan``s of one prefix)."""
+        out: dict[bytes, bytes | None] = {}
+        n = len(prefix)
+        for changes in (*self.unwritten, self.raw):
+            out.update((k, v) for k, v in changes.items() if k[:n] == prefix)
+        return out
+
+    def scan(self, start: bytes, stop: bytes, decoded: bool = True,
+             writes: dict[bytes, bytes | None] | None = None) -> Iterator[tuple[bytes, bytes]]:
         """Encoded values of the keys in [start, stop), as the store would hold them once written
-        (dirty values are encoded on the way)."""
+        (dirty values are encoded on the way; ``decoded=False``: the range holds none, as the keys
+        written encoded only; ``writes``: ``encoded_writes`` of a prefix covering the range)."""
         merged: dict[bytes, bytes | None] = {}
-        for changes in self.unwritten:
-            merged.update((k, v) for k, v in changes.items() if start <= k < stop)
-        merged.update((k, None if v is _DELETED else c.encode(v))
-                      for k, (v, c) in self.dirty.items() if start <= k < stop)
+        if writes is None:
+            for changes in (*self.unwritten, self.raw):
+                merged.update((k, v) for k, v in changes.items() if start <= k < stop)
+        else:
+            merged.update((k, v) for k, v in writes.items() if start <= k < stop)
+        if decoded:
+            merged.update((k, None if v is _DELETED else c.encode(v))
+                          for k, (v, c) in self.dirty.items() if start <= k < stop)
         if not merged:
             yield from self.backend.scan(start, stop)
             return
@@ -165,10 +195,14 @@ class PartitionStore:
     def delete(self, key: bytes) -> None:
         self.dirty[key] = (_DELETED, RAW)
 
+    def write_raw(self, key: bytes, value: bytes | None) -> None:
+        """An encoded value (or a delete), kept out of the hot cache: read rarely, if ever."""
+        self.raw[key] = value
+
     def stage(self, meta: dict[bytes, bytes | None] | None = None) -> Staged:
         """The dirty values, encoded: they move to the hot cache (decoded) and wait unwritten for
         ``Staged.persist``."""
-        changes: dict[bytes, bytes | None] = {}
+        changes, self.raw = self.raw, {}
         cache, number = self.cache, self.number
         for k, (v, codec) in self.dirty.items():
             if v is _DELETED:
@@ -183,12 +217,11 @@ class PartitionStore:
         return Staged(self, changes, dict(meta or {}))
 
     def persist(self, staged: Staged, next_offset: int | None) -> None:
-        changes = dict(staged.changes)
-        changes.update(staged.meta)
+        meta = dict(staged.meta)
         if next_offset is not None:
-            changes[OFFSET_KEY] = str(next_offset).encode()
-        changes[FORMAT_KEY] = FORMAT
-        self.backend.write(changes)
+            meta[OFFSET_KEY] = str(next_offset).encode()
+        meta[FORMAT_KEY] = FORMAT
+        self.backend.write(staged.changes, meta)
         for i, pending in enumerate(self.unwritten):
             if pending is staged.changes:
                 del self.unwritten[i]
@@ -198,10 +231,11 @@ class PartitionStore:
         """Writes that need no changelog (they came from it, or were acknowledged already)."""
         for k in changes:
             self.dirty.pop(k, None)
+            self.raw.pop(k, None)
             self.cache.drop((self.number, k))
             for pending in self.unwritten:
                 pending.pop(k, None)
-        self.backend.write(changes)
+        self.backend.write(changes, {})
 
     # -- meta --------------------------------------------------------------------------------------
     def meta(self, name: bytes) -> bytes | None:
@@ -237,7 +271,7 @@ class StoredMap(Generic[V]):
         return self.prefix + k.encode("utf-8", "surrogatepass")
 
     def get(self, k: str, default: Any = None) -> Any:
-        v = self.store.read(self._key(k), self.codec)
+        v = self.store.read(self.prefix + k.encode("utf-8", "surrogatepass"), self.codec)
         return default if v is None else v
 
     def __getitem__(self, k: str) -> V:
@@ -250,7 +284,7 @@ class StoredMap(Generic[V]):
         return self.store.read(self._key(k), self.codec) is not None  # type: ignore[arg-type]
 
     def __setitem__(self, k: str, v: V) -> None:
-        self.store.write(self._key(k), v, self.codec)
+        self.store.dirty[self.prefix + k.encode("utf-8", "surrogatepass")] = (v, self.codec)
 
     def __delitem__(self, k: str) -> None:
         if k not in self:
@@ -285,6 +319,50 @@ class StoredMap(Generic[V]):
 
     def values(self) -> Iterator[V]:
         return (v for _, v in self.items())
+
+
+class UncachedMap(StoredMap[V]):
+    """A stored map kept out of the hot cache: for values written once and read rarely, if ever (the
+    records themselves, the de-duplication ids: a cached new id would push out what is read again)."""
+
+    def get(self, k: str, default: Any = None) -> Any:
+        key = self.prefix + k.encode("utf-8", "surrogatepass")
+        store = self.store
+        raw = store.raw.get(key, _MISSING)
+        if raw is _MISSING:
+            raw = store._raw(key) if store.unwritten else store.backend_get(key)
+        return default if raw is None else self.codec.decode(raw)
+
+    def __getitem__(self, k: str) -> V:
+        v = self.get(k)
+        if v is None:
+            raise KeyError(k)
+        return v
+
+    def __contains__(self, k: object) -> bool:
+        return self.store._raw(self._key(k)) is not None  # type: ignore[arg-type]
+
+    def __setitem__(self, k: str, v: V) -> None:
+        self.store.raw[self._key(k)] = self.codec.encode(v)
+
+    def pop(self, k: str, default: Any = None) -> Any:
+        key = self._key(k)
+        raw = self.store._raw(key)
+        if raw is None:
+            return default
+        self.store.raw[key] = None
+        return self.codec.decode(raw)
+
+    def __delitem__(self, k: str) -> None:
+        if self.pop(k) is None:
+            raise KeyError(k)
+
+    def setdefault(self, k: str, v: V) -> V:
+        have = self.get(k)
+        if have is None:
+            self[k] = v
+            return v
+        return have
 
 
 class ResidentMap(StoredMap[V]):
