@@ -35,6 +35,7 @@ import asyncio
 from gmv.sinks.base import BatchingSink
 from gmv.streams.core.decode import SourceMessage
 from gmv.streams.core.processor import BatchResult
+from gmv.streams.faults import crash_point
 from gmv.streams.offsets import Offsets
 from gmv.streams.outbox import Outbox
 from gmv.streams.rollup_scheduler import Marks, RollupScheduler
@@ -82,8 +83,10 @@ class Checkpoint:
                 if rows:
                     self.sink.add(table, rows)
             await self.sink.flush(everything=final)  # the trust facts wait for the slow refresh
+        crash_point("before_offset_commit")
         with self.stats.timing("commit"):
             await self.offsets.commit(result.next_offsets)
+        crash_point("after_offset_commit")
         self.stats.stored(result, msgs)
         self.scheduler.note(result, marks)
         if final:

@@ -20,7 +20,11 @@ Every metric is per worker: sum them over ``instance`` for the pipeline. Names:
   stored; ``gmv_partitions_owned``;
 - ``gmv_last_flush_age_seconds``: seconds since a batch was last stored (since start if none);
 - ``gmv_attribution_delay_seconds``: wall clock minus the attribution watermark (event time up to
-  which every order is attributed); absent until the first order is attributed.
+  which every order is attributed); absent until the first order is attributed;
+- ``gmv_state_keys`` {domain}: records held per domain (dedup, touches, orders, refunds, reviews,
+  conversations, pending); ``gmv_state_memory_bytes``, ``gmv_state_disk_bytes``: what the state takes
+  in memory (hot cache and RocksDB's cache) and on disk; ``gmv_state_cache_hit_ratio``;
+  ``gmv_state_restore_records`` {source=read|live} and ``gmv_state_restore_seconds``: the last restore.
 """
 
 from __future__ import annotations
@@ -85,10 +89,36 @@ class _StatusCollector(Collector):
         last = st.last_stored_at or st.started_at
         yield GaugeMetricFamily("gmv_last_flush_age_seconds", "Seconds since a batch was last stored (since start "
                                 "if none yet)", value=max(0.0, time.time() - last))
+        yield from _state_metrics(st.state)
         if st.rolled_up_to_ms:
             yield GaugeMetricFamily("gmv_attribution_delay_seconds", "Wall clock minus the attribution watermark "
                                     "(event time up to which every order is attributed)",
                                     value=max(0.0, time.time() - st.rolled_up_to_ms / 1000))
+
+
+def _state_metrics(state: Any) -> Iterator[Metric]:
+    if not state:
+        return
+    keys = GaugeMetricFamily("gmv_state_keys", "Records held in the state stores, per domain (pending: derived "
+                             "records whose rows ClickHouse may not hold yet)", labels=["domain"])
+    for domain, n in sorted(state["keys"].items()):
+        keys.add_metric([domain], n)
+    yield keys
+    yield GaugeMetricFamily("gmv_state_memory_bytes", "Memory the state takes: the hot cache (estimated) plus "
+                            "RocksDB's block cache and memtables", value=state["memory_bytes"])
+    yield GaugeMetricFamily("gmv_state_disk_bytes", "Bytes of the state stores' files on local disk",
+                            value=state["disk_bytes"])
+    if state["cache_hit_ratio"] is not None:
+        yield GaugeMetricFamily("gmv_state_cache_hit_ratio", "Reads of cached state answered from memory, since "
+                                "start", value=state["cache_hit_ratio"])
+    restore = state["restore"]
+    records = GaugeMetricFamily("gmv_state_restore_records", "At the last restore: changelog records read, and "
+                                "records live once it ended", labels=["source"])
+    records.add_metric(["read"], restore["records_read"])
+    records.add_metric(["live"], restore["records_live"])
+    yield records
+    yield GaugeMetricFamily("gmv_state_restore_seconds", "How long the last restore took",
+                            value=restore["seconds"])
 
 
 class WorkerMetrics:

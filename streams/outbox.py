@@ -9,7 +9,9 @@ import logging
 from aiokafka import AIOKafkaProducer
 
 from gmv.streams.changelog import StateChangelog
+from gmv.streams.core.journal import partition_of
 from gmv.streams.core.processor import BatchResult
+from gmv.streams.faults import crash_point
 from gmv.streams.groups import KafkaSettings
 from gmv.streams.rollup_scheduler import Marks
 
@@ -55,8 +57,9 @@ class Outbox:
         assert producer is not None and changelog is not None, "Outbox.start() first"
         topics = self.kafka.topics
         async with self._lock:  # a store's offset covers every record below it: one writer at a time
+            crash_point("before_changelog")
             sends: list[asyncio.Future] = list(await changelog.send(
-                (int(key.split("/", 1)[0]), key, value) for key, value in result.journal_puts))
+                (partition_of(key), key, value) for key, value in result.journal_puts))
             n_changelog = len(sends)
             await self._send_rest(result, topics, sends)
             await producer.flush()
@@ -64,8 +67,10 @@ class Outbox:
             next_offsets: dict[int, int] = {}
             for p, offset in acked[:n_changelog]:
                 next_offsets[p] = max(next_offsets.get(p, 0), offset)
+            crash_point("before_store_write")
             for staged in result.staged:
                 staged.persist(next_offsets.get(staged.store.number))
+            crash_point("before_clickhouse")
 
     async def _send_rest(self, result: BatchResult, topics, sends: list[asyncio.Future]) -> None:  # noqa: ANN001
         producer = self.producer
@@ -94,7 +99,11 @@ class Outbox:
                     tombstones, changes = c.journal.confirm(c.pending_ids)
                     records.extend((p, key, None) for key, _ in tombstones)
                     writes.append((c.journal.store, changes))
-            await asyncio.gather(*await self.changelog.send(records))
+            acked = await asyncio.gather(*await self.changelog.send(records))
+            next_offsets: dict[int, int] = {}
+            for p, offset in acked:
+                next_offsets[p] = max(next_offsets.get(p, 0), offset)
+            # Every record below these offsets is in the stores: batches persist under this lock too.
             for store, changes in writes:
                 if changes and not store.closed:
-                    store.write_now(changes)
+                    store.write_now(changes, next_offsets.get(store.number))

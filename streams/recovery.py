@@ -18,14 +18,18 @@ says how far a long one is.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from gmv.streams.changelog import StateChangelog
 from gmv.streams.core.journal import is_current
 from gmv.streams.core.processor import BatchProcessor, BatchResult
+from gmv.streams.state.store import PartitionStore
+from gmv.streams.state.stores import LOCK_WAIT_S, StoreLocked
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +72,7 @@ class Recovery:
     async def _recover_one(self, changelog: StateChangelog, p: int, log_start: int, end: int,
                            restore: Restore) -> BatchResult:
         proc = self.processor
-        store = proc.stores.open(p)
+        store = await self._open(p)
         held = store.next_offset()
         if held > end or (0 < held < log_start):
             log.warning("the local state of partition %d holds changelog offsets to %d, but the changelog "
@@ -79,6 +83,7 @@ class Recovery:
             held = 0
         proc.partition_state(p)
         start = max(held, log_start)
+        log.debug("partition %d: the store holds the changelog below offset %d; it runs %d-%d", p, held, log_start, end)
         if start >= end:
             return proc.reemit(p, datetime.now(UTC))
         total, done, t0, shown = end - start, 0, time.monotonic(), time.monotonic()
@@ -101,6 +106,18 @@ class Recovery:
             return self._migrate(p, legacy, restore)
         return proc.reemit(p, datetime.now(UTC))
 
+    async def _open(self, p: int) -> PartitionStore:
+        """The partition's store, once the process that had it (a worker losing it in this rebalance)
+        has let go of it."""
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                return self.processor.stores.open(p)
+            except StoreLocked:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+
     def _migrate(self, p: int, legacy: list[tuple[str, bytes | None]], restore: Restore) -> BatchResult:
         """The first format's records, made again in format 2 (sent with the next batch)."""
         proc = self.processor
@@ -109,3 +126,26 @@ class Recovery:
         log.warning("partition %d: migrated the state changelog from its first format (%d old records) to "
                     "format 2, once; its old keys are tombstoned", p, len(legacy))
         return out
+
+
+# The domain whose state each kind of record holds (``gmv_state_keys{domain}``).
+DOMAINS = {"seen": "dedup", "touch": "touches", "order": "orders", "attr": "orders", "refund": "refunds",
+           "settled": "refunds", "review": "reviews", "reviewed": "reviews", "cs": "conversations"}
+
+
+def state_report(processor: BatchProcessor, last: Restore) -> dict[str, Any]:
+    """What the status snapshot and ``/metrics`` show of the state (read from the metrics thread too:
+    every map is copied first)."""
+    keys: dict[str, int] = dict.fromkeys([*dict.fromkeys(DOMAINS.values()), "pending"], 0)
+    for ps in list(processor.partitions.values()):
+        for kind, n in list(ps.journal.counts.items()):
+            keys[DOMAINS.get(kind, kind)] += n
+        keys["pending"] += len(ps.journal.pending.mem)
+    stores = processor.stores
+    try:
+        disk = stores.disk_bytes()
+    except OSError:  # a store closed under the reader (a rebalance): next scrape
+        disk = 0
+    return {"keys": keys, "memory_bytes": stores.memory_bytes(), "disk_bytes": disk,
+            "cache_bytes_limit": stores.cache_bytes, "cache_hit_ratio": stores.cache.hit_ratio(),
+            "restore": asdict(last)}

@@ -48,6 +48,9 @@ class WorkerStatus:
     write_failures: int
     sink_failing_s: float | None  # how long ClickHouse writes have been failing (None: they succeed)
     rows_writer: Mapping[str, Any] | None
+    # The state stores (``gmv.streams.recovery.state_report``): keys per domain, bytes in memory and on
+    # disk, the hot cache's hit ratio, and what the last restore read.
+    state: Mapping[str, Any] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)  # add-ons' sections (the alert evaluator's)
 
     def summary(self) -> dict[str, int]:
@@ -82,7 +85,8 @@ class WorkerStatus:
             "sink_failing_s": self.sink_failing_s, "write_failures": self.write_failures, "partitions": list(self.partitions),
             "next_offsets": {f"{t}:{p}": o for (t, p), o in sorted(self.next_offsets.items())},
             "uncommitted": self.uncommitted, "rolled_up_to_ms": self.rolled_up_to_ms,
-            "scored_up_to_ms": self.scored_up_to_ms, "refresh_pending": self.refresh_pending, **self.extra,
+            "scored_up_to_ms": self.scored_up_to_ms, "refresh_pending": self.refresh_pending, "state": dict(self.state),
+            **self.extra,
         }
 
 

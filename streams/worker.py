@@ -33,6 +33,7 @@ from gmv.streams.loop import IngestLoop
 from gmv.streams.metrics import WorkerMetrics
 from gmv.streams.offsets import Offsets
 from gmv.streams.outbox import Outbox
+from gmv.streams.recovery import state_report
 from gmv.streams.rollup_scheduler import RollupScheduler
 from gmv.streams.settings import Settings
 from gmv.streams.state.stores import StateStores
@@ -161,6 +162,7 @@ class GmvWorker:
             rows_writer=None if self.rows_writer is None else {
                 "active": self.rows_writer.active, "rows_written": self.rows_writer.rows_written,
                 "next_offset": self.rows_writer.next_offset},
+            state=copied(lambda: state_report(self.processor, self.loop.recovery.last)),
             extra={name: report() for name, report in self.reporters.items()} if extra else {})
 
     @property

@@ -65,6 +65,14 @@ def changelog_key(partition: int, kind: str, rid: str) -> str:
     return f"{partition}/{kind}/{rid}"
 
 
+def partition_of(key: str) -> int:
+    """The changelog partition of a key of either format (``<partition>/...`` or ``<partition>|...``)."""
+    i = 0
+    while key[i].isdigit():
+        i += 1
+    return int(key[:i])
+
+
 def split_key(key: str) -> tuple[int, str, str]:
     """(partition, kind, id) of a format-2 changelog key."""
     p, kind, rid = key.split("/", 2)

@@ -227,15 +227,15 @@ class PartitionStore:
                 del self.unwritten[i]
                 break
 
-    def write_now(self, changes: dict[bytes, bytes | None]) -> None:
-        """Writes that need no changelog (they came from it, or were acknowledged already)."""
+    def write_now(self, changes: dict[bytes, bytes | None], next_offset: int | None = None) -> None:
+        """Writes acknowledged in the changelog already (and, given, the offset they reach)."""
         for k in changes:
             self.dirty.pop(k, None)
             self.raw.pop(k, None)
             self.cache.drop((self.number, k))
             for pending in self.unwritten:
                 pending.pop(k, None)
-        self.backend.write(changes, {})
+        self.backend.write(changes, {} if next_offset is None else {OFFSET_KEY: str(next_offset).encode()})
 
     # -- meta --------------------------------------------------------------------------------------
     def meta(self, name: bytes) -> bytes | None:

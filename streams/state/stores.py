@@ -19,6 +19,14 @@ log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
 
+# How long to wait for another process to let go of a store (a worker that lost the partition closes
+# it as its rebalance revokes it; a killed one's lock goes with it).
+LOCK_WAIT_S = 30.0
+
+
+class StoreLocked(RuntimeError):
+    """Another live process holds the store."""
+
 
 class StateStores:
     def __init__(self, root: Path | None = None, cache_mb: int = 64) -> None:
@@ -45,9 +53,21 @@ class StateStores:
         else:
             if self._resources is None:
                 self._resources = RocksResources(self.cache_bytes - self.cache.cache_bytes)
-            backend = RocksBackend(self.path(partition), self._resources)
+            backend = self._open_rocks(partition)
         store = self.open_stores[partition] = PartitionStore(partition, backend, self.cache)
         return store
+
+    def _open_rocks(self, partition: int) -> RocksBackend:
+        assert self._resources is not None
+        try:
+            return RocksBackend(self.path(partition), self._resources)
+        except Exception as e:  # rocksdict raises a plain Exception ("IO error: lock ...")
+            if "lock" in str(e).lower():
+                raise StoreLocked(
+                    f"the state store {self.path(partition)} is held by another process: is another worker "
+                    "running with this GMV_DATA_DIR and GMV_APP_ID? Give each worker on a machine its own "
+                    "GMV_STATE_DIR") from e
+            raise
 
     def close(self, partition: int) -> None:
         store = self.open_stores.pop(partition, None)
