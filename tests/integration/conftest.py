@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -114,6 +115,7 @@ class Made:
     database: str
     bootstrap: str
     topic_prefix: str
+    data_dir: str  # its workers' state stores are under <data_dir>/state/<topic prefix>...
 
 
 # Everything fresh_env made in this process, in order: a test's is removed when it ends
@@ -158,6 +160,9 @@ def remove_made(made: list[Made]) -> None:
                 client.command(f"DROP DATABASE IF EXISTS `{m.database}` SYNC")
         finally:
             client.close()
+    for m in made:  # the state stores of its workers (a process still holding one leaves it: it dies with tmp)
+        for store in (Path(m.data_dir) / "state").glob(f"{m.topic_prefix}*"):
+            shutil.rmtree(store, ignore_errors=True)
     for bootstrap in {m.bootstrap for m in made}:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap)
         try:
@@ -182,7 +187,7 @@ def fresh_env(backend: Backend) -> dict[str, str]:
         "GMV_LOG_LEVEL": os.environ.get("GMV_TEST_LOG_LEVEL", "WARNING"),
     })
     _MADE.append(Made(env["GMV_CLICKHOUSE_DSN"], env.get("GMV_CLICKHOUSE_PASSWORD"), env["GMV_CLICKHOUSE_DATABASE"],
-                      env["GMV_KAFKA_BOOTSTRAP_SERVERS"], env["GMV_TOPIC_PREFIX"]))
+                      env["GMV_KAFKA_BOOTSTRAP_SERVERS"], env["GMV_TOPIC_PREFIX"], env["GMV_DATA_DIR"]))
     return env
 
 
