@@ -1,0 +1,458 @@
+"""The soak benchmark (issue 31): ``python -m bench.soak`` or ``python -m bench --only soak [--quick]``.
+
+An embedded broker and a real ``gmv worker`` process on a temporary data dir; ``--events`` valid events
+(default 20M, ``--quick`` 2M; producer batches at full speed, event times dense within the last hour, so
+nothing expires and every event stays retained state) fed in steps that the worker keeps up with.
+Every ``--report-every`` events one JSON line (``figure: soak_step``): events consumed, the worker's
+RSS (its process tree), the state metrics when the worker has them (``gmv_state_*``; bytes per retained
+key = disk bytes / keys), disk bytes of ``<data_dir>/state``, throughput over the step, and the embedded
+ClickHouse's share apart (its own memory tracker, its parts on disk). Then the worker is stopped and
+restarted twice, each time with one new event waiting: (a) on the same data dir, (b) with
+``<data_dir>/state`` deleted (a restore onto an empty local store from the changelog). Each restart's
+line (``figure: soak_restart``) has the restore log line's seconds and records, the wall clock from spawn
+to consuming again and to the new event stored, and records read vs live keys when the metrics exist.
+
+Writes the JSON lines to ``bench-results/soak-<time>.jsonl`` and a PNG chart of RSS and throughput
+against events consumed beside it (``--out``); both paths are printed at the end. Progress on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.common import emit
+from bench.soak_feed import PARTITIONS, SoakFeed, batched, one_view
+from bench.soak_probe import du_bytes, restore_lines, state_figures, tree_rss_bytes
+from gmv.schemas.events import TOPIC_NAMES
+from gmv.tools.embedded import EmbeddedKafka, ensure_topics, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+MB = 1024 * 1024
+SOURCE_RETENTION_MS = 10 * 60_000  # the broker keeps no more of the feed than the worker may still need
+
+
+class SoakError(RuntimeError):
+    """The soak cannot go on (one line saying why and where to look)."""
+
+
+def say(msg: str) -> None:
+    print(f"[soak] {msg}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class SoakOptions:
+    events: int
+    report_every: int
+    cache_mb: int | None = None
+    out: Path | None = None  # the chart; the JSON lines go beside it (.jsonl)
+    keep: bool = False
+    ahead: int = 300_000  # events produced but not yet consumed, at most (the broker holds no more)
+    stall_s: float = 180.0  # no event consumed for this long: the soak stops with an error
+    seed: int = 31
+
+
+class Worker:
+    """One ``gmv worker`` process on the soak's data dir (its log beside it)."""
+
+    def __init__(self, root: Path, bootstrap: str, cache_mb: int | None) -> None:
+        self.root = root
+        self.web_port, self.metrics_port = free_port(), free_port()
+        self.token = secrets.token_urlsafe(16)
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("GMV_")}
+        self.env.update({
+            "GMV_DATA_DIR": str(root), "GMV_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "GMV_CLICKHOUSE_DSN": f"chdb://{root / 'clickhouse'}", "GMV_WEB_PORT": str(self.web_port),
+            "GMV_METRICS_PORT": str(self.metrics_port), "GMV_WEB_TOKEN": self.token, "GMV_APP_ID": "soak",
+            "GMV_WORKER_INSTANCE_ID": "soak-0", "GMV_PARTITIONS": str(PARTITIONS),
+            "GMV_LOG_LEVEL": "INFO",  # the restore line is logged at INFO
+        })
+        if cache_mb is not None:
+            self.env["GMV_STATE_CACHE_MB"] = str(cache_mb)
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+        self.log_path = root / "worker-0.log"
+
+    def spawn(self) -> float:
+        """Start the worker; returns the monotonic time of the spawn."""
+        self.starts += 1
+        self.log_path = self.root / f"worker-{self.starts}.log"
+        with open(self.log_path, "wb") as log:
+            t = time.monotonic()
+            self.proc = subprocess.Popen([sys.executable, "-m", "gmv.tools.cli", "worker"], cwd=self.root, env=self.env,
+                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        return t
+
+    def check(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise SoakError(f"the worker exited on its own with {self.proc.returncode}; see {self.log_path}: "
+                            f"{self.log_tail()}")
+
+    def log_tail(self, lines: int = 3) -> str:
+        with contextlib.suppress(OSError):
+            return " | ".join(self.log_path.read_text(errors="replace").strip().splitlines()[-lines:])
+        return ""
+
+    def stop(self, wait_s: float = 120.0) -> float:
+        """SIGINT, a bounded wait, then SIGKILL; returns seconds to exit."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return 0.0
+        t = time.monotonic()
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(wait_s)
+            except subprocess.TimeoutExpired:
+                say(f"the worker did not stop within {wait_s:.0f}s of SIGINT: killed")
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+        return time.monotonic() - t
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def _get(self, path: str, timeout: float = 5.0) -> bytes | None:
+        port = self.metrics_port if path == "/metrics" else self.web_port
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
+                return r.read()
+        except (OSError, urllib.error.URLError):
+            return None  # not up yet, or busy: the caller asks again
+
+    def stats(self) -> dict[str, Any] | None:
+        body = self._get("/gmv/stats/")
+        return json.loads(body) if body else None
+
+    def metrics(self) -> str | None:
+        body = self._get("/metrics")
+        return body.decode() if body else None
+
+    def sql(self, query: str, parameters: dict[str, Any] | None = None, timeout: float = 30.0) -> str | None:
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.web_port}/gmv/sql/", method="POST",
+            data=json.dumps({"query": query, "format": "tsv", "parameters": parameters or {}}).encode(),
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.read().decode()
+        except (OSError, urllib.error.URLError):
+            return None
+
+
+class Feeder(threading.Thread):
+    """Produces the soak's producer batches, never more than ``ahead`` events past what the worker consumed."""
+
+    def __init__(self, bootstrap: str, feed: SoakFeed, consumed: Callable[[], int], ahead: int) -> None:
+        super().__init__(name="soak-feeder", daemon=True)
+        self.bootstrap, self.feed, self.consumed, self.ahead = bootstrap, feed, consumed, ahead
+        self.produced = 0
+        self.error: BaseException | None = None
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        try:
+            producer = _producer(self.bootstrap)
+            try:
+                for et, partition, value, n in batched(self.feed.events()):
+                    if self.produced - self.consumed() > self.ahead:
+                        producer.flush()
+                        while self.produced - self.consumed() > self.ahead and not self.stopping.is_set():
+                            time.sleep(0.05)
+                    if self.stopping.is_set():
+                        return
+                    producer.send(f"gmv.{TOPIC_NAMES[et]}", value=value, partition=partition)
+                    self.produced += n
+                producer.flush()
+            finally:
+                producer.close()
+        except BaseException as e:  # reported by the main thread, which owns the processes
+            self.error = e
+
+
+def _producer(bootstrap: str):
+    from kafka import KafkaProducer
+
+    return KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=1024 * 1024,
+                         max_request_size=4 * 1024 * 1024, acks="all", compression_type="lz4")
+
+
+def engine_figures(worker: Worker) -> dict[str, Any]:
+    """The embedded ClickHouse's share: its memory tracker (what the engine allocated, inside the worker's RSS)
+    and its active parts; None where the SQL endpoint does not answer."""
+    out: dict[str, Any] = {"engine_tracked_bytes": None, "engine_parts": None, "engine_parts_bytes": None}
+    mem = worker.sql("SELECT value FROM system.metrics WHERE metric = 'MemoryTracking'")
+    if mem and mem.strip():
+        out["engine_tracked_bytes"] = int(float(mem.split()[0]))
+    parts = worker.sql("SELECT count(), sum(bytes_on_disk) FROM system.parts WHERE active")
+    if parts and parts.strip():
+        n, b = parts.split()[:2]
+        out["engine_parts"], out["engine_parts_bytes"] = int(n), int(b)
+    return out
+
+
+def sample(worker: Worker, root: Path) -> dict[str, Any]:
+    """What the worker holds now: RSS, state metrics, disk, the engine's share."""
+    pid = worker.pid
+    rss = tree_rss_bytes(pid) if pid else None
+    text = worker.metrics()
+    figures = state_figures(text) if text else state_figures("")
+    return {"worker_rss_mb": round(rss / MB, 1) if rss else None, **figures,
+            "state_dir_bytes": du_bytes(root / "state"), "clickhouse_dir_bytes": du_bytes(root / "clickhouse"),
+            **engine_figures(worker)}
+
+
+def wait_ready(worker: Worker, timeout_s: float) -> None:
+    """Until the worker owns every partition (so the first step's throughput is not its start-up)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        worker.check()
+        st = worker.stats()
+        if st and len(st.get("partitions", ())) == PARTITIONS:
+            return
+        time.sleep(0.2)
+    raise SoakError(f"the worker did not own its {PARTITIONS} partitions within {timeout_s:.0f}s; see {worker.log_path}: "
+                    f"{worker.log_tail()}")
+
+
+def soak_feed(o: SoakOptions, worker: Worker, root: Path, bootstrap: str) -> list[dict[str, Any]]:
+    """Feed every event, one line per ``report_every`` consumed; returns the lines."""
+    feed = SoakFeed(o.events, int(time.time() * 1000), seed=o.seed)
+    consumed = 0
+    feeder = Feeder(bootstrap, feed, lambda: consumed, o.ahead)
+    lines: list[dict[str, Any]] = []
+    checkpoints = sorted({*range(o.report_every, o.events, o.report_every), o.events})
+    t0 = t_step = last_progress = time.monotonic()
+    c_step = 0
+    feeder.start()
+    try:
+        while checkpoints:
+            worker.check()
+            if feeder.error is not None:
+                raise SoakError(f"producing failed: {feeder.error!r}")
+            st = worker.stats()
+            now = time.monotonic()
+            got = st["counters"]["received"] if st else consumed
+            if got > consumed:
+                consumed, last_progress = got, now
+            elif now - last_progress > o.stall_s:
+                raise SoakError(f"the worker consumed nothing for {o.stall_s:.0f}s at {consumed:,} of {o.events:,} "
+                                f"events ({feeder.produced:,} produced); see {worker.log_path}: {worker.log_tail()}")
+            if consumed >= checkpoints[0]:
+                while checkpoints and consumed >= checkpoints[0]:
+                    checkpoints.pop(0)
+                s = sample(worker, root)
+                c = st["counters"] if st else {}
+                line = emit("soak_step", events_consumed=consumed, events_produced=feeder.produced,
+                            elapsed_s=round(now - t0, 1),
+                            events_per_s=round((consumed - c_step) / (now - t_step)) if now > t_step else None,
+                            accepted=c.get("accepted"), duplicates=c.get("duplicates"),
+                            dead_lettered=c.get("dead_lettered"), **s)
+                lines.append(line)
+                say(f"{consumed:,} events consumed: RSS {s['worker_rss_mb']} MB, {line['events_per_s']}/s over the "
+                    f"step, state keys {s['state_keys']}, state dir {s['state_dir_bytes']}")
+                t_step, c_step = time.monotonic(), consumed
+            time.sleep(0.5)
+    finally:
+        feeder.stopping.set()
+        feeder.join(30)
+    say(f"fed {feed.counts}")
+    return lines
+
+
+def restart(worker: Worker, bootstrap: str, kind: str, timeout_s: float) -> dict[str, Any]:
+    """Spawn the worker on the stopped one's data dir with one new event waiting; time it to consuming
+    again and to that event stored."""
+    eid = f"soak-restart-{worker.starts}-{secrets.token_hex(4)}"
+    marker = one_view(eid, int(time.time() * 1000))
+    t_spawn = worker.spawn()
+    producer = _producer(bootstrap)
+    try:
+        producer.send("gmv.views", value=b"[" + marker.value + b"]", partition=marker.partition)
+        producer.flush()
+    finally:
+        producer.close()
+    consuming = stored = None
+    deadline = t_spawn + timeout_s
+    while stored is None:
+        worker.check()
+        now = time.monotonic()
+        if now > deadline:
+            raise SoakError(f"restart ({kind}): the new event was not stored within {timeout_s:.0f}s; see "
+                            f"{worker.log_path}: {worker.log_tail()}")
+        st = worker.stats()
+        if consuming is None and st and st["counters"]["received"] > 0:
+            consuming = now - t_spawn
+        if consuming is not None:
+            found = worker.sql("SELECT count() FROM gmv.events_store WHERE event_type = 'view' "
+                               "AND event_id = {id:String}", {"id": eid})
+            if found and found.strip() not in ("", "0"):
+                stored = time.monotonic() - t_spawn
+        time.sleep(0.1)
+    text = worker.metrics() or ""
+    found_lines = restore_lines(worker.log_path.read_text(errors="replace"))
+    figures = state_figures(text)
+    st = worker.stats() or {}
+    return {
+        "restart": kind, "spawn_to_consuming_s": round(consuming or 0.0, 2), "spawn_to_new_event_stored_s": round(stored, 2),
+        "restore_line_seconds": round(sum(x.seconds for x in found_lines), 2) if found_lines else None,
+        "restore_line_records": sum(x.records for x in found_lines) if found_lines else None,
+        "restore_line_form": found_lines[0].form if found_lines else None,
+        "restore_records_read": figures["restore_records_read"], "restore_records_live": figures["restore_records_live"],
+        "restore_metric_seconds": figures["restore_seconds"], "state_keys": figures["state_keys"],
+        "records_read_per_live_key": round(figures["restore_records_read"] / figures["state_keys"], 3)
+        if figures["restore_records_read"] is not None and figures["state_keys"] else None,
+        "reprocessed_events": max(0, st.get("counters", {}).get("received", 1) - 1),
+        "worker_rss_mb": round((tree_rss_bytes(worker.pid) or 0) / MB, 1) if worker.pid else None,
+    }
+
+
+def chart(lines: list[dict[str, Any]], path: Path, title: str) -> Path:
+    """RSS and throughput against events consumed, one PNG."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        raise SoakError("the chart needs matplotlib: pip install -e '.[bench]' (the JSON lines are written)") from e
+    xs = [ln["events_consumed"] / 1e6 for ln in lines]
+    fig, ax = plt.subplots(figsize=(9, 5), dpi=110)
+    ax.plot(xs, [ln["worker_rss_mb"] for ln in lines], "o-", color="tab:red", label="worker RSS (MB)")
+    engine = [ln.get("engine_tracked_bytes") for ln in lines]
+    if any(v is not None for v in engine):
+        ax.plot(xs, [v / MB if v is not None else None for v in engine], "s--", color="tab:orange",
+                label="embedded ClickHouse tracked (MB)")
+    ax.set_xlabel("events consumed (millions)")
+    ax.set_ylabel("MB")
+    ax.set_ylim(bottom=0)
+    ax2 = ax.twinx()
+    ax2.plot(xs, [ln["events_per_s"] for ln in lines], "^-", color="tab:blue", label="throughput (events/s)")
+    ax2.set_ylabel("events/s over the step")
+    ax2.set_ylim(bottom=0)
+    handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    ax.legend(handles, [h.get_label() for h in handles], loc="upper left")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def run(o: SoakOptions) -> dict[str, Any]:
+    """The whole soak; returns its summary (the paths written among it)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    png = (o.out or Path("bench-results") / f"soak-{stamp}.png").resolve()
+    jsonl = png.with_suffix(".jsonl")
+    root = Path(tempfile.mkdtemp(prefix="gmv-soak-"))
+    broker = EmbeddedKafka(root, free_port())
+    worker: Worker | None = None
+    lines: list[dict[str, Any]] = []
+    try:
+        bootstrap = broker.start()
+        ensure_topics(bootstrap, {f"gmv.{t}": PARTITIONS for t in TOPIC_NAMES.values()}, retention_ms=SOURCE_RETENTION_MS)
+        worker = Worker(root, bootstrap, o.cache_mb)
+        say(f"broker on {bootstrap}; worker on {root} (web {worker.web_port}, metrics {worker.metrics_port}); "
+            f"{o.events:,} events, a line every {o.report_every:,}")
+        worker.spawn()
+        wait_ready(worker, 180)
+        lines = soak_feed(o, worker, root, bootstrap)
+        # Let the last batch's offsets be committed and the orders attributed before the stop.
+        time.sleep(3)
+        say("stopping the worker (SIGINT) for restart (a): same data dir")
+        stop_s = worker.stop()
+        lines.append(emit("soak_restart", stop_s=round(stop_s, 2), **restart(worker, bootstrap, "same_data_dir", 600)))
+        say(f"restart (a): {_brief(lines[-1])}")
+        stop_s = worker.stop()
+        had_store = (root / "state").exists()
+        shutil.rmtree(root / "state", ignore_errors=True)
+        say(f"restart (b): <data_dir>/state {'deleted' if had_store else 'absent (no local store)'}; restore from "
+            "the changelog")
+        lines.append(emit("soak_restart", stop_s=round(stop_s, 2), local_store_deleted=had_store,
+                          **restart(worker, bootstrap, "empty_local_store", 900)))
+        say(f"restart (b): {_brief(lines[-1])}")
+    finally:
+        if worker is not None:
+            worker.stop()
+        broker.stop()
+        jsonl.parent.mkdir(parents=True, exist_ok=True)
+        jsonl.write_text("".join(json.dumps(ln) + "\n" for ln in lines))
+        if o.keep:
+            say(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    steps = [ln for ln in lines if ln["figure"] == "soak_step"]
+    chart(steps, png, f"gmv soak: {o.events:,} events" + (f", GMV_STATE_CACHE_MB={o.cache_mb}" if o.cache_mb else ""))
+    summary = {"chart": str(png), "lines": str(jsonl), "events": o.events,
+               "rss_mb_first_step": steps[0]["worker_rss_mb"] if steps else None,
+               "rss_mb_last_step": steps[-1]["worker_rss_mb"] if steps else None}
+    return summary
+
+
+def _brief(line: dict[str, Any]) -> str:
+    return (f"consuming after {line['spawn_to_consuming_s']}s, new event stored after "
+            f"{line['spawn_to_new_event_stored_s']}s; restore line {line['restore_line_records']} records in "
+            f"{line['restore_line_seconds']}s")
+
+
+def options(events: int | None, quick: bool, report_every: int | None = None, **kw: Any) -> SoakOptions:
+    n = events or (2_000_000 if quick else 20_000_000)
+    return SoakOptions(events=n, report_every=report_every or max(1, n // 10), **kw)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n\n")[0])
+    add_arguments(ap)
+    a = ap.parse_args(argv)
+    return run_from_args(a)
+
+
+def add_arguments(ap: argparse.ArgumentParser, events_flag: bool = True) -> None:
+    if events_flag:
+        ap.add_argument("--events", type=int, help="events to feed (default 20M; --quick 2M)")
+        ap.add_argument("--quick", action="store_true", help="2M events")
+        ap.add_argument("--keep", action="store_true", help="keep the temporary data dir (logs, state)")
+    ap.add_argument("--report-every", type=int, help="events between two lines (default a tenth of --events)")
+    ap.add_argument("--cache-mb", type=int, help="GMV_STATE_CACHE_MB for the worker (default: the worker's own)")
+    ap.add_argument("--out", type=Path, help="the chart's path (default bench-results/soak-<time>.png; the JSON "
+                                             "lines go beside it as .jsonl)")
+
+
+def run_from_args(a: argparse.Namespace) -> int:
+    if a.events is not None and a.events < 1 or a.report_every is not None and a.report_every < 1:
+        print("python -m bench.soak: --events and --report-every must be at least 1", file=sys.stderr)
+        return 2
+    o = options(a.events, a.quick, a.report_every, cache_mb=a.cache_mb, out=a.out, keep=a.keep)
+    try:
+        summary = run(o)
+    except SoakError as e:
+        print(f"python -m bench.soak: {e}", file=sys.stderr)
+        return 1
+    print(f"chart={summary['chart']} lines={summary['lines']}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
