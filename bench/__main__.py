@@ -138,7 +138,7 @@ def _soak(a: argparse.Namespace, events: int | None) -> int:
     except soak.SoakError as e:
         print(f"python -m bench: soak: {e}", file=sys.stderr)
         return 1
-    print(f"chart={result['chart']} lines={result['lines']}", flush=True)
+    print(soak.summary_line(result), flush=True)
     return 0
 
 

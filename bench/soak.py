@@ -235,12 +235,11 @@ def wait_ready(worker: Worker, timeout_s: float) -> None:
                     f"{worker.log_tail()}")
 
 
-def soak_feed(o: SoakOptions, worker: Worker, root: Path, bootstrap: str) -> list[dict[str, Any]]:
-    """Feed every event, one line per ``report_every`` consumed; returns the lines."""
+def soak_feed(o: SoakOptions, worker: Worker, root: Path, bootstrap: str, lines: list[dict[str, Any]]) -> None:
+    """Feed every event, one line per ``report_every`` consumed (added to ``lines`` as they come)."""
     feed = SoakFeed(o.events, int(time.time() * 1000), seed=o.seed)
     consumed = 0
     feeder = Feeder(bootstrap, feed, lambda: consumed, o.ahead)
-    lines: list[dict[str, Any]] = []
     checkpoints = sorted({*range(o.report_every, o.events, o.report_every), o.events})
     t0 = t_step = last_progress = time.monotonic()
     c_step = 0
@@ -266,6 +265,9 @@ def soak_feed(o: SoakOptions, worker: Worker, root: Path, bootstrap: str) -> lis
                 line = emit("soak_step", events_consumed=consumed, events_produced=feeder.produced,
                             elapsed_s=round(now - t0, 1),
                             events_per_s=round((consumed - c_step) / (now - t_step)) if now > t_step else None,
+                            events_per_s_overall=round(consumed / (now - t0)) if now > t0 else None,
+                            # Produced, not yet consumed: near 0 means the feed, not the worker, set the pace.
+                            backlog_events=feeder.produced - consumed,
                             accepted=c.get("accepted"), duplicates=c.get("duplicates"),
                             dead_lettered=c.get("dead_lettered"), **s)
                 lines.append(line)
@@ -277,7 +279,6 @@ def soak_feed(o: SoakOptions, worker: Worker, root: Path, bootstrap: str) -> lis
         feeder.stopping.set()
         feeder.join(30)
     say(f"fed {feed.counts}")
-    return lines
 
 
 def restart(worker: Worker, bootstrap: str, kind: str, timeout_s: float) -> dict[str, Any]:
@@ -370,6 +371,7 @@ def run(o: SoakOptions) -> dict[str, Any]:
     broker = EmbeddedKafka(root, free_port())
     worker: Worker | None = None
     lines: list[dict[str, Any]] = []
+    _stop_on_sigterm()
     try:
         bootstrap = broker.start()
         ensure_topics(bootstrap, {f"gmv.{t}": PARTITIONS for t in TOPIC_NAMES.values()}, retention_ms=SOURCE_RETENTION_MS)
@@ -378,7 +380,7 @@ def run(o: SoakOptions) -> dict[str, Any]:
             f"{o.events:,} events, a line every {o.report_every:,}")
         worker.spawn()
         wait_ready(worker, 180)
-        lines = soak_feed(o, worker, root, bootstrap)
+        soak_feed(o, worker, root, bootstrap, lines)
         # Let the last batch's offsets be committed and the orders attributed before the stop.
         time.sleep(3)
         say("stopping the worker (SIGINT) for restart (a): same data dir")
@@ -405,10 +407,36 @@ def run(o: SoakOptions) -> dict[str, Any]:
             shutil.rmtree(root, ignore_errors=True)
     steps = [ln for ln in lines if ln["figure"] == "soak_step"]
     chart(steps, png, f"gmv soak: {o.events:,} events" + (f", GMV_STATE_CACHE_MB={o.cache_mb}" if o.cache_mb else ""))
-    summary = {"chart": str(png), "lines": str(jsonl), "events": o.events,
-               "rss_mb_first_step": steps[0]["worker_rss_mb"] if steps else None,
-               "rss_mb_last_step": steps[-1]["worker_rss_mb"] if steps else None}
-    return summary
+    with open(jsonl, "a") as f:
+        f.write(json.dumps(emit("soak_summary", **summarise(lines))) + "\n")
+    return {"chart": str(png), "lines": str(jsonl), **summarise(lines)}
+
+
+def summarise(lines: list[dict[str, Any]]) -> dict[str, Any]:
+    """The soak in a few figures: RSS at the first and last step and its growth per million events between
+    them, the last bytes per retained key, and each restart's seconds."""
+    steps = [ln for ln in lines if ln["figure"] == "soak_step"]
+    restarts = {ln["restart"]: ln for ln in lines if ln["figure"] == "soak_restart"}
+    first, last = (steps[0], steps[-1]) if steps else ({}, {})
+    grown = None
+    if len(steps) > 1 and first["worker_rss_mb"] and last["worker_rss_mb"]:
+        grown = round((last["worker_rss_mb"] - first["worker_rss_mb"])
+                      / ((last["events_consumed"] - first["events_consumed"]) / 1e6), 1)
+    return {"events": last.get("events_consumed"), "rss_mb_first_step": first.get("worker_rss_mb"),
+            "rss_mb_last_step": last.get("worker_rss_mb"), "rss_mb_per_million_events": grown,
+            "events_per_s_overall": last.get("events_per_s_overall"), "bytes_per_key": last.get("bytes_per_key"),
+            "restart_same_dir_s": restarts.get("same_data_dir", {}).get("spawn_to_new_event_stored_s"),
+            "restore_empty_store_s": restarts.get("empty_local_store", {}).get("spawn_to_new_event_stored_s")}
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so the finally blocks stop the worker and the broker (their own sessions:
+    nothing else would)."""
+    def handler(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
 
 
 def _brief(line: dict[str, Any]) -> str:
@@ -450,8 +478,14 @@ def run_from_args(a: argparse.Namespace) -> int:
     except SoakError as e:
         print(f"python -m bench.soak: {e}", file=sys.stderr)
         return 1
-    print(f"chart={summary['chart']} lines={summary['lines']}", flush=True)
+    print(summary_line(summary), flush=True)
     return 0
+
+
+def summary_line(summary: dict[str, Any]) -> str:
+    keys = ("rss_mb_first_step", "rss_mb_last_step", "rss_mb_per_million_events", "events_per_s_overall",
+            "bytes_per_key", "restart_same_dir_s", "restore_empty_store_s", "chart", "lines")
+    return " ".join(f"{k}={summary.get(k)}" for k in keys)
 
 
 if __name__ == "__main__":
