@@ -134,7 +134,8 @@ def main() -> int:
 
 def _soak(a: argparse.Namespace, events: int | None) -> int:
     try:
-        result = soak.run(soak.options(events, a.quick, a.report_every, cache_mb=a.cache_mb, out=a.out, keep=a.keep))
+        result = soak.run(soak.options(events, a.quick, a.report_every, cache_mb=a.cache_mb, out=a.out, keep=a.keep,
+                                          ahead=a.ahead))
     except soak.SoakError as e:
         print(f"python -m bench: soak: {e}", file=sys.stderr)
         return 1

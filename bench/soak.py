@@ -273,7 +273,7 @@ def soak_feed(o: SoakOptions, worker: Worker, root: Path, bootstrap: str, lines:
                 lines.append(line)
                 say(f"{consumed:,} events consumed: RSS {s['worker_rss_mb']} MB, {line['events_per_s']}/s over the "
                     f"step, state keys {s['state_keys']}, state dir {s['state_dir_bytes']}")
-                t_step, c_step = time.monotonic(), consumed
+                t_step, c_step = now, consumed  # the sample above took time: the worker went on meanwhile
             time.sleep(0.5)
     finally:
         feeder.stopping.set()
@@ -352,7 +352,8 @@ def chart(lines: list[dict[str, Any]], path: Path, title: str) -> Path:
     ax2.set_ylabel("events/s over the step")
     ax2.set_ylim(bottom=0)
     handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
-    ax.legend(handles, [h.get_label() for h in handles], loc="upper left")
+    ax.legend(handles, [h.get_label() for h in handles], loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3,
+              frameon=False)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -463,16 +464,18 @@ def add_arguments(ap: argparse.ArgumentParser, events_flag: bool = True) -> None
         ap.add_argument("--quick", action="store_true", help="2M events")
         ap.add_argument("--keep", action="store_true", help="keep the temporary data dir (logs, state)")
     ap.add_argument("--report-every", type=int, help="events between two lines (default a tenth of --events)")
+    ap.add_argument("--ahead", type=int, default=300_000,
+                    help="events produced ahead of the worker at most: the broker holds no more (default 300k)")
     ap.add_argument("--cache-mb", type=int, help="GMV_STATE_CACHE_MB for the worker (default: the worker's own)")
     ap.add_argument("--out", type=Path, help="the chart's path (default bench-results/soak-<time>.png; the JSON "
                                              "lines go beside it as .jsonl)")
 
 
 def run_from_args(a: argparse.Namespace) -> int:
-    if a.events is not None and a.events < 1 or a.report_every is not None and a.report_every < 1:
-        print("python -m bench.soak: --events and --report-every must be at least 1", file=sys.stderr)
+    if any(v is not None and v < 1 for v in (a.events, a.report_every, a.ahead)):
+        print("python -m bench.soak: --events, --report-every and --ahead must be at least 1", file=sys.stderr)
         return 2
-    o = options(a.events, a.quick, a.report_every, cache_mb=a.cache_mb, out=a.out, keep=a.keep)
+    o = options(a.events, a.quick, a.report_every, cache_mb=a.cache_mb, out=a.out, keep=a.keep, ahead=a.ahead)
     try:
         summary = run(o)
     except SoakError as e:
