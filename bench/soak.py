@@ -396,6 +396,9 @@ def run(o: SoakOptions) -> dict[str, Any]:
         lines.append(emit("soak_restart", stop_s=round(stop_s, 2), local_store_deleted=had_store,
                           **restart(worker, bootstrap, "empty_local_store", 900)))
         say(f"restart (b): {_brief(lines[-1])}")
+    except BaseException:
+        say(f"stopped before the end; the lines so far are in {jsonl}")
+        raise
     finally:
         if worker is not None:
             worker.stop()
