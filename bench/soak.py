@@ -19,42 +19,35 @@ against events consumed beside it (``--out``); both paths are printed at the end
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import secrets
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench.common import emit
-from bench.soak_feed import PARTITIONS, SoakFeed, batched, one_view
-from bench.soak_probe import du_bytes, restore_lines, state_figures, tree_rss_bytes
+from bench.soak_worker import Feeder, SoakError, Worker, kafka_producer, say
 from gmv.schemas.events import TOPIC_NAMES
 from gmv.tools.embedded import EmbeddedKafka, ensure_topics, free_port
+from gmv.tools.soak_events import PARTITIONS, SoakFeed, one_view
+from gmv.tools.soak_readings import (
+    du_bytes,
+    restore_lines,
+    state_figures,
+    summarise,
+    tree_rss_bytes,
+    worker_env,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
 MB = 1024 * 1024
 SOURCE_RETENTION_MS = 10 * 60_000  # the broker keeps no more of the feed than the worker may still need
-
-
-class SoakError(RuntimeError):
-    """The soak cannot go on (one line saying why and where to look)."""
-
-
-def say(msg: str) -> None:
-    print(f"[soak] {msg}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -67,134 +60,7 @@ class SoakOptions:
     ahead: int = 300_000  # events produced but not yet consumed, at most (the broker holds no more)
     stall_s: float = 180.0  # no event consumed for this long: the soak stops with an error
     seed: int = 31
-
-
-class Worker:
-    """One ``gmv worker`` process on the soak's data dir (its log beside it)."""
-
-    def __init__(self, root: Path, bootstrap: str, cache_mb: int | None) -> None:
-        self.root = root
-        self.web_port, self.metrics_port = free_port(), free_port()
-        self.token = secrets.token_urlsafe(16)
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("GMV_")}
-        self.env.update({
-            "GMV_DATA_DIR": str(root), "GMV_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "GMV_CLICKHOUSE_DSN": f"chdb://{root / 'clickhouse'}", "GMV_WEB_PORT": str(self.web_port),
-            "GMV_METRICS_PORT": str(self.metrics_port), "GMV_WEB_TOKEN": self.token, "GMV_APP_ID": "soak",
-            "GMV_WORKER_INSTANCE_ID": "soak-0", "GMV_PARTITIONS": str(PARTITIONS),
-            "GMV_LOG_LEVEL": "INFO",  # the restore line is logged at INFO
-        })
-        if cache_mb is not None:
-            self.env["GMV_STATE_CACHE_MB"] = str(cache_mb)
-        self.proc: subprocess.Popen | None = None
-        self.starts = 0
-        self.log_path = root / "worker-0.log"
-
-    def spawn(self) -> float:
-        """Start the worker; returns the monotonic time of the spawn."""
-        self.starts += 1
-        self.log_path = self.root / f"worker-{self.starts}.log"
-        with open(self.log_path, "wb") as log:
-            t = time.monotonic()
-            self.proc = subprocess.Popen([sys.executable, "-m", "gmv.tools.cli", "worker"], cwd=self.root, env=self.env,
-                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        return t
-
-    def check(self) -> None:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise SoakError(f"the worker exited on its own with {self.proc.returncode}; see {self.log_path}: "
-                            f"{self.log_tail()}")
-
-    def log_tail(self, lines: int = 3) -> str:
-        with contextlib.suppress(OSError):
-            return " | ".join(self.log_path.read_text(errors="replace").strip().splitlines()[-lines:])
-        return ""
-
-    def stop(self, wait_s: float = 120.0) -> float:
-        """SIGINT, a bounded wait, then SIGKILL; returns seconds to exit."""
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return 0.0
-        t = time.monotonic()
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(wait_s)
-            except subprocess.TimeoutExpired:
-                say(f"the worker did not stop within {wait_s:.0f}s of SIGINT: killed")
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
-        return time.monotonic() - t
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None else None
-
-    def _get(self, path: str, timeout: float = 5.0) -> bytes | None:
-        port = self.metrics_port if path == "/metrics" else self.web_port
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
-                return r.read()
-        except (OSError, urllib.error.URLError):
-            return None  # not up yet, or busy: the caller asks again
-
-    def stats(self) -> dict[str, Any] | None:
-        body = self._get("/gmv/stats/")
-        return json.loads(body) if body else None
-
-    def metrics(self) -> str | None:
-        body = self._get("/metrics")
-        return body.decode() if body else None
-
-    def sql(self, query: str, parameters: dict[str, Any] | None = None, timeout: float = 30.0) -> str | None:
-        req = urllib.request.Request(
-            f"http://127.0.0.1:{self.web_port}/gmv/sql/", method="POST",
-            data=json.dumps({"query": query, "format": "tsv", "parameters": parameters or {}}).encode(),
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
-                return r.read().decode()
-        except (OSError, urllib.error.URLError):
-            return None
-
-
-class Feeder(threading.Thread):
-    """Produces the soak's producer batches, never more than ``ahead`` events past what the worker consumed."""
-
-    def __init__(self, bootstrap: str, feed: SoakFeed, consumed: Callable[[], int], ahead: int) -> None:
-        super().__init__(name="soak-feeder", daemon=True)
-        self.bootstrap, self.feed, self.consumed, self.ahead = bootstrap, feed, consumed, ahead
-        self.produced = 0
-        self.error: BaseException | None = None
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        try:
-            producer = _producer(self.bootstrap)
-            try:
-                for et, partition, value, n in batched(self.feed.events()):
-                    if self.produced - self.consumed() > self.ahead:
-                        producer.flush()
-                        while self.produced - self.consumed() > self.ahead and not self.stopping.is_set():
-                            time.sleep(0.05)
-                    if self.stopping.is_set():
-                        return
-                    producer.send(f"gmv.{TOPIC_NAMES[et]}", value=value, partition=partition)
-                    self.produced += n
-                producer.flush()
-            finally:
-                producer.close()
-        except BaseException as e:  # reported by the main thread, which owns the processes
-            self.error = e
-
-
-def _producer(bootstrap: str):
-    from kafka import KafkaProducer
-
-    return KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=1024 * 1024,
-                         max_request_size=4 * 1024 * 1024, acks="all", compression_type="lz4")
+    worker_env: dict[str, str] = field(default_factory=dict)  # more GMV_ settings for the worker (--worker-env)
 
 
 def engine_figures(worker: Worker) -> dict[str, Any]:
@@ -287,7 +153,7 @@ def restart(worker: Worker, bootstrap: str, kind: str, timeout_s: float) -> dict
     eid = f"soak-restart-{worker.starts}-{secrets.token_hex(4)}"
     marker = one_view(eid, int(time.time() * 1000))
     t_spawn = worker.spawn()
-    producer = _producer(bootstrap)
+    producer = kafka_producer(bootstrap)
     try:
         producer.send("gmv.views", value=b"[" + marker.value + b"]", partition=marker.partition)
         producer.flush()
@@ -376,7 +242,7 @@ def run(o: SoakOptions) -> dict[str, Any]:
     try:
         bootstrap = broker.start()
         ensure_topics(bootstrap, {f"gmv.{t}": PARTITIONS for t in TOPIC_NAMES.values()}, retention_ms=SOURCE_RETENTION_MS)
-        worker = Worker(root, bootstrap, o.cache_mb)
+        worker = Worker(root, bootstrap, o.cache_mb, o.worker_env)
         say(f"broker on {bootstrap}; worker on {root} (web {worker.web_port}, metrics {worker.metrics_port}); "
             f"{o.events:,} events, a line every {o.report_every:,}")
         worker.spawn()
@@ -416,21 +282,6 @@ def run(o: SoakOptions) -> dict[str, Any]:
     return {"chart": str(png), "lines": str(jsonl), **summarise(lines)}
 
 
-def summarise(lines: list[dict[str, Any]]) -> dict[str, Any]:
-    """The soak in a few figures: RSS at the first and last step and its growth per million events between
-    them, the last bytes per retained key, and each restart's seconds."""
-    steps = [ln for ln in lines if ln["figure"] == "soak_step"]
-    restarts = {ln["restart"]: ln for ln in lines if ln["figure"] == "soak_restart"}
-    first, last = (steps[0], steps[-1]) if steps else ({}, {})
-    grown = None
-    if len(steps) > 1 and first["worker_rss_mb"] and last["worker_rss_mb"]:
-        grown = round((last["worker_rss_mb"] - first["worker_rss_mb"])
-                      / ((last["events_consumed"] - first["events_consumed"]) / 1e6), 1)
-    return {"events": last.get("events_consumed"), "rss_mb_first_step": first.get("worker_rss_mb"),
-            "rss_mb_last_step": last.get("worker_rss_mb"), "rss_mb_per_million_events": grown,
-            "events_per_s_overall": last.get("events_per_s_overall"), "bytes_per_key": last.get("bytes_per_key"),
-            "restart_same_dir_s": restarts.get("same_data_dir", {}).get("spawn_to_new_event_stored_s"),
-            "restore_empty_store_s": restarts.get("empty_local_store", {}).get("spawn_to_new_event_stored_s")}
 
 
 def _stop_on_sigterm() -> None:
@@ -470,6 +321,9 @@ def add_arguments(ap: argparse.ArgumentParser, events_flag: bool = True) -> None
     ap.add_argument("--ahead", type=int, default=300_000,
                     help="events produced ahead of the worker at most: the broker holds no more (default 300k)")
     ap.add_argument("--cache-mb", type=int, help="GMV_STATE_CACHE_MB for the worker (default: the worker's own)")
+    ap.add_argument("--worker-env", action="append", default=[], metavar="GMV_NAME=VALUE",
+                    help="a setting for the worker, e.g. GMV_DEDUP_HORIZON=5m GMV_LOOKBACK=5m "
+                         "GMV_WEIGHTS_RETENTION=5m for a soak whose state expires (repeatable)")
     ap.add_argument("--out", type=Path, help="the chart's path (default bench-results/soak-<time>.png; the JSON "
                                              "lines go beside it as .jsonl)")
 
@@ -478,7 +332,13 @@ def run_from_args(a: argparse.Namespace) -> int:
     if any(v is not None and v < 1 for v in (a.events, a.report_every, a.ahead)):
         print("python -m bench.soak: --events, --report-every and --ahead must be at least 1", file=sys.stderr)
         return 2
-    o = options(a.events, a.quick, a.report_every, cache_mb=a.cache_mb, out=a.out, keep=a.keep, ahead=a.ahead)
+    try:
+        more = worker_env(a.worker_env)
+    except ValueError as e:
+        print(f"python -m bench.soak: {e}", file=sys.stderr)
+        return 2
+    o = options(a.events, a.quick, a.report_every, cache_mb=a.cache_mb, out=a.out, keep=a.keep, ahead=a.ahead,
+                worker_env=more)
     try:
         summary = run(o)
     except SoakError as e:
@@ -486,6 +346,8 @@ def run_from_args(a: argparse.Namespace) -> int:
         return 1
     print(summary_line(summary), flush=True)
     return 0
+
+
 
 
 def summary_line(summary: dict[str, Any]) -> str:

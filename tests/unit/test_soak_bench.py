@@ -1,4 +1,4 @@
-"""The soak benchmark's pure parts (bench/soak_feed.py, bench/soak_probe.py): its events are valid and dense,
+"""The soak benchmark's pure parts (tools/soak_events.py, tools/soak_readings.py): its events are valid and dense,
 and what it reads off a worker (RSS, the restore line, the state metrics) is parsed right."""
 
 from __future__ import annotations
@@ -8,10 +8,18 @@ from collections import Counter
 
 import pytest
 
-from bench.soak_feed import PARTITIONS, SoakFeed, batched, one_view
-from bench.soak_probe import descendants, du_bytes, restore_lines, state_figures, vmrss_bytes
 from gmv.schemas.events import EVENT_ADAPTER, OrderEvent, ReviewEvent
 from gmv.streams.core.routing import partition_for_key
+from gmv.tools.soak_events import PARTITIONS, SoakFeed, batched, one_view
+from gmv.tools.soak_readings import (
+    descendants,
+    du_bytes,
+    restore_lines,
+    state_figures,
+    summarise,
+    vmrss_bytes,
+    worker_env,
+)
 
 NOW_MS = 1_796_000_000_000
 N = 30_000
@@ -173,3 +181,35 @@ def test_disk_use_counts_the_blocks_of_every_file_below_and_none_for_no_folder(t
     used = du_bytes(tmp_path)
     assert used is not None and used >= 15_000
     assert du_bytes(tmp_path / "missing") is None
+
+
+def test_worker_settings_pass_through_unless_malformed_or_the_soaks_own():
+    assert worker_env(["GMV_LOOKBACK=5m", "GMV_DEDUP_HORIZON=5m"]) == {"GMV_LOOKBACK": "5m", "GMV_DEDUP_HORIZON": "5m"}
+    with pytest.raises(ValueError, match="GMV_NAME=VALUE"):
+        worker_env(["LOOKBACK=5m"])
+    with pytest.raises(ValueError, match="GMV_NAME=VALUE"):
+        worker_env(["GMV_LOOKBACK"])
+    with pytest.raises(ValueError, match="sets it itself"):
+        worker_env(["GMV_DATA_DIR=/tmp/x"])
+    with pytest.raises(ValueError, match="--cache-mb"):
+        worker_env(["GMV_STATE_CACHE_MB=64"])
+
+
+def _step(consumed: int, rss: float, **kw) -> dict:
+    return {"figure": "soak_step", "events_consumed": consumed, "worker_rss_mb": rss, "events_per_s_overall": 30_000,
+            "bytes_per_key": kw.get("bytes_per_key")}
+
+
+def test_the_summary_gives_rss_growth_per_million_events_and_both_restarts():
+    lines = [_step(2_000_000, 900.0), _step(10_000_000, 1_000.0), _step(20_000_000, 1_100.0, bytes_per_key=88.5),
+             {"figure": "soak_restart", "restart": "same_data_dir", "spawn_to_new_event_stored_s": 3.2},
+             {"figure": "soak_restart", "restart": "empty_local_store", "spawn_to_new_event_stored_s": 41.0}]
+    s = summarise(lines)
+    assert (s["rss_mb_first_step"], s["rss_mb_last_step"], s["rss_mb_per_million_events"]) == (900.0, 1_100.0, 11.1)
+    assert (s["events"], s["bytes_per_key"]) == (20_000_000, 88.5)
+    assert (s["restart_same_dir_s"], s["restore_empty_store_s"]) == (3.2, 41.0)
+
+
+def test_the_summary_of_a_soak_stopped_before_any_step_has_no_figures():
+    s = summarise([])
+    assert s["events"] is None and s["rss_mb_per_million_events"] is None and s["restart_same_dir_s"] is None

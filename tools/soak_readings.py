@@ -1,10 +1,14 @@
-"""What the soak benchmark reads off a running worker, parsed (pure but for reading /proc and a folder).
+"""What the soak benchmark (``python -m bench.soak``) reads off a running worker, parsed (pure but for reading
+/proc and a folder).
 
 - ``vmrss_bytes``: a ``/proc/<pid>/status`` text's resident set;
 - ``restore_lines``: the worker's restore log line, in both forms (the state store's and today's journal's);
 - ``state_figures``: the ``gmv_state_*`` metrics from a ``/metrics`` text, ``None`` for each one absent
   (the worker before the state store has none);
-- ``tree_rss_bytes`` and ``du_bytes``: a process tree's RSS and a folder's disk use, read from the system.
+- ``tree_rss_bytes`` and ``du_bytes``: a process tree's RSS and a folder's disk use, read from the system;
+- ``worker_env``: the ``--worker-env`` settings; ``summarise``: the soak's lines in a few figures.
+
+Here rather than in ``bench/`` so that the unit tests can check it (tests never import the benchmarks).
 """
 
 from __future__ import annotations
@@ -137,3 +141,41 @@ def du_bytes(path: Path) -> int | None:
             except OSError:
                 continue  # a part merged away meanwhile
     return total
+
+# What the soak sets itself: where the worker runs and what it is asked through (topics, database, ports).
+OWN_SETTINGS = frozenset({"GMV_DATA_DIR", "GMV_KAFKA_BOOTSTRAP_SERVERS", "GMV_CLICKHOUSE_DSN", "GMV_WEB_PORT",
+                          "GMV_METRICS_PORT", "GMV_WEB_TOKEN", "GMV_APP_ID", "GMV_WORKER_INSTANCE_ID", "GMV_PARTITIONS",
+                          "GMV_TOPIC_PREFIX", "GMV_CLICKHOUSE_DATABASE", "GMV_SINK_MODE", "GMV_LOG_LEVEL",
+                          "GMV_STATE_CACHE_MB", "GMV_WEB_HOST"})
+
+
+def worker_env(pairs: list[str]) -> dict[str, str]:
+    """``--worker-env`` values as settings; ValueError (one line) for one that is not ``GMV_NAME=VALUE`` or
+    that the soak sets itself."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, eq, value = pair.partition("=")
+        if not eq or not name.startswith("GMV_"):
+            raise ValueError(f"--worker-env {pair!r}: give GMV_NAME=VALUE, e.g. GMV_LOOKBACK=5m")
+        if name in OWN_SETTINGS:
+            raise ValueError(f"--worker-env {name}: the soak sets it itself"
+                             + (" (use --cache-mb)" if name == "GMV_STATE_CACHE_MB" else ""))
+        out[name] = value
+    return out
+
+
+def summarise(lines: list[dict[str, Any]]) -> dict[str, Any]:
+    """The soak in a few figures: RSS at the first and last step and its growth per million events between
+    them, the last bytes per retained key, and each restart's seconds."""
+    steps = [ln for ln in lines if ln["figure"] == "soak_step"]
+    restarts = {ln["restart"]: ln for ln in lines if ln["figure"] == "soak_restart"}
+    first, last = (steps[0], steps[-1]) if steps else ({}, {})
+    grown = None
+    if len(steps) > 1 and first["worker_rss_mb"] and last["worker_rss_mb"]:
+        grown = round((last["worker_rss_mb"] - first["worker_rss_mb"])
+                      / ((last["events_consumed"] - first["events_consumed"]) / 1e6), 1)
+    return {"events": last.get("events_consumed"), "rss_mb_first_step": first.get("worker_rss_mb"),
+            "rss_mb_last_step": last.get("worker_rss_mb"), "rss_mb_per_million_events": grown,
+            "events_per_s_overall": last.get("events_per_s_overall"), "bytes_per_key": last.get("bytes_per_key"),
+            "restart_same_dir_s": restarts.get("same_data_dir", {}).get("spawn_to_new_event_stored_s"),
+            "restore_empty_store_s": restarts.get("empty_local_store", {}).get("spawn_to_new_event_stored_s")}

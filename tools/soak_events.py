@@ -1,4 +1,4 @@
-"""The soak benchmark's events (pure: no I/O): many millions of valid events with dense event times.
+"""The soak benchmark's events (``python -m bench.soak``; pure: no I/O): millions of valid events, dense in time.
 
 Every event's time lies in one span (default: the hour before ``now``), rising with its place in the
 stream, so nothing reaches any horizon while the soak runs (dedup 24 h, touches 7 days, orders 90
