@@ -82,7 +82,10 @@ def sample(worker: Worker, root: Path) -> dict[str, Any]:
     pid = worker.pid
     rss = tree_rss_bytes(pid) if pid else None
     text = worker.metrics()
-    figures = state_figures(text) if text else state_figures("")
+    try:
+        figures = state_figures(text or "")
+    except ValueError:  # a scrape cut short: this step goes without state figures
+        figures = state_figures("")
     return {"worker_rss_mb": round(rss / MB, 1) if rss else None, **figures,
             "state_dir_bytes": du_bytes(root / "state"), "clickhouse_dir_bytes": du_bytes(root / "clickhouse"),
             **engine_figures(worker)}
@@ -178,7 +181,10 @@ def restart(worker: Worker, bootstrap: str, kind: str, timeout_s: float) -> dict
         time.sleep(0.1)
     text = worker.metrics() or ""
     found_lines = restore_lines(worker.log_path.read_text(errors="replace"))
-    figures = state_figures(text)
+    try:
+        figures = state_figures(text)
+    except ValueError:  # a scrape cut short: this restart goes without state figures
+        figures = state_figures("")
     st = worker.stats() or {}
     return {
         "restart": kind, "spawn_to_consuming_s": round(consuming or 0.0, 2), "spawn_to_new_event_stored_s": round(stored, 2),
