@@ -3,6 +3,9 @@
 One JSON line per figure on stdout, then the summary line:
 ``floor_ratio=<pipeline/stock faust> bare_ratio=<pipeline/bare> events_per_s=<n>
 batched_events_per_s=<n> p99_freshness_s=<x>``. Progress goes to stderr.
+
+``--only soak`` runs the soak benchmark (``bench/soak.py``: its own broker and worker, millions of
+events, two timed restarts, a chart); it is not in the default set.
 """
 
 from __future__ import annotations
@@ -10,11 +13,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench import phases
+from bench import phases, soak
 from bench.common import Dataset, emit, produce, progress
 from gmv.sinks.clickhouse import connect
 from gmv.tools.embedded import EmbeddedKafka
@@ -25,7 +29,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="smaller counts: under 5 minutes")
     ap.add_argument("--events", type=int, help="messages per throughput run (default 200k, quick 60k)")
     ap.add_argument("--only", nargs="*", help="run only these figures (throughput, batched, alerts, freshness, "
-                                               "sink, dashboard, scaling)")
+                                               "sink, dashboard, scaling; and soak, which the default set leaves "
+                                               "out: 20M events take over 10 minutes)")
     ap.add_argument("--runs", type=int, default=3,
                     help="pipeline runs per throughput figure; the median is reported (default 3: this "
                          "machine's speed drifts by ±20%% between runs)")
@@ -38,9 +43,14 @@ def main() -> int:
     ap.add_argument("--scaling-events", type=int, default=None,
                     help="pre-produced events per scaling run (default: --events, at most 60k, where start-up and "
                          "the first rebalance weigh in; 200k+ shows the steady state)")
+    ap.add_argument("--soak-events", type=int, help="events the soak feeds (default 20M, quick 2M; with --only soak "
+                                                    "alone, --events says it too)")
+    soak.add_arguments(ap, events_flag=False)
     a = ap.parse_args()
     n = a.events or (60_000 if a.quick else 200_000)
     only = set(a.only or ["throughput", "batched", "alerts", "freshness", "sink", "dashboard", "scaling"])
+    if only == {"soak"}:  # its own broker and worker: nothing of the shared run below
+        return _soak(a, a.soak_events or a.events)
     root = Path(tempfile.mkdtemp(prefix="gmv-bench-"))
     broker = EmbeddedKafka(root)
     summary: dict[str, float | None] = {}
@@ -116,10 +126,28 @@ def main() -> int:
         summary.update(phases.scaling_summary(runs))
         if a.scaling_runs > 1:
             emit("scaling_summary", **phases.scaling_summary(runs))
+    if "soak" in only and _soak(a, a.soak_events) != 0:
+        return 1
     progress(f"done in {time.monotonic() - t_start:.0f}s")
     keys = ("floor_ratio", "bare_ratio", "events_per_s", "batched_events_per_s", "p99_freshness_s", "scaling_ratio",
             "scaling_hangs")
     print(" ".join(f"{k}={summary.get(k)}" for k in keys), flush=True)
+    return 0
+
+
+def _soak(a: argparse.Namespace, events: int | None) -> int:
+    try:
+        more = soak.worker_env(a.worker_env)
+    except ValueError as e:
+        print(f"python -m bench: soak: {e}", file=sys.stderr)
+        return 2
+    try:
+        result = soak.run(soak.options(events, a.quick, a.report_every, cache_mb=a.cache_mb, out=a.out, keep=a.keep,
+                                       ahead=a.ahead, worker_env=more))
+    except soak.SoakError as e:
+        print(f"python -m bench: soak: {e}", file=sys.stderr)
+        return 1
+    print(soak.summary_line(result), flush=True)
     return 0
 
 
