@@ -23,10 +23,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 _VMRSS = re.compile(r"^VmRSS:\s+(\d+)\s+kB\s*$", re.M)
 _NUMBER = r"(\d[\d,]*)"
-# The state store's line: "restored state of partitions [0, 1]: 1,234 changelog records read (from offset ...)
-# in 0.52s"; today's: "recovered state of partitions [0, 1] (1234 journal records) in 0.52s".
+# The state store's line (gmv.streams.recovery): "restored state of partitions [0, 1]: 1234 changelog records
+# read, 5678 live, in 0.52s"; the journal worker's: "recovered state of partitions [0, 1] (1234 journal records)
+# in 0.52s".
 _RESTORED = re.compile(r"restored state of partitions \[([\d, ]*)\]:\s*" + _NUMBER
-                       + r" changelog records read(?: \(from offset[^)]*\))? in ([\d.]+)s")
+                       + r" changelog records read(?:, \d[\d,]* live)?,? in ([\d.]+)s")
 _RECOVERED = re.compile(r"recovered state of partitions \[([\d, ]*)\] \(" + _NUMBER
                         + r" journal records\) in ([\d.]+)s")
 STATE_DOMAINS = ("dedup", "touches", "orders", "refunds", "reviews", "conversations", "pending")

@@ -113,9 +113,10 @@ def test_restore_lines_of_the_journal_worker_and_of_the_state_store_are_both_rea
     log = "\n".join([
         "2026-12-07 14:49:27,173 INFO gmv.streams.loop: recovered state of partitions [0, 1, 2, 3] (0 journal records) in 0.00s",
         "2026-12-07 14:49:35,448 INFO gmv.streams.loop: recovered state of partitions [2] (1,527 journal records) in 0.30s",
-        "2026-12-07 15:00:00,000 INFO gmv.streams.loop: restored state of partitions [0, 1]: 12,345 changelog records "
-        "read (from offset 1,000 of 13,345) in 4.25s",
-        "2026-12-07 15:00:01,000 INFO gmv.streams.loop: restored state of partitions [3]: 7 changelog records read in 0.01s",
+        "2026-12-07 15:00:00,000 INFO gmv.streams.recovery: restored state of partitions [0, 1]: 12345 changelog "
+        "records read, 2000 live, in 4.25s",
+        "2026-12-07 15:00:01,000 INFO gmv.streams.recovery: restored state of partitions [3]: 7 changelog records read, "
+        "7 live, in 0.01s",
         "an unrelated line: state of partitions [9] (5 records) in 1s",
     ])
     lines = restore_lines(log)
