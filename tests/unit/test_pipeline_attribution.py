@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from gmv.schemas.events import TOPIC_NAMES
 from gmv.streams.core.decode import SourceMessage
 from gmv.streams.core.processor import BatchProcessor
-from gmv.streams.core.progress import ReadProgress
+from gmv.streams.core.progress import IN_FLIGHT_MS, ReadProgress
 from gmv.streams.core.routing import partition_for_key
 from gmv.streams.settings import Settings
 
@@ -289,7 +289,8 @@ def test_a_review_is_no_orphan_while_its_order_may_still_be_on_its_way_to_a_caug
     order_read = [msg("orders", order("o1", T), 0, ts=99_900)]
     progress.note(order_read)
     proc.process(order_read, NOW)
-    progress.polled_ms = dict.fromkeys(everything, 106_000)  # a look 5 s after both reviews were sent
+    # a look IN_FLIGHT_MS after both reviews were sent
+    progress.polled_ms = dict.fromkeys(everything, 100_200 + IN_FLIGHT_MS)
     out = proc.attribute_due(NOW + timedelta(seconds=6), read_to=progress.read_to, read_past=progress.read_past)
     assert [r.event_id for r in out.rows["reviews"]] == ["r1"]
     assert [(d.event_id, d.reason_code) for d in out.dead_letters] == [("r2", "orphan_review")]
