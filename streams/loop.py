@@ -30,6 +30,7 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from gmv.streams.changelog import StateChangelog
 from gmv.streams.checkpoint import Checkpoint
 from gmv.streams.core.decode import SourceMessage
+from gmv.streams.core.journal import partition_of
 from gmv.streams.core.processor import BatchProcessor, BatchResult
 from gmv.streams.core.progress import ReadProgress
 from gmv.streams.groups import KafkaSettings
@@ -85,6 +86,9 @@ class IngestLoop:
         self.progress = ReadProgress(processor.config.state_topics)
         self.recovery = Recovery(processor)
         self._recovered = BatchResult()
+        # A recovery that failed (aiokafka only logs what its rebalance listener raises): the loop stops
+        # on it rather than consume a partition whose state is behind its changelog.
+        self._recovery_failed: BaseException | None = None
         self.members: AbandonedMembers | None = None
         self._sweeping: asyncio.Task | None = None
 
@@ -135,6 +139,8 @@ class IngestLoop:
         assert consumer is not None, "start() first"
         while not should_stop():
             data = await consumer.getmany(timeout_ms=int(k.batch_within_s * 1000), max_records=k.batch_max)
+            if self._recovery_failed is not None:
+                raise self._recovery_failed
             if consumer.assignment():
                 self.ready.set()
             msgs = [SourceMessage.from_kafka(r.topic, r.partition, r.offset, r.key, r.value, r.headers, r.timestamp)
@@ -216,6 +222,10 @@ class IngestLoop:
 
     # -- partitions ---------------------------------------------------------------------------
     def release_partitions(self, parts: set[int]) -> None:
+        # What a recovery left for the next batch, of partitions that go: not written here any more.
+        rec = self._recovered
+        rec.staged = [st for st in rec.staged if st.store.number not in parts]
+        rec.journal_puts = [kv for kv in rec.journal_puts if partition_of(kv[0]) not in parts]
         self.processor.forget(parts)
         self.owned -= parts
         self.progress.forget(parts)
@@ -226,7 +236,11 @@ class IngestLoop:
         changelog = self.changelog()
         if not new or changelog is None:
             return
-        self._recovered.merge(await self.recovery.recover(changelog, new))
+        try:
+            self._recovered.merge(await self.recovery.recover(changelog, new))
+        except Exception as e:
+            self._recovery_failed = e
+            raise
         self.owned.update(new)
 
     # -- what the tools ask ----------------------------------------------------------------

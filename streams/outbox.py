@@ -25,6 +25,7 @@ class Outbox:
         self.producer: AIOKafkaProducer | None = None
         self.changelog: StateChangelog | None = None
         self._lock = asyncio.Lock()
+        self.broken = False  # a send failed: the stores may lack records the changelog has
 
     @property
     def started(self) -> bool:
@@ -53,24 +54,33 @@ class Outbox:
         """Everything the batch decided, durable before ClickHouse sees a row derived from it: a
         send that failed raises here, before any row or offset depends on it. Then the batch's state
         is written to the local stores, with the changelog offsets its records took."""
-        producer, changelog = self.producer, self.changelog
-        assert producer is not None and changelog is not None, "Outbox.start() first"
-        topics = self.kafka.topics
+        assert self.producer is not None and self.changelog is not None, "Outbox.start() first"
         async with self._lock:  # a store's offset covers every record below it: one writer at a time
-            crash_point("before_changelog")
-            sends: list[asyncio.Future] = list(await changelog.send(
-                (partition_of(key), key, value) for key, value in result.journal_puts))
-            n_changelog = len(sends)
-            await self._send_rest(result, topics, sends)
-            await producer.flush()
-            acked = await asyncio.gather(*sends)
-            next_offsets: dict[int, int] = {}
-            for p, offset in acked[:n_changelog]:
-                next_offsets[p] = max(next_offsets.get(p, 0), offset)
-            crash_point("before_store_write")
-            for staged in result.staged:
+            try:
+                await self._send_locked(result)
+            except BaseException:
+                self.broken = True  # some records may be in the changelog and not in the stores: no mark after
+                raise
+
+    async def _send_locked(self, result: BatchResult) -> None:
+        producer, changelog = self.producer, self.changelog
+        assert producer is not None and changelog is not None
+        topics = self.kafka.topics
+        crash_point("before_changelog")
+        sends: list[asyncio.Future] = list(await changelog.send(
+            (partition_of(key), key, value) for key, value in result.journal_puts))
+        n_changelog = len(sends)
+        await self._send_rest(result, topics, sends)
+        await producer.flush()
+        acked = await asyncio.gather(*sends)
+        next_offsets: dict[int, int] = {}
+        for p, offset in acked[:n_changelog]:
+            next_offsets[p] = max(next_offsets.get(p, 0), offset)
+        crash_point("before_store_write")
+        for staged in result.staged:
+            if not staged.store.closed:  # its partition went elsewhere meanwhile
                 staged.persist(next_offsets.get(staged.store.number))
-            crash_point("before_clickhouse")
+        crash_point("before_clickhouse")
 
     async def _send_rest(self, result: BatchResult, topics, sends: list[asyncio.Future]) -> None:  # noqa: ANN001
         producer = self.producer
@@ -90,9 +100,11 @@ class Outbox:
 
     async def put_marks(self, marks: Marks) -> None:
         """ClickHouse holds the rows of these pending records: their tombstones, then the stores."""
-        if not marks or self.changelog is None:
+        if not marks or self.changelog is None or self.broken:
             return
         async with self._lock:
+            if self.broken:
+                return
             records, writes = [], []
             for p, confirmations in marks.items():
                 for c in confirmations:

@@ -27,6 +27,7 @@ from typing import Any
 
 from gmv.streams.changelog import StateChangelog
 from gmv.streams.core.journal import is_current
+from gmv.streams.core.legacy import LegacyJournal
 from gmv.streams.core.processor import BatchProcessor, BatchResult
 from gmv.streams.state.store import PartitionStore
 from gmv.streams.state.stores import LOCK_WAIT_S, StoreLocked
@@ -102,9 +103,15 @@ class Recovery:
                 rate = done / max(shown - t0, 1e-3)
                 log.info("restoring partition %d from the changelog: %d of %d offsets, ~%.0f s left", p, done,
                          total, (total - done) / max(rate, 1e-3))
+        out = proc.reemit(p, datetime.now(UTC))  # format 2's pending records, whatever else was read
         if legacy:
-            return self._migrate(p, legacy, restore)
-        return proc.reemit(p, datetime.now(UTC))
+            old = LegacyJournal()
+            old.read(legacy)
+            if old.entries:  # live records of the first format: not migrated yet (or not all sent)
+                out.merge(self._migrate(p, legacy, restore))
+            else:  # migrated before: only its tombstones were left to read
+                proc.partition_state(p).journal.stage().persist(end)
+        return out
 
     async def _open(self, p: int) -> PartitionStore:
         """The partition's store, once the process that had it (a worker losing it in this rebalance)

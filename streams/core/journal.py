@@ -334,14 +334,15 @@ class Journal:
             hi = lo + f"{max(0, kind.cutoff()):015d}".encode()
             for ikey, raw_ids in list(store.scan(lo, hi, decoded=False, writes=writes)):
                 store.write_raw(ikey, None)
-                bucket = int(ikey[len(lo):len(lo) + 15]) // step
+                end_ms = int(ikey[len(lo):len(lo) + 15])
+                bucket = end_ms // step
                 for rid in decode_json(raw_ids):
                     held = kind.recall(rid)
                     if held is None:
                         continue  # expired already, or its tombstone came from the changelog
                     rec, t_ms = held
-                    if t_ms is not None and t_ms // step != bucket:
-                        continue  # made again at another time: its own bucket holds it
+                    if t_ms is not None and t_ms > end_ms:
+                        continue  # made again later: its own bucket holds it (buckets of another width too)
                     if not kind.may_expire(rec):
                         buckets.setdefault((name, bucket), []).append(rid)
                         continue

@@ -90,11 +90,13 @@ class BatchProcessor:
         ``migrate``); re-emit rows not known to be in ClickHouse. The store is written at once."""
         self.forget({partition})
         self.stores.wipe(partition)
-        if any(not is_current(k) for k, _ in items):
-            return self.migrate(partition, items, now)
-        self.apply_changelog(partition, items)
+        self.apply_changelog(partition, [kv for kv in items if is_current(kv[0])])
         self.partition_state(partition).journal.stage().persist(None)
-        return self.reemit(partition, now)
+        out = self.reemit(partition, now)
+        legacy = [kv for kv in items if not is_current(kv[0])]
+        if legacy:
+            out.merge(self.migrate(partition, legacy, now))
+        return out
 
     def apply_changelog(self, partition: int, items: list[ChangelogRecord]) -> int:
         """Format-2 changelog records, in offset order, into the partition's state (its store's writes
