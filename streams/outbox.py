@@ -72,10 +72,7 @@ class Outbox:
         n_changelog = len(sends)
         await self._send_rest(result, topics, sends)
         await producer.flush()
-        acked = await asyncio.gather(*sends)
-        next_offsets: dict[int, int] = {}
-        for p, offset in acked[:n_changelog]:
-            next_offsets[p] = max(next_offsets.get(p, 0), offset)
+        next_offsets = _next_offsets((await asyncio.gather(*sends))[:n_changelog])
         crash_point("before_store_write")
         for staged in result.staged:
             if not staged.store.closed:  # its partition went elsewhere meanwhile
@@ -111,11 +108,16 @@ class Outbox:
                     tombstones, changes = c.journal.confirm(c.pending_ids)
                     records.extend((p, key, None) for key, _ in tombstones)
                     writes.append((c.journal.store, changes))
-            acked = await asyncio.gather(*await self.changelog.send(records))
-            next_offsets: dict[int, int] = {}
-            for p, offset in acked:
-                next_offsets[p] = max(next_offsets.get(p, 0), offset)
+            next_offsets = _next_offsets(await asyncio.gather(*await self.changelog.send(records)))
             # Every record below these offsets is in the stores: batches persist under this lock too.
             for store, changes in writes:
                 if changes and not store.closed:
                     store.write_now(changes, next_offsets.get(store.number))
+
+
+def _next_offsets(acked: list[tuple[int, int]]) -> dict[int, int]:
+    """Per changelog partition, the offset after the last of its acknowledged batches."""
+    out: dict[int, int] = {}
+    for p, offset in acked:
+        out[p] = max(out.get(p, 0), offset)
+    return out

@@ -27,7 +27,6 @@ from typing import Any
 
 from gmv.streams.changelog import StateChangelog
 from gmv.streams.core.journal import is_current
-from gmv.streams.core.legacy import LegacyJournal
 from gmv.streams.core.processor import BatchProcessor, BatchResult
 from gmv.streams.state.store import PartitionStore
 from gmv.streams.state.stores import LOCK_WAIT_S, StoreLocked
@@ -103,14 +102,13 @@ class Recovery:
                 rate = done / max(shown - t0, 1e-3)
                 log.info("restoring partition %d from the changelog: %d of %d offsets, ~%.0f s left", p, done,
                          total, (total - done) / max(rate, 1e-3))
-        out = proc.reemit(p, datetime.now(UTC))  # format 2's pending records, whatever else was read
-        if legacy:
-            old = LegacyJournal()
-            old.read(legacy)
-            if old.entries:  # live records of the first format: not migrated yet (or not all sent)
-                out.merge(self._migrate(p, legacy, restore))
-            else:  # migrated before: only its tombstones were left to read
-                proc.partition_state(p).journal.stage().persist(end)
+        out, migrated = proc.restored(p, legacy, datetime.now(UTC))
+        if migrated:  # its writes, and the offset, go with the next batch's
+            restore.migrated += 1
+            log.warning("partition %d: migrated the state changelog from its first format (%d old records) to "
+                        "format 2, once; its old keys are tombstoned", p, len(legacy))
+        elif legacy:  # migrated before: only its tombstones were left to read
+            proc.partition_state(p).journal.stage().persist(end)
         return out
 
     async def _open(self, p: int) -> PartitionStore:
@@ -124,15 +122,6 @@ class Recovery:
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.2)
-
-    def _migrate(self, p: int, legacy: list[tuple[str, bytes | None]], restore: Restore) -> BatchResult:
-        """The first format's records, made again in format 2 (sent with the next batch)."""
-        proc = self.processor
-        out = proc.migrate(p, legacy, datetime.now(UTC))
-        restore.migrated += 1
-        log.warning("partition %d: migrated the state changelog from its first format (%d old records) to "
-                    "format 2, once; its old keys are tombstoned", p, len(legacy))
-        return out
 
 
 # The domain whose state each kind of record holds (``gmv_state_keys{domain}``).

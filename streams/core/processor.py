@@ -92,23 +92,34 @@ class BatchProcessor:
         self.stores.wipe(partition)
         self.apply_changelog(partition, [kv for kv in items if is_current(kv[0])])
         self.partition_state(partition).journal.stage().persist(None)
+        return self.restored(partition, [kv for kv in items if not is_current(kv[0])], now)[0]
+
+    def restored(self, partition: int, legacy: list[ChangelogRecord], now: datetime) -> tuple[BatchResult, bool]:
+        """A partition whose format-2 records are applied: the rows of its pending records, then the
+        first format's records (``legacy``, read beside them) migrated if any is still live; its old
+        tombstones alone, left by a migration before, need none. Returns (the result, migrated)."""
         out = self.reemit(partition, now)
-        legacy = [kv for kv in items if not is_current(kv[0])]
-        if legacy:
-            out.merge(self.migrate(partition, legacy, now))
-        return out
+        old = LegacyJournal()
+        old.read(legacy)
+        if not old.entries:
+            return out, False
+        out.merge(self.migrate(partition, legacy, now, old))
+        return out, True
 
     def apply_changelog(self, partition: int, items: list[ChangelogRecord]) -> int:
         """Format-2 changelog records, in offset order, into the partition's state (its store's writes
         are staged by the caller)."""
         return self.partition_state(partition).load(items)
 
-    def migrate(self, partition: int, items: list[ChangelogRecord], now: datetime) -> BatchResult:
+    def migrate(self, partition: int, items: list[ChangelogRecord], now: datetime,
+                legacy: LegacyJournal | None = None) -> BatchResult:
         """A changelog of the first format (``gmv.streams.core.legacy``) into format 2: every live record
         is made again (pending if no mark covered it) and every old key gets its tombstone. The result
-        carries those changelog records and the rows of the unconfirmed records, re-emitted."""
-        legacy = LegacyJournal()
-        legacy.read(items)
+        carries those changelog records and the rows of the unconfirmed records, re-emitted.
+        (``legacy``: ``items`` read already.)"""
+        if legacy is None:
+            legacy = LegacyJournal()
+            legacy.read(items)
         ps = self.partition_state(partition)
         journal = ps.journal
         for entry in legacy.entries.values():

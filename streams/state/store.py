@@ -151,10 +151,7 @@ class PartitionStore:
         raw = self.raw
         if key in raw:
             return raw[key]
-        for changes in reversed(self.unwritten):
-            if key in changes:
-                return changes[key]
-        return self.backend_get(key)
+        return self._unwritten(key)
 
     def encoded_writes(self, prefix: bytes) -> dict[bytes, bytes | None]:
         """The encoded writes under ``prefix`` not yet on disk (for several ``scan``s of one prefix)."""
