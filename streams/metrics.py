@@ -112,7 +112,7 @@ def _state_metrics(state: Any) -> Iterator[Metric]:
         yield GaugeMetricFamily("gmv_state_cache_hit_ratio", "Reads of cached state answered from memory, since "
                                 "start", value=state["cache_hit_ratio"])
     restore = state["restore"]
-    records = GaugeMetricFamily("gmv_state_restore_records", "At the last restore: changelog records read, and "
+    records = GaugeMetricFamily("gmv_state_restore_records", "At the last restore: changelog records read (a bucket's each), and "
                                 "records live once it ended", labels=["source"])
     records.add_metric(["read"], restore["records_read"])
     records.add_metric(["live"], restore["records_live"])

@@ -41,7 +41,7 @@ class Restore:
     """What the last recovery read (``/metrics``, the status snapshot)."""
 
     partitions: list[int] = field(default_factory=list)
-    records_read: int = 0
+    records_read: int = 0  # a bucket's records each
     records_live: int = 0
     seconds: float = 0.0
     migrated: int = 0
@@ -92,11 +92,10 @@ class Recovery:
             current = [kv for kv in chunk if is_current(kv[0])]
             if len(current) < len(chunk):
                 legacy.extend(kv for kv in chunk if not is_current(kv[0]))
-            proc.apply_changelog(p, current)
+            restore.records_read += proc.apply_changelog(p, current) + len(chunk) - len(current)
             ps = proc.partition_state(p)
             ps.journal.stage().persist(None if legacy else next_offset)
             done = next_offset - start
-            restore.records_read += len(chunk)
             if time.monotonic() - shown >= PROGRESS_EVERY_S:
                 shown = time.monotonic()
                 rate = done / max(shown - t0, 1e-3)

@@ -13,9 +13,11 @@ from gmv.schemas.events import CsMessageEvent
 from gmv.schemas.times import row_time
 from gmv.schemas.trust import CsMessage, buyer_turns
 from gmv.streams.core.batch import CARRIED, NOT_CARRIED, BatchContext, Handled
+from gmv.streams.core.codec import decode_json, encode_json
 from gmv.streams.core.decode import Accepted
 from gmv.streams.core.dedup import DedupState
-from gmv.streams.core.journal import Journal, Kind, decode_json, encode_json
+from gmv.streams.core.journal import Journal
+from gmv.streams.core.kinds import Kind
 from gmv.streams.core.rows import CsTurnRow
 from gmv.streams.state.store import Codec, StoredMap
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from gmv.streams.core.journal import TEXT, Journal, Kind
+from gmv.streams.core.codec import TEXT
+from gmv.streams.core.journal import Journal
+from gmv.streams.core.kinds import Kind
 from gmv.streams.core.rows import build
-from gmv.streams.state.store import UncachedMap
+from gmv.streams.state.store import MISSING, UncachedMap
 
 SEEN = "seen"
 
@@ -26,6 +28,7 @@ class SeenRecord(NamedTuple):
 class SeenKind(Kind["DedupState"]):
     name = SEEN
     keeps_record = False  # the de-duplication map holds all of it: event id -> source
+    grouped = True
 
     def recall(self, rid: str) -> tuple[SeenRecord, None] | None:
         src = self.st.seen.get(rid)
@@ -53,12 +56,17 @@ class DedupState:
         journal.register(self, SeenKind)
 
     def classify(self, event_id: str, src: str) -> str:
-        """'new', 'replay' (same source message seen again: re-derive its rows) or 'duplicate'."""
-        first = self.seen.get(event_id)
+        """'new', 'replay' (same source message seen again: re-derive its rows) or 'duplicate'.
+        (Per event: ``UncachedMap.get`` and ``__setitem__`` inlined, the key made once.)"""
+        key = self.seen.prefix + event_id.encode("utf-8", "surrogatepass")
+        store = self.journal.store
+        first = store.raw.get(key, MISSING)
+        if first is MISSING:
+            first = store._raw(key) if store.unwritten else store.backend_get(key)
         if first is None:
-            self.seen[event_id] = src
+            store.raw[key] = src.encode("utf-8", "surrogatepass")
             return "new"
-        return "replay" if first == src else "duplicate"
+        return "replay" if first == src.encode("utf-8", "surrogatepass") else "duplicate"
 
     def journal_seen(self, event_id: str, src: str, t_ms: int) -> None:
         """Journal a new event's de-duplication (for an event no record of its own carries)."""

@@ -3,12 +3,20 @@ changelog topic keyed by record, so that Kafka's compaction keeps live state onl
 
 Each record is made once, by the handler that took its event, and lives until its own horizon has
 passed in *event time* (the partition's watermark, never the wall clock), so a replay of last month
-expires exactly as live processing did. The changelog (format 2) has one message per record:
+expires exactly as live processing did. The changelog (format 2) has one message per record, but
+for the grouped kinds (``seen``, ``touch``: one per event, never changed), one per bucket:
 
 ``<partition>/<kind>/<id>`` → compact JSON ``{"t": t_ms, "r": record}``: ``t_ms`` is the event
 time (epoch ms) the record expires by, ``record`` the JSON array of its type's fields, in order;
 ``id`` is what looks the record up (an event id; an order's event id for ``attr``); a ``None``
 value (tombstone) is the record's expiry.
+
+``<partition>/bucket/<kind>/<end, 15 digits>/<n>`` → ``{"t": t_ms, "r": [record, ...]}``: the
+records of a grouped kind one batch made in one bucket of event time ending at ``end`` (epoch ms),
+``t_ms`` the latest of their times; ``n`` numbers the partition's buckets (a batch made again after a
+crash sends the same key again: its records replace the first message's). The records expire
+together, with the bucket's tombstone. (Until 5d39b92 these kinds were written a record per key; such
+records still load and expire.)
 
 ``<partition>/pending/<kind>/<id>`` → ``1``: the rows derived from that record may not be in
 ClickHouse yet; its tombstone (sent once they are stored and rolled up, ``confirm``) says they are.
@@ -33,7 +41,8 @@ Changelog partition ``p`` holds source partition ``p``'s records. Kinds, each ha
 In the store (``gmv.streams.state``), a record's changelog value lives under ``r<kind>|<id>``, and
 expiry index entries ``x|<kind>|<end of a bucket of event time, epoch ms, 15 digits>|<n>`` → JSON list
 of the ids of records made in that bucket (a tenth of the shortest horizon wide, at most a minute)
-let a pass read only what has expired;
+let a pass read only what has expired; a grouped kind's bucket is its own index entry,
+``x|<kind>|<end>|b<n>`` → the bucket's changelog value;
 the domains keep what their rules look up (a user's touches, an order id's paid event ...) in maps of
 their own, derived from the records by each kind's ``apply`` / ``unapply``.
 
@@ -44,17 +53,18 @@ records, applying changelog records, and the ``Kind`` base. No Kafka, no clock. 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any
 
 import pydantic_core
 
-from gmv.streams.core.batch import BatchContext
-from gmv.streams.state.store import RAW, Codec, PartitionStore, ResidentMap, Staged, UncachedMap
+from gmv.streams.core.codec import FLAG, decode_json, encode_json
+from gmv.streams.core.kinds import Horizons, Kind, S, Unconfirmed
+from gmv.streams.state.store import RAW, PartitionStore, ResidentMap, Staged, UncachedMap
 
 PENDING = "pending"
+BUCKET = "bucket"
 ChangelogRecord = tuple[str, bytes | None]
 
 _META = b"\x00meta|"
@@ -79,6 +89,25 @@ def split_key(key: str) -> tuple[int, str, str]:
     return int(p), kind, rid
 
 
+def bucket_key(partition: int, kind: str, end_ms: int, seq: int) -> str:
+    """The changelog key of a bucket: the records of a grouped kind made by one batch in one bucket of
+    event time."""
+    return f"{partition}/{BUCKET}/{kind}/{max(0, end_ms):015d}/{seq}"
+
+
+def carried(key: str, value: bytes) -> list[tuple[str, list]]:
+    """(kind, record as its wire array) of each record a format-2 changelog message carries: one, or a
+    bucket's (none for a pending entry)."""
+    _, kind, rid = split_key(key)
+    if kind == PENDING:
+        return []
+    records = decode_json(value)["r"]
+    if kind == BUCKET:
+        name = rid.split("/", 1)[0]
+        return [(name, r) for r in records]
+    return [(kind, records)]
+
+
 def is_current(key: str) -> bool:
     """A format-2 key (format 1's were ``<partition>|<kind>|<nonce>|<seq>`` and ``<partition>|mark``)."""
     head = key.split("/", 1)[0]
@@ -91,39 +120,9 @@ def _bucket_key(kind: str, end_ms: int, seq: int) -> bytes:
     return f"x|{kind}|{max(0, end_ms):015d}|{seq}".encode()
 
 
-def encode_json(doc: Any) -> bytes:
-    """Compact JSON, in Rust; json.dumps for anything Rust refuses (a lone surrogate, which validated
-    input never holds)."""
-    try:
-        return pydantic_core.to_json(doc)
-    except ValueError:
-        return json.dumps(doc, separators=(",", ":")).encode()
-
-
-def decode_json(raw: bytes) -> Any:
-    try:
-        return pydantic_core.from_json(raw)
-    except ValueError:  # written by encode_json's fallback (json.dumps escapes what Rust refuses)
-        return json.loads(raw)
-
-
-# The names the journal's first format used.
-_encode, _decode = encode_json, decode_json
-
-TEXT: Codec[str] = Codec(lambda s: s.encode("utf-8", "surrogatepass"), lambda b: b.decode("utf-8", "surrogatepass"))
-FLAG: Codec[int] = Codec(lambda _: b"1", lambda _: 1)
-
-
-def record_codec(cls: type) -> Codec:
-    """A NamedTuple of plain fields as its JSON array."""
-    return Codec(lambda r: encode_json(tuple(r)), lambda b: cls(*decode_json(b)))
-
-
-@dataclass
-class Horizons:
-    dedup_ms: int
-    lookback_ms: int
-    retention_ms: int
+def _group_key(kind: str, end_ms: int, seq: int) -> bytes:
+    """A bucket of a grouped kind in the store: its records themselves (the changelog value)."""
+    return f"x|{kind}|{max(0, end_ms):015d}|b{seq}".encode()
 
 
 @dataclass
@@ -134,69 +133,26 @@ class Confirmation:
     pending_ids: list[str]
 
 
-class Unconfirmed(NamedTuple):
-    """A derived record whose rows ClickHouse may not hold yet (still pending)."""
+def _bucketed(kind: Kind, staged: list[tuple[Any, int, bool]], step: int) -> list[tuple[int, bytes]]:
+    """A grouped kind's records of one batch, per bucket of event time: (the bucket's end, the message
+    ``{"t": latest record's time, "r": [records]}``)."""
+    groups: dict[int, tuple[list[Any], list[int]]] = {}
+    encode = kind.encode
+    for rec, t_ms, _ in staged:
+        group = groups.get(t_ms // step)
+        if group is None:
+            group = groups[t_ms // step] = ([], [])
+        group[0].append(encode(rec))
+        group[1].append(t_ms)
+    return [((b + 1) * step - 1, encode_json({"t": max(times), "r": wires})) for b, (wires, times) in groups.items()]
 
-    kind: str
-    record: Any
 
-
-S = TypeVar("S")
-
-
-class Kind(Generic[S]):
-    """Decoding, encoding, applying, un-applying and expiring the records of one kind, in one
-    partition's state of its domain (``st``); a *derived* kind's records produce ClickHouse rows when
-    they are made, and again (``reemit``) when a restart finds them pending."""
-
-    name = ""
-    derived = False
-
-    def __init__(self, st: S, journal: Journal) -> None:
-        self.st = st
-        self.journal = journal
-
-    # Whether the record is kept as written (under ``r<kind>|<id>``), or recalled from the domain's own
-    # state (``recall``): a kind whose state holds all of it need not store it twice.
-    keeps_record = True
-
-    def key(self, rec: Any) -> str:
-        """What looks the record up: its event's id, by default."""
-        return rec[0]
-
-    def recall(self, rid: str) -> tuple[Any, int | None] | None:
-        """The record ``rid`` and its time (None: not known), if it is still held."""
-        raw = self.journal.records[self.name].get(rid)
-        if raw is None:
-            return None
-        doc = decode_json(raw)
-        return self.decode(doc["r"]), doc["t"]
-
-    def decode(self, raw: list) -> Any:
-        raise NotImplementedError
-
-    def encode(self, rec: Any) -> Any:
-        """A record as its wire array: a plain tuple (pydantic-core encodes NamedTuples several times
-        slower)."""
-        return tuple(rec)
-
-    def apply(self, rec: Any) -> None:
-        raise NotImplementedError
-
-    def unapply(self, rec: Any) -> None:
-        raise NotImplementedError
-
-    def cutoff(self) -> int:
-        """Records whose time is before this may expire; by default, older than ``weights_retention``."""
-        return self.journal.watermark_ms - self.journal.horizons.retention_ms
-
-    def may_expire(self, rec: Any) -> bool:
-        """Past the cutoff, whether this record may go (an order waits for its attribution ...)."""
-        return True
-
-    def reemit(self, rec: Any, ctx: BatchContext) -> None:
-        """A derived record's rows, again: ClickHouse may not hold them (it is still pending)."""
-        raise NotImplementedError(f"{self.name} records derive no rows")
+def _unapply_bucket(kind: Kind, raw: bytes) -> int:
+    """Un-apply a bucket's records; how many it held."""
+    wires = decode_json(raw)["r"]
+    for wire in wires:
+        kind.unapply(kind.decode(wire))
+    return len(wires)
 
 
 class Journal:
@@ -226,7 +182,7 @@ class Journal:
 
     def register(self, st: S, kind: type[Kind[S]]) -> Kind[S]:
         """Bind a domain's kind to its state in this partition: its records are applied there."""
-        if kind.name in self.kinds or kind.name == PENDING:
+        if kind.name in self.kinds or kind.name in (PENDING, BUCKET):
             raise ValueError(f"journal kind {kind.name!r} is handled twice")
         bound = self.kinds[kind.name] = kind(st, self)
         self.records[kind.name] = UncachedMap(self.store, f"r{kind.name}|", RAW)
@@ -258,6 +214,9 @@ class Journal:
         # Per record: its changelog record and what the store keeps (calls and lookups hoisted per kind).
         for name, staged in by_kind.items():
             kind = kinds[name]
+            if kind.grouped:
+                out.extend(self._commit_grouped(kind, staged))
+                continue
             key, encode, derived, keeps = kind.key, kind.encode, kind.derived, kind.keeps_record
             prefix, head = b"r%b|" % name.encode(), f"{p}/{name}/"
             self.counts[name] += len(staged)
@@ -282,6 +241,17 @@ class Journal:
                     out.append((changelog_key(p, PENDING, pid), b"1"))
         self._index(buckets)
         return out, self.stage()
+
+    def _commit_grouped(self, kind: Kind, staged: list[tuple[Any, int, bool]]) -> list[ChangelogRecord]:
+        """A grouped kind's records of this batch: one changelog message and one store entry per
+        bucket of event time."""
+        self.counts[kind.name] += len(staged)
+        out: list[ChangelogRecord] = []
+        for end, raw in _bucketed(kind, staged, self.step_ms):
+            self._bucket_seq += 1
+            self.store.raw[_group_key(kind.name, end, self._bucket_seq)] = raw
+            out.append((bucket_key(self.partition, kind.name, end, self._bucket_seq), raw))
+        return out
 
     def _index(self, buckets: dict[tuple[str, int], list[str]]) -> None:
         """Expiry index entries: per kind and bucket of event time, the ids of the records made in it."""
@@ -335,6 +305,10 @@ class Journal:
             for ikey, raw_ids in list(store.scan(lo, hi, decoded=False, writes=writes)):
                 store.write_raw(ikey, None)
                 end_ms = int(ikey[len(lo):len(lo) + 15])
+                if raw_ids[:1] == b"{":  # a bucket of a grouped kind: its records go together
+                    out.append((bucket_key(self.partition, name, end_ms, int(ikey[len(lo) + 17:])), None))
+                    self.counts[name] -= _unapply_bucket(kind, raw_ids)
+                    continue
                 bucket = end_ms // step
                 for rid in decode_json(raw_ids):
                     held = kind.recall(rid)
@@ -360,13 +334,17 @@ class Journal:
     # -- recovery -------------------------------------------------------------------------------
     def load(self, items: Iterable[ChangelogRecord]) -> int:
         """Apply format-2 changelog records in offset order (``None`` = expired or confirmed), as
-        found in the changelog past what the store holds. Returns how many were applied."""
+        found in the changelog past what the store holds. Returns how many records were applied (a
+        bucket's each)."""
         n = 0
         kinds, records, step = self.kinds, self.records, self.step_ms
         buckets: dict[tuple[str, int], list[str]] = {}
         for key, raw in items:
             n += 1
             _, name, rid = split_key(key)
+            if name == BUCKET:
+                n += self._load_group(rid, raw) - 1
+                continue
             if name == PENDING:
                 if raw is None:
                     self.pending.pop(rid)
@@ -391,6 +369,26 @@ class Journal:
             self.advance(doc["t"])
         self._index(buckets)
         return n
+
+    def _load_group(self, rid: str, raw: bytes | None) -> int:
+        """A bucket's changelog message: its records applied (a bucket sent again, by a batch made
+        again after a crash, first takes back what it held), or, a tombstone, expired. Returns how
+        many records it carried (a tombstone: 1)."""
+        name, end, seq = rid.split("/")
+        kind, skey = self.kinds[name], _group_key(name, int(end), int(seq))
+        held = self.store._raw(skey)
+        if held is not None:
+            self.counts[name] -= _unapply_bucket(kind, held)
+        self.store.raw[skey] = raw
+        if raw is None:
+            return 1
+        doc = decode_json(raw)
+        for wire in doc["r"]:
+            kind.apply(kind.decode(wire))
+        self.counts[name] += len(doc["r"])
+        self._bucket_seq = max(self._bucket_seq, int(seq))
+        self.advance(doc["t"])
+        return len(doc["r"])
 
     def unconfirmed(self) -> list[Unconfirmed]:
         """Every pending record (its rows may not be in ClickHouse); each is left for the next mark."""

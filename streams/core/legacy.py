@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from gmv.streams.core.journal import decode_json
+from gmv.streams.core.codec import decode_json
 
 MARK = "mark"
 

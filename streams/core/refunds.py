@@ -15,9 +15,11 @@ from gmv.schemas.events import QUALITY_REASONS, OrderEvent
 from gmv.schemas.times import row_time
 from gmv.streams.core.attribution import refund_credits
 from gmv.streams.core.batch import CARRIED, NOT_CARRIED, BatchContext, Handled
+from gmv.streams.core.codec import TEXT, decode_json, encode_json, record_codec
 from gmv.streams.core.decode import Accepted, DeadLetter, SourceMessage
 from gmv.streams.core.dedup import DedupState
-from gmv.streams.core.journal import TEXT, Journal, Kind, decode_json, encode_json, record_codec
+from gmv.streams.core.journal import Journal
+from gmv.streams.core.kinds import Kind
 from gmv.streams.core.rows import RefundRow
 from gmv.streams.core.touches import TouchState, credit_rows
 from gmv.streams.state.store import Codec, ResidentMap, StoredMap

@@ -18,9 +18,11 @@ from typing import NamedTuple
 from gmv.schemas.events import ReviewEvent
 from gmv.schemas.times import row_time
 from gmv.streams.core.batch import CARRIED, NOT_CARRIED, BatchContext, Handled
+from gmv.streams.core.codec import TEXT, record_codec
 from gmv.streams.core.decode import Accepted, DeadLetter, SourceMessage
 from gmv.streams.core.dedup import DedupState
-from gmv.streams.core.journal import TEXT, Journal, Kind, record_codec
+from gmv.streams.core.journal import Journal
+from gmv.streams.core.kinds import Kind
 from gmv.streams.core.rows import ReviewRow
 from gmv.streams.core.touches import FindOrder, TouchState
 from gmv.streams.state.store import Codec, ResidentMap, StoredMap

@@ -27,7 +27,8 @@ from gmv.streams.core.batch import BatchContext, Handled
 from gmv.streams.core.conversations import ConversationState, CsKind, CsMessageRec
 from gmv.streams.core.decode import Accepted
 from gmv.streams.core.dedup import DedupState, SeenKind, SeenRecord
-from gmv.streams.core.journal import ChangelogRecord, Horizons, Journal, Kind, Unconfirmed
+from gmv.streams.core.journal import ChangelogRecord, Journal
+from gmv.streams.core.kinds import Horizons, Kind, Unconfirmed
 from gmv.streams.core.refunds import OutcomeKind, RefundKind, RefundOutcome, RefundRec, RefundState
 from gmv.streams.core.reviews import ReviewedKind, ReviewKind, ReviewOutcome, ReviewRec, ReviewState
 from gmv.streams.core.rows import build

@@ -26,11 +26,13 @@ from gmv.streams.core.batch import (
     BatchContext,
     Handled,
 )
+from gmv.streams.core.codec import TEXT, decode_json, encode_json, record_codec
 from gmv.streams.core.decode import Accepted, DeadLetter
 from gmv.streams.core.dedup import DedupState
-from gmv.streams.core.journal import TEXT, Journal, Kind, decode_json, encode_json, record_codec
+from gmv.streams.core.journal import Journal
+from gmv.streams.core.kinds import Kind
 from gmv.streams.core.rows import CreditRow, build
-from gmv.streams.state.store import Codec, ResidentMap, StoredMap
+from gmv.streams.state.store import RAW_FACTOR, Codec, ResidentMap, StoredMap
 
 TOUCH, ORDER, ATTR = "touch", "order", "attr"
 
@@ -88,6 +90,7 @@ FindOrder = Callable[[str], OrderRec | None]
 # -- kinds ------------------------------------------------------------------------------------
 class TouchKind(Kind["TouchState"]):
     name = TOUCH
+    grouped = True
 
     def key(self, rec: TouchRecord) -> str:
         return rec.event_id
@@ -97,8 +100,8 @@ class TouchKind(Kind["TouchState"]):
 
     def apply(self, rec: TouchRecord) -> None:
         st = self.st
-        user = st.touches.get(rec.user_id) or {}
-        user[rec.event_id] = rec.touch
+        user = st.touches.get(rec.user_id) or UserTouches()
+        user.add(rec.touch)
         st.touches[rec.user_id] = user
         if rec.src:
             st.dedup.remember(rec.event_id, rec.src)
@@ -106,7 +109,7 @@ class TouchKind(Kind["TouchState"]):
     def unapply(self, rec: TouchRecord) -> None:
         st = self.st
         user = st.touches.get(rec.user_id)
-        if user is not None and user.pop(rec.event_id, None) is not None:
+        if user is not None and user.drop(rec.event_id):
             if user:
                 st.touches[rec.user_id] = user
             else:
@@ -195,15 +198,42 @@ class PaidOrderIndex:
         return None
 
 
+class UserTouches(dict[str, Touch]):
+    """A user's touches by event id, and their stored form (a JSON array of Touch arrays) while it is
+    current: a touch added is appended to it, so a user's touches are not encoded again in every
+    batch that adds one (a user with n touches cost n times a touch's encoding per batch)."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, touches: dict[str, Touch] | None = None, raw: bytes | None = b"[]") -> None:
+        super().__init__(touches or {})
+        self.raw: bytes | None = raw  # None: changed otherwise than by ``add``; encoded whole when stored
+
+    def add(self, touch: Touch) -> None:
+        if touch.event_id in self:
+            self.raw = None
+        elif self.raw is not None:
+            one = encode_json(tuple(touch))
+            self.raw = b"[" + one + b"]" if len(self.raw) == 2 else self.raw[:-1] + b"," + one + b"]"
+        self[touch.event_id] = touch
+
+    def drop(self, event_id: str) -> bool:
+        if self.pop(event_id, None) is None:
+            return False
+        self.raw = None
+        return True
+
+
 def _touches_encode(touches: dict[str, Touch]) -> bytes:
-    return encode_json([tuple(t) for t in touches.values()])
+    raw = getattr(touches, "raw", None)
+    return raw if raw is not None else encode_json([tuple(t) for t in touches.values()])
 
 
-def _touches_decode(raw: bytes) -> dict[str, Touch]:
-    return {t[1]: Touch(*t) for t in decode_json(raw)}
+def _touches_decode(raw: bytes) -> UserTouches:
+    return UserTouches({t[1]: Touch(*t) for t in decode_json(raw)}, raw)
 
 
-TOUCHES: Codec[dict[str, Touch]] = Codec(_touches_encode, _touches_decode)
+TOUCHES: Codec[dict[str, Touch]] = Codec(_touches_encode, _touches_decode, RAW_FACTOR + 1)  # + its bytes
 PATH: Codec[list[Touch]] = Codec(lambda path: encode_json([tuple(t) for t in path]),
                                  lambda raw: [Touch(*t) for t in decode_json(raw)])
 ORDER_CODEC: Codec[OrderRec] = record_codec(OrderRec)
@@ -270,10 +300,12 @@ class TouchState:
     def add_touch(self, user_id: str, touch: Touch, src: str) -> bool:
         """Per engaged view and live enter: what ``TouchKind.apply`` does, without rebuilding the
         Touch. True if journalled now (its record carries the event's de-duplication)."""
-        user = self.touches.get(user_id) or {}
-        if touch.event_id in user:
+        user = self.touches.get(user_id)
+        if user is None:
+            user = UserTouches()
+        elif touch.event_id in user:
             return False
-        user[touch.event_id] = touch
+        user.add(touch)
         self.touches[user_id] = user
         self.journal.record(TOUCH, build(TouchRecord, (*touch, user_id, src)), touch.t_ms)
         return True

@@ -40,13 +40,17 @@ RAW_FACTOR = 4
 ENTRY_BYTES = 170
 
 _DELETED = object()
-_MISSING = object()
+MISSING = object()  # not in a dict of writes (None there is a delete)
 
 
 class Codec(Generic[V]):
-    def __init__(self, encode: Callable[[V], bytes], decode: Callable[[bytes], V]) -> None:
+    """``factor``: a decoded value's size in the hot cache, per encoded byte (more if it keeps its
+    encoded bytes too)."""
+
+    def __init__(self, encode: Callable[[V], bytes], decode: Callable[[bytes], V], factor: int = RAW_FACTOR) -> None:
         self.encode = encode
         self.decode = decode
+        self.factor = factor
 
 
 RAW: Codec[bytes] = Codec(lambda b: b, lambda b: b)
@@ -71,8 +75,8 @@ class HotCache:
         self.entries.move_to_end(key)
         return hit
 
-    def put(self, key: tuple[int, bytes], value: Any, raw_len: int) -> None:
-        size = ENTRY_BYTES + RAW_FACTOR * raw_len
+    def put(self, key: tuple[int, bytes], value: Any, raw_len: int, factor: int = RAW_FACTOR) -> None:
+        size = ENTRY_BYTES + factor * raw_len
         old = self.entries.pop(key, None)
         if old is not None:
             self.bytes -= old[1]
@@ -138,7 +142,7 @@ class PartitionStore:
         if raw is None:
             return None
         v = codec.decode(raw)
-        cache.put(ck, v, len(raw))
+        cache.put(ck, v, len(raw), codec.factor)
         return v
 
     def _unwritten(self, key: bytes) -> bytes | None:
@@ -208,7 +212,7 @@ class PartitionStore:
                 continue
             raw = codec.encode(v)
             changes[k] = raw
-            cache.put((number, k), v, len(raw))
+            cache.put((number, k), v, len(raw), codec.factor)
         self.dirty = {}
         self.unwritten.append(changes)
         return Staged(self, changes, dict(meta or {}))
@@ -325,8 +329,8 @@ class UncachedMap(StoredMap[V]):
     def get(self, k: str, default: Any = None) -> Any:
         key = self.prefix + k.encode("utf-8", "surrogatepass")
         store = self.store
-        raw = store.raw.get(key, _MISSING)
-        if raw is _MISSING:
+        raw = store.raw.get(key, MISSING)
+        if raw is MISSING:
             raw = store._raw(key) if store.unwritten else store.backend_get(key)
         return default if raw is None else self.codec.decode(raw)
 

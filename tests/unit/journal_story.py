@@ -37,7 +37,8 @@ from gmv.streams.core.routing import partition_for_key
 from gmv.streams.core.rows import FUNNEL_EVENT_TYPES
 
 FIXTURE = Path(__file__).parent / "data" / "journal_v1.json.gz"  # format 1, captured at fcc3ea5
-FIXTURE_V2 = Path(__file__).parent / "data" / "journal_v2.json.gz"  # format 2 (per-record keys)
+FIXTURE_V2 = Path(__file__).parent / "data" / "journal_v2.json.gz"  # format 2, a record per key (5d39b92)
+FIXTURE_BUCKETS = Path(__file__).parent / "data" / "journal_v2_buckets.json.gz"  # format 2, seen and touch by the bucket
 PARTITIONS = 4
 CONFIG = PipelineConfig(
     partitions=PARTITIONS, lookback_ms=3 * 3_600_000, half_life_ms=3_600_000, attribution_delay_ms=5000,
@@ -385,8 +386,8 @@ def capture() -> None:
     doc = {"journal": [[k, None if v is None else v.decode()] for k, v in journal], "digests": digests,
            "row_digests": row_digests,
            "reloaded_at": end.isoformat(), "reloaded": reload(journal, end)}
-    FIXTURE_V2.parent.mkdir(exist_ok=True)
-    FIXTURE_V2.write_bytes(gzip.compress(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode(), 9, mtime=0))
+    FIXTURE_BUCKETS.parent.mkdir(exist_ok=True)
+    FIXTURE_BUCKETS.write_bytes(gzip.compress(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode(), 9, mtime=0))
 
 
 if __name__ == "__main__":

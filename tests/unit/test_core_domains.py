@@ -19,7 +19,8 @@ from gmv.streams.core.attribution import Touch
 from gmv.streams.core.config import PipelineConfig
 from gmv.streams.core.decode import SourceMessage
 from gmv.streams.core.dedup import SeenKind
-from gmv.streams.core.journal import Kind
+from gmv.streams.core.journal import carried
+from gmv.streams.core.kinds import Kind
 from gmv.streams.core.processor import BatchProcessor
 from gmv.streams.core.routing import partition_for_key
 from gmv.streams.core.state import KINDS, Horizons, PartitionState, TouchRecord
@@ -72,11 +73,11 @@ def test_each_new_event_is_journalled_by_exactly_one_record():
         out.merge(proc.attribute_due(now + timedelta(seconds=6)))
         proc.commit_journal(out)
         for key, value in out.journal_puts:
-            kind = key.split("/")[1]
-            if value is not None and kind == "touch":
-                journalled[TouchRecord(*json.loads(value)["r"]).event_id] += 1
-            elif value is not None and kind in carriers:
-                journalled[json.loads(value)["r"][0]] += 1
+            for kind, wire in carried(key, value) if value is not None else ():
+                if kind == "touch":
+                    journalled[TouchRecord(*wire).event_id] += 1
+                elif kind in carriers:
+                    journalled[wire[0]] += 1
     assert set(journalled) == new
     assert [eid for eid, n in journalled.items() if n != 1] == []
 
@@ -137,8 +138,7 @@ def test_a_view_becomes_an_engaged_event_row_and_a_touch_field_by_field():
         "src": "gmv.views:0:7", "source_topic": "gmv.views", "source_partition": 0, "source_offset": 7,
         "element_index": -1, "payload": raw.decode(), "ingested_at": NOW.timestamp(), "engaged": 1}
     proc.commit_journal(out)
-    (put,) = [v for k, v in out.journal_puts if k.split("/")[1] == "touch"]
-    touch = json.loads(put)["r"]
+    ((_, touch),) = [r for k, v in out.journal_puts for r in carried(k, v) if r[0] == "touch"]
     assert TouchRecord(*touch)._asdict() == {
         "t_ms": 1_795_147_200_123, "event_id": "e1", "stage": "clip", "account_id": "a1", "content_id": "v1",
         "shop_id": "p1", "traffic": "private", "user_id": "u1", "src": "gmv.views:0:7"}

@@ -82,7 +82,7 @@ def test_dedup_distinguishes_replay_from_duplicate_and_expires_by_event_time():
     ps.advance(10)
     puts, staged = ps.commit_batch()
     staged.persist(len(puts))
-    assert [k for k, _ in puts] == ["0/seen/a"]  # one changelog record, keyed by what it de-duplicates
+    assert [k for k, _ in puts] == ["0/bucket/seen/000000000000099/1"]  # one changelog message per bucket
     # rebuilt from the changelog: same verdicts
     again = PartitionState(0, Horizons(1000, 1000, 1000))
     again.load(puts)
@@ -91,7 +91,7 @@ def test_dedup_distinguishes_replay_from_duplicate_and_expires_by_event_time():
     again.advance(5000)
     again.classify("b", "src3")
     expired, _ = again.commit_batch()
-    assert expired == [("0/seen/a", None)]
+    assert expired == [("0/bucket/seen/000000000000099/1", None)]
     assert again.classify("a", "src9") == "new"
 
 
@@ -150,7 +150,7 @@ def test_murmur2_matches_kafka_python(data):
 
 
 def test_journal_entries_round_trip_even_with_strings_rust_refuses():
-    from gmv.streams.core.journal import _decode, _encode
+    from gmv.streams.core.codec import _decode, _encode
 
     doc = {"k": "seen", "t": 5, "r": [["e1", "src:0:1#2"], ["中文", "x\ud800y"]]}
     assert _decode(_encode(doc)) == doc

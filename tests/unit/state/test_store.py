@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gmv.streams.core.journal import TEXT
+from gmv.streams.core.codec import TEXT
 from gmv.streams.core.processor import BatchProcessor
 from gmv.streams.settings import Settings
 from gmv.streams.state.backends import MemoryBackend, RocksBackend, RocksResources
