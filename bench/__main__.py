@@ -143,7 +143,7 @@ def _soak(a: argparse.Namespace, events: int | None) -> int:
         return 2
     try:
         result = soak.run(soak.options(events, a.quick, a.report_every, cache_mb=a.cache_mb, out=a.out, keep=a.keep,
-                                       ahead=a.ahead, worker_env=more))
+                                       ahead=a.ahead, span_days=a.span_days, worker_env=more))
     except soak.SoakError as e:
         print(f"python -m bench: soak: {e}", file=sys.stderr)
         return 1

@@ -60,6 +60,7 @@ class SoakOptions:
     ahead: int = 300_000  # events produced but not yet consumed, at most (the broker holds no more)
     stall_s: float = 180.0  # no event consumed for this long: the soak stops with an error
     seed: int = 31
+    span_days: float | None = None  # event times over this many days before now (default: the hour before)
     worker_env: dict[str, str] = field(default_factory=dict)  # more GMV_ settings for the worker (--worker-env)
 
 
@@ -106,7 +107,8 @@ def wait_ready(worker: Worker, timeout_s: float) -> None:
 
 def soak_feed(o: SoakOptions, worker: Worker, root: Path, bootstrap: str, lines: list[dict[str, Any]]) -> None:
     """Feed every event, one line per ``report_every`` consumed (added to ``lines`` as they come)."""
-    feed = SoakFeed(o.events, int(time.time() * 1000), seed=o.seed)
+    span = {} if o.span_days is None else {"span_ms": int(o.span_days * 86_400_000)}
+    feed = SoakFeed(o.events, int(time.time() * 1000), seed=o.seed, **span)
     consumed = 0
     feeder = Feeder(bootstrap, feed, lambda: consumed, o.ahead)
     checkpoints = sorted({*range(o.report_every, o.events, o.report_every), o.events})
@@ -327,6 +329,10 @@ def add_arguments(ap: argparse.ArgumentParser, events_flag: bool = True) -> None
     ap.add_argument("--ahead", type=int, default=300_000,
                     help="events produced ahead of the worker at most: the broker holds no more (default 300k)")
     ap.add_argument("--cache-mb", type=int, help="GMV_STATE_CACHE_MB for the worker (default: the worker's own)")
+    ap.add_argument("--span-days", type=float,
+                    help="spread event times over this many days before now (default: the hour before). ClickHouse "
+                         "restates a day's markov credits as it grows, so millions of events in one day slow the "
+                         "soak down; past GMV_DEDUP_HORIZON or GMV_LOOKBACK, raise them (--worker-env) or state expires")
     ap.add_argument("--worker-env", action="append", default=[], metavar="GMV_NAME=VALUE",
                     help="a setting for the worker, e.g. GMV_DEDUP_HORIZON=5m GMV_LOOKBACK=5m "
                          "GMV_WEIGHTS_RETENTION=5m for a soak whose state expires (repeatable)")
@@ -344,7 +350,7 @@ def run_from_args(a: argparse.Namespace) -> int:
         print(f"python -m bench.soak: {e}", file=sys.stderr)
         return 2
     o = options(a.events, a.quick, a.report_every, cache_mb=a.cache_mb, out=a.out, keep=a.keep, ahead=a.ahead,
-                worker_env=more)
+                span_days=a.span_days, worker_env=more)
     try:
         summary = run(o)
     except SoakError as e:

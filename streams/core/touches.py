@@ -206,7 +206,8 @@ class UserTouches(dict[str, Touch]):
     __slots__ = ("raw",)
 
     def __init__(self, touches: dict[str, Touch] | None = None, raw: bytes | None = b"[]") -> None:
-        super().__init__(touches or {})
+        if touches:  # (a new user's, once per user: no call to dict's own __init__)
+            self.update(touches)
         self.raw: bytes | None = raw  # None: changed otherwise than by ``add``; encoded whole when stored
 
     def add(self, touch: Touch) -> None:

@@ -174,3 +174,23 @@ def test_records_expire_after_a_horizon_changes_the_width_of_the_expiry_buckets(
     later.advance(200_000)
     expired, _ = later.commit_batch()
     assert expired == [("0/bucket/seen/000000000011999/1", None)] and later.journal.counts["seen"] == 0
+
+
+def test_seen_and_touch_records_written_a_record_per_key_still_expire_each_with_its_own_tombstone(v2):
+    """A store and changelog of 5d39b92 (a record per key for every kind) go on under today's code: its
+    seen and touch records expire by their own keys, beside the buckets written since."""
+    from gmv.streams.core.processor import BatchProcessor
+    from tests.unit.journal_story import CONFIG
+
+    old = [kv for kv in _journal(v2) if kv[0].startswith("0/")]
+    live = {k for k, v in dict(old).items() if v is not None and k.split("/")[1] in ("seen", "touch")}
+    assert len(live) > 50
+    proc = BatchProcessor(CONFIG)
+    proc.load(0, old, datetime.fromisoformat(v2["reloaded_at"]))
+    journal = proc.partition_state(0).journal
+    assert journal.counts["seen"] + journal.counts["touch"] == len(live)
+    proc.attribute_due(datetime.fromisoformat(v2["reloaded_at"]), final=True)  # no order holds touches back
+    journal.advance(journal.watermark_ms + 30 * 86_400_000)  # past every horizon
+    expired, _ = journal.commit()
+    assert {k for k, v in expired if v is None and k.split("/")[1] in ("seen", "touch")} == live
+    assert journal.counts["seen"] == journal.counts["touch"] == 0
