@@ -133,9 +133,14 @@ class Confirmation:
     pending_ids: list[str]
 
 
+# A bucket's message stays under this, far below a producer batch and the broker's message limit
+# (1 MiB): a bucket of a big batch holds thousands of records of ~200 bytes, more with long ids.
+BUCKET_BYTES = 256 * 1024
+
+
 def _bucketed(kind: Kind, staged: list[tuple[Any, int, bool]], step: int) -> list[tuple[int, bytes]]:
     """A grouped kind's records of one batch, per bucket of event time: (the bucket's end, the message
-    ``{"t": latest record's time, "r": [records]}``)."""
+    ``{"t": latest record's time, "r": [records]}``), a bucket in several messages if it is big."""
     groups: dict[int, tuple[list[Any], list[int]]] = {}
     encode = kind.encode
     for rec, t_ms, _ in staged:
@@ -144,7 +149,15 @@ def _bucketed(kind: Kind, staged: list[tuple[Any, int, bool]], step: int) -> lis
             group = groups[t_ms // step] = ([], [])
         group[0].append(encode(rec))
         group[1].append(t_ms)
-    return [((b + 1) * step - 1, encode_json({"t": max(times), "r": wires})) for b, (wires, times) in groups.items()]
+    return [m for b, (wires, times) in groups.items() for m in _messages((b + 1) * step - 1, wires, times)]
+
+
+def _messages(end: int, wires: list[Any], times: list[int]) -> list[tuple[int, bytes]]:
+    raw = encode_json({"t": max(times), "r": wires})
+    if len(raw) <= BUCKET_BYTES or len(wires) == 1:
+        return [(end, raw)]
+    half = len(wires) // 2
+    return _messages(end, wires[:half], times[:half]) + _messages(end, wires[half:], times[half:])
 
 
 def _unapply_bucket(kind: Kind, raw: bytes) -> int:

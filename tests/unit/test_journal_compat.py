@@ -194,3 +194,22 @@ def test_seen_and_touch_records_written_a_record_per_key_still_expire_each_with_
     expired, _ = journal.commit()
     assert {k for k, v in expired if v is None and k.split("/")[1] in ("seen", "touch")} == live
     assert journal.counts["seen"] == journal.counts["touch"] == 0
+
+
+def test_a_big_bucket_goes_in_several_messages_each_under_the_limit_and_loads_back_whole():
+    """A bucket of a big batch with long ids (escaped in JSON) would pass the producer's 1 MiB batch."""
+    from gmv.streams.core.journal import BUCKET_BYTES
+    from gmv.streams.core.state import Horizons, PartitionState
+
+    ps = PartitionState(0, Horizons(3_600_000, 3_600_000, 3_600_000))
+    ids = [f"{i:06d}" + "\x01" * 120 for i in range(3000)]  # each control character is 6 bytes of JSON
+    for i, eid in enumerate(ids):
+        assert ps.classify(eid, f"gmv.views:0:{i}") == "new"
+        ps.journal_seen(eid, f"gmv.views:0:{i}", 1000 + i)
+    ps.advance(4000)
+    puts, _ = ps.commit_batch()
+    assert len(puts) > 8 and len({k for k, _ in puts}) == len(puts)
+    assert all(len(v) <= BUCKET_BYTES for _, v in puts)
+    again = PartitionState(0, Horizons(3_600_000, 3_600_000, 3_600_000))
+    assert again.load(puts) == len(ids)
+    assert [again.classify(eid, "elsewhere") for eid in ids] == ["duplicate"] * len(ids)
