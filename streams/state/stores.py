@@ -89,11 +89,12 @@ class StateStores:
 
     # -- what /metrics shows ----------------------------------------------------------------------
     def memory_bytes(self) -> int:
-        """The hot cache's estimate, plus RocksDB's block cache and memtables."""
+        """The hot cache's estimate, plus RocksDB's block cache and memtables, and its index and filter
+        blocks (outside the cache)."""
         rocks = self._resources.memory_bytes() if self._resources is not None else 0
         if self.root is None:
             rocks = sum(s.backend.memory_bytes() for s in self.open_stores.values())
-        return self.cache.bytes + rocks
+        return self.cache.bytes + rocks + sum(s.backend.index_bytes() for s in self.open_stores.values())
 
     def disk_bytes(self) -> int:
         return sum(s.backend.disk_bytes() for s in self.open_stores.values())

@@ -111,3 +111,36 @@ def test_the_state_report_counts_keys_per_domain_and_the_last_restore(tmp_path):
                                  "migrated": 0}
     assert report["disk_bytes"] > 0 and report["memory_bytes"] > 0
     json.dumps(report)  # what /gmv/stats/ serves
+
+
+def _ticker(db, name: str) -> int:
+    line = next(x for x in db.property_value("rocksdb.options-statistics").splitlines() if x.startswith(name + " "))
+    return int(line.rsplit(":", 1)[1])
+
+
+def test_looking_up_an_unseen_id_reads_no_block_from_disk_when_the_store_has_outgrown_its_cache(tmp_path):
+    """Index and filter blocks kept in the block cache were evicted by data blocks once a store outgrew
+    it, and every lookup of a new event id read a file's whole filter back (360 us a lookup)."""
+    import rocksdict
+
+    resources = RocksResources(1024 * 1024)  # far smaller than the store
+    opts = resources.options()
+    opts.enable_statistics()
+    db = rocksdict.Rdict(str(tmp_path / "s"), opts)
+    for n in range(6):
+        wb = rocksdict.WriteBatch(raw_mode=True)
+        for i in range(50_000):
+            wb.put(b"d|e-%d-%06d" % (n, i), b"gmv.views:1:%d" % i)
+        db.write(wb)
+        db.flush()
+    for i in range(0, 300_000, 7):  # data blocks through the cache, as reads of touches do
+        db.get(b"d|e-%d-%06d" % (i % 6, i // 6))
+    before = {t: _ticker(db, t) for t in ("rocksdb.block.cache.filter.miss", "rocksdb.block.cache.index.miss",
+                                          "rocksdb.block.cache.data.miss")}
+    assert all(db.get(b"d|e-%d-%06dx" % (i % 6, i)) is None for i in range(20_000))  # among the keys
+    assert _ticker(db, "rocksdb.block.cache.filter.miss") == before["rocksdb.block.cache.filter.miss"]
+    assert _ticker(db, "rocksdb.block.cache.index.miss") == before["rocksdb.block.cache.index.miss"]
+    # a filter's false positives (about 1%) read a data block
+    assert _ticker(db, "rocksdb.block.cache.data.miss") - before["rocksdb.block.cache.data.miss"] < 20_000 * 0.05
+    assert _ticker(db, "rocksdb.bloom.filter.useful") > 0
+    db.close()
