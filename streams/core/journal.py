@@ -4,18 +4,19 @@ changelog topic keyed by record, so that Kafka's compaction keeps live state onl
 Each record is made once, by the handler that took its event, and lives until its own horizon has
 passed in *event time* (the partition's watermark, never the wall clock), so a replay of last month
 expires exactly as live processing did. The changelog (format 2) has one message per record, but
-for the grouped kinds (``seen``, ``touch``: one per event, never changed), one per bucket:
+for the grouped kinds (``seen``, ``touch``: one per event, never changed), by the bucket:
 
 ``<partition>/<kind>/<id>`` → compact JSON ``{"t": t_ms, "r": record}``: ``t_ms`` is the event
 time (epoch ms) the record expires by, ``record`` the JSON array of its type's fields, in order;
 ``id`` is what looks the record up (an event id; an order's event id for ``attr``); a ``None``
 value (tombstone) is the record's expiry.
 
-``<partition>/bucket/<kind>/<end, 15 digits>/<n>`` → ``{"t": t_ms, "r": [record, ...]}``: the
-records of a grouped kind one batch made in one bucket of event time ending at ``end`` (epoch ms),
-``t_ms`` the latest of their times; ``n`` numbers the partition's buckets (a batch made again after a
-crash sends the same key again: its records replace the first message's). The records expire
-together, with the bucket's tombstone. (Until 5d39b92 these kinds were written a record per key; such
+``<partition>/bucket/<kind>/<end, 15 digits>/<n>.<writer>`` → ``{"t": t_ms, "r": [record, ...]}``:
+records of a grouped kind one batch made in one bucket of event time ending at ``end`` (epoch ms), at
+most 256 KiB of them (a bigger bucket goes in several messages), ``t_ms`` the latest of their times;
+``n`` numbers the partition's buckets and index entries, ``writer`` (8 hex digits) is the journal that
+wrote it, new at each assignment. A key loaded again replaces the records the first message held. The
+records expire together, with the bucket's tombstone. (Until 5d39b92 these kinds were written a record per key; such
 records still load and expire.)
 
 ``<partition>/pending/<kind>/<id>`` → ``1``: the rows derived from that record may not be in
@@ -42,7 +43,7 @@ In the store (``gmv.streams.state``), a record's changelog value lives under ``r
 expiry index entries ``x|<kind>|<end of a bucket of event time, epoch ms, 15 digits>|<n>`` → JSON list
 of the ids of records made in that bucket (a tenth of the shortest horizon wide, at most a minute)
 let a pass read only what has expired; a grouped kind's bucket is its own index entry,
-``x|<kind>|<end>|b<n>`` → the bucket's changelog value;
+``x|<kind>|<end>|b<n>.<writer>`` → the bucket's changelog value;
 the domains keep what their rules look up (a user's touches, an order id's paid event ...) in maps of
 their own, derived from the records by each kind's ``apply`` / ``unapply``.
 
@@ -53,6 +54,7 @@ records, applying changelog records, and the ``Kind`` base. No Kafka, no clock. 
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -89,10 +91,10 @@ def split_key(key: str) -> tuple[int, str, str]:
     return int(p), kind, rid
 
 
-def bucket_key(partition: int, kind: str, end_ms: int, seq: int) -> str:
+def bucket_key(partition: int, kind: str, end_ms: int, n: str) -> str:
     """The changelog key of a bucket: the records of a grouped kind made by one batch in one bucket of
-    event time."""
-    return f"{partition}/{BUCKET}/{kind}/{max(0, end_ms):015d}/{seq}"
+    event time (``n``: its number and writer)."""
+    return f"{partition}/{BUCKET}/{kind}/{max(0, end_ms):015d}/{n}"
 
 
 def carried(key: str, value: bytes) -> list[tuple[str, list]]:
@@ -120,9 +122,9 @@ def _bucket_key(kind: str, end_ms: int, seq: int) -> bytes:
     return f"x|{kind}|{max(0, end_ms):015d}|{seq}".encode()
 
 
-def _group_key(kind: str, end_ms: int, seq: int) -> bytes:
+def _group_key(kind: str, end_ms: int, n: str) -> bytes:
     """A bucket of a grouped kind in the store: its records themselves (the changelog value)."""
-    return f"x|{kind}|{max(0, end_ms):015d}|b{seq}".encode()
+    return f"x|{kind}|{max(0, end_ms):015d}|b{n}".encode()
 
 
 @dataclass
@@ -182,6 +184,9 @@ class Journal:
         self.unmarked: list[str] = []  # pending records no mark has covered yet
         self.counts: dict[str, int] = {}  # records per kind (made minus expired)
         self._staged: list[tuple[str, Any, int, bool]] = []
+        # In a bucket's key: two writers of a partition (a member the group dropped while it still
+        # sends, and the new owner) never write one key, whatever their batches held.
+        self.writer = secrets.token_hex(4)
         # Expiry goes by buckets of event time this wide: a pass every step, at most a step late.
         self.step_ms = min(60_000, max(1, min(horizons.dedup_ms, horizons.lookback_ms, horizons.retention_ms) // 10))
         meta = store.meta
@@ -261,9 +266,9 @@ class Journal:
         self.counts[kind.name] += len(staged)
         out: list[ChangelogRecord] = []
         for end, raw in _bucketed(kind, staged, self.step_ms):
-            self._bucket_seq += 1
-            self.store.raw[_group_key(kind.name, end, self._bucket_seq)] = raw
-            out.append((bucket_key(self.partition, kind.name, end, self._bucket_seq), raw))
+            self._bucket_seq, n = self._bucket_seq + 1, f"{self._bucket_seq + 1}.{self.writer}"
+            self.store.raw[_group_key(kind.name, end, n)] = raw
+            out.append((bucket_key(self.partition, kind.name, end, n), raw))
         return out
 
     def _index(self, buckets: dict[tuple[str, int], list[str]]) -> None:
@@ -319,7 +324,7 @@ class Journal:
                 store.write_raw(ikey, None)
                 end_ms = int(ikey[len(lo):len(lo) + 15])
                 if raw_ids[:1] == b"{":  # a bucket of a grouped kind: its records go together
-                    out.append((bucket_key(self.partition, name, end_ms, int(ikey[len(lo) + 17:])), None))
+                    out.append((bucket_key(self.partition, name, end_ms, ikey[len(lo) + 17:].decode()), None))
                     self.counts[name] -= _unapply_bucket(kind, raw_ids)
                     continue
                 bucket = end_ms // step
@@ -387,8 +392,8 @@ class Journal:
         """A bucket's changelog message: its records applied (a bucket sent again, by a batch made
         again after a crash, first takes back what it held), or, a tombstone, expired. Returns how
         many records it carried (a tombstone: 1)."""
-        name, end, seq = rid.split("/")
-        kind, skey = self.kinds[name], _group_key(name, int(end), int(seq))
+        name, end, n = rid.split("/")
+        kind, skey = self.kinds[name], _group_key(name, int(end), n)
         held = self.store._raw(skey)
         if held is not None:
             self.counts[name] -= _unapply_bucket(kind, held)
@@ -399,7 +404,7 @@ class Journal:
         for wire in doc["r"]:
             kind.apply(kind.decode(wire))
         self.counts[name] += len(doc["r"])
-        self._bucket_seq = max(self._bucket_seq, int(seq))
+        self._bucket_seq = max(self._bucket_seq, int(n.split(".", 1)[0]))
         self.advance(doc["t"])
         return len(doc["r"])
 

@@ -168,7 +168,10 @@ class RocksBackend:
         return int(self.db.property_int_value("rocksdb.cur-size-all-mem-tables") or 0)
 
     def index_bytes(self) -> int:
-        return int(self.db.property_int_value("rocksdb.estimate-table-readers-mem") or 0)
+        try:
+            return int(self.db.property_int_value("rocksdb.estimate-table-readers-mem") or 0)
+        except self._rocksdict.DbClosedError:  # closed under the metrics thread by a rebalance
+            return 0
 
     def close(self) -> None:
         self.db.close()

@@ -94,7 +94,8 @@ class StateStores:
         rocks = self._resources.memory_bytes() if self._resources is not None else 0
         if self.root is None:
             rocks = sum(s.backend.memory_bytes() for s in self.open_stores.values())
-        return self.cache.bytes + rocks + sum(s.backend.index_bytes() for s in self.open_stores.values())
+        stores = list(self.open_stores.values())  # (the metrics thread reads while a rebalance closes)
+        return self.cache.bytes + rocks + sum(s.backend.index_bytes() for s in stores)
 
     def disk_bytes(self) -> int:
         return sum(s.backend.disk_bytes() for s in self.open_stores.values())

@@ -241,11 +241,22 @@ def story() -> list[tuple[datetime, list[SourceMessage]]]:
 
 # -- running it -----------------------------------------------------------------------------
 def nonce_free(key: str, nonces: dict[str, str]) -> str:
-    """A journal key with its writer's random nonce replaced by the writer's rank of appearance."""
+    """A journal key with its writer's random nonce replaced by the writer's rank of appearance (format
+    1's ``<p>|<kind>|<nonce>|<seq>``; format 2's buckets, ``<p>/bucket/<kind>/<end>/<n>.<writer>``)."""
+    if "/bucket/" in key:
+        head, n = key.rsplit("/", 1)
+        seq, writer = n.split(".")
+        return f"{head}/{seq}.{nonces.setdefault(writer, f'w{len(nonces)}')}"
     parts = key.split("|")
     if len(parts) == 4:
         parts[2] = nonces.setdefault(parts[2], f"w{len(nonces)}")
     return "|".join(parts)
+
+
+def writers_ranked(journal: Journal) -> Journal:
+    """The changelog with its buckets' writers named by their rank of appearance (comparable across runs)."""
+    nonces: dict[str, str] = {}
+    return [(nonce_free(k, nonces), v) for k, v in journal]
 
 
 EventRowV1 = NamedTuple("EventRow", [(c, Any) for c in EVENTS.column_names if c != "engaged"])  # type: ignore[misc]
@@ -383,6 +394,7 @@ def capture() -> None:
     batches = story()
     journal, digests, row_digests = run_story(batches)
     end = batches[-1][0] + timedelta(minutes=1)
+    journal = writers_ranked(journal)
     doc = {"journal": [[k, None if v is None else v.decode()] for k, v in journal], "digests": digests,
            "row_digests": row_digests,
            "reloaded_at": end.isoformat(), "reloaded": reload(journal, end)}

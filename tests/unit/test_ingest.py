@@ -82,7 +82,8 @@ def test_dedup_distinguishes_replay_from_duplicate_and_expires_by_event_time():
     ps.advance(10)
     puts, staged = ps.commit_batch()
     staged.persist(len(puts))
-    assert [k for k, _ in puts] == ["0/bucket/seen/000000000000099/1"]  # one changelog message per bucket
+    bucket = f"0/bucket/seen/000000000000099/1.{ps.journal.writer}"
+    assert [k for k, _ in puts] == [bucket]  # one changelog message per bucket of event time
     # rebuilt from the changelog: same verdicts
     again = PartitionState(0, Horizons(1000, 1000, 1000))
     again.load(puts)
@@ -91,7 +92,7 @@ def test_dedup_distinguishes_replay_from_duplicate_and_expires_by_event_time():
     again.advance(5000)
     again.classify("b", "src3")
     expired, _ = again.commit_batch()
-    assert expired == [("0/bucket/seen/000000000000099/1", None)]
+    assert expired == [(bucket, None)]
     assert again.classify("a", "src9") == "new"
 
 

@@ -144,3 +144,11 @@ def test_looking_up_an_unseen_id_reads_no_block_from_disk_when_the_store_has_out
     assert _ticker(db, "rocksdb.block.cache.data.miss") - before["rocksdb.block.cache.data.miss"] < 20_000 * 0.05
     assert _ticker(db, "rocksdb.bloom.filter.useful") > 0
     db.close()
+
+
+def test_the_memory_a_store_reports_is_zero_once_a_rebalance_closed_it_under_the_metrics_thread(tmp_path):
+    backend = RocksBackend(tmp_path / "s", RocksResources(1024 * 1024))
+    backend.write({b"k": b"v"}, {})
+    assert backend.index_bytes() >= 0
+    backend.close()
+    assert backend.index_bytes() == 0
