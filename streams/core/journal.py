@@ -165,8 +165,7 @@ def _messages(end: int, wires: list[Any], times: list[int]) -> list[tuple[int, b
 def _unapply_bucket(kind: Kind, raw: bytes) -> int:
     """Un-apply a bucket's records; how many it held."""
     wires = decode_json(raw)["r"]
-    for wire in wires:
-        kind.unapply(kind.decode(wire))
+    kind.unapply_all([kind.decode(wire) for wire in wires])
     return len(wires)
 
 

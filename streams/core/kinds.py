@@ -84,6 +84,12 @@ class Kind(Generic[S]):
     def unapply(self, rec: Any) -> None:
         raise NotImplementedError
 
+    def unapply_all(self, recs: list[Any]) -> None:
+        """A bucket's records, expired together (a kind whose state holds them by a common key does it
+        once per key)."""
+        for rec in recs:
+            self.unapply(rec)
+
     def cutoff(self) -> int:
         """Records whose time is before this may expire; by default, older than ``weights_retention``."""
         return self.journal.watermark_ms - self.journal.horizons.retention_ms

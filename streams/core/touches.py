@@ -107,15 +107,23 @@ class TouchKind(Kind["TouchState"]):
             st.dedup.remember(rec.event_id, rec.src)
 
     def unapply(self, rec: TouchRecord) -> None:
+        self.unapply_all([rec])
+
+    def unapply_all(self, recs: list[TouchRecord]) -> None:
+        """Each user's touches decoded and encoded once, however many of them the bucket held."""
         st = self.st
-        user = st.touches.get(rec.user_id)
-        if user is not None and user.drop(rec.event_id):
-            if user:
-                st.touches[rec.user_id] = user
-            else:
-                del st.touches[rec.user_id]
-        if rec.src:
-            st.dedup.forget(rec.event_id, rec.src)
+        by_user: dict[str, list[str]] = {}
+        for rec in recs:
+            by_user.setdefault(rec.user_id, []).append(rec.event_id)
+            if rec.src:
+                st.dedup.forget(rec.event_id, rec.src)
+        for user_id, event_ids in by_user.items():
+            user = st.touches.get(user_id)
+            if user is not None and user.drop(*event_ids):
+                if user:
+                    st.touches[user_id] = user
+                else:
+                    del st.touches[user_id]
 
     def cutoff(self) -> int:
         """Older than ``lookback`` before the oldest order still waiting for its attribution (or
@@ -223,9 +231,13 @@ class UserTouches:
         self.raw = b"[" + one + b"]" if len(self.raw) == 2 else self.raw[:-1] + b"," + one + b"]"
         return True
 
-    def drop(self, event_id: str) -> bool:
+    def drop(self, *event_ids: str) -> bool:
+        """Remove these touches (decoded and encoded once); False if the user had none of them."""
         touches = self.by_id()
-        if touches.pop(event_id, None) is None:
+        held = len(touches)
+        for event_id in event_ids:
+            touches.pop(event_id, None)
+        if len(touches) == held:
             return False
         self.raw = encode_json([tuple(t) for t in touches.values()])
         return True

@@ -216,3 +216,29 @@ def test_a_big_bucket_goes_in_several_messages_each_under_the_limit_and_loads_ba
     again = PartitionState(0, Horizons(3_600_000, 3_600_000, 3_600_000))
     assert again.load(puts) == len(ids)
     assert [again.classify(eid, "elsewhere") for eid in ids] == ["duplicate"] * len(ids)
+
+
+def test_a_bucket_of_one_users_touches_expires_decoding_them_once(monkeypatch):
+    """Dropping a heavy user's touches one by one decoded and encoded the whole list per touch."""
+    from gmv.streams.core.attribution import Touch
+    from gmv.streams.core.state import Horizons, PartitionState
+    from gmv.streams.core.touches import UserTouches
+
+    ps = PartitionState(0, Horizons(60_000, 60_000, 60_000))
+    for i in range(300):
+        eid = f"v{i}"
+        assert ps.classify(eid, f"gmv.views:0:{i}") == "new"
+        assert ps.attribution.add_touch("heavy", Touch(1000 + i, eid, "short_video", "a", "c", "", "organic"),
+                                        f"gmv.views:0:{i}")
+    ps.advance(1300)
+    ps.commit_batch()
+    assert len(ps.attribution.touches["heavy"]) == 300
+    decoded = []
+    by_id = UserTouches.by_id
+    monkeypatch.setattr(UserTouches, "by_id", lambda self: decoded.append(1) or by_id(self))
+    ps.advance(10_000_000)
+    expired, _ = ps.commit_batch()
+    assert [k.split("/")[1:3] for k, v in expired if v is None] == [["bucket", "touch"]]  # (they carry their ids)
+    assert ps.attribution.touches.get("heavy") is None and ps.journal.counts["touch"] == 0
+    assert len(decoded) == 1
+    assert all(ps.classify(f"v{i}", "again") == "new" for i in range(300))  # their de-duplication went too
