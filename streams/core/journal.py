@@ -27,8 +27,9 @@ Changelog partition ``p`` holds source partition ``p``'s records. Kinds, each ha
 ``Kind`` of its domain's module (``dedup``, ``touches``, ``refunds``, ``reviews``, ``conversations``):
 
 ``seen``     SeenRecord — de-duplication (``dedup_horizon``), for events no other record carries
-``touch``    TouchRecord — touchpoints (``lookback`` before the oldest pending order, and never
-             before ``dedup_horizon``: a touch record is also its event's de-duplication)
+``touch``    TouchRecord — touchpoints (``lookback`` before the oldest pending order, or before the
+             watermark less ``dedup_horizon``, the lateness an order may have; a touch record is
+             also its event's de-duplication)
 ``order``    OrderRec — a paid order awaiting / done attribution (``weights_retention``, once attributed)
 ``attr``     AttrRecord — an order's attribution path, kept for its refunds (``weights_retention``)
 ``refund``   RefundRec — a refund event, held until its order is attributed (``weights_retention``, once settled)

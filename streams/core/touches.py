@@ -126,11 +126,17 @@ class TouchKind(Kind["TouchState"]):
                     del st.touches[user_id]
 
     def cutoff(self) -> int:
-        """Older than ``lookback`` before the oldest order still waiting for its attribution (or
-        before the watermark), and older than ``dedup_horizon``."""
+        """Older than ``lookback`` before the oldest order that may still need them: one waiting for
+        its attribution, or one not read yet but less than ``dedup_horizon`` late (behind the
+        partition's newest event: the lateness the pipeline takes, as its de-duplication does).
+
+        Without that allowance a late order lost its oldest touches to whichever interleaving of
+        topics a fetch gave: read after another user's newer events had moved the watermark on and
+        a pass had run, not before (a crashed ``gmv run`` rerun credited an order differently).
+        A touch so lives ``lookback + dedup_horizon`` behind the watermark (8 days by default, not
+        7: an eighth more touches held)."""
         watermark, h = self.journal.watermark_ms, self.journal.horizons
-        touch_ref = min([watermark, *(o.t_ms for o in self.st.unattributed.values())])
-        return min(touch_ref - h.lookback_ms, watermark - h.dedup_ms)
+        return min([watermark - h.dedup_ms, *(o.t_ms for o in self.st.unattributed.values())]) - h.lookback_ms
 
 
 class OrderKind(Kind["TouchState"]):

@@ -118,7 +118,24 @@ def test_a_changelog_of_format_2_rebuilds_the_same_state_and_re_emits_the_same_r
 
 
 def test_a_changelog_written_a_record_per_key_or_by_the_bucket_rebuilds_the_same_state(v2, buckets):
-    assert v2["reloaded"] == buckets["reloaded"]
+    """The same, but for the touches (and their events' de-duplication) that ``v2`` expired
+    ``dedup_horizon`` sooner: it was written before a touch waited that long for a late order."""
+    def held(doc: dict, name: str) -> set[str]:
+        return {json.dumps(x) for p in doc.values() for x in _flat(p["state"][name])}
+
+    for name in ("touches", "seen"):
+        assert held(v2["reloaded"], name) < held(buckets["reloaded"], name)
+    assert _without_touches(v2["reloaded"]) == _without_touches(buckets["reloaded"])
+
+
+def _without_touches(reloaded: dict) -> dict:
+    return {p: {**doc, "state": {k: v for k, v in doc["state"].items() if k not in ("touches", "seen")}}
+            for p, doc in reloaded.items()}
+
+
+def _flat(entries: list) -> list:
+    """A user's touches as (user, touch) pairs; other entries as they are."""
+    return [[e[0], t] for e in entries for t in e[1]] if entries and isinstance(entries[0][1], list) else entries
 
 
 def test_an_applied_review_or_settled_refund_never_comes_back_as_an_orphan_when_its_records_expire():

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from gmv.schemas.events import TOPIC_NAMES
+from gmv.schemas.times import to_ms
 from gmv.streams.core.decode import SourceMessage
 from gmv.streams.core.processor import BatchProcessor
 from gmv.streams.core.progress import IN_FLIGHT_MS, ReadProgress
@@ -294,3 +295,30 @@ def test_a_review_is_no_orphan_while_its_order_may_still_be_on_its_way_to_a_caug
     out = proc.attribute_due(NOW + timedelta(seconds=6), read_to=progress.read_to, read_past=progress.read_past)
     assert [r.event_id for r in out.rows["reviews"]] == ["r1"]
     assert [(d.event_id, d.reason_code) for d in out.dead_letters] == [("r2", "orphan_review")]
+
+
+def test_an_order_less_than_the_dedup_horizon_late_finds_a_touch_exactly_lookback_before_it():
+    """The partition's newest event is hours past the order (other users' events, read first) and an
+    expiry pass runs between the touch and the order: the touch is still there (a batch replay reads
+    topics in whatever interleaving its fetches give; what it credits must not depend on it)."""
+    proc = BatchProcessor(CONFIG)
+    p = partition_for_key("u1", 4)
+    others = [u for u in (f"x{i}" for i in range(200)) if partition_for_key(u, 4) == p]
+    proc.process([msg("views", view(f"w{i}", T + timedelta(hours=5, minutes=i), user), i)
+                  for i, user in enumerate(others[:3])], NOW)
+    proc.commit_journal(proc.process([msg("views", view("edge", T - timedelta(days=7)), 10)], NOW))
+    # later events of the partition move its watermark on: an expiry pass runs at this batch's commit
+    passed = proc.process([msg("views", view("later", T + timedelta(hours=11), others[3]), 11)], NOW)
+    proc.commit_journal(passed)
+    assert proc.partitions[p].journal._expired_at_ms == to_ms(T + timedelta(hours=11))
+    proc.process([msg("orders", order("o1", T), 0)], NOW)
+    assert paths(proc.attribute_due(NOW, final=True)) == {"o1": "short_video>live"}
+
+
+def test_an_order_later_than_lookback_and_the_dedup_horizon_finds_its_touches_expired():
+    """The other side of the allowance: a touch is not kept for ever."""
+    proc = BatchProcessor(CONFIG)
+    proc.commit_journal(proc.process([msg("views", view("old", T - timedelta(days=7)), 0)], NOW))
+    proc.commit_journal(proc.process([msg("views", view("next-day", T + timedelta(days=1, minutes=2)), 1)], NOW))
+    proc.process([msg("orders", order("o1", T), 0)], NOW)
+    assert paths(proc.attribute_due(NOW, final=True)) == {"o1": "live"}
