@@ -206,20 +206,28 @@ class GmvWorker:
         or the time runs out; then abandon the write in flight. Nothing unstored is committed:
         the next start re-processes it. Returns one line saying what is left."""
         failing = self.sink_failing_for()
+        timed_out = False
         if failing is None:
             try:
                 await asyncio.wait_for(self.drain(final=drain), timeout_s)
             except TimeoutError:
-                failing = self.sink_failing_for()
+                failing, timed_out = self.sink_failing_for(), True
             except SinkStopped:
                 pass
         self.abort()
+        uncommitted, unconfirmed = self.status(extra=False).uncommitted, self.processor.unconfirmed_records()
         await self.stop()
-        if failing is None and not self._abandoned:
+        if failing is None and not self._abandoned and not (timed_out and uncommitted):
+            if timed_out and unconfirmed:
+                # Stored and committed, but the refresh the marks follow did not end: nothing is lost,
+                # and the next start pays for it (it re-emits those rows and refreshes their rollups).
+                return (f"stopped; everything consumed is stored and committed, but ClickHouse's rollup refresh did "
+                        f"not finish within {timeout_s:.0f}s: the next start re-emits the rows of {unconfirmed:,} "
+                        "records not confirmed yet and refreshes their rollups (GMV_STOP_TIMEOUT_S gives it longer)")
             return "stopped; everything consumed is stored and committed"
         reason = f"ClickHouse writes failing for {failing:.0f}s" if failing is not None else \
             f"ClickHouse did not finish within {timeout_s:.0f}s"
-        return (f"stopped without storing what was in flight ({reason}): {self.status(extra=False).uncommitted:,} "
+        return (f"stopped without storing what was in flight ({reason}): {uncommitted:,} "
                 "messages are not committed, so the next start re-processes them from the last commit "
                 "(nothing is lost)")
 

@@ -257,6 +257,10 @@ class BatchProcessor:
         held = sum(len(ps.settlement.unsettled) + len(ps.judgement.unjudged) for ps in self.partitions.values())
         return orders, held
 
+    def unconfirmed_records(self) -> int:
+        """Derived records whose rows ClickHouse may lack (pending): a restart re-emits them."""
+        return sum(len(ps.journal.pending.mem) for ps in self.partitions.values())
+
     def marks(self, partitions: Collection[int] = ()) -> dict[int, list[Confirmation]]:
         """For each partition, its pending records made so far: confirmed once ClickHouse holds their
         rows and rollups (the mark follows the refresh that stores them)."""

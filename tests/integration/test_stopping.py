@@ -168,3 +168,48 @@ def test_a_demo_killed_with_sigkill_leaves_no_broker_or_simulator_running(backen
         for child in children:  # never leave one running, even when the test failed
             if _alive(child):
                 os.killpg(child, signal.SIGKILL)
+
+
+def test_a_stop_whose_rollup_refresh_cannot_end_in_time_says_what_the_next_start_redoes_and_it_does(
+        backend, tmp_path):
+    """Everything is stored and committed, but the refresh the marks follow is still running at the
+    stop timeout: the stop says so (not "everything is stored" alone), and the next start re-emits the
+    unconfirmed records' rows and refreshes their rollups, so the facts and rollups agree again."""
+    env = own_engine(fresh_env(backend), tmp_path / "data")
+    env["GMV_STOP_TIMEOUT_S"] = "3"
+    env["GMV_ATTRIBUTION_DELAY"] = "1s"
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    events = tmp_path / "events.jsonl"
+    expected = write_sample(events, events=2000, bad_per_kind=0)
+    fault = tmp_path / "clickhouse-down"  # never made: only its ".slow" twin is
+    port = free_port()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.faulty_clickhouse", str(fault), "worker", "--web-port", str(port)],
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_for(lambda: (worker_stats(port) or {}).get("partitions") == [0, 1, 2, 3], 90, "the worker to own its partitions")
+        fault.with_name(fault.name + ".slow").write_text("20")  # every refresh statement now takes 20 s more
+        produce_events(env["GMV_KAFKA_BOOTSTRAP_SERVERS"], env["GMV_TOPIC_PREFIX"], events)
+        wait_for(lambda: _committed(env) == expected["received"], 90, "every event stored and committed")
+        wait_for(lambda: ((worker_stats(port) or {}).get("state") or {}).get("keys", {}).get("pending", 0) > 0, 60,
+                 "attributions whose marks wait for the refresh")
+        os.killpg(worker.pid, signal.SIGINT)
+        out, err = worker.communicate(timeout=90)
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+    assert worker.returncode == 0, err[-2000:]
+    line = next(ln for ln in err.splitlines() if "SIGINT: stopped" in ln)
+    assert "everything consumed is stored and committed, but ClickHouse's rollup refresh did not finish within 3s" \
+        in line and "re-emits the rows of" in line and "GMV_STOP_TIMEOUT_S" in line, line
+
+    fault.with_name(fault.name + ".slow").unlink()
+    counts = run_counts(env, empty)
+    assert counts["received"] == 0  # nothing was left to re-process: only re-emitted and refreshed
+    db = env["GMV_CLICKHOUSE_DATABASE"]
+    facts = sql(env, f"SELECT sum(credit_fen) AS s, count() AS n FROM {db}.attributed_gmv WHERE model = 'linear'")[0]
+    rolled = sql(env, f"SELECT sum(net_fen) AS s FROM {db}.gmv_minute WHERE model = 'linear'")[0]
+    assert facts["n"] > 0 and int(rolled["s"]) == int(facts["s"])
+    assert sql(env, f"SELECT count() AS n FROM {db}.events")[0]["n"] == expected["accepted"]

@@ -4,12 +4,15 @@
 command (``worker``, ``demo``) whose sink writes through ``FaultyClient``: while
 FAULT_FILE exists, every write fails the way a stopped server fails a
 clickhouse-connect client (``OperationalError``), and the sink backs off and retries
-as it would in production.
+as it would in production. While ``FAULT_FILE.slow`` exists, every ``command`` (the rollup
+refreshes' statements, not the inserts) takes the seconds it holds more: a refresh that cannot end
+in time.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,9 @@ class FaultyClient:
             return attr
 
         def write(*args: Any, **kwargs: Any) -> Any:
+            slow = self._fault_file.with_name(self._fault_file.name + ".slow")
+            if name == "command" and slow.exists():
+                time.sleep(float(slow.read_text() or 1))
             if self._fault_file.exists():
                 self.failures += 1
                 raise OperationalError(f"Error HTTPConnectionPool: connection refused (fault injected: "
