@@ -54,6 +54,12 @@ class _Rebalance(ConsumerRebalanceListener):
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         # The batch in flight commits its own offsets while the partitions are still ours, and
         # its marks are written; then the states go.
+        if not revoked:
+            # The first join (or a member that held nothing): no batch, state or mark of ours to
+            # settle. What start-up noted (stale minutes a killed process left) waits for the first
+            # refresh rather than holding the join: that refresh, run here, kept a restart from
+            # consuming for seconds (6.4 s in the 2M soak).
+            return
         async with self.loop.lock:
             await self.loop.checkpoint.settle()
             self.loop.release_partitions({tp.partition for tp in revoked})

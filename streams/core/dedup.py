@@ -43,6 +43,11 @@ class SeenKind(Kind["DedupState"]):
     def unapply(self, rec: SeenRecord) -> None:
         self.st.forget(rec.event_id, rec.src)
 
+    def apply_wires(self, wires: list[list]) -> None:
+        remember = self.st.remember
+        for event_id, src in wires:
+            remember(event_id, src)
+
     def cutoff(self) -> int:
         return self.journal.watermark_ms - self.journal.horizons.dedup_ms
 

@@ -401,8 +401,7 @@ class Journal:
         if raw is None:
             return 1
         doc = decode_json(raw)
-        for wire in doc["r"]:
-            kind.apply(kind.decode(wire))
+        kind.apply_wires(doc["r"])
         self.counts[name] += len(doc["r"])
         self._bucket_seq = max(self._bucket_seq, int(n.split(".", 1)[0]))
         self.advance(doc["t"])

@@ -84,6 +84,12 @@ class Kind(Generic[S]):
     def unapply(self, rec: Any) -> None:
         raise NotImplementedError
 
+    def apply_wires(self, wires: list[list]) -> None:
+        """A bucket's records, as their wire arrays (a restore applies millions: a kind may skip
+        building each record)."""
+        for wire in wires:
+            self.apply(self.decode(wire))
+
     def unapply_all(self, recs: list[Any]) -> None:
         """A bucket's records, expired together (a kind whose state holds them by a common key does it
         once per key)."""

@@ -109,6 +109,19 @@ class TouchKind(Kind["TouchState"]):
     def unapply(self, rec: TouchRecord) -> None:
         self.unapply_all([rec])
 
+    def apply_wires(self, wires: list[list]) -> None:
+        """``apply`` of each, from the wire array itself (its first seven fields are the Touch's, in
+        order): no record or Touch built, the touch encoded from the array as it came."""
+        st = self.st
+        touches, remember = st.touches, st.dedup.remember
+        for wire in wires:
+            user_id = wire[7]
+            user = touches.get(user_id) or UserTouches()
+            if user.add_encoded(wire[1], encode_json(wire[:7])):
+                touches[user_id] = user
+            if len(wire) > 8 and wire[8]:
+                remember(wire[1], wire[8])
+
     def unapply_all(self, recs: list[TouchRecord]) -> None:
         """Each user's touches decoded and encoded once, however many of them the bucket held."""
         st = self.st
@@ -229,11 +242,14 @@ class UserTouches:
         return {t[1]: Touch(*t) for t in decode_json(self.raw)}
 
     def add(self, touch: Touch) -> bool:
-        """Append a touch; False if the user has it already. (Its event id, as JSON between commas, is
-        looked for in the bytes first: only a match, a rare one, is decoded to be sure.)"""
-        if b"," + encode_json(touch.event_id) + b"," in self.raw and touch.event_id in self.by_id():
+        """Append a touch; False if the user has it already."""
+        return self.add_encoded(touch.event_id, encode_json(tuple(touch)))
+
+    def add_encoded(self, event_id: str, one: bytes) -> bool:
+        """Append a touch given as its JSON array (``one``). (Its event id, as JSON between commas,
+        is looked for in the bytes first: only a match, a rare one, is decoded to be sure.)"""
+        if b"," + encode_json(event_id) + b"," in self.raw and event_id in self.by_id():
             return False
-        one = encode_json(tuple(touch))
         self.raw = b"[" + one + b"]" if len(self.raw) == 2 else self.raw[:-1] + b"," + one + b"]"
         return True
 
