@@ -90,6 +90,12 @@ def _check(seed: int, client, db: str) -> dict:
             if Fraction(re_exact) != m.removal_effects[stage] or Fraction(p_exact) != m.p_conv:
                 bad_models.append([str(day), shop, stage, re_exact, str(m.removal_effects[stage])])
         n_models = client.query(f"SELECT count() FROM {db}.markov_model").result_rows[0][0]
+        # the models a restatement reads for days it did not recompute, from one read of their windows
+        pairs = {(shop, day) for shop, day in daily if shop} | {("s9", days[0])}  # s9: no journey, no model
+        for (shop, day), m in MarkovRefresh(client, db)._models_of(pairs).items():
+            counts = window_counts(daily, shop, day)
+            if (m is None) != (not counts) or (m is not None and m != solve(counts)):
+                bad_models.append([str(day), shop, "window", str(m), str(counts)])
         return {"equal": got == want, "n": sum(want.values()), "only_sql": sorted(map(list, (got - want).items()))[:5],
                 "only_python": sorted(map(list, (want - got).items()))[:5], "zeros": zeros, "bad_models": bad_models[:5],
                 "models": n_models}
