@@ -95,8 +95,13 @@ RESTATE = MARKOV_CREDITS.insert_select(DB, {
 INNER JOIN (SELECT x.1 AS event_id, x.2 AS touch_index, x.3 AS credit
             FROM (SELECT arrayJoin({{credits:Array(Tuple(String, UInt8, Int64))}}) AS x)) AS c
     ON a.event_id = c.event_id AND a.touch_index = c.touch_index
-WHERE a.model = 'linear' AND a.event_time >= {{lo:DateTime64(3, 'UTC')}}""")
-CHUNK = 20_000  # credits per restating statement: the parameter stays a few MB
+WHERE a.model = 'linear' AND a.event_time >= {{lo:DateTime64(3, 'UTC')}}
+  AND toStartOfMinute(a.event_time) IN {{minutes:Array(DateTime('UTC'))}}""")
+# Credits per restating statement: the parameter stays a few MB. Each statement names the minutes of its
+# events too, the first part of the facts' sorting key, so it reads their granules only: with ``lo``
+# alone it read every linear row since the earliest restated day (FINAL), once per statement, and a
+# refresh that restated old days (rows re-emitted after a rebalance) held the soak's ingest for minutes.
+CHUNK = 20_000
 
 
 def models(counts: dict[tuple[str, date], Counter], days: Iterable[date]) -> dict[tuple[str, date], MarkovModel]:
@@ -206,8 +211,7 @@ class MarkovRefresh:
         known: dict[tuple[str, date], MarkovModel | None] = dict(new)
         known.update(self._models_of({(shop, day) for _, _, shop, day, *_ in events} - known.keys()))
         weights_of: dict[tuple[str, date, tuple[str, ...]], list[int] | None] = {}
-        credits: list[tuple[str, int, int]] = []
-        minutes: set[datetime] = set()
+        credited: list[tuple[datetime, list[tuple[str, int, int]]]] = []  # per event: its minute, its credits
         for event_id, kind, shop, day, stages, amount, minute in events:
             key = (shop, day, tuple(stages))
             if key not in weights_of:
@@ -215,11 +219,19 @@ class MarkovRefresh:
             weights = weights_of[key] or [1] * len(stages)  # undefined model, or no removal effect: linear
             split = split_fen_int(abs(int(amount)), weights)
             sign = -1 if kind == "refund" else 1  # a refund is -r split with its paid order's weights
-            credits += [(event_id, i, sign * c) for i, c in enumerate(split)]
-            minutes.add(minute.replace(tzinfo=UTC) if minute.tzinfo is None else minute)
-        for i in range(0, len(credits), CHUNK):
-            self.client.command(RESTATE, parameters={"db": self.db, "lo": lo, "credits": credits[i:i + CHUNK]})
-        return minutes
+            credited.append((minute.replace(tzinfo=UTC) if minute.tzinfo is None else minute,
+                             [(event_id, i, sign * c) for i, c in enumerate(split)]))
+        credited.sort(key=lambda e: e[0])  # a statement's events in few minutes
+        credits: list[tuple[str, int, int]] = []
+        chunk: set[datetime] = set()
+        for n, (minute, rows) in enumerate(credited, 1):
+            credits += rows
+            chunk.add(minute)
+            if len(credits) >= CHUNK or n == len(credited):
+                self.client.command(RESTATE, parameters={"db": self.db, "lo": lo, "credits": credits,
+                                                         "minutes": sorted(chunk)})
+                credits, chunk = [], set()
+        return {minute for minute, _ in credited}
 
     def _models_of(self, pairs: set[tuple[str, date]]) -> dict[tuple[str, date], MarkovModel | None]:
         """The models of (shop, day) pairs not recomputed in this run (orders of a day whose journeys did

@@ -97,8 +97,9 @@ class Settings(ReaderSettings):
     orphan_review_hold: timedelta = Field(timedelta(hours=1), description="event time a review waits for its order")
     cs_unanswered_after: timedelta = Field(
         timedelta(hours=1), description="a buyer turn with no agent answer within this much event time is unanswered")
-    dedup_horizon: timedelta = Field(timedelta(hours=24), description="event-time window of event_id de-duplication, and how late "
-                                  "(behind its partition's newest event) an order still finds every touch of its lookback")
+    dedup_horizon: timedelta = Field(
+        timedelta(hours=24), description="event-time window of event_id de-duplication, and how late (behind its "
+                                         "partition's newest event) an order still finds every touch of its lookback")
     max_future_skew: timedelta = Field(timedelta(days=1), description="event_time further ahead of the wall clock is rejected")
 
     # Ingest / batching.
