@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from kafka.admin import KafkaAdminClient
@@ -30,6 +31,22 @@ def _committed(env: dict[str, str]) -> int:
     return sum(max(m.offset, 0) for m in offsets.values())
 
 
+def _faulty_worker(env: dict[str, str], fault: Path) -> tuple[subprocess.Popen, int]:
+    """A ``gmv worker`` whose ClickHouse writes fail while ``fault`` exists (and whose refresh statements
+    are slow while ``fault.slow`` does), once it owns every partition; and its web port."""
+    port = free_port()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.faulty_clickhouse", str(fault), "worker", "--web-port", str(port)],
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_for(lambda: (worker_stats(port) or {}).get("partitions") == [0, 1, 2, 3], 90, "the worker to own its partitions")
+    except BaseException:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+        raise
+    return worker, port
+
+
 @pytest.mark.parametrize("signals", [("SIGTERM",), ("SIGINT", "SIGINT")], ids=["sigterm", "ctrl-c-twice"])
 def test_a_stop_signal_during_a_clickhouse_outage_ends_the_worker_and_commits_nothing_unstored(
         backend, tmp_path, signals):
@@ -40,12 +57,8 @@ def test_a_stop_signal_during_a_clickhouse_outage_ends_the_worker_and_commits_no
     events = tmp_path / "events.jsonl"
     expected = write_sample(events, events=2000, bad_per_kind=0)
     down = tmp_path / "clickhouse-down"
-    port = free_port()
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.faulty_clickhouse", str(down), "worker", "--web-port", str(port)],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    worker, port = _faulty_worker(env, down)
     try:
-        wait_for(lambda: (worker_stats(port) or {}).get("partitions") == [0, 1, 2, 3], 90, "the worker to own its partitions")
         down.touch()  # schema and topics in place, nothing consumed or committed yet: ClickHouse goes down
         produce_events(env["GMV_KAFKA_BOOTSTRAP_SERVERS"], env["GMV_TOPIC_PREFIX"], events)
         wait_for(lambda: ((worker_stats(port) or {}).get("sink_failing_s") or 0) > 1, 90, "ClickHouse writes to fail")
@@ -183,12 +196,8 @@ def test_a_stop_whose_rollup_refresh_cannot_end_in_time_says_what_the_next_start
     events = tmp_path / "events.jsonl"
     expected = write_sample(events, events=2000, bad_per_kind=0)
     fault = tmp_path / "clickhouse-down"  # never made: only its ".slow" twin is
-    port = free_port()
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.faulty_clickhouse", str(fault), "worker", "--web-port", str(port)],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    worker, port = _faulty_worker(env, fault)
     try:
-        wait_for(lambda: (worker_stats(port) or {}).get("partitions") == [0, 1, 2, 3], 90, "the worker to own its partitions")
         fault.with_name(fault.name + ".slow").write_text("20")  # every refresh statement now takes 20 s more
         produce_events(env["GMV_KAFKA_BOOTSTRAP_SERVERS"], env["GMV_TOPIC_PREFIX"], events)
         wait_for(lambda: _committed(env) == expected["received"], 90, "every event stored and committed")
