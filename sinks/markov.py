@@ -223,14 +223,14 @@ class MarkovRefresh:
                              [(event_id, i, sign * c) for i, c in enumerate(split)]))
         credited.sort(key=lambda e: e[0])  # a statement's events in few minutes
         credits: list[tuple[str, int, int]] = []
-        chunk: set[datetime] = set()
+        chunk_minutes: set[datetime] = set()
         for n, (minute, rows) in enumerate(credited, 1):
             credits += rows
-            chunk.add(minute)
+            chunk_minutes.add(minute)
             if len(credits) >= CHUNK or n == len(credited):
                 self.client.command(RESTATE, parameters={"db": self.db, "lo": lo, "credits": credits,
-                                                         "minutes": sorted(chunk)})
-                credits, chunk = [], set()
+                                                         "minutes": sorted(chunk_minutes)})
+                credits, chunk_minutes = [], set()
         return {minute for minute, _ in credited}
 
     def _models_of(self, pairs: set[tuple[str, date]]) -> dict[tuple[str, date], MarkovModel | None]:

@@ -215,18 +215,20 @@ class GmvWorker:
             except SinkStopped:
                 pass
         self.abort()
-        uncommitted, unconfirmed = self.status(extra=False).uncommitted, self.processor.unconfirmed_records()
+        unconfirmed = self.processor.unconfirmed_records()
         await self.stop()
-        if failing is None and not self._abandoned and not (timed_out and uncommitted):
+        uncommitted = self.status(extra=False).uncommitted  # after the stop: a piece the loop took meanwhile too
+        if failing is None and not self._abandoned and not uncommitted:
             if timed_out and unconfirmed:
-                # Stored and committed, but the refresh the marks follow did not end: nothing is lost,
-                # and the next start pays for it (it re-emits those rows and refreshes their rollups).
-                return (f"stopped; everything consumed is stored and committed, but ClickHouse's rollup refresh did "
-                        f"not finish within {timeout_s:.0f}s: the next start re-emits the rows of {unconfirmed:,} "
-                        "records not confirmed yet and refreshes their rollups (GMV_STOP_TIMEOUT_S gives it longer)")
+                # Stored and committed, but what the marks follow (the last rows without offsets, the
+                # refresh) did not end: nothing is lost, and the next start re-emits and refreshes it.
+                return (f"stopped; everything consumed is stored and committed, but ClickHouse's last writes and "
+                        f"rollup refresh did not finish within {timeout_s:.0f}s: the next start re-emits the rows of "
+                        f"{unconfirmed:,} records not confirmed yet and refreshes their rollups (GMV_STOP_TIMEOUT_S "
+                        "gives it longer)")
             return "stopped; everything consumed is stored and committed"
-        reason = f"ClickHouse writes failing for {failing:.0f}s" if failing is not None else \
-            f"ClickHouse did not finish within {timeout_s:.0f}s"
+        reason = (f"ClickHouse writes failing for {failing:.0f}s" if failing is not None else
+                  f"ClickHouse did not finish within {timeout_s:.0f}s" if timed_out else "stopped mid-write")
         return (f"stopped without storing what was in flight ({reason}): {uncommitted:,} "
                 "messages are not committed, so the next start re-processes them from the last commit "
                 "(nothing is lost)")

@@ -99,6 +99,7 @@ class TouchKind(Kind["TouchState"]):
         return TouchRecord(*raw)
 
     def apply(self, rec: TouchRecord) -> None:
+        # (``apply_wires`` does the same from wire arrays: keep them alike.)
         st = self.st
         user = st.touches.get(rec.user_id) or UserTouches()
         if user.add(rec.touch):
@@ -147,7 +148,7 @@ class TouchKind(Kind["TouchState"]):
         topics a fetch gave: read after another user's newer events had moved the watermark on and
         a pass had run, not before (a crashed ``gmv run`` rerun credited an order differently).
         A touch so lives ``lookback + dedup_horizon`` behind the watermark (8 days by default, not
-        7: an eighth more touches held)."""
+        7: a seventh more touches held)."""
         watermark, h = self.journal.watermark_ms, self.journal.horizons
         return min([watermark - h.dedup_ms, *(o.t_ms for o in self.st.unattributed.values())]) - h.lookback_ms
 

@@ -35,9 +35,11 @@ class FaultyClient:
             return attr
 
         def write(*args: Any, **kwargs: Any) -> Any:
-            slow = self._fault_file.with_name(self._fault_file.name + ".slow")
-            if name == "command" and slow.exists():
-                time.sleep(float(slow.read_text() or 1))
+            if name == "command":
+                try:  # read, not checked first: the test may remove it meanwhile
+                    time.sleep(float(self._fault_file.with_name(self._fault_file.name + ".slow").read_text() or 1))
+                except FileNotFoundError:
+                    pass
             if self._fault_file.exists():
                 self.failures += 1
                 raise OperationalError(f"Error HTTPConnectionPool: connection refused (fault injected: "

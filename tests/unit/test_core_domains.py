@@ -167,3 +167,32 @@ def test_engaged_is_a_view_watched_engaged_ms_or_more_or_a_live_enter_and_only_t
         "event_id": "e3", "event_type": "live_room", "event_time": T_S, "user_id": "", "partition_key": "L1",
         "src": "gmv.live_rooms:0:2#0", "source_topic": "gmv.live_rooms", "source_partition": 0, "source_offset": 2,
         "element_index": 0, "payload": start, "ingested_at": NOW.timestamp(), "engaged": 0}
+
+
+def test_a_bucket_applied_from_its_wire_arrays_leaves_the_state_record_by_record_application_would():
+    """``apply_wires`` (a restore's path) against ``apply(decode(wire))``: the same users' touch bytes
+    and de-duplication entries, for a user's second touch, a touch seen twice, one carried by a journal
+    from before touches carried their event's source (8 fields), and a lone surrogate in an id."""
+    wires = [
+        [1_000, "e1", "short_video", "a1", "v1", "s1", "public", "u1", "gmv.views:0:1"],
+        [2_000, "e2", "live", "a1", "L1", "", "private", "u1", "gmv.live_rooms:0:1"],
+        [1_000, "e1", "short_video", "a1", "v1", "s1", "public", "u1", "gmv.views:0:1"],  # seen twice
+        [3_000, "e3", "clip", "a2", "c\ud800", "s2", "public", "u2"],  # no source: an older journal
+        [4_000, "e\ud800", "clip", "a2", "c1", "s2", "public", "u2", "gmv.views:0:2"],
+    ]
+    seen = [["x1", "gmv.orders:0:9"], ["e1", "gmv.views:0:7"]]  # e1 is the touch's already
+    by_record, by_wire = (PartitionState(0, Horizons(10**9, 10**9, 10**9)) for _ in range(2))
+    for name, ws in (("touch", wires), ("seen", seen)):
+        kind = by_record.journal.kinds[name]
+        for wire in ws:
+            kind.apply(kind.decode(wire))
+        by_wire.journal.kinds[name].apply_wires(ws)
+
+    def state(ps: PartitionState) -> tuple:
+        return ({u: t.raw for u, t in ps.attribution.touches.items()}, dict(ps.dedup.seen.items()))
+
+    assert state(by_wire) == state(by_record)
+    touches, dedup = state(by_wire)
+    assert set(touches) == {"u1", "u2"} and touches["u1"].count(b'"e1"') == 1
+    assert dedup == {"e1": "gmv.views:0:1", "e2": "gmv.live_rooms:0:1", "e\ud800": "gmv.views:0:2",
+                     "x1": "gmv.orders:0:9"}

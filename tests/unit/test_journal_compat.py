@@ -6,7 +6,8 @@
   ``seen`` and ``touch`` records by the bucket), rows, dead letters and counters as when
   ``journal_v2_buckets.json.gz`` was captured, and the same rows as the code that wrote every record
   under its own key (``journal_v2.json.gz``, 5d39b92); a fresh processor rebuilds the same state from
-  either changelog and re-emits the same rows.
+  either changelog (but for the touches ``journal_v2.json.gz`` expired a ``dedup_horizon`` sooner) and
+  re-emits the same rows.
 
 ``journal_story.py`` tells the story and how the fixtures were captured."""
 
