@@ -31,7 +31,13 @@ from gmv.schemas.catalogue.markov import MARKOV_CREDITS, MARKOV_DAILY, MARKOV_MO
 from gmv.schemas.outputs import STAGES
 from gmv.schemas.times import shanghai_midnight
 from gmv.streams.core.attribution import split_fen_int
-from gmv.streams.core.markov import WINDOW_DAYS, MarkovModel, integer_markov_weights, solve
+from gmv.streams.core.markov import (
+    WINDOW_DAYS,
+    MarkovModel,
+    integer_markov_weights,
+    solve,
+    window_counts,
+)
 
 DB = "{db:Identifier}"
 _SPAN = "event_time >= {lo:DateTime64(3, 'UTC')} AND event_time < {hi:DateTime64(3, 'UTC')}"
@@ -174,11 +180,15 @@ class MarkovRefresh:
     def _models(self, days: list[date]) -> dict[tuple[str, date], MarkovModel]:
         if not days:
             return {}
-        counts: dict[tuple[str, date], Counter] = {}
+        return models(self._daily(days), days)
+
+    def _daily(self, days: list[date]) -> dict[tuple[str, date], Counter]:
+        """``markov_daily``'s transitions per (shop, day), over the windows of ``days`` (sorted)."""
+        daily: dict[tuple[str, date], Counter] = {}
         for day, shop, a, b, n in self._rows(COUNTS, {"first": days[0] - timedelta(days=WINDOW_DAYS - 1),
                                                      "last": days[-1]}):
-            counts.setdefault((shop, day), Counter())[(a, b)] += int(n)
-        return models(counts, days)
+            daily.setdefault((shop, day), Counter())[(a, b)] += int(n)
+        return daily
 
     def _store_models(self, days: list[date], new: dict[tuple[str, date], MarkovModel]) -> set[tuple[str, date]]:
         """Write the models; the (shop, day) pairs whose removal effects or P moved (orders to restate)."""
@@ -240,17 +250,12 @@ class MarkovRefresh:
         ingest for 100 s at 2.4M events.)"""
         if not pairs:
             return {}
-        days, shops = sorted({d for _, d in pairs}), {s for s, _ in pairs}
-        daily: dict[tuple[str, date], Counter] = {}
-        for day, shop, a, b, n in self._rows(COUNTS, {"first": days[0] - timedelta(days=WINDOW_DAYS - 1),
-                                                     "last": days[-1]}):
-            if shop in shops:
-                daily.setdefault((shop, day), Counter())[(a, b)] += int(n)
+        daily = self._daily(sorted({d for _, d in pairs}))
         out: dict[tuple[str, date], MarkovModel | None] = {}
         for shop, day in pairs:
-            counts: Counter = Counter()
-            for k in range(WINDOW_DAYS):
-                counts.update(daily.get((shop, day - timedelta(days=k)), {}))
+            # A shop's own window; no journey has an empty shop, so none has a model (as before, when
+            # each pair read its rows: not the platform's window, which window_counts gives for "").
+            counts = window_counts(daily, shop, day) if shop else Counter()
             out[(shop, day)] = solve(counts) if counts else None
         return out
 

@@ -266,7 +266,8 @@ class Journal:
         self.counts[kind.name] += len(staged)
         out: list[ChangelogRecord] = []
         for end, raw in _bucketed(kind, staged, self.step_ms):
-            self._bucket_seq, n = self._bucket_seq + 1, f"{self._bucket_seq + 1}.{self.writer}"
+            self._bucket_seq += 1
+            n = f"{self._bucket_seq}.{self.writer}"
             self.store.raw[_group_key(kind.name, end, n)] = raw
             out.append((bucket_key(self.partition, kind.name, end, n), raw))
         return out

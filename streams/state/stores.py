@@ -98,4 +98,4 @@ class StateStores:
         return self.cache.bytes + rocks + sum(s.backend.index_bytes() for s in stores)
 
     def disk_bytes(self) -> int:
-        return sum(s.backend.disk_bytes() for s in self.open_stores.values())
+        return sum(s.backend.disk_bytes() for s in list(self.open_stores.values()))  # (as memory_bytes)
