@@ -6,11 +6,12 @@ hands the rows to the one process that owns ClickHouse (``sink_mode=topic``).
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from gmv.schemas.catalogue import FACTS, Table
@@ -34,6 +35,25 @@ class RollupWork:
                     or self.level_funnel_minutes)
 
 
+def encode_work(work: RollupWork) -> bytes:
+    """A refresh as a rows-topic message: one JSON object of ISO minutes and days."""
+    return json.dumps({"gmv": sorted(m.isoformat() for m in work.gmv_minutes),
+                       "funnel": sorted(m.isoformat() for m in work.funnel_minutes),
+                       "levels": sorted(m.isoformat() for m in work.level_minutes),
+                       "funnel_levels": sorted(m.isoformat() for m in work.level_funnel_minutes),
+                       "scores": sorted(d.isoformat() for d in work.score_days.facts),
+                       "stale": sorted(d.isoformat() for d in work.score_days.stale)}).encode()
+
+
+def decode_work(body: bytes) -> RollupWork:
+    doc = json.loads(body)
+    minutes = lambda name: {datetime.fromisoformat(m) for m in doc.get(name, ())}  # noqa: E731
+    return RollupWork(minutes("gmv"), minutes("funnel"),
+                      ScoreDays({date.fromisoformat(d) for d in doc.get("scores", ())},
+                                {date.fromisoformat(d) for d in doc.get("stale", ())}),
+                      minutes("levels"), minutes("funnel_levels"))
+
+
 class BatchingSink(ABC):
     """Buffers rows per stored table until ``flush``.
 
@@ -42,6 +62,9 @@ class BatchingSink(ABC):
     refresh (which flushes everything first), so a crash re-derives whatever was still buffered."""
 
     deferrable: frozenset[str] = frozenset()
+    # Keeps slow-refresh work owed (``gmv.sinks.owed``), so that marks may follow a fast refresh. The
+    # rows topic needs none: a refresh there is a message, done by the writer even after a crash.
+    owes: bool = False
 
     def __init__(self, tables: Sequence[Table] = FACTS) -> None:
         self.tables = {t.name: t for t in tables}
@@ -74,6 +97,10 @@ class BatchingSink(ABC):
         """Recompute from the facts what ``work`` names: the minute rollups (``gmv.sinks.rollups``), the
         markov model and credits (``gmv.sinks.markov``), the levels at every grain (``gmv.sinks.levels``)
         and the trust scores those days weigh on (``gmv.sinks.scores``)."""
+
+    async def record_owed(self, work: RollupWork) -> None:
+        """Record slow work owed for rows already stored, before their marks are written (``owes``)."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no owed work")
 
     def abort(self) -> None:
         """Stop retrying: the process is stopping (a write in progress raises ``SinkStopped``).

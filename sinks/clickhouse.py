@@ -27,6 +27,7 @@ from gmv.schemas.catalogue import FACTS, Table
 from gmv.schemas.times import shanghai_day
 from gmv.sinks.base import BatchingSink, RollupWork
 from gmv.sinks.exceptions import SinkGaveUp, SinkRejected, SinkStopped, SinkUnavailable, classify
+from gmv.sinks.owed import Entry, OwedLedger
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -144,6 +145,8 @@ class ClickHouseSink(BatchingSink):
         # Since when each session's statements have failed (None: its last one succeeded); kept per
         # session so a refresh that succeeds does not hide inserts that keep failing.
         self._failing: dict[str, float | None] = {"insert": None, "refresh": None}
+        self.owed = OwedLedger()
+        self.owed_open: list[Entry] = []  # recorded or taken up at start; closed by the next slow refresh
 
     @property
     def client(self) -> Client:
@@ -256,6 +259,28 @@ class ClickHouseSink(BatchingSink):
                                       "process is stopping") from e
                 delay = min(delay * 2, 10.0)
 
+    owes = True
+
+    async def record_owed(self, work: RollupWork) -> None:
+        def record() -> None:
+            with self._refresh_lock:
+                self.owed_open.append(self._with_retry(
+                    lambda: self.owed.record(self.refresh_client, self.database, work), "owed-work record",
+                    "refresh_owed", "refresh"))
+        await asyncio.to_thread(record)
+
+    def take_up_owed(self) -> RollupWork:
+        """At start: the slow work every worker left owed, for this process's next slow refresh to do
+        (and close)."""
+        with self._refresh_lock:
+            work, entries = self._with_retry(lambda: self.owed.open_work(self.refresh_client, self.database),
+                                             "owed-work query", "refresh_owed", "refresh")
+        self.owed_open.extend(entries)
+        if entries:
+            log.info("taking up %d slow-refresh entries left owed (%d level minutes, %d score days)", len(entries),
+                     len(work.level_minutes | work.level_funnel_minutes), len(work.score_days.facts))
+        return work
+
     async def refresh(self, work: RollupWork) -> None:
         """Recompute what ``work`` names from the facts (in a thread; never blocks the event loop)."""
         if work:
@@ -270,6 +295,9 @@ class ClickHouseSink(BatchingSink):
         from gmv.sinks.scores import refresh_scores
 
         with self._refresh_lock:
+            # A slow refresh does what every entry recorded before it owes (their work is in ``work``).
+            closing = list(self.owed_open) if (work.level_minutes or work.level_funnel_minutes or work.score_days) \
+                else []
             self._run(refresh_statements(self.database, work.gmv_minutes, work.funnel_minutes), "rollups")
             markov_minutes: set = set()
             if work.level_minutes or work.level_funnel_minutes:
@@ -283,6 +311,10 @@ class ClickHouseSink(BatchingSink):
             if work.score_days:
                 self._with_retry(lambda: refresh_scores(self.refresh_client, self.database, work.score_days),
                                  "trust score refresh", "trust_scores", "refresh")
+            if closing:
+                self._with_retry(lambda: self.owed.close(self.refresh_client, self.database, closing),
+                                 "owed-work close", "refresh_owed", "refresh")
+                del self.owed_open[:len(closing)]
 
     def stale_funnel_minutes(self) -> set[datetime]:
         """The funnel minutes a killed process may have stored and not refreshed (``STALE_FUNNEL_MINUTES``)."""

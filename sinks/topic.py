@@ -24,13 +24,11 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
 from typing import Any
 
 from gmv.schemas.catalogue import FACTS
-from gmv.sinks.base import BatchingSink, RollupWork
+from gmv.sinks.base import BatchingSink, RollupWork, decode_work, encode_work
 from gmv.sinks.clickhouse import BINARY_TABLES, ClickHouseSink, json_rows
-from gmv.sinks.scores import ScoreDays
 
 log = logging.getLogger(__name__)
 
@@ -101,25 +99,6 @@ class TopicSink(BatchingSink):
                                   headers=[(TABLE_HEADER, ROLLUPS.encode())])
         await producer.flush()
         await fut
-
-
-def encode_work(work: RollupWork) -> bytes:
-    """A refresh as a rows-topic message: one JSON object of ISO minutes and days."""
-    return json.dumps({"gmv": sorted(m.isoformat() for m in work.gmv_minutes),
-                       "funnel": sorted(m.isoformat() for m in work.funnel_minutes),
-                       "levels": sorted(m.isoformat() for m in work.level_minutes),
-                       "funnel_levels": sorted(m.isoformat() for m in work.level_funnel_minutes),
-                       "scores": sorted(d.isoformat() for d in work.score_days.facts),
-                       "stale": sorted(d.isoformat() for d in work.score_days.stale)}).encode()
-
-
-def decode_work(body: bytes) -> RollupWork:
-    doc = json.loads(body)
-    minutes = lambda name: {datetime.fromisoformat(m) for m in doc.get(name, ())}  # noqa: E731
-    return RollupWork(minutes("gmv"), minutes("funnel"),
-                      ScoreDays({date.fromisoformat(d) for d in doc.get("scores", ())},
-                                {date.fromisoformat(d) for d in doc.get("stale", ())}),
-                      minutes("levels"), minutes("funnel_levels"))
 
 
 class RowsWriter:

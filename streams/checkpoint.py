@@ -31,6 +31,8 @@ know of each other or of the checkpoint: nothing calls back.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 
 from gmv.sinks.base import BatchingSink
 from gmv.streams.core.decode import SourceMessage
@@ -40,6 +42,12 @@ from gmv.streams.offsets import Offsets
 from gmv.streams.outbox import Outbox
 from gmv.streams.rollup_scheduler import Marks, RollupScheduler
 from gmv.streams.stats import WorkerStats
+
+log = logging.getLogger(__name__)
+
+# A wait for the batch before this long is worth a line: reading stops meanwhile, and past
+# GMV_MAX_POLL_INTERVAL_S the group takes the partitions away (the soak's slow refreshes did).
+LONG_STORE_WAIT_S = 10.0
 
 
 class Checkpoint:
@@ -70,8 +78,13 @@ class Checkpoint:
         in the refresh lane (``_start_refresh``), which may still be refreshing an earlier batch."""
         with self.stats.timing("journal"):
             await self.outbox.send(result)
+        t0 = time.monotonic()
         with self.stats.timing("store_wait"):
             await self.wait_stored()
+        if (waited := time.monotonic() - t0) >= LONG_STORE_WAIT_S:
+            log.warning("reading waited %.1f s for ClickHouse to store the batch before (a refresh or a merge held "
+                        "the engine); past GMV_MAX_POLL_INTERVAL_S the worker would give up its partitions",
+                        waited)
         self._inflight = asyncio.create_task(self._store(result, msgs, marks, final), name="gmv-checkpoint")
         await asyncio.sleep(0)  # let it hand its insert to a thread before the next batch's CPU work
         if final:
@@ -113,18 +126,23 @@ class Checkpoint:
                 return
             slow, self._refresh_again = self._refresh_again, None
 
-    async def refresh(self, slow: bool = True) -> None:
-        """Steps 4 and 5 for everything noted so far (``slow``: the scores and levels too)."""
+    async def refresh(self, slow: bool = True, owe_now: bool = False) -> None:
+        """Steps 4 and 5 for everything noted so far (``slow``: the scores and levels too; ``owe_now``: the
+        marks follow this fast refresh whatever the interval, what they owe recorded)."""
         if not self.outbox.started:
             return  # nothing was written, nothing is due
         async with self._refresh_lock:
             with self.stats.timing("rollups"):
-                r = self.scheduler.take(slow)
-                if slow:
-                    await self.sink.flush()  # the trust facts that waited for this refresh
+                r = self.scheduler.take(slow, owes=self.sink.owes, now=owe_now)
+                if slow or r.owing:
+                    await self.sink.flush()  # the trust facts that waited (a mark says every row is stored)
                 await self.sink.refresh(r.work)
+                if r.owed:
+                    await self.sink.record_owed(r.owed)
                 self.scheduler.applied(r)
                 await self.outbox.put_marks(r.marks)
+                if r.owing:
+                    crash_point("after_owed_marks")
 
     async def wait_stored(self) -> None:
         """Wait for the batch in flight (re-raises its failure, or the refresh lane's)."""
@@ -140,12 +158,16 @@ class Checkpoint:
         if task is not None:
             await task
 
-    async def settle(self) -> None:
+    async def settle(self, slow: bool = True) -> None:
         """Everything through every step: the batch in flight, then every rollup and mark due (the end
-        of input, a rebalance, a stop)."""
+        of input, a rebalance, a stop). ``slow=False``: the slow refresh may stay owed (a sink that keeps
+        owed work): the marks follow the fast refresh, and this process or the next start does it."""
         await self.wait_stored()
         await self.wait_refreshed()
-        await self.refresh(slow=True)
+        if slow or not self.sink.owes:
+            await self.refresh(slow=True)
+        else:
+            await self.refresh(slow=False, owe_now=True)
 
     async def when_idle(self) -> None:
         """Input went quiet: a commit a rebalance cost us, or the last minutes' rollups, must not wait

@@ -1,4 +1,5 @@
-"""Crash points: the places in a batch's commit where a crash is tested (tests/integration/test_state_store.py).
+"""Crash points: the places in a batch's commit where a crash is tested (tests/integration/test_state_store.py;
+``after_owed_marks``: test_owed_refresh.py).
 
 ``GMV_FAULT_CRASH_AT=<point>:<n>`` ends the process at once (``os._exit(99)``, as a kill -9 would:
 nothing flushed, nothing closed) the ``n``-th time it reaches ``point``. Unset (always, but in those
@@ -9,6 +10,8 @@ tests), a point costs one dict lookup. The points, in a batch's order (``gmv.str
 ``before_clickhouse``     the local store has them (and the changelog offset); ClickHouse has no row
 ``before_offset_commit``  ClickHouse has its rows; its source offsets are not committed
 ``after_offset_commit``   its offsets are committed; its rollups and marks are not written
+``after_owed_marks``      a fast refresh wrote its marks, the slow work they owe recorded (``refresh_owed``)
+                          and not done
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import os
 
 POINTS = ("before_changelog", "before_store_write", "before_clickhouse", "before_offset_commit",
-          "after_offset_commit")
+          "after_offset_commit", "after_owed_marks")
 EXIT_CODE = 99
 
 _armed: list[str] = [p for p in [os.environ.get("GMV_FAULT_CRASH_AT", "")] if p]

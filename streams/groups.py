@@ -43,7 +43,7 @@ class KafkaSettings:
     app_id: str  # the ingest loop's consumer group
     worker_instance_id: str  # static member id; '' = dynamic membership
     session_timeout_s: float
-    rebalance_timeout_s: float
+    max_poll_interval_s: float  # the longest the loop may go without reading before it leaves the group
     batch_max: int
     batch_within_s: float
     compression: str | None  # for kafka-python / aiokafka producers (None = none)

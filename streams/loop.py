@@ -61,7 +61,8 @@ class _Rebalance(ConsumerRebalanceListener):
             # consuming for seconds (6.4 s in the 2M soak).
             return
         async with self.loop.lock:
-            await self.loop.checkpoint.settle()
+            # The slow refresh may stay owed: it held the revoke (and the group) for seconds.
+            await self.loop.checkpoint.settle(slow=False)
             self.loop.release_partitions({tp.partition for tp in revoked})
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
@@ -105,10 +106,11 @@ class IngestLoop:
             bootstrap_servers=self.bootstrap, group_id=k.app_id, enable_auto_commit=False,
             auto_offset_reset="earliest", session_timeout_ms=int(k.session_timeout_s * 1000),
             heartbeat_interval_ms=max(300, int(k.session_timeout_s * 1000) // 5),
-            # Also the JoinGroup rebalance timeout: how long a restarted worker may wait for a
-            # killed one's membership to lapse. A batch stuck longer (ClickHouse down) loses its
-            # partitions and is re-processed by their next owner, idempotently.
-            max_poll_interval_ms=int(k.rebalance_timeout_s * 1000),
+            # Past this without a getmany, aiokafka gives the partitions up (a static member drops
+            # its generation silently) and rejoins ~20 s later. The loop stops reading while a batch
+            # waits on ClickHouse: a refresh of a big day held it over the old 20 s, and the 3M soak
+            # lost its group 4 times. A dead worker is noticed by the session timeout instead.
+            max_poll_interval_ms=int(k.max_poll_interval_s * 1000),
             # Static membership: a restarted worker takes over its predecessor's membership at
             # once, instead of waiting for a killed process's session to lapse (which noida-db
             # does not do while a rebalance is in progress).
@@ -160,7 +162,7 @@ class IngestLoop:
                 async with self.lock:
                     await self.handle_batch(piece)
         async with self.lock:
-            await self.checkpoint.settle()
+            await self.checkpoint.settle(slow=False)
 
     # -- one batch -----------------------------------------------------------------------
     async def handle_batch(self, msgs: list[SourceMessage], final: bool = False) -> None:
@@ -203,7 +205,9 @@ class IngestLoop:
             if self.consumer is None or self.changelog() is None:
                 return  # not started yet, or stopped (and stored) on its way out
             await self.handle_batch([], final=final)
-            await self.checkpoint.settle()
+            # A stop leaves the slow refresh owed: it could hold the stop for seconds, and the next start
+            # does it first (the end of input does it now: what it prints is final).
+            await self.checkpoint.settle(slow=final)
 
     # -- read progress ---------------------------------------------------------------------
     async def _refresh_caught_up(self) -> None:

@@ -7,8 +7,11 @@ behind anyway). The slow refresh (the markov model and credits, trust scores, an
 content/SKU/shop/path rollups of ``gmv.sinks.levels``) runs at most every ``SLOW_INTERVAL_S`` while
 batches flow, and ``SLOW_IDLE_INTERVAL_S`` after the last one once input is quiet. A journal mark says ClickHouse holds
 the rows of a partition's entries up to a sequence number; it is released only with a refresh after
-which nothing covering its rows is left due (while the slow refresh waits, marks wait too), so a
-crash never leaves a rollup stale behind a mark. ``Checkpoint`` carries the decisions out.
+which nothing covering its rows is left due, so a crash never leaves a rollup stale behind a mark.
+With a sink that keeps owed work (``gmv.sinks.owed``), a fast refresh may release the marks while the
+slow refresh is still due: what the slow refresh owes for their rows is recorded first (``owed``, what
+was not recorded since the last slow refresh), and whoever starts next does it if this process does
+not. Otherwise marks wait for the slow refresh. ``Checkpoint`` carries the decisions out.
 """
 
 from __future__ import annotations
@@ -37,6 +40,11 @@ SLOW_IDLE_INTERVAL_S = 1.0
 # a batch came every ~60 ms and its 3-statement refresh cost ~30 ms of ClickHouse work, over a third
 # of a core (gmv demo). At 0.25 s, freshness p99 at 3k/s rose 0.73-0.78 -> 0.97-0.98 s (goal 1 s).
 FRESH_INTERVAL_S = 0.1
+# Marks released by a fast refresh, with what they owe recorded, at most this often: each release is
+# an insert of the deferred trust facts and one refresh_owed row. Marks that waited for the slow
+# refresh held 30-95k records under load, all re-emitted by a restart, and a stop waited for a
+# slow refresh it could not finish (the 3M soak: 41k records re-emitted at every restart).
+OWED_INTERVAL_S = 2.0
 
 Marks = dict[int, list[Confirmation]]  # partition -> its pending records a mark will confirm
 
@@ -49,6 +57,10 @@ class Refresh:
     slow: bool = False
     watermark_ms: int = 0
     marks: Marks = field(default_factory=dict)
+    # The marks follow this fast refresh while the slow one is due: the deferred rows are flushed
+    # first, and ``owed`` (its slow work not recorded yet, if any) is recorded before the marks.
+    owing: bool = False
+    owed: RollupWork | None = None
 
 
 class RollupScheduler:
@@ -60,8 +72,10 @@ class RollupScheduler:
         self._level_minutes: set[datetime] = set()  # credit minutes whose levels (hour, day, ...) are due
         self._level_funnel_minutes: set[datetime] = set()  # the same for the funnel's hours and days
         self._marks_due: Marks = {}
+        self._recorded = RollupWork()  # slow work recorded as owed since the last slow refresh took its sets
         self._last_refresh = 0.0
         self._last_slow = 0.0
+        self._last_owed = 0.0
         self._watermark_due = 0
         # Event time (epoch ms) up to which every order is attributed, stored and in the minute
         # rollups: what event-time readers of the rollups (the alert evaluator) may trust.
@@ -94,6 +108,13 @@ class RollupScheduler:
         self._funnel_minutes |= funnel_minutes
         self._level_funnel_minutes |= funnel_minutes
 
+    def note_owed(self, work: RollupWork) -> None:
+        """Slow work a worker owed when it stopped (``refresh_owed``'s open entries, read at start): due
+        with the next slow refresh, which closes those entries."""
+        self._level_minutes |= work.level_minutes
+        self._level_funnel_minutes |= work.level_funnel_minutes
+        self._score_days.update(work.score_days)
+
     def note(self, result: BatchResult, marks: Marks) -> None:
         """A batch's rows are in the facts: note their minutes and the marks that may follow."""
         gmv = _minutes(r.event_time for r in result.credit_rows)
@@ -115,17 +136,38 @@ class RollupScheduler:
         """After a stored batch: refresh now? (its interval has passed)"""
         return self.interval_passed()
 
-    def take(self, slow: bool) -> Refresh:
-        """What to refresh now (``slow``: the scores and levels too), and the marks that may follow it."""
+    def take(self, slow: bool, owes: bool = False, now: bool = False) -> Refresh:
+        """What to refresh now (``slow``: the scores and levels too), and the marks that may follow it.
+        ``owes``: the sink records owed slow work, so a fast refresh may release the marks (at most every
+        ``OWED_INTERVAL_S``; ``now``: this time whatever the interval, a rebalance or a stop)."""
         r = Refresh(RollupWork(self._gmv_minutes, self._funnel_minutes), slow=slow, watermark_ms=self._watermark_due)
         self._gmv_minutes, self._funnel_minutes = set(), set()
         if slow:
             r.work.score_days, r.work.level_minutes = self._score_days, self._level_minutes
             r.work.level_funnel_minutes = self._level_funnel_minutes
             self._score_days, self._level_minutes, self._level_funnel_minutes = ScoreDays(), set(), set()
+            self._recorded = RollupWork()
         if not self._slow_pending:  # nothing covering the marked rows is left due after this refresh
             r.marks, self._marks_due = self._marks_due, {}
+        elif owes and self._marks_due and (now or time.monotonic() - self._last_owed >= OWED_INTERVAL_S):
+            r.marks, self._marks_due, r.owing = self._marks_due, {}, True
+            r.owed = self._unrecorded()
+            self._last_owed = time.monotonic()
         return r
+
+    def _unrecorded(self) -> RollupWork | None:
+        """The slow work due and not recorded as owed yet (now counted as recorded), or None."""
+        rec = self._recorded
+        work = RollupWork(level_minutes=self._level_minutes - rec.level_minutes,
+                          level_funnel_minutes=self._level_funnel_minutes - rec.level_funnel_minutes,
+                          score_days=ScoreDays(self._score_days.facts - rec.score_days.facts,
+                                               self._score_days.stale - rec.score_days.stale))
+        if not work:
+            return None
+        rec.level_minutes |= work.level_minutes
+        rec.level_funnel_minutes |= work.level_funnel_minutes
+        rec.score_days.update(work.score_days)
+        return work
 
     def applied(self, r: Refresh) -> None:
         """ClickHouse holds the refresh: the watermarks move."""

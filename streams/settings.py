@@ -134,11 +134,12 @@ class Settings(ReaderSettings):
         "", description="comma-separated Host names (no port) the web endpoints answer, besides localhost, "
                         "127.0.0.1 and ::1; '*' = any (behind a proxy that checks Host itself)")
     metrics_port: int = Field(0, description="Prometheus metrics on http://<web_host>:<port>/metrics; 0 = off")
-    session_timeout_s: float = Field(6.0, description="Kafka consumer-group session timeout: how long a "
-                                                      "silent worker keeps its partitions")
+    session_timeout_s: float = Field(6.0, description="consumer-group session timeout: a silent worker keeps its partitions this long")
     worker_instance_id: str = Field("worker-0", description="static group member id, unique per concurrently running "
                                     "worker; '' = dynamic membership (for scale-out workers that come and go)")
-    rebalance_timeout_s: float = Field(20.0, description="max time between polls; a killed worker's partitions wait this long")
+    max_poll_interval_s: float = Field(300.0, description="how long reading may wait (on ClickHouse) before the worker "
+                                       "gives up its partitions (Kafka's default; a dead worker: session_timeout_s)")
+    rebalance_timeout_s: float | None = Field(None, description="max_poll_interval_s's old name (was 20 s); wins if set")
     log_level: str = Field("WARNING", description="log level of the worker and the commands (DEBUG, INFO, "
                                                   "WARNING, ERROR)")
     alerts: bool = Field(True, description="evaluate the alert rules in the worker that owns ClickHouse")
@@ -181,8 +182,8 @@ class Settings(ReaderSettings):
     def kafka(self) -> KafkaSettings:
         return KafkaSettings(
             self.kafka_bootstrap_servers or None, self.topics, self.partitions, self.replication_factor, self.app_id,
-            self.worker_instance_id, self.session_timeout_s, self.rebalance_timeout_s, self.batch_max,
-            self.batch_within_s, self.producer_compression, self.max_message_bytes, self.topic_retention_ms)
+            self.worker_instance_id, self.session_timeout_s, self.rebalance_timeout_s or self.max_poll_interval_s,
+            self.batch_max, self.batch_within_s, self.producer_compression, self.max_message_bytes, self.topic_retention_ms)
 
     @property
     def clickhouse(self) -> ClickHouseSettings:

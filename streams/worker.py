@@ -189,8 +189,9 @@ class GmvWorker:
 
     # -- running -------------------------------------------------------------------------------
     async def start(self) -> asyncio.Task:
-        if self.own_sink is not None:  # what a process killed before its refresh left stale
+        if self.own_sink is not None:  # what a process killed before its refresh left stale, or owed
             self.scheduler.note_stale(await asyncio.to_thread(self.own_sink.stale_funnel_minutes))
+            self.scheduler.note_owed(await asyncio.to_thread(self.own_sink.take_up_owed))
         if self.settings.metrics_port:
             self.metrics.serve(self.settings.web_host, self.settings.metrics_port)
         return await self.host.start()
@@ -226,7 +227,10 @@ class GmvWorker:
                         f"rollup refresh did not finish within {timeout_s:.0f}s: the next start re-emits the rows of "
                         f"{unconfirmed:,} records not confirmed yet and refreshes their rollups (GMV_STOP_TIMEOUT_S "
                         "gives it longer)")
-            return "stopped; everything consumed is stored and committed"
+            owed = len(self.own_sink.owed_open) if self.own_sink is not None and not drain else 0
+            return "stopped; everything consumed is stored and committed" + (
+                "; the slow refresh of the last records (markov credits, levels, trust scores) is recorded as "
+                "owed, and the next start does it first" if owed else "")
         reason = (f"ClickHouse writes failing for {failing:.0f}s" if failing is not None else
                   f"ClickHouse did not finish within {timeout_s:.0f}s" if timed_out else "stopped mid-write")
         return (f"stopped without storing what was in flight ({reason}): {uncommitted:,} "

@@ -22,7 +22,7 @@ from gmv.schemas.catalogue.facts import (
     TS,
 )
 from gmv.schemas.catalogue.markov import MARKOV_CREDITS, MARKOV_DAILY, MARKOV_MODEL, MARKOV_TABLES
-from gmv.schemas.catalogue.other import ALERTS, DIM_ACCOUNTS, DIM_SKUS, VIEWS
+from gmv.schemas.catalogue.other import ALERTS, DIM_ACCOUNTS, DIM_SKUS, REFRESH_OWED, VIEWS
 from gmv.schemas.catalogue.rollups import (
     CONTENT_MINUTE,
     FAMILIES,
@@ -35,10 +35,10 @@ from gmv.schemas.catalogue.rollups import (
 )
 
 DIMENSIONS: tuple[Table, ...] = (DIM_ACCOUNTS, DIM_SKUS)
-TABLES: tuple[Table, ...] = (*FACTS, *ROLLUPS, *DIMENSIONS, ALERTS, *MARKOV_TABLES)
+TABLES: tuple[Table, ...] = (*FACTS, *ROLLUPS, *DIMENSIONS, ALERTS, *MARKOV_TABLES, REFRESH_OWED)
 BY_NAME: dict[str, Table | View] = {t.name: t for t in (*TABLES, *VIEWS)}
 
 __all__ = ["ALERTS", "ATTRIBUTED_GMV", "BY_NAME", "CONTENT_MINUTE", "CS_TURNS", "DEAD_LETTERS", "DIMENSIONS",
            "DIM_ACCOUNTS", "DIM_SKUS", "EVENTS", "FACTS", "FAMILIES", "FUNNEL_EVENTS", "FUNNEL_MINUTE", "GMV_MINUTE",
-           "INGEST_LOG", "MARKOV_CREDITS", "MARKOV_DAILY", "MARKOV_MODEL", "MARKOV_TABLES", "REFUNDS", "REVIEWS", "ROLLUPS", "TABLES", "TRUST_DAILY", "TRUST_SCORES", "TS", "VIEWS",
+           "INGEST_LOG", "MARKOV_CREDITS", "MARKOV_DAILY", "MARKOV_MODEL", "MARKOV_TABLES", "REFRESH_OWED", "REFUNDS", "REVIEWS", "ROLLUPS", "TABLES", "TRUST_DAILY", "TRUST_SCORES", "TS", "VIEWS",
            "Column", "Family", "Table", "View"]

@@ -42,6 +42,7 @@ class Table:
     # The view's query when it is more than ``SELECT columns FROM <store> FINAL`` ({db}: the database;
     # {columns}: the column list): attributed_gmv also shows markov_credits' rows.
     view_select: str = ""
+    ttl: str = ""  # a TTL clause's expression ("" = rows live until deleted)
 
     @property
     def store(self) -> str:
@@ -83,8 +84,9 @@ class Table:
         engine = f"ReplacingMergeTree({self.version})" if self.version else "ReplacingMergeTree"
         partition = f"PARTITION BY {self.partition_by}\n" if self.partition_by else ""
         settings = f"SETTINGS {self.settings}\n" if self.settings else ""
+        ttl = f"TTL {self.ttl}\n" if self.ttl else ""
         store = (f"CREATE TABLE IF NOT EXISTS `{db}`.`{self.store}` (\n{cols}\n)\nENGINE = {engine}\n{partition}"
-                 f"ORDER BY {self.order_by}\n{settings}COMMENT {_quote(f'{self.comment} {STORE_NOTE.format(name=self.name)}')}")
+                 f"ORDER BY {self.order_by}\n{ttl}{settings}COMMENT {_quote(f'{self.comment} {STORE_NOTE.format(name=self.name)}')}")
         return [store, self.view_statement(db)]
 
     def view_statement(self, db: str = "{db}", replace: bool = False) -> str:

@@ -72,6 +72,30 @@ ALERTS = Table(
     settings="",
 )
 
+REFRESH_OWED = Table(
+    name="refresh_owed",
+    comment=("Slow-refresh work a worker owes (docs/architecture.md): the minutes and days whose markov credits, "
+             "levels and trust scores are still to be recomputed from facts already stored. A worker records an "
+             "entry before it confirms the journal records behind those facts, and closes it once a slow refresh "
+             "has recomputed them; a worker takes up every open entry when it starts, so what a stopped or killed "
+             "worker owed is done by the next to start. Internal bookkeeping, not analytics."),
+    columns=(
+        Column("writer", "String", "the worker process run that recorded it (random, new at each start)"),
+        Column("seq", "UInt64", "its number within that run"),
+        Column("noted_at", TS, "when it was recorded (UTC)"),
+        Column("work", "String", "what is owed: JSON of ISO minutes (levels, funnel_levels) and days (scores, "
+                                 "stale); '' once closed"),
+        Column("closed", "UInt8", "0: owed | 1: done (a later row of the same entry; the closed row wins)"),
+    ),
+    order_by="(writer, seq)",
+    version="closed",
+    partition_by="toYYYYMM(noted_at)",
+    # Read once per start, whole: a month of entries (one per ~2 s of a loaded worker, closed ones
+    # included) stays a few MB. An entry open a month means no worker started meanwhile.
+    ttl="toDateTime(noted_at) + INTERVAL 30 DAY",
+    settings="",
+)
+
 # account_daily_kpis
 ACCOUNT_DAILY_KPIS = View('account_daily_kpis', 'Per account, model and business day: credited GMV (self vs assist), views, GPM, UV value.', (
     Column('day', "DateTime('Asia/Shanghai')", 'business day (Asia/Shanghai)'),

@@ -63,9 +63,9 @@ def test_a_worker_whose_member_id_was_abandoned_at_a_rebalance_consumes_again(ba
 
     env = fresh_env(backend)
     group = env["GMV_APP_ID"]
-    # A rebalance timeout far longer than the test: only removing the stale member can end the wait.
+    # A max poll interval far longer than the test: only removing the stale member can end the wait.
     settings = _settings(env, worker_instance_id="" if membership == "dynamic" else "worker-0",
-                         rebalance_timeout_s=120.0, alerts=False)
+                         max_poll_interval_s=120.0, alerts=False)
 
     async def scenario() -> dict:
         launch = Launch(settings, LaunchOptions())

@@ -179,7 +179,8 @@ def crash_input(backend, tmp_path_factory) -> tuple[Path, dict[str, list[dict]]]
     return path, want
 
 
-@pytest.mark.parametrize("point", POINTS)
+# (after_owed_marks: a worker's, test_owed_refresh.py; this run ends before a fast refresh owes anything)
+@pytest.mark.parametrize("point", [p for p in POINTS if p != "after_owed_marks"])
 def test_a_crash_at_each_point_of_a_batch_restarts_to_the_same_rows(backend, tmp_path, crash_input, point):
     path, want = crash_input
     env = _env(backend, tmp_path / "crashed", GMV_BATCH_MAX="250", GMV_FAULT_CRASH_AT=f"{point}:3")

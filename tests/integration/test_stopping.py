@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from kafka.admin import KafkaAdminClient
@@ -16,35 +15,11 @@ from kafka.admin import KafkaAdminClient
 from gmv.tools.embedded import free_port
 from gmv.tools.sample import write_sample
 from tests.integration.conftest import ROOT, fresh_env, gmv, own_engine, run_counts, sql
+from tests.support.faulty_worker import committed, start_faulty_worker
 from tests.support.producing import produce_events
 from tests.support.waiting import wait_for, worker_stats
 
 pytestmark = pytest.mark.integration
-
-
-def _committed(env: dict[str, str]) -> int:
-    admin = KafkaAdminClient(bootstrap_servers=env["GMV_KAFKA_BOOTSTRAP_SERVERS"])
-    try:
-        offsets = admin.list_group_offsets(env["GMV_APP_ID"]).get(env["GMV_APP_ID"], {})
-    finally:
-        admin.close()
-    return sum(max(m.offset, 0) for m in offsets.values())
-
-
-def _faulty_worker(env: dict[str, str], fault: Path) -> tuple[subprocess.Popen, int]:
-    """A ``gmv worker`` whose ClickHouse writes fail while ``fault`` exists (and whose refresh statements
-    are slow while ``fault.slow`` does), once it owns every partition; and its web port."""
-    port = free_port()
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.faulty_clickhouse", str(fault), "worker", "--web-port", str(port)],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        wait_for(lambda: (worker_stats(port) or {}).get("partitions") == [0, 1, 2, 3], 90, "the worker to own its partitions")
-    except BaseException:
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait()
-        raise
-    return worker, port
 
 
 @pytest.mark.parametrize("signals", [("SIGTERM",), ("SIGINT", "SIGINT")], ids=["sigterm", "ctrl-c-twice"])
@@ -57,7 +32,7 @@ def test_a_stop_signal_during_a_clickhouse_outage_ends_the_worker_and_commits_no
     events = tmp_path / "events.jsonl"
     expected = write_sample(events, events=2000, bad_per_kind=0)
     down = tmp_path / "clickhouse-down"
-    worker, port = _faulty_worker(env, down)
+    worker, port = start_faulty_worker(env, down)
     try:
         down.touch()  # schema and topics in place, nothing consumed or committed yet: ClickHouse goes down
         produce_events(env["GMV_KAFKA_BOOTSTRAP_SERVERS"], env["GMV_TOPIC_PREFIX"], events)
@@ -74,7 +49,7 @@ def test_a_stop_signal_during_a_clickhouse_outage_ends_the_worker_and_commits_no
     assert "not committed" in err and "re-process" in err, err[-2000:]
     # SIGTERM: a stop that abandons the failing write (0); a second Ctrl-C may cut even that short (130)
     assert worker.returncode in ((0,) if signals == ("SIGTERM",) else (0, 130)), err[-2000:]
-    assert _committed(env) == 0  # nothing was stored, so nothing was committed
+    assert committed(env) == 0  # nothing was stored, so nothing was committed
 
     down.unlink()  # ClickHouse is back: the next start takes up everything the stopped one held
     counts = run_counts(env, empty)
@@ -196,11 +171,11 @@ def test_a_stop_whose_rollup_refresh_cannot_end_in_time_says_what_the_next_start
     events = tmp_path / "events.jsonl"
     expected = write_sample(events, events=2000, bad_per_kind=0)
     fault = tmp_path / "clickhouse-down"  # never made: only its ".slow" twin is
-    worker, port = _faulty_worker(env, fault)
+    worker, port = start_faulty_worker(env, fault)
     try:
         fault.with_name(fault.name + ".slow").write_text("8")  # every refresh statement now takes 8 s more
         produce_events(env["GMV_KAFKA_BOOTSTRAP_SERVERS"], env["GMV_TOPIC_PREFIX"], events)
-        wait_for(lambda: _committed(env) == expected["received"], 90, "every event stored and committed")
+        wait_for(lambda: committed(env) == expected["received"], 90, "every event stored and committed")
         wait_for(lambda: ((worker_stats(port) or {}).get("state") or {}).get("keys", {}).get("pending", 0) > 0, 60,
                  "attributions whose marks wait for the refresh")
         os.killpg(worker.pid, signal.SIGINT)

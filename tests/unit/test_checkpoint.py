@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 
 from gmv.sinks.base import RollupWork
 from gmv.streams.checkpoint import Checkpoint
+from gmv.streams.core.journal import Confirmation
+from gmv.streams.core.processor import BatchResult
 from gmv.streams.rollup_scheduler import RollupScheduler
 from gmv.streams.stats import WorkerStats
 
@@ -27,6 +29,8 @@ class Outbox:
 
 
 class Sink:
+    owes = False
+
     def __init__(self, hold: asyncio.Event | None = None) -> None:
         self.refreshed: list[RollupWork] = []
         self.hold = hold
@@ -98,3 +102,94 @@ def test_a_failed_refresh_is_not_replaced_and_its_failure_reaches_whoever_waits(
         return "no failure"
 
     assert asyncio.run(run()) == "ClickHouse said no"
+
+
+class Calls(Outbox):
+    """An outbox and an owing sink in one: every call, in order."""
+
+    owes = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple] = []
+
+    async def put_marks(self, marks: dict) -> None:
+        self.calls.append(("marks", sorted(c.pending_ids[0] for cs in marks.values() for c in cs)))
+
+    async def flush(self, everything: bool = True) -> int:
+        self.calls.append(("flush", everything))
+        return 0
+
+    async def refresh(self, work: RollupWork) -> None:
+        self.calls.append(("refresh", "slow" if work.level_minutes else "fast"))
+
+    async def record_owed(self, work: RollupWork) -> None:
+        self.calls.append(("owed", sorted(work.level_minutes)))
+
+
+def _noted(scheduler: RollupScheduler, minute: datetime, record: str) -> None:
+    """A batch's record, whose credit minute is due a slow refresh."""
+    scheduler.note_owed(RollupWork(level_minutes={minute}))
+    scheduler.note(BatchResult(), {0: [Confirmation(None, [record])]})  # type: ignore[arg-type]
+
+
+def _owing(sink: Calls) -> tuple[Checkpoint, RollupScheduler]:
+    scheduler = RollupScheduler(0.0)
+    return Checkpoint(sink, sink, None, scheduler, WorkerStats()), scheduler  # type: ignore[arg-type]
+
+
+def test_marks_follow_a_fast_refresh_once_every_row_is_flushed_and_the_slow_work_they_owe_is_recorded():
+    async def run() -> list[tuple]:
+        sink = Calls()
+        cp, scheduler = _owing(sink)
+        _noted(scheduler, MINUTE, "touch/a")
+        await cp.refresh(slow=False)
+        return sink.calls
+
+    assert asyncio.run(run()) == [("flush", True), ("refresh", "fast"), ("owed", [MINUTE]), ("marks", ["touch/a"])]
+
+
+def test_owed_work_is_recorded_once_and_marks_follow_fast_refreshes_at_most_every_owed_interval():
+    async def run() -> list[tuple]:
+        sink = Calls()
+        cp, scheduler = _owing(sink)
+        _noted(scheduler, MINUTE, "touch/a")
+        await cp.refresh(slow=False)
+        _noted(scheduler, MINUTE, "touch/b")
+        await cp.refresh(slow=False)  # within the interval: the marks wait
+        await cp.refresh(slow=False, owe_now=True)  # a stop or a rebalance: now, and MINUTE is owed already
+        return sink.calls[4:]
+
+    assert asyncio.run(run()) == [("refresh", "fast"), ("marks", []),
+                                  ("flush", True), ("refresh", "fast"), ("marks", ["touch/b"])]
+
+
+def test_after_a_slow_refresh_what_comes_due_again_is_owed_again():
+    async def run() -> list[tuple]:
+        sink = Calls()
+        cp, scheduler = _owing(sink)
+        _noted(scheduler, MINUTE, "touch/a")
+        await cp.refresh(slow=False)
+        await cp.refresh(slow=True)
+        _noted(scheduler, MINUTE, "touch/b")
+        await cp.refresh(slow=False, owe_now=True)
+        return sink.calls[4:]
+
+    assert asyncio.run(run()) == [("flush", True), ("refresh", "slow"), ("marks", []),
+                                  ("flush", True), ("refresh", "fast"), ("owed", [MINUTE]), ("marks", ["touch/b"])]
+
+
+def test_a_sink_that_keeps_no_owed_work_holds_the_marks_until_the_slow_refresh():
+    class NotOwing(Calls):
+        owes = False
+
+    async def run() -> list[tuple]:
+        sink = NotOwing()
+        cp, scheduler = _owing(sink)
+        _noted(scheduler, MINUTE, "touch/a")
+        await cp.refresh(slow=False, owe_now=True)
+        await cp.settle(slow=False)  # a rebalance: with nowhere to owe it, the slow refresh runs
+        return sink.calls
+
+    assert asyncio.run(run()) == [("refresh", "fast"), ("marks", []),
+                                  ("flush", True), ("refresh", "slow"), ("marks", ["touch/a"])]
