@@ -98,6 +98,11 @@ class BatchingSink(ABC):
         markov model and credits (``gmv.sinks.markov``), the levels at every grain (``gmv.sinks.levels``)
         and the trust scores those days weigh on (``gmv.sinks.scores``)."""
 
+    def yield_slow(self, on: bool) -> None:
+        """``on``: a slow refresh running (or starting) stops at its next statement (``RefreshYielded``);
+        off again once the stop or rebalance that asked has its marks. A sink without owed work waits."""
+        return None
+
     async def record_owed(self, work: RollupWork) -> None:
         """Record slow work owed for rows already stored, before their marks are written (``owes``)."""
         raise NotImplementedError(f"{type(self).__name__} keeps no owed work")

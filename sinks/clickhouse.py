@@ -26,7 +26,14 @@ from pydantic import SecretStr
 from gmv.schemas.catalogue import FACTS, Table
 from gmv.schemas.times import shanghai_day
 from gmv.sinks.base import BatchingSink, RollupWork
-from gmv.sinks.exceptions import SinkGaveUp, SinkRejected, SinkStopped, SinkUnavailable, classify
+from gmv.sinks.exceptions import (
+    RefreshYielded,
+    SinkGaveUp,
+    SinkRejected,
+    SinkStopped,
+    SinkUnavailable,
+    classify,
+)
 from gmv.sinks.owed import Entry, OwedLedger
 
 log = logging.getLogger(__name__)
@@ -145,6 +152,7 @@ class ClickHouseSink(BatchingSink):
         # Since when each session's statements have failed (None: its last one succeeded); kept per
         # session so a refresh that succeeds does not hide inserts that keep failing.
         self._failing: dict[str, float | None] = {"insert": None, "refresh": None}
+        self._yield = threading.Event()  # a stop or a rebalance wants the refresh lane: the slow refresh yields
         self.owed = OwedLedger()
         self.owed_open: list[Entry] = []  # recorded or taken up at start; closed by the next slow refresh
 
@@ -176,10 +184,17 @@ class ClickHouseSink(BatchingSink):
     deferrable = frozenset({"reviews", "refunds", "cs_turns"})
 
     async def flush(self, everything: bool = True) -> int:
-        """Write what is buffered (in a thread; never blocks the event loop)."""
+        """Write what is buffered (in a thread; never blocks the event loop). Everything: after any write
+        in flight too (a batch's flush took the deferred rows first; a mark must not pass them)."""
         if not self.pending(everything):
+            if everything:
+                await asyncio.to_thread(self._writes_done)
             return 0
         return await asyncio.to_thread(self._write_all, self._take_buffers(everything))
+
+    def _writes_done(self) -> None:
+        with self._lock:
+            pass
 
     def flush_sync(self) -> int:
         return self._write_all(self._take_buffers())
@@ -261,12 +276,25 @@ class ClickHouseSink(BatchingSink):
 
     owes = True
 
+    def yield_slow(self, on: bool) -> None:
+        if on:
+            self._yield.set()
+        else:
+            self._yield.clear()
+
+    def _between(self) -> None:
+        """Between two statements of a slow refresh: yield the lane if a stop or a rebalance asks."""
+        if self._yield.is_set():
+            raise RefreshYielded("the slow refresh yielded the lane to a stop or a rebalance")
+
     async def record_owed(self, work: RollupWork) -> None:
+        entry = self.owed.next_entry()
+
         def record() -> None:
             with self._refresh_lock:
-                self.owed_open.append(self._with_retry(
-                    lambda: self.owed.record(self.refresh_client, self.database, work), "owed-work record",
-                    "refresh_owed", "refresh"))
+                self._with_retry(lambda: self.owed.record(self.refresh_client, self.database, entry, work),
+                                 "owed-work record", "refresh_owed", "refresh")
+                self.owed_open.append(entry)
         await asyncio.to_thread(record)
 
     def take_up_owed(self) -> RollupWork:
@@ -299,8 +327,11 @@ class ClickHouseSink(BatchingSink):
             closing = list(self.owed_open) if (work.level_minutes or work.level_funnel_minutes or work.score_days) \
                 else []
             self._run(refresh_statements(self.database, work.gmv_minutes, work.funnel_minutes), "rollups")
+            # A stop or a rebalance may take the lane before the markov step or before the scores, never
+            # between: a markov model stored is not restated again, and its credits' minutes are known here only.
             markov_minutes: set = set()
             if work.level_minutes or work.level_funnel_minutes:
+                self._between()
                 days = {shanghai_day(m) for m in work.level_minutes | work.level_funnel_minutes}
                 markov = MarkovRefresh(self.refresh_client, self.database)
                 markov_minutes = self._with_retry(lambda: markov.run(days, work.level_minutes), "markov refresh",
@@ -309,6 +340,7 @@ class ClickHouseSink(BatchingSink):
             self._run(level_statements(self.database, work.level_minutes, work.level_funnel_minutes, markov_minutes),
                       "rollups")
             if work.score_days:
+                self._between()
                 self._with_retry(lambda: refresh_scores(self.refresh_client, self.database, work.score_days),
                                  "trust score refresh", "trust_scores", "refresh")
             if closing:

@@ -34,6 +34,12 @@ class SinkStopped(SinkError):
     """The process is stopping: retries were abandoned and nothing after the write was committed."""
 
 
+class RefreshYielded(Exception):  # noqa: N818 (not an error: no retry, no failure; ``classify`` passes it on)
+    """A slow refresh stopped between two statements for a stop or a rebalance, which then confirm what
+    is stored and record the slow work as owed (``gmv.sinks.owed``): nothing it did is undone, and
+    everything it had still to do is due again."""
+
+
 # Server error codes that say "not now" rather than "never": timeouts, overload, network,
 # replicas and keeper trouble, a server shutting down.
 RETRIABLE_CODES = frozenset({

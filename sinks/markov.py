@@ -174,8 +174,11 @@ class MarkovRefresh:
             return set()
         weighed = [d for d in sorted({d + timedelta(days=k) for d in days for k in range(WINDOW_DAYS)}) if d <= newest]
         new_models = self._models(weighed)
-        moved = self._store_models(weighed, new_models)
-        return self._restate(new_models, moved, new_minutes)
+        moved = self._moved(weighed, new_models)
+        minutes = self._restate(new_models, moved, new_minutes)
+        # The models go in last: a refresh cut short (a crash, a retry) finds the old ones and restates again.
+        self._store_models(new_models)
+        return minutes
 
     def _models(self, days: list[date]) -> dict[tuple[str, date], MarkovModel]:
         if not days:
@@ -190,8 +193,8 @@ class MarkovRefresh:
             daily.setdefault((shop, day), Counter())[(a, b)] += int(n)
         return daily
 
-    def _store_models(self, days: list[date], new: dict[tuple[str, date], MarkovModel]) -> set[tuple[str, date]]:
-        """Write the models; the (shop, day) pairs whose removal effects or P moved (orders to restate)."""
+    def _moved(self, days: list[date], new: dict[tuple[str, date], MarkovModel]) -> set[tuple[str, date]]:
+        """The (shop, day) pairs whose removal effects or P moved from the stored models (orders to restate)."""
         if not days:
             return set()
         old: dict[tuple[str, date], dict[str, str]] = {}
@@ -202,12 +205,14 @@ class MarkovRefresh:
             now_values = {"p": _text(m.p_conv), **{s: _text(m.removal_effects.get(s, Fraction(0))) for s in STAGES}}
             if key[0] and old.get(key) != now_values:
                 moved.add(key)
+        return moved
+
+    def _store_models(self, new: dict[tuple[str, date], MarkovModel]) -> None:
         now = datetime.now(UTC)
         rows = [tuple(r) for key, m in sorted(new.items()) for r in model_rows(key, m, now)]
         if rows:
             self.client.insert(MARKOV_MODEL.store, rows, database=self.db, column_names=MARKOV_MODEL.column_names,
                                column_type_names=MARKOV_MODEL.column_types)
-        return moved
 
     def _restate(self, new: dict[tuple[str, date], MarkovModel], moved: set[tuple[str, date]],
                  new_minutes: set[datetime]) -> set[datetime]:

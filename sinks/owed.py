@@ -37,11 +37,14 @@ class OwedLedger:
         self.writer = secrets.token_hex(4)
         self._seq = 0
 
-    def record(self, client: Client, db: str, work: RollupWork) -> Entry:
+    def next_entry(self) -> Entry:
         self._seq += 1
-        entry = (self.writer, self._seq, datetime.now(UTC))
+        return self.writer, self._seq, datetime.now(UTC)
+
+    @staticmethod
+    def record(client: Client, db: str, entry: Entry, work: RollupWork) -> None:
+        """Write an entry (a retry writes the same one: an attempt that did land is replaced, not doubled)."""
         _insert(client, db, [(*entry, encode_work(work), 0)])
-        return entry
 
     @staticmethod
     def close(client: Client, db: str, entries: list[Entry]) -> None:

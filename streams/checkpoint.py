@@ -35,6 +35,7 @@ import logging
 import time
 
 from gmv.sinks.base import BatchingSink
+from gmv.sinks.exceptions import RefreshYielded
 from gmv.streams.core.decode import SourceMessage
 from gmv.streams.core.processor import BatchResult
 from gmv.streams.faults import crash_point
@@ -62,6 +63,7 @@ class Checkpoint:
         self._refreshing: asyncio.Task | None = None  # the refresh lane's task, while one runs
         self._refresh_again: bool | None = None  # a refresh asked for while one ran (its ``slow``)
         self._refresh_lock = asyncio.Lock()
+        self._abandoned = False
 
     @property
     def idle(self) -> bool:
@@ -129,14 +131,18 @@ class Checkpoint:
     async def refresh(self, slow: bool = True, owe_now: bool = False) -> None:
         """Steps 4 and 5 for everything noted so far (``slow``: the scores and levels too; ``owe_now``: the
         marks follow this fast refresh whatever the interval, what they owe recorded)."""
-        if not self.outbox.started:
-            return  # nothing was written, nothing is due
+        if not self.outbox.started or self._abandoned:
+            return  # nothing was written, nothing is due; or the process gave up its writes (a stop)
         async with self._refresh_lock:
             with self.stats.timing("rollups"):
                 r = self.scheduler.take(slow, owes=self.sink.owes, now=owe_now)
                 if slow or r.owing:
                     await self.sink.flush()  # the trust facts that waited (a mark says every row is stored)
-                await self.sink.refresh(r.work)
+                try:
+                    await self.sink.refresh(r.work)
+                except RefreshYielded:  # a stop or a rebalance took the lane: this slow work is due again
+                    self.scheduler.untake(r)
+                    return
                 if r.owed:
                     await self.sink.record_owed(r.owed)
                 self.scheduler.applied(r)
@@ -163,11 +169,16 @@ class Checkpoint:
         of input, a rebalance, a stop). ``slow=False``: the slow refresh may stay owed (a sink that keeps
         owed work): the marks follow the fast refresh, and this process or the next start does it."""
         await self.wait_stored()
-        await self.wait_refreshed()
         if slow or not self.sink.owes:
+            await self.wait_refreshed()
             await self.refresh(slow=True)
-        else:
+            return
+        self.sink.yield_slow(True)  # a slow refresh under way stops at its next statement, not its end
+        try:
+            await self.wait_refreshed()
             await self.refresh(slow=False, owe_now=True)
+        finally:
+            self.sink.yield_slow(False)
 
     async def when_idle(self) -> None:
         """Input went quiet: a commit a rebalance cost us, or the last minutes' rollups, must not wait
@@ -188,3 +199,4 @@ class Checkpoint:
             if task is not None:
                 task.add_done_callback(lambda t: t.cancelled() or t.exception())
         self._inflight = self._refreshing = None
+        self._abandoned = True

@@ -149,28 +149,36 @@ class RollupScheduler:
             self._recorded = RollupWork()
         if not self._slow_pending:  # nothing covering the marked rows is left due after this refresh
             r.marks, self._marks_due = self._marks_due, {}
-        elif owes and self._marks_due and (now or time.monotonic() - self._last_owed >= OWED_INTERVAL_S):
+        elif owes and (now or (self._marks_due and time.monotonic() - self._last_owed >= OWED_INTERVAL_S)):
+            # ``now`` (a stop, a rebalance) records even slow work no mark waits for: a view's funnel levels
             r.marks, self._marks_due, r.owing = self._marks_due, {}, True
             r.owed = self._unrecorded()
             self._last_owed = time.monotonic()
         return r
 
     def _unrecorded(self) -> RollupWork | None:
-        """The slow work due and not recorded as owed yet (now counted as recorded), or None."""
+        """The slow work due and not recorded as owed yet, or None (``applied`` counts it recorded)."""
         rec = self._recorded
         work = RollupWork(level_minutes=self._level_minutes - rec.level_minutes,
                           level_funnel_minutes=self._level_funnel_minutes - rec.level_funnel_minutes,
                           score_days=ScoreDays(self._score_days.facts - rec.score_days.facts,
                                                self._score_days.stale - rec.score_days.stale))
-        if not work:
-            return None
-        rec.level_minutes |= work.level_minutes
-        rec.level_funnel_minutes |= work.level_funnel_minutes
-        rec.score_days.update(work.score_days)
-        return work
+        return work if work else None
+
+    def untake(self, r: Refresh) -> None:
+        """A slow refresh yielded after its minute rollups (``RefreshYielded``): its slow work and its
+        marks are due again (the next owed record covers the work: nothing is counted recorded now)."""
+        self.note_owed(r.work)
+        for p, confirmations in r.marks.items():
+            self._marks_due.setdefault(p, []).extend(confirmations)
+        self._last_refresh = time.monotonic()
 
     def applied(self, r: Refresh) -> None:
-        """ClickHouse holds the refresh: the watermarks move."""
+        """ClickHouse holds the refresh (and its owed work, recorded): the watermarks move."""
+        if r.owed is not None and not r.slow:
+            self._recorded.level_minutes |= r.owed.level_minutes
+            self._recorded.level_funnel_minutes |= r.owed.level_funnel_minutes
+            self._recorded.score_days.update(r.owed.score_days)
         self._last_refresh = time.monotonic()
         self.rolled_up_to_ms = max(self.rolled_up_to_ms, r.watermark_ms)
         if r.slow:

@@ -191,7 +191,8 @@ class GmvWorker:
     async def start(self) -> asyncio.Task:
         if self.own_sink is not None:  # what a process killed before its refresh left stale, or owed
             self.scheduler.note_stale(await asyncio.to_thread(self.own_sink.stale_funnel_minutes))
-            self.scheduler.note_owed(await asyncio.to_thread(self.own_sink.take_up_owed))
+            if self.sink is self.own_sink:  # (the rows writer's refreshes are other workers' requests)
+                self.scheduler.note_owed(await asyncio.to_thread(self.own_sink.take_up_owed))
         if self.settings.metrics_port:
             self.metrics.serve(self.settings.web_host, self.settings.metrics_port)
         return await self.host.start()
@@ -229,8 +230,8 @@ class GmvWorker:
                         "gives it longer)")
             owed = len(self.own_sink.owed_open) if self.own_sink is not None and not drain else 0
             return "stopped; everything consumed is stored and committed" + (
-                "; the slow refresh of the last records (markov credits, levels, trust scores) is recorded as "
-                "owed, and the next start does it first" if owed else "")
+                "; the slow refresh still due (markov credits, levels, trust scores) is recorded as owed, and "
+                "the next start does it first" if owed else "")
         reason = (f"ClickHouse writes failing for {failing:.0f}s" if failing is not None else
                   f"ClickHouse did not finish within {timeout_s:.0f}s" if timed_out else "stopped mid-write")
         return (f"stopped without storing what was in flight ({reason}): {uncommitted:,} "

@@ -66,16 +66,18 @@ def test_a_worker_killed_after_marks_that_owe_the_slow_refresh_leaves_it_to_the_
 
     env = own_engine(fresh_env(backend), tmp_path / "data")
     env["GMV_FAULT_CRASH_AT"] = "after_owed_marks:1"
+    env["GMV_ATTRIBUTION_DELAY"] = "100ms"  # orders attributed (their marks due) well within the slow interval
     worker, port = start_faulty_worker(env, tmp_path / "never-down")
     head, rest = tmp_path / "head.jsonl", tmp_path / "rest.jsonl"
     lines = first.read_text().splitlines(keepends=True)
     head.write_text(lines[0])
     rest.write_text("".join(lines[1:]))
     try:
-        # The first refresh of a run is a slow one (none ran yet): the rest's come within its interval.
+        # The first refresh of a run is a slow one (none ran yet): once it is done, the rest's refreshes
+        # come within the slow interval (5 s), and the first of them with marks due owes the slow work.
         produce_events(env["GMV_KAFKA_BOOTSTRAP_SERVERS"], env["GMV_TOPIC_PREFIX"], head)
-        wait_for(lambda: ((worker_stats(port) or {}).get("counters") or {}).get("accepted", 0) >= 1, 60,
-                 "the first event stored")
+        wait_for(lambda: (s := worker_stats(port) or {}).get("counters", {}).get("accepted", 0) >= 1
+                 and s.get("refresh_pending") is False, 60, "the first event stored and refreshed")
         produce_events(env["GMV_KAFKA_BOOTSTRAP_SERVERS"], env["GMV_TOPIC_PREFIX"], rest)
         out, err = worker.communicate(timeout=120)  # a bound against hanging, not a timing measurement
     finally:
@@ -83,7 +85,7 @@ def test_a_worker_killed_after_marks_that_owe_the_slow_refresh_leaves_it_to_the_
             worker.send_signal(signal.SIGKILL)
             worker.wait()
     assert worker.returncode == EXIT_CODE, err[-2000:]
-    del env["GMV_FAULT_CRASH_AT"]
+    del env["GMV_FAULT_CRASH_AT"], env["GMV_ATTRIBUTION_DELAY"]
     db = env["GMV_CLICKHOUSE_DATABASE"]
     assert sql(env, OPEN.format(db=db))[0]["n"] >= 1  # killed with the first events' slow work owed
 

@@ -30,15 +30,21 @@ def test_a_batch_that_waits_longer_than_the_old_poll_interval_for_clickhouse_kee
         backend, tmp_path):
     env = own_engine(fresh_env(backend), tmp_path / "data")
     env["GMV_SINK_RETRY_FOR_S"] = "600"  # the sink rides the outage out
-    events = tmp_path / "events.jsonl"
+    events, first, second = tmp_path / "events.jsonl", tmp_path / "first.jsonl", tmp_path / "second.jsonl"
     expected = write_sample(events, events=2000, bad_per_kind=0)
+    lines = events.read_text().splitlines(keepends=True)
+    first.write_text("".join(lines[:1000]))
+    second.write_text("".join(lines[1000:]))
     down = tmp_path / "clickhouse-down"
     worker, port = start_faulty_worker(env, down)
     try:
         members = group_members(env)
         assert len(members) == 1, members
         down.touch()
-        produce_events(env["GMV_KAFKA_BOOTSTRAP_SERVERS"], env["GMV_TOPIC_PREFIX"], events)
+        bootstrap, prefix = env["GMV_KAFKA_BOOTSTRAP_SERVERS"], env["GMV_TOPIC_PREFIX"]
+        produce_events(bootstrap, prefix, first)
+        wait_for(lambda: ((worker_stats(port) or {}).get("sink_failing_s") or 0) > 1, 60, "the first write to fail")
+        produce_events(bootstrap, prefix, second)  # its batch waits for the first one's write: reading stops
         wait_for(lambda: ((worker_stats(port) or {}).get("sink_failing_s") or 0) > OLD_POLL_INTERVAL_S + 5, 120,
                  "ClickHouse writes to fail for longer than the old poll interval")
         down.unlink()

@@ -9,6 +9,7 @@ import asyncio
 from datetime import UTC, datetime
 
 from gmv.sinks.base import RollupWork
+from gmv.sinks.exceptions import RefreshYielded
 from gmv.streams.checkpoint import Checkpoint
 from gmv.streams.core.journal import Confirmation
 from gmv.streams.core.processor import BatchResult
@@ -121,10 +122,13 @@ class Calls(Outbox):
         return 0
 
     async def refresh(self, work: RollupWork) -> None:
-        self.calls.append(("refresh", "slow" if work.level_minutes else "fast"))
+        self.calls.append(("refresh", "slow" if work.level_minutes or work.level_funnel_minutes else "fast"))
 
     async def record_owed(self, work: RollupWork) -> None:
-        self.calls.append(("owed", sorted(work.level_minutes)))
+        self.calls.append(("owed", sorted(work.level_minutes | work.level_funnel_minutes)))
+
+    def yield_slow(self, on: bool) -> None:
+        pass
 
 
 def _noted(scheduler: RollupScheduler, minute: datetime, record: str) -> None:
@@ -193,3 +197,73 @@ def test_a_sink_that_keeps_no_owed_work_holds_the_marks_until_the_slow_refresh()
 
     assert asyncio.run(run()) == [("refresh", "fast"), ("marks", []),
                                   ("flush", True), ("refresh", "slow"), ("marks", ["touch/a"])]
+
+
+def test_a_stop_or_a_rebalance_records_the_slow_work_no_mark_waits_for():
+    async def run() -> list[tuple]:
+        sink = Calls()
+        cp, scheduler = _owing(sink)
+        scheduler.note_stale({MINUTE})  # a view's funnel minute: its levels are due, no record is pending
+        await cp.settle(slow=False)
+        return sink.calls
+
+    assert asyncio.run(run()) == [("flush", True), ("refresh", "fast"), ("owed", [MINUTE]), ("marks", [])]
+
+
+def test_owed_work_whose_record_failed_is_recorded_by_the_next_release():
+    class FailingOnce(Calls):
+        async def record_owed(self, work: RollupWork) -> None:
+            if not any(c[0] == "failed" for c in self.calls):
+                self.calls.append(("failed",))
+                raise RuntimeError("ClickHouse said no")
+            await super().record_owed(work)
+
+    async def run() -> list[tuple]:
+        sink = FailingOnce()
+        cp, scheduler = _owing(sink)
+        _noted(scheduler, MINUTE, "touch/a")
+        try:
+            await cp.refresh(slow=False)
+        except RuntimeError:
+            pass
+        _noted(scheduler, MINUTE, "touch/b")
+        await cp.refresh(slow=False, owe_now=True)
+        return sink.calls[3:]
+
+    assert asyncio.run(run()) == [("flush", True), ("refresh", "fast"), ("owed", [MINUTE]), ("marks", ["touch/b"])]
+
+
+def test_a_stop_during_a_slow_refresh_takes_the_lane_at_its_next_statement_and_owes_the_rest():
+    class Slow(Calls):
+        def __init__(self) -> None:
+            super().__init__()
+            self.hold = asyncio.Event()
+            self.yielding = False
+
+        def yield_slow(self, on: bool) -> None:
+            self.yielding = on
+
+        async def refresh(self, work: RollupWork) -> None:
+            if work.level_minutes:  # a slow refresh: its statements run until a stop asks for the lane
+                await self.hold.wait()
+                if self.yielding:
+                    self.calls.append(("yielded",))
+                    raise RefreshYielded("a stop")
+            await super().refresh(work)
+
+    async def run() -> tuple[list[tuple], bool]:
+        sink = Slow()
+        cp, scheduler = _owing(sink)
+        _noted(scheduler, MINUTE, "touch/a")
+        cp._start_refresh(slow=True)
+        await asyncio.sleep(0.01)
+        stop = asyncio.create_task(cp.settle(slow=False))
+        await asyncio.sleep(0.01)
+        sink.hold.set()
+        await stop
+        return sink.calls, sink.yielding
+
+    calls, yielding = asyncio.run(run())
+    assert calls == [("flush", True), ("yielded",),
+                     ("flush", True), ("refresh", "fast"), ("owed", [MINUTE]), ("marks", ["touch/a"])]
+    assert not yielding  # the next slow refresh runs to its end
