@@ -330,6 +330,7 @@ class ClickHouseSink(BatchingSink):
             # A stop or a rebalance may take the lane before the markov step or before the scores, never
             # between: a markov model stored is not restated again, and its credits' minutes are known here only.
             markov_minutes: set = set()
+            markov: MarkovRefresh | None = None
             if work.level_minutes or work.level_funnel_minutes:
                 self._between()
                 days = {shanghai_day(m) for m in work.level_minutes | work.level_funnel_minutes}
@@ -339,6 +340,8 @@ class ClickHouseSink(BatchingSink):
                 self._run(markov_statements(self.database, markov_minutes), "rollups")
             self._run(level_statements(self.database, work.level_minutes, work.level_funnel_minutes, markov_minutes),
                       "rollups")
+            if markov is not None:
+                self._with_retry(markov.store, "markov model store", "markov_model", "refresh")
             if work.score_days:
                 self._between()
                 self._with_retry(lambda: refresh_scores(self.refresh_client, self.database, work.score_days),

@@ -156,6 +156,7 @@ class MarkovRefresh:
     def __init__(self, client: Client, db: str) -> None:
         self.client = client
         self.db = db
+        self.unstored: dict[tuple[str, date], MarkovModel] = {}
 
     def _rows(self, sql: str, params: dict[str, Any]) -> list[tuple]:
         return self.client.query(sql, parameters={"db": self.db, **params}).result_rows
@@ -175,10 +176,15 @@ class MarkovRefresh:
         weighed = [d for d in sorted({d + timedelta(days=k) for d in days for k in range(WINDOW_DAYS)}) if d <= newest]
         new_models = self._models(weighed)
         moved = self._moved(weighed, new_models)
-        minutes = self._restate(new_models, moved, new_minutes)
-        # The models go in last: a refresh cut short (a crash, a retry) finds the old ones and restates again.
-        self._store_models(new_models)
-        return minutes
+        self.unstored = new_models  # for ``store``, once the credits' rollups and levels are refreshed
+        return self._restate(new_models, moved, new_minutes)
+
+    def store(self) -> None:
+        """Write the models ``run`` computed. Last: the minutes of the credits it restated are known only
+        to this refresh, so one cut short before their rollups and levels are refreshed (a crash, a
+        retry, a stop) must find the old models and restate them again."""
+        self._store_models(self.unstored)
+        self.unstored = {}
 
     def _models(self, days: list[date]) -> dict[tuple[str, date], MarkovModel]:
         if not days:
@@ -293,6 +299,7 @@ def backfill(client: Client, db: str, say: Callable[[str], None]) -> int:
     for i in range(0, len(days), BACKFILL_DAYS):
         chunk = days[i:i + BACKFILL_DAYS]
         minutes |= refresh.run(set(chunk), set())
+        refresh.store()  # the next week's restatement compares its models with these
         say(f"markov model: {chunk[-1]} done ({min(i + BACKFILL_DAYS, len(days))} of {len(days)} days)")
     for sql, params in [*markov_statements(db, minutes), *level_statements(db, set(), set(), minutes)]:
         client.command(sql, parameters=params)

@@ -55,6 +55,7 @@ def _check(seed: int, client, db: str) -> dict:
                             "traffic": "public", "touch_time": t / 1000, "order_time": t / 1000, "event_time": t / 1000,
                             "user_id": user, "shop_id": shop, "seller_id": "a1", "sku_id": "k", "channel": channel,
                             "credit_fen": 100, "path": channel, "path_length": 1, "attributed_at": t / 1000})
+        credit_rows.append({**credit_rows[-1], "model": "linear"})  # the path the markov credits are restated on
 
     n = 0
     for _ in range(400):
@@ -75,7 +76,10 @@ def _check(seed: int, client, db: str) -> dict:
 
     def compare():
         days = sorted({shanghai_day(f.t_ms) for f in touches + orders})
-        MarkovRefresh(client, db).run(set(days), set())
+        cut_short = MarkovRefresh(client, db).run(set(days), set())  # a refresh that never stored its models
+        refresh = MarkovRefresh(client, db)
+        restated = refresh.run(set(days), set())  # restates every minute the one cut short did
+        refresh.store()
         got = Counter()
         for day, shop, a, b, k in client.query(f"SELECT day, shop_id, from_state, to_state, transitions FROM {db}.markov_daily").result_rows:
             if k:
@@ -98,7 +102,8 @@ def _check(seed: int, client, db: str) -> dict:
                 bad_models.append([str(day), shop, "window", str(m), str(counts)])
         return {"equal": got == want, "n": sum(want.values()), "only_sql": sorted(map(list, (got - want).items()))[:5],
                 "only_python": sorted(map(list, (want - got).items()))[:5], "zeros": zeros, "bad_models": bad_models[:5],
-                "models": n_models}
+                "models": n_models, "cut_short_minutes": len(cut_short),
+                "not_restated_again": sorted(map(str, cut_short - restated))[:5]}
 
     store()
     first = compare()
@@ -126,4 +131,6 @@ def test_journeys_counted_in_clickhouse_equal_the_pure_rules_and_a_late_fact_rew
         r = out[run]
         assert r["equal"], (run, r)
         assert r["n"] > 100 and r["models"] > 10 and not r["bad_models"], (run, r)
+        assert not r["not_restated_again"], (run, r)
+    assert out["first"]["cut_short_minutes"] > 0
     assert out["late"]
