@@ -58,8 +58,9 @@ class BatchingSink(ABC):
     """Buffers rows per stored table until ``flush``.
 
     Rows of ``deferrable`` tables may stay buffered past a ``flush(everything=False)``, until the
-    next full flush: only the trust scores read them, and the journal marks wait for the score
-    refresh (which flushes everything first), so a crash re-derives whatever was still buffered."""
+    next full flush: only the trust scores read them, and the journal marks wait for a full flush
+    (a slow refresh, or a fast refresh that writes marks), so a crash re-derives whatever was still
+    buffered."""
 
     deferrable: frozenset[str] = frozenset()
     # Keeps slow-refresh work owed (``gmv.sinks.owed``), so that marks may follow a fast refresh. The

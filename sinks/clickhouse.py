@@ -179,7 +179,8 @@ class ClickHouseSink(BatchingSink):
     def abort(self) -> None:
         self._stop.set()
 
-    # The trust-score facts wait for the score refresh (``SLOW_INTERVAL_S``): three more inserts
+    # The trust-score facts wait for a refresh's full flush (the slow one, or a fast one that writes
+    # marks, at most every ``OWED_INTERVAL_S``): three more inserts
     # per flush cost ~0.5 s in a 60k-event bench run (each insert is a part written).
     deferrable = frozenset({"reviews", "refunds", "cs_turns"})
 

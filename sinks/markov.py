@@ -8,7 +8,8 @@ Three steps, run with the slow refresh for the Asia/Shanghai days whose facts ch
    the two agree). A transition a late fact removed is rewritten as 0.
 2. ``markov_model``: for every day a changed day weighs on (it and the 27 after, up to the newest day
    of any journey), every shop's model and the platform's, solved exactly in Python
-   (``gmv.streams.core.markov.solve``) from 28 days of ``markov_daily``.
+   (``gmv.streams.core.markov.solve``) from 28 days of ``markov_daily``; written by ``store`` last,
+   after the credits' rollups and levels (a refresh cut short finds the old models and restates).
 3. ``markov_credits``: every order (and refund) of a shop and day whose model moved, and every one
    stored since the last refresh, split again by its shop and day's model: its path's stages come
    from its ``linear`` rows, the split from ``markov_credits``'s rounding; the rows go in by an

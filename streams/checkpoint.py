@@ -10,7 +10,8 @@ For each batch the ingest loop hands over (``submit``), in this order:
    ``FRESH_INTERVAL_S`` while caught up, every ``rollup_interval_s`` under a backlog), and the slow
    refresh (markov, scores, levels) when it is due (``RollupScheduler``);
 5. **marks**: the journal marks saying ClickHouse holds the rows of its entries, only after a
-   refresh that leaves nothing covering those rows due.
+   refresh that leaves nothing covering those rows due, or after a fast refresh that first wrote
+   the deferred rows and recorded the slow work still due in ``refresh_owed`` (``gmv.sinks.owed``).
 
 Step 1 runs in the foreground. Steps 2–3 of batch N run in the background while batch N+1 is
 fetched and processed (ClickHouse parses the rows in C++, off the GIL), and batch N+1's steps 2–3
@@ -22,7 +23,8 @@ batch. A crash between any two steps loses nothing and counts nothing twice: off
 is impossible; rows without offsets are re-processed into identical rows (absorbed by the
 ReplacingMergeTree); offsets without rollups or marks leave entries unconfirmed, whose rows are
 re-emitted and whose minutes re-rolled at the next start (the funnel's, which have no journal
-entry to re-emit, are found from the events rows stored since the last funnel refresh).
+entry to re-emit, are found from the events rows stored since the last funnel refresh); marks
+whose slow work is owed leave it in ``refresh_owed``, which the next start takes up.
 
 The parts it drives (``Outbox``, the sink, ``Offsets``, ``RollupScheduler``, ``WorkerStats``) do not
 know of each other or of the checkpoint: nothing calls back.
@@ -97,7 +99,7 @@ class Checkpoint:
             for table, rows in result.rows.items():
                 if rows:
                     self.sink.add(table, rows)
-            await self.sink.flush(everything=final)  # the trust facts wait for the slow refresh
+            await self.sink.flush(everything=final)  # the trust facts wait for a refresh's full flush
         crash_point("before_offset_commit")
         with self.stats.timing("commit"):
             await self.offsets.commit(result.next_offsets)

@@ -28,8 +28,8 @@ from gmv.streams.core.journal import Confirmation
 from gmv.streams.core.processor import BatchResult
 from gmv.streams.core.rows import FUNNEL_EVENT_TYPES, CsTurnRow, ReviewRow
 
-# The slow refresh runs at most this often while batches flow, and always at the end of a run and
-# on a rebalance: it is ~18 statements (~20 ms each here, most of it writing a part), against three
+# The slow refresh runs at most this often while batches flow, and always at the end of a run (a stop
+# or a rebalance owes it, with a sink that keeps owed work): it is ~18 statements (~20 ms each here, most of it writing a part), against three
 # for the minute rollups every batch needs. Under a backlog, catching up matters more.
 SLOW_INTERVAL_S = 5.0
 SLOW_BACKLOG_INTERVAL_S = 15.0
@@ -175,7 +175,7 @@ class RollupScheduler:
 
     def applied(self, r: Refresh) -> None:
         """ClickHouse holds the refresh (and its owed work, recorded): the watermarks move."""
-        if r.owed is not None and not r.slow:
+        if r.owed is not None:
             self._recorded.level_minutes |= r.owed.level_minutes
             self._recorded.level_funnel_minutes |= r.owed.level_funnel_minutes
             self._recorded.score_days.update(r.owed.score_days)

@@ -137,8 +137,8 @@ class Settings(ReaderSettings):
     session_timeout_s: float = Field(6.0, description="consumer-group session timeout: a silent worker keeps its partitions this long")
     worker_instance_id: str = Field("worker-0", description="static group member id, unique per concurrently running "
                                     "worker; '' = dynamic membership (for scale-out workers that come and go)")
-    max_poll_interval_s: float = Field(300.0, description="how long reading may wait (on ClickHouse) before the worker "
-                                       "gives up its partitions (Kafka's default; a dead worker: session_timeout_s)")
+    max_poll_interval_s: Annotated[float, Field(gt=0)] = Field(300.0, description="how long reading may wait (on "
+                                       "ClickHouse) before the worker gives up its partitions (Kafka's default)")
     rebalance_timeout_s: float | None = Field(None, description="max_poll_interval_s's old name (was 20 s); wins if set")
     log_level: str = Field("WARNING", description="log level of the worker and the commands (DEBUG, INFO, "
                                                   "WARNING, ERROR)")
@@ -182,7 +182,7 @@ class Settings(ReaderSettings):
     def kafka(self) -> KafkaSettings:
         return KafkaSettings(
             self.kafka_bootstrap_servers or None, self.topics, self.partitions, self.replication_factor, self.app_id,
-            self.worker_instance_id, self.session_timeout_s, self.rebalance_timeout_s or self.max_poll_interval_s,
+            self.worker_instance_id, self.session_timeout_s, self.max_poll_interval_s if self.rebalance_timeout_s is None else self.rebalance_timeout_s,
             self.batch_max, self.batch_within_s, self.producer_compression, self.max_message_bytes, self.topic_retention_ms)
 
     @property

@@ -228,7 +228,7 @@ class GmvWorker:
                         f"rollup refresh did not finish within {timeout_s:.0f}s: the next start re-emits the rows of "
                         f"{unconfirmed:,} records not confirmed yet and refreshes their rollups (GMV_STOP_TIMEOUT_S "
                         "gives it longer)")
-            owed = len(self.own_sink.owed_open) if self.own_sink is not None and not drain else 0
+            owed = bool(self.own_sink.owed_open) if self.own_sink is not None and not drain else False
             return "stopped; everything consumed is stored and committed" + (
                 "; the slow refresh still due (markov credits, levels, trust scores) is recorded as owed, and "
                 "the next start does it first" if owed else "")

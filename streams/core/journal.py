@@ -20,7 +20,8 @@ records expire together, with the bucket's tombstone. (Until 5d39b92 these kinds
 records still load and expire.)
 
 ``<partition>/pending/<kind>/<id>`` → ``1``: the rows derived from that record may not be in
-ClickHouse yet; its tombstone (sent once they are stored and rolled up, ``confirm``) says they are.
+ClickHouse yet; its tombstone (sent once they are stored and rolled up, or their slow refresh is
+recorded as owed, ``confirm``) says they are.
 A restart re-emits the rows of every record still pending.
 
 Changelog partition ``p`` holds source partition ``p``'s records. Kinds, each handled by one
