@@ -34,6 +34,14 @@ class RollupWork:
         return bool(self.gmv_minutes or self.funnel_minutes or self.score_days or self.level_minutes
                     or self.level_funnel_minutes)
 
+    def update(self, other: RollupWork) -> None:
+        """Add ``other``'s minutes and days (refresh requests merged, owed entries taken up)."""
+        self.gmv_minutes |= other.gmv_minutes
+        self.funnel_minutes |= other.funnel_minutes
+        self.level_minutes |= other.level_minutes
+        self.level_funnel_minutes |= other.level_funnel_minutes
+        self.score_days.update(other.score_days)
+
 
 def encode_work(work: RollupWork) -> bytes:
     """A refresh as a rows-topic message: one JSON object of ISO minutes and days."""

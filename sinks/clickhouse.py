@@ -183,6 +183,7 @@ class ClickHouseSink(BatchingSink):
     # marks, at most every ``OWED_INTERVAL_S``): three more inserts
     # per flush cost ~0.5 s in a 60k-event bench run (each insert is a part written).
     deferrable = frozenset({"reviews", "refunds", "cs_turns"})
+    owes = True
 
     async def flush(self, everything: bool = True) -> int:
         """Write what is buffered (in a thread; never blocks the event loop). Everything: after any write
@@ -274,8 +275,6 @@ class ClickHouseSink(BatchingSink):
                     raise SinkStopped(f"ClickHouse {what} abandoned after {attempt} failed attempts: the "
                                       "process is stopping") from e
                 delay = min(delay * 2, 10.0)
-
-    owes = True
 
     def yield_slow(self, on: bool) -> None:
         if on:

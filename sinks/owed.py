@@ -57,10 +57,7 @@ class OwedLedger:
         work = RollupWork()
         entries: list[Entry] = []
         for writer, seq, noted_at, body in client.query(OPEN, parameters={"db": db}).result_rows:
-            w = decode_work(body.encode())
-            work.level_minutes |= w.level_minutes
-            work.level_funnel_minutes |= w.level_funnel_minutes
-            work.score_days.update(w.score_days)
+            work.update(decode_work(body.encode()))
             entries.append((writer, int(seq), noted_at if noted_at.tzinfo else noted_at.replace(tzinfo=UTC)))
         return work, entries
 

@@ -148,12 +148,7 @@ class RowsWriter:
             headers = dict(r.headers or ())
             table = headers.get(TABLE_HEADER, b"").decode()
             if table == ROLLUPS:
-                w = decode_work(r.value)
-                work.gmv_minutes |= w.gmv_minutes
-                work.funnel_minutes |= w.funnel_minutes
-                work.level_minutes |= w.level_minutes
-                work.level_funnel_minutes |= w.level_funnel_minutes
-                work.score_days.update(w.score_days)
+                work.update(decode_work(r.value))
             elif table in self.sink.tables:
                 bodies.setdefault(table, []).append(r.value)
                 counted += int(headers.get(ROWS_HEADER, b"0") or 0)

@@ -29,8 +29,9 @@ from gmv.streams.core.processor import BatchResult
 from gmv.streams.core.rows import FUNNEL_EVENT_TYPES, CsTurnRow, ReviewRow
 
 # The slow refresh runs at most this often while batches flow, and always at the end of a run (a stop
-# or a rebalance owes it, with a sink that keeps owed work): it is ~18 statements (~20 ms each here, most of it writing a part), against three
-# for the minute rollups every batch needs. Under a backlog, catching up matters more.
+# or a rebalance owes it, with a sink that keeps owed work): it is ~18 statements (~20 ms each here,
+# most of it writing a part), against three for the minute rollups every batch needs. Under a
+# backlog, catching up matters more.
 SLOW_INTERVAL_S = 5.0
 SLOW_BACKLOG_INTERVAL_S = 15.0
 # Input went quiet: what the last batches left due (markov credits, levels, scores) is refreshed
@@ -176,9 +177,7 @@ class RollupScheduler:
     def applied(self, r: Refresh) -> None:
         """ClickHouse holds the refresh (and its owed work, recorded): the watermarks move."""
         if r.owed is not None:
-            self._recorded.level_minutes |= r.owed.level_minutes
-            self._recorded.level_funnel_minutes |= r.owed.level_funnel_minutes
-            self._recorded.score_days.update(r.owed.score_days)
+            self._recorded.update(r.owed)
         self._last_refresh = time.monotonic()
         self.rolled_up_to_ms = max(self.rolled_up_to_ms, r.watermark_ms)
         if r.slow:
